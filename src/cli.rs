@@ -1,0 +1,314 @@
+//! The command line: `serve` (default), `migrate`, `create-superuser` and `demo`.
+//! Every failure ends the program with one clear line and a non-zero status.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{self, AppState, Server, StartupError};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::db::{accounts, users};
+use crate::domain::password::{Password, Passwords};
+use crate::domain::roles::{Role, ScopeSet, ServicePermission};
+use crate::domain::secret::TokenKind;
+use crate::domain::{random, validate};
+
+#[derive(Debug, Parser)]
+#[command(name = "tokenpanel", version, about = "A control panel for API tokens")]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web panel and API (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Create a superuser. The password is read from TOKENPANEL_PASSWORD or, when that
+    /// is unset, from the first line of standard input.
+    CreateSuperuser {
+        /// Account name; created when no account has it.
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Seed a demo account with one user per role, services and tokens; prints the logins.
+    Demo {
+        /// Seed even though the database already has users.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(message) = init_logging(&cli.config.log_level) {
+        eprintln!("error: {message}");
+        return ExitCode::FAILURE;
+    }
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&cli.config).await,
+        Command::Migrate => app::open_database(&cli.config)
+            .await
+            .map(|_| println!("Migrations applied.")),
+        Command::CreateSuperuser {
+            account,
+            email,
+            name,
+        } => create_superuser(&cli.config, &account, &email, &name).await,
+        Command::Demo { force } => demo(&cli.config, force).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) -> Result<(), String> {
+    let targets: tracing_subscriber::filter::Targets = filter
+        .parse()
+        .map_err(|e| format!("LOG_LEVEL {filter:?} is not a valid filter: {e}"))?;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_target(false))
+        .with(targets)
+        .try_init()
+        .map_err(|e| e.to_string())
+}
+
+async fn serve(config: &Config) -> Result<(), StartupError> {
+    let server = Server::build(config, Arc::new(SystemClock)).await?;
+    let addr = server.addr;
+    tracing::info!(%addr, backend = ?server.state.db.backend, "tokenpanel listening");
+    println!("tokenpanel is listening on http://{addr}");
+    if let Some(path) = app::setup_path(&server.state)
+        .await
+        .map_err(|e| StartupError(e.to_string()))?
+    {
+        println!("No user exists yet. Open this one-time setup URL to create the account and its first superuser:");
+        println!("  http://{addr}{path}");
+    }
+    server
+        .run(shutdown_signal())
+        .await
+        .map_err(|e| StartupError(format!("server error: {e}")))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+fn read_password() -> Result<String, StartupError> {
+    if let Ok(password) = std::env::var("TOKENPANEL_PASSWORD") {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| StartupError(format!("cannot read the password from standard input: {e}")))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn create_superuser(
+    config: &Config,
+    account: &str,
+    email: &str,
+    name: &str,
+) -> Result<(), StartupError> {
+    let account_name = validate::name(account, "Account").map_err(StartupError)?;
+    let name = validate::name(name, "Name").map_err(StartupError)?;
+    let email = validate::email(email).map_err(StartupError)?;
+    let password = read_password()?;
+    validate::new_password(&password, &password)
+        .map_err(|e| StartupError(format!("password: {e}")))?;
+    let db = app::open_database(config).await?;
+    let passwords = Passwords::new(1).map_err(|e| StartupError(e.to_string()))?;
+    let hash = passwords
+        .hash(&Password::new(password))
+        .await
+        .map_err(|e| StartupError(e.to_string()))?;
+    let now = SystemClock.unix();
+    let fail = |e: sqlx::Error| StartupError(format!("database: {e}"));
+    let mut tx = db.pool.begin().await.map_err(fail)?;
+    if users::find_by_email(&mut *tx, &email)
+        .await
+        .map_err(fail)?
+        .is_some()
+    {
+        return Err(StartupError(format!(
+            "a user with the email {email} already exists"
+        )));
+    }
+    let account_id = match accounts::find_by_name(&mut *tx, &account_name)
+        .await
+        .map_err(fail)?
+    {
+        Some(existing) => existing.id,
+        None => {
+            let id = random::id();
+            accounts::create(&mut *tx, &id, &account_name, now)
+                .await
+                .map_err(fail)?;
+            id
+        }
+    };
+    let user_id = random::id();
+    users::create(&mut *tx, &user_id, &email, &name, Some(&hash), now)
+        .await
+        .map_err(fail)?;
+    accounts::add_member(&mut *tx, &account_id, &user_id, Role::Superuser, now)
+        .await
+        .map_err(fail)?;
+    tx.commit().await.map_err(fail)?;
+    println!("Created superuser {email} in account {account_name:?}.");
+    Ok(())
+}
+
+async fn demo(config: &Config, force: bool) -> Result<(), StartupError> {
+    let db = app::open_database(config).await?;
+    let fail = |e: sqlx::Error| StartupError(format!("database: {e}"));
+    if !force && users::count(&db.pool).await.map_err(fail)? > 0 {
+        return Err(StartupError(
+            "the database already has users; run `demo --force` to add the demo account anyway"
+                .into(),
+        ));
+    }
+    let passwords = Passwords::new(2).map_err(|e| StartupError(e.to_string()))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let state = AppState {
+        db: db.clone(),
+        clock: clock.clone(),
+        passwords: passwords.clone(),
+        settings: Arc::new(app::Settings {
+            sudo_seconds: 300,
+            session_idle: std::time::Duration::from_secs(3600),
+            secure_cookies: false,
+            trust_forwarded_for: false,
+            token_limit: 100,
+        }),
+    };
+    let now = clock.unix();
+    let suffix = random::base62(4).to_lowercase();
+    let account_id = random::id();
+    accounts::create(
+        &db.pool,
+        &account_id,
+        &format!("Demo account {suffix}"),
+        now,
+    )
+    .await
+    .map_err(fail)?;
+    let mut services = Vec::new();
+    for service in ["www.example.com", "api.example.com", "static.example.com"] {
+        let id = random::id();
+        accounts::create_service(&db.pool, &id, &account_id, service, now)
+            .await
+            .map_err(fail)?;
+        services.push(id);
+    }
+    println!("Demo account \"Demo account {suffix}\" (id {account_id}) with services www, api and static.example.com.");
+    println!("Logins:");
+    for role in [Role::Superuser, Role::Engineer, Role::User, Role::Billing] {
+        let email = format!("{}-{suffix}@demo.example", role.as_str());
+        let password = random::base62(16);
+        let hash = passwords
+            .hash(&Password::new(password.clone()))
+            .await
+            .map_err(|e| StartupError(e.to_string()))?;
+        let user_id = random::id();
+        users::create(
+            &db.pool,
+            &user_id,
+            &email,
+            &format!("Demo {}", role.label()),
+            Some(&hash),
+            now,
+        )
+        .await
+        .map_err(fail)?;
+        accounts::add_member(&db.pool, &account_id, &user_id, role, now)
+            .await
+            .map_err(fail)?;
+        if role == Role::Engineer {
+            accounts::set_service_permission(
+                &db.pool,
+                &account_id,
+                &user_id,
+                &services[0],
+                ServicePermission::Full.as_str(),
+            )
+            .await
+            .map_err(fail)?;
+            accounts::set_service_permission(
+                &db.pool,
+                &account_id,
+                &user_id,
+                &services[1],
+                ServicePermission::PurgeSelect.as_str(),
+            )
+            .await
+            .map_err(fail)?;
+        }
+        let scopes = ScopeSet::parse(if role == Role::Engineer {
+            "global purge_select"
+        } else {
+            "global:read"
+        })
+        .map_err(StartupError)?;
+        let token_services: Vec<String> = if role == Role::Engineer {
+            vec![services[0].clone()]
+        } else {
+            Vec::new()
+        };
+        let request = crate::tokens::TokenRequest {
+            kind: TokenKind::User,
+            account_id: &account_id,
+            actor_id: &user_id,
+            name: "Demo token",
+            scopes: &scopes,
+            services: &token_services,
+            role: None,
+            tls_access: false,
+            expires_at: Some(now + 90 * 86_400),
+            ip: None,
+        };
+        crate::tokens::issue(&state, &request)
+            .await
+            .map_err(|e| StartupError(format!("cannot create a demo token: {e:?}")))?;
+        println!("  {:<10} {email:<40} password: {password}", role.as_str());
+    }
+    Ok(())
+}

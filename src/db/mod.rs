@@ -1,0 +1,163 @@
+//! Storage. Every SQL statement lives in this module's children, as functions that take
+//! an executor, so one function serves a pool and a transaction alike. The same SQL runs
+//! on SQLite and PostgreSQL through sqlx's `Any` driver; where the two differ (row
+//! locking), the function asks `Db::backend`.
+
+pub mod accounts;
+pub mod events;
+pub mod sessions;
+pub mod setup;
+pub mod throttle;
+pub mod tokens;
+pub mod users;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, ConnectOptions, Executor};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Anything that runs a query: `&AnyPool`, or `&mut *transaction`.
+pub trait Exec<'e>: Executor<'e, Database = Any> {}
+impl<'e, T: Executor<'e, Database = Any>> Exec<'e> for T {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+#[derive(Debug)]
+pub struct ConnectError(pub String);
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// Turns a configured URL into one sqlx accepts; SQLite files are created when missing.
+fn normalise_url(url: &str) -> Result<(String, Backend), ConnectError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((url.to_owned(), Backend::Postgres));
+    }
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let rest = rest.trim_start_matches("//");
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if path.is_empty() {
+            return Err(ConnectError(format!(
+                "DATABASE_URL {url:?} names no SQLite file"
+            )));
+        }
+        let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+        if !params.iter().any(|p| p.starts_with("mode=")) {
+            params.push("mode=rwc");
+        }
+        return Ok((
+            format!("sqlite://{path}?{}", params.join("&")),
+            Backend::Sqlite,
+        ));
+    }
+    Err(ConnectError(format!(
+        "DATABASE_URL must start with sqlite:// or postgres://, got {:?}",
+        url.split(':').next().unwrap_or("")
+    )))
+}
+
+pub async fn connect(url: &str) -> Result<Db, ConnectError> {
+    sqlx::any::install_default_drivers();
+    let (url, backend) = normalise_url(url)?;
+    let options = AnyConnectOptions::from_str(&url)
+        .map_err(|e| ConnectError(format!("DATABASE_URL cannot be parsed: {e}")))?
+        .disable_statement_logging();
+    let pool_options = match backend {
+        Backend::Sqlite => AnyPoolOptions::new()
+            .max_connections(8)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the single writer; the busy timeout makes a
+                    // writer wait for the lock instead of failing.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    Ok(())
+                })
+            }),
+        Backend::Postgres => AnyPoolOptions::new().max_connections(16),
+    };
+    let pool = pool_options
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(|e| ConnectError(format!("cannot open the database: {e}")))?;
+    Ok(Db { pool, backend })
+}
+
+impl Db {
+    pub async fn migrate(&self) -> Result<(), ConnectError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| ConnectError(format!("cannot apply database migrations: {e}")))
+    }
+
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// `FOR UPDATE` where the backend has row locks; SQLite serialises writers instead.
+    pub fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+}
+
+/// True when an error is a unique-constraint violation on either backend.
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            db.code()
+                .is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
+                || db.message().contains("UNIQUE constraint failed")
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_normalised() {
+        assert_eq!(
+            normalise_url("sqlite://tokenpanel.db").unwrap().0,
+            "sqlite://tokenpanel.db?mode=rwc"
+        );
+        assert_eq!(
+            normalise_url("sqlite:x.db?mode=ro").unwrap().0,
+            "sqlite://x.db?mode=ro"
+        );
+        assert_eq!(
+            normalise_url("postgres://u@h/db").unwrap().1,
+            Backend::Postgres
+        );
+        assert!(normalise_url("mysql://x").is_err());
+        assert!(normalise_url("nonsense").is_err());
+        assert!(normalise_url("sqlite://").is_err());
+    }
+}

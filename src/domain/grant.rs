@@ -1,0 +1,193 @@
+//! What a new token may carry: its scopes must suit the role, and its services must
+//! be the account's and, for a member limited to some services, among theirs.
+
+use super::roles::{Role, Scope, ScopeSet};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantError {
+    NoScope,
+    ScopeNotAllowed(Scope),
+    NoService,
+    UnknownService(String),
+    ServiceNotAllowed(String),
+    AllServicesNotAllowed,
+}
+
+impl GrantError {
+    /// The form field the error belongs to.
+    pub fn field(&self) -> &'static str {
+        match self {
+            GrantError::NoScope | GrantError::ScopeNotAllowed(_) => "scope",
+            _ => "access",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            GrantError::NoScope => "Select at least one scope.".into(),
+            GrantError::ScopeNotAllowed(s) => format!(
+                "Your role cannot grant the scope \u{201c}{}\u{201d}.",
+                s.label()
+            ),
+            GrantError::NoService => "Select at least one service, or choose All services.".into(),
+            GrantError::UnknownService(id) => {
+                format!("There is no service \u{201c}{id}\u{201d} in this account.")
+            }
+            GrantError::ServiceNotAllowed(name) => {
+                format!("You do not have access to the service \u{201c}{name}\u{201d}.")
+            }
+            GrantError::AllServicesNotAllowed => {
+                "You are limited to some services: select the services this token may access."
+                    .into()
+            }
+        }
+    }
+}
+
+/// A service as the grant check sees it.
+#[derive(Debug, Clone)]
+pub struct ServiceRef<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+}
+
+/// `services` empty means all services. `limited_to` is the member's service list when
+/// they are limited to some services (engineers), None when they may use every service.
+pub fn check(
+    role: Role,
+    scopes: &ScopeSet,
+    all_services: bool,
+    services: &[String],
+    account_services: &[ServiceRef<'_>],
+    limited_to: Option<&[String]>,
+) -> Result<(), GrantError> {
+    if scopes.is_empty() {
+        return Err(GrantError::NoScope);
+    }
+    if let Some(scope) = scopes.first_not_allowed_for(role) {
+        return Err(GrantError::ScopeNotAllowed(scope));
+    }
+    if all_services {
+        return match limited_to {
+            Some(_) => Err(GrantError::AllServicesNotAllowed),
+            None => Ok(()),
+        };
+    }
+    if services.is_empty() {
+        return Err(GrantError::NoService);
+    }
+    for id in services {
+        let Some(service) = account_services.iter().find(|s| s.id == id) else {
+            return Err(GrantError::UnknownService(id.clone()));
+        };
+        if limited_to.is_some_and(|allowed| !allowed.iter().any(|a| a == id)) {
+            return Err(GrantError::ServiceNotAllowed(service.name.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn services() -> Vec<ServiceRef<'static>> {
+        vec![
+            ServiceRef {
+                id: "s1",
+                name: "www",
+            },
+            ServiceRef {
+                id: "s2",
+                name: "api",
+            },
+        ]
+    }
+
+    fn scopes(s: &str) -> ScopeSet {
+        ScopeSet::parse(s).unwrap()
+    }
+
+    #[test]
+    fn scopes_follow_the_role() {
+        let svc = services();
+        assert_eq!(
+            check(Role::User, &scopes(""), true, &[], &svc, None),
+            Err(GrantError::NoScope)
+        );
+        assert_eq!(
+            check(
+                Role::Billing,
+                &scopes("purge_select"),
+                true,
+                &[],
+                &svc,
+                None
+            ),
+            Err(GrantError::ScopeNotAllowed(Scope::PurgeSelect))
+        );
+        assert_eq!(
+            check(
+                Role::User,
+                &scopes("global global:read"),
+                true,
+                &[],
+                &svc,
+                None
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                Role::Engineer,
+                &scopes("purge_all purge_select"),
+                true,
+                &[],
+                &svc,
+                None
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn services_must_exist_and_be_allowed() {
+        let svc = services();
+        let g = scopes("global");
+        assert_eq!(
+            check(Role::User, &g, false, &[], &svc, None),
+            Err(GrantError::NoService)
+        );
+        assert_eq!(
+            check(Role::User, &g, false, &["nope".into()], &svc, None),
+            Err(GrantError::UnknownService("nope".into()))
+        );
+        let limited = vec!["s1".to_owned()];
+        assert_eq!(
+            check(
+                Role::Engineer,
+                &g,
+                false,
+                &["s1".into()],
+                &svc,
+                Some(&limited)
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                Role::Engineer,
+                &g,
+                false,
+                &["s2".into()],
+                &svc,
+                Some(&limited)
+            ),
+            Err(GrantError::ServiceNotAllowed("api".into()))
+        );
+        assert_eq!(
+            check(Role::Engineer, &g, true, &[], &svc, Some(&limited)),
+            Err(GrantError::AllServicesNotAllowed)
+        );
+    }
+}

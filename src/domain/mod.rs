@@ -1,0 +1,8 @@
+//! The rules of the product, free of HTTP and SQL so they can be unit-tested.
+
+pub mod grant;
+pub mod password;
+pub mod random;
+pub mod roles;
+pub mod secret;
+pub mod validate;

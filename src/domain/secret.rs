@@ -1,0 +1,186 @@
+//! Token strings: a prefix that names the kind, a random body and a checksum, in the
+//! style of GitHub's tokens, so leaked tokens are easy to scan for and a malformed key
+//! is refused before any database work. Only a SHA-256 digest is ever stored.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use super::random;
+
+const BODY_LEN: usize = 36;
+const CHECKSUM_LEN: usize = 6;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    User,
+    Automation,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::User => "user",
+            TokenKind::Automation => "automation",
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            TokenKind::User => "tpu_",
+            TokenKind::Automation => "tpa_",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(TokenKind::User),
+            "automation" => Some(TokenKind::Automation),
+            _ => None,
+        }
+    }
+}
+
+/// A token string in clear. Its `Debug` never shows it; only `expose` does, on the one
+/// response that hands it to its owner.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSecret(String);
+
+impl fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSecret(<redacted>)")
+    }
+}
+
+impl TokenSecret {
+    pub fn generate(kind: TokenKind) -> Self {
+        let prefix = kind.prefix();
+        let body = random::base62(BODY_LEN);
+        let check = checksum(prefix, &body);
+        TokenSecret(format!("{prefix}{body}{check}"))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn digest(&self) -> String {
+        digest(&self.0)
+    }
+}
+
+/// Hex SHA-256 of a presented key: the only form a token is stored in.
+pub fn digest(key: &str) -> String {
+    let hash = Sha256::digest(key.as_bytes());
+    let mut out = String::with_capacity(64);
+    for byte in hash {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Malformed;
+
+/// Checks the shape of a presented key without touching the database. Keys without our
+/// prefix are accepted only in the shape of imported legacy API keys.
+pub fn check_shape(key: &str) -> Result<(), Malformed> {
+    for kind in [TokenKind::User, TokenKind::Automation] {
+        if let Some(rest) = key.strip_prefix(kind.prefix()) {
+            if rest.len() != BODY_LEN + CHECKSUM_LEN || !random::is_base62(rest) {
+                return Err(Malformed);
+            }
+            let (body, check) = rest.split_at(BODY_LEN);
+            return if checksum(kind.prefix(), body) == check {
+                Ok(())
+            } else {
+                Err(Malformed)
+            };
+        }
+    }
+    if is_legacy_shape(key) {
+        Ok(())
+    } else {
+        Err(Malformed)
+    }
+}
+
+/// Legacy API keys are opaque strings; we accept 16–128 characters of `[A-Za-z0-9_-]`.
+pub fn is_legacy_shape(key: &str) -> bool {
+    (16..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn checksum(prefix: &str, body: &str) -> String {
+    let mut crc = crc32(prefix.as_bytes(), 0);
+    crc = crc32(body.as_bytes(), crc);
+    let alphabet = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut value = crc as u64;
+    let mut out = [b'0'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = alphabet[(value % 62) as usize];
+        value /= 62;
+    }
+    out.iter().map(|&b| b as char).collect()
+}
+
+/// CRC-32 (IEEE), continuing from a previous value.
+fn crc32(bytes: &[u8], previous: u32) -> u32 {
+    let mut crc = !previous;
+    for &byte in bytes {
+        crc ^= byte as u32;
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789", 0), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn generated_tokens_pass_their_own_check() {
+        for kind in [TokenKind::User, TokenKind::Automation] {
+            let secret = TokenSecret::generate(kind);
+            assert!(secret.expose().starts_with(kind.prefix()));
+            assert_eq!(secret.expose().len(), 4 + BODY_LEN + CHECKSUM_LEN);
+            assert_eq!(check_shape(secret.expose()), Ok(()));
+        }
+    }
+
+    #[test]
+    fn a_changed_character_fails_the_checksum() {
+        let secret = TokenSecret::generate(TokenKind::User);
+        let mut chars: Vec<char> = secret.expose().chars().collect();
+        chars[10] = if chars[10] == 'a' { 'b' } else { 'a' };
+        let tampered: String = chars.into_iter().collect();
+        assert_eq!(check_shape(&tampered), Err(Malformed));
+        assert_eq!(check_shape("tpu_short"), Err(Malformed));
+        assert_eq!(check_shape("not a key!"), Err(Malformed));
+        assert_eq!(check_shape(""), Err(Malformed));
+    }
+
+    #[test]
+    fn legacy_keys_have_their_own_shape() {
+        assert_eq!(check_shape("0123456789abcdef0123456789abcdef"), Ok(()));
+        assert_eq!(check_shape("short"), Err(Malformed));
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let secret = TokenSecret::generate(TokenKind::User);
+        assert!(!format!("{secret:?}").contains(secret.expose()));
+        assert_eq!(secret.digest().len(), 64);
+        assert_eq!(secret.digest(), digest(secret.expose()));
+    }
+}

@@ -1,0 +1,85 @@
+//! Field rules shared by the pages and the API.
+
+/// Token and service names: 1–255 characters after trimming.
+pub fn name(raw: &str, field: &str) -> Result<String, String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(format!("{field} is required."));
+    }
+    if trimmed.chars().count() > 255 {
+        return Err(format!("{field} must be at most 255 characters."));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(format!("{field} cannot contain control characters."));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Emails are compared case-insensitively, so they are stored lower-cased.
+pub fn email(raw: &str) -> Result<String, String> {
+    let email = raw.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email)
+    } else {
+        Err("Enter a valid email address.".to_owned())
+    }
+}
+
+pub const MIN_PASSWORD_LEN: usize = 12;
+
+pub fn new_password(password: &str, confirmation: &str) -> Result<(), String> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(format!("Use at least {MIN_PASSWORD_LEN} characters."));
+    }
+    if password.len() > 1024 {
+        return Err("Use at most 1024 bytes.".to_owned());
+    }
+    if password != confirmation {
+        return Err("The two passwords do not match.".to_owned());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(name("  ci deploy ", "Name").unwrap(), "ci deploy");
+        assert!(name("   ", "Name").is_err());
+        assert!(name(&"x".repeat(255), "Name").is_ok());
+        assert!(name(&"x".repeat(256), "Name").is_err());
+        assert!(name("a\u{0}b", "Name").is_err());
+    }
+
+    #[test]
+    fn emails_are_lower_cased_and_checked() {
+        assert_eq!(email(" Ada@Example.COM ").unwrap(), "ada@example.com");
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "a da@example.com",
+            "ada@.com",
+        ] {
+            assert!(email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn new_passwords_need_length_and_confirmation() {
+        assert!(new_password("correct horse battery", "correct horse battery").is_ok());
+        assert!(new_password("short", "short").is_err());
+        assert!(new_password("correct horse battery", "correct horse batterx").is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! tokenpanel: a control panel for API tokens with a Fastly-compatible JSON API.
+//!
+//! `cli` parses the command line, `app` wires state and routers together, `web` serves
+//! HTML pages, `db` holds every SQL statement, and `domain` holds the rules (roles,
+//! scopes, token secrets, passwords) with their unit tests.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod tokens;
+pub mod web;
+
+pub use app::{AppState, Server};

@@ -1,0 +1,270 @@
+//! Sign-in, sign-out and first-run setup.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::error::WebError;
+use super::form::Form;
+use super::page::{render, render_with, safe_next, Nav};
+use super::session::{self, ClientIp};
+use crate::app::AppState;
+use crate::auth::{self, Outcome};
+use crate::db::events::{self, NewEvent};
+use crate::db::{accounts, setup as setup_db, users};
+use crate::domain::password::Password;
+use crate::domain::roles::Role;
+use crate::domain::{random, secret, validate};
+
+const AFTER_SIGN_IN: &str = "/account/tokens";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    title: String,
+    nav: Option<Nav>,
+    csrf: String,
+    email: String,
+    next: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+pub async fn login_page(
+    State(_state): State<AppState>,
+    session: Session,
+    Query(query): Query<NextQuery>,
+) -> Result<Response, WebError> {
+    if session::current_ids(&session).await?.is_some() {
+        return Ok(Redirect::to(AFTER_SIGN_IN).into_response());
+    }
+    let next = query
+        .next
+        .as_deref()
+        .and_then(safe_next)
+        .unwrap_or("")
+        .to_owned();
+    let page = LoginPage {
+        title: "Sign in".into(),
+        nav: None,
+        csrf: super::csrf::token(&session).await?,
+        email: String::new(),
+        next,
+        error: None,
+    };
+    render(&page)
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    ClientIp(ip): ClientIp,
+    form: Form,
+) -> Result<Response, WebError> {
+    let next = safe_next(form.text("next")).unwrap_or("").to_owned();
+    let typed_email = form.text("email").trim().to_owned();
+    let password = Password::new(form.text("password"));
+    let fail = |status: StatusCode, message: String, csrf: String| {
+        let page = LoginPage {
+            title: "Sign in".into(),
+            nav: None,
+            csrf,
+            email: typed_email.clone(),
+            next: next.clone(),
+            error: Some(message),
+        };
+        render_with(status, &page)
+    };
+    let csrf = super::csrf::token(&session).await?;
+    if typed_email.is_empty() || password.expose().is_empty() {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "Enter your email and your password.".into(),
+            csrf,
+        );
+    }
+    let email = typed_email.to_lowercase();
+    let user = match auth::sign_in(&state, &email, &password, &ip)
+        .await
+        .map_err(WebError::internal)?
+    {
+        Outcome::Accepted(user) => user,
+        Outcome::Rejected => {
+            return fail(
+                StatusCode::UNAUTHORIZED,
+                "Incorrect email or password.".into(),
+                csrf,
+            )
+        }
+        Outcome::Throttled(wait) => {
+            return fail(
+                StatusCode::TOO_MANY_REQUESTS,
+                auth::throttled_message(wait),
+                csrf,
+            )
+        }
+    };
+    let Some((account_id, _)) = accounts::memberships_of(&state.db.pool, &user.id)
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return fail(
+            StatusCode::FORBIDDEN,
+            "Your user does not belong to any account.".into(),
+            csrf,
+        );
+    };
+    session::sign_in(&session, &user.id, &account_id).await?;
+    let event = NewEvent {
+        account_id: Some(&account_id),
+        event_type: "user.login",
+        actor_id: Some(&user.id),
+        ip: Some(&ip),
+        description: "Signed in".into(),
+        ..NewEvent::default()
+    };
+    events::record(&state.db.pool, &event, state.clock.unix()).await?;
+    let to = if next.is_empty() {
+        AFTER_SIGN_IN.to_owned()
+    } else {
+        next
+    };
+    Ok(Redirect::to(&to).into_response())
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    ClientIp(ip): ClientIp,
+) -> Result<Response, WebError> {
+    if let Some((user_id, account_id)) = session::current_ids(&session).await? {
+        let event = NewEvent {
+            account_id: Some(&account_id),
+            event_type: "user.logout",
+            actor_id: Some(&user_id),
+            ip: Some(&ip),
+            description: "Signed out".into(),
+            ..NewEvent::default()
+        };
+        events::record(&state.db.pool, &event, state.clock.unix()).await?;
+    }
+    session::sign_out(&session).await?;
+    Ok(Redirect::to("/login").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+struct SetupPage {
+    title: String,
+    nav: Option<Nav>,
+    csrf: String,
+    account_name: String,
+    name: String,
+    email: String,
+    errors: Vec<(&'static str, String)>,
+}
+
+impl SetupPage {
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, m)| m.as_str())
+    }
+}
+
+/// The setup page exists only while no user does, and only for a current secret.
+async fn setup_allowed(state: &AppState, secret_value: &str) -> Result<bool, WebError> {
+    if users::count(&state.db.pool).await? > 0 {
+        return Ok(false);
+    }
+    Ok(setup_db::exists(&state.db.pool, &secret::digest(secret_value)).await?)
+}
+
+pub async fn setup_page(
+    State(state): State<AppState>,
+    session: Session,
+    Path(secret_value): Path<String>,
+) -> Result<Response, WebError> {
+    if !setup_allowed(&state, &secret_value).await? {
+        return Err(WebError::NotFound);
+    }
+    let page = SetupPage {
+        title: "Set up tokenpanel".into(),
+        nav: None,
+        csrf: super::csrf::token(&session).await?,
+        account_name: String::new(),
+        name: String::new(),
+        email: String::new(),
+        errors: Vec::new(),
+    };
+    render(&page)
+}
+
+pub async fn setup(
+    State(state): State<AppState>,
+    session: Session,
+    ClientIp(ip): ClientIp,
+    Path(secret_value): Path<String>,
+    form: Form,
+) -> Result<Response, WebError> {
+    if !setup_allowed(&state, &secret_value).await? {
+        return Err(WebError::NotFound);
+    }
+    let mut errors = Vec::new();
+    let account_name = validate::name(form.text("account_name"), "Account name")
+        .map_err(|e| errors.push(("account_name", e)));
+    let name = validate::name(form.text("name"), "Your name").map_err(|e| errors.push(("name", e)));
+    let email = validate::email(form.text("email")).map_err(|e| errors.push(("email", e)));
+    let password = form.text("password");
+    if let Err(e) = validate::new_password(password, form.text("password_confirmation")) {
+        errors.push(("password", e));
+    }
+    let (Ok(account_name), Ok(name), Ok(email), true) =
+        (account_name, name, email, errors.is_empty())
+    else {
+        let page = SetupPage {
+            title: "Set up tokenpanel".into(),
+            nav: None,
+            csrf: super::csrf::token(&session).await?,
+            account_name: form.text("account_name").to_owned(),
+            name: form.text("name").to_owned(),
+            email: form.text("email").to_owned(),
+            errors,
+        };
+        return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    };
+    let hash = state.passwords.hash(&Password::new(password)).await?;
+    let now = state.clock.unix();
+    let (account_id, user_id) = (random::id(), random::id());
+    let mut tx = state.db.pool.begin().await?;
+    // Claiming the secret first makes two concurrent set-ups race for one row.
+    if !setup_db::consume_all(&mut *tx, &secret::digest(&secret_value)).await?
+        || users::count(&mut *tx).await? > 0
+    {
+        return Err(WebError::NotFound);
+    }
+    accounts::create(&mut *tx, &account_id, &account_name, now).await?;
+    users::create(&mut *tx, &user_id, &email, &name, Some(&hash), now).await?;
+    accounts::add_member(&mut *tx, &account_id, &user_id, Role::Superuser, now).await?;
+    let event = NewEvent {
+        account_id: Some(&account_id),
+        event_type: "user.create",
+        actor_id: Some(&user_id),
+        ip: Some(&ip),
+        description: format!("Created account {account_name:?} and its first superuser"),
+        ..NewEvent::default()
+    };
+    events::record(&mut *tx, &event, now).await?;
+    tx.commit().await?;
+    session::sign_in(&session, &user_id, &account_id).await?;
+    Ok(Redirect::to(AFTER_SIGN_IN).into_response())
+}

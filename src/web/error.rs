@@ -1,0 +1,96 @@
+//! One error type for every page handler, presented as an HTML page with the right
+//! status. Internal errors are logged with their cause and shown as a plain message.
+
+use askama::Template;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::page::Nav;
+
+#[derive(Debug)]
+pub enum WebError {
+    NotFound,
+    Forbidden(String),
+    BadRequest(String),
+    TooManyRequests(String),
+    /// Not signed in: send the person to the sign-in page, then back to `next`.
+    SignInRequired {
+        next: Option<String>,
+    },
+    Internal(String),
+}
+
+impl WebError {
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        WebError::Internal(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for WebError {
+    fn from(e: sqlx::Error) -> Self {
+        WebError::Internal(format!("database: {e}"))
+    }
+}
+
+impl From<tower_sessions::session::Error> for WebError {
+    fn from(e: tower_sessions::session::Error) -> Self {
+        WebError::Internal(format!("session: {e}"))
+    }
+}
+
+impl From<crate::domain::password::HashError> for WebError {
+    fn from(e: crate::domain::password::HashError) -> Self {
+        WebError::Internal(e.to_string())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub title: String,
+    pub message: String,
+    pub nav: Option<Nav>,
+}
+
+pub fn error_page(status: StatusCode, message: &str) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error").to_owned();
+    let page = ErrorPage {
+        title,
+        message: message.to_owned(),
+        nav: None,
+    };
+    let body = page.render().unwrap_or_else(|_| message.to_owned());
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        match self {
+            WebError::NotFound => {
+                error_page(StatusCode::NOT_FOUND, "There is nothing at this address.")
+            }
+            WebError::Forbidden(msg) => error_page(StatusCode::FORBIDDEN, &msg),
+            WebError::BadRequest(msg) => error_page(StatusCode::BAD_REQUEST, &msg),
+            WebError::TooManyRequests(msg) => error_page(StatusCode::TOO_MANY_REQUESTS, &msg),
+            WebError::SignInRequired { next } => {
+                let to = match next.as_deref().and_then(super::page::safe_next) {
+                    Some(next) => format!("/login?next={}", super::page::url_encode(next)),
+                    None => "/login".to_owned(),
+                };
+                Redirect::to(&to).into_response()
+            }
+            WebError::Internal(cause) => {
+                tracing::error!(%cause, "request failed");
+                error_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side. Please try again.",
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Who is signed in. The session (server side, in the database) holds the user id, the
+//! current account, the CSRF token and the sudo deadline; nothing else about the user.
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use tower_sessions::Session;
+
+use super::error::WebError;
+use super::page::{Nav, Section};
+use crate::app::AppState;
+use crate::db::users::{self, Member};
+
+const USER_ID: &str = "user_id";
+const ACCOUNT_ID: &str = "account_id";
+const SUDO_UNTIL: &str = "sudo_until";
+
+/// Starts a signed-in session under a new id, so a session id seen before sign-in is
+/// worth nothing after it.
+pub async fn sign_in(session: &Session, user_id: &str, account_id: &str) -> Result<(), WebError> {
+    session.cycle_id().await?;
+    session.remove::<i64>(SUDO_UNTIL).await?;
+    session.insert(USER_ID, user_id).await?;
+    session.insert(ACCOUNT_ID, account_id).await?;
+    super::csrf::rotate(session).await?;
+    Ok(())
+}
+
+/// The (user id, account id) of a signed-in session, without loading either.
+pub async fn current_ids(session: &Session) -> Result<Option<(String, String)>, WebError> {
+    let user_id = session.get::<String>(USER_ID).await?;
+    let account_id = session.get::<String>(ACCOUNT_ID).await?;
+    Ok(user_id.zip(account_id))
+}
+
+pub async fn sign_out(session: &Session) -> Result<(), WebError> {
+    session.flush().await?;
+    Ok(())
+}
+
+/// The signed-in member for this request.
+pub struct SignedIn {
+    pub member: Member,
+    pub session: Session,
+    pub csrf: String,
+}
+
+impl SignedIn {
+    pub fn nav(&self, section: Section) -> Nav {
+        Nav {
+            user_name: self.member.user.name.clone(),
+            account_name: self.member.account.name.clone(),
+            role: self.member.role,
+            csrf: self.csrf.clone(),
+            section,
+        }
+    }
+
+    pub fn user_id(&self) -> &str {
+        &self.member.user.id
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.member.account.id
+    }
+
+    /// Seconds of sudo mode left, if any.
+    pub async fn sudo_remaining(&self, now: i64) -> Result<Option<i64>, WebError> {
+        let until = self.session.get::<i64>(SUDO_UNTIL).await?;
+        Ok(until.filter(|until| *until > now).map(|until| until - now))
+    }
+
+    /// Enters sudo mode under a new session id.
+    pub async fn elevate(&self, until: i64) -> Result<(), WebError> {
+        self.session.cycle_id().await?;
+        self.session.insert(SUDO_UNTIL, until).await?;
+        Ok(())
+    }
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let next = Some(
+            parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+                .to_owned(),
+        )
+        .filter(|_| parts.method == axum::http::Method::GET);
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(_, msg)| WebError::Internal(msg.to_owned()))?;
+        let Some((user_id, account_id)) = current_ids(&session).await? else {
+            return Err(WebError::SignInRequired { next });
+        };
+        let member = users::member(&state.db.pool, &user_id, &account_id).await?;
+        let Some(member) = member.filter(|m| !m.user.is_locked()) else {
+            // The user or the membership is gone, or the user was locked: end the session.
+            session.flush().await?;
+            return Err(WebError::SignInRequired { next });
+        };
+        let csrf = super::csrf::token(&session).await?;
+        Ok(SignedIn {
+            member,
+            session,
+            csrf,
+        })
+    }
+}
+
+/// The client's address, for events and throttling.
+pub struct ClientIp(pub String);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.settings.trust_forwarded_for {
+            let forwarded = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .map(|v| v.trim().to_owned())
+                .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
+            if let Some(ip) = forwarded {
+                return Ok(ClientIp(ip));
+            }
+        }
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string())
+            .unwrap_or_else(|| "unknown".to_owned());
+        Ok(ClientIp(ip))
+    }
+}

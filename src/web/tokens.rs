@@ -1,0 +1,607 @@
+//! Account > API tokens > Personal tokens: list, create (after sudo), show once, delete.
+
+use askama::Template;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use time::{Date, Month, OffsetDateTime, Time};
+
+use super::error::WebError;
+use super::form::Form;
+use super::page::{date, date_time, is_htmx, render, render_with, Nav, Section};
+use super::session::{ClientIp, SignedIn};
+use super::sudo::{self, Reauth, Sudo};
+use crate::app::AppState;
+use crate::db::{accounts, tokens as store};
+use crate::domain::grant::{self, ServiceRef};
+use crate::domain::random;
+use crate::domain::roles::{Role, Scope, ScopeSet};
+use crate::domain::secret::TokenKind;
+use crate::domain::validate;
+use crate::tokens::{self, IssueError, TokenRequest};
+
+const DEFAULT_EXPIRY_DAYS: i64 = 90;
+const SOON_DAYS: i64 = 7;
+/// Pending create-form nonces kept per session (one per open form, a few tabs' worth).
+const MAX_NONCES: usize = 5;
+const NONCES: &str = "token_form_nonces";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/account/tokens", get(list).post(create))
+        .route("/account/tokens/new", get(new_form))
+        .route("/account/tokens/services", get(service_options))
+        .route(
+            "/account/tokens/{id}/delete",
+            get(confirm_delete).post(delete),
+        )
+        .route("/account/sudo", get(sudo::page).post(sudo::submit))
+}
+
+/// One row of the token list, ready to print.
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub scope: String,
+    pub access: String,
+    pub created: String,
+    pub last_used: String,
+    pub expires: String,
+    pub expired: bool,
+    /// "Expires in 3 days" when the token expires within a week.
+    pub expires_soon: Option<String>,
+}
+
+fn expires_soon(expires_at: Option<i64>, now: i64) -> Option<String> {
+    let left = expires_at? - now;
+    if left <= 0 || left > SOON_DAYS * 86_400 {
+        return None;
+    }
+    let days = (left + 86_399) / 86_400;
+    Some(if days <= 1 {
+        "Expires within a day".to_owned()
+    } else {
+        format!("Expires in {days} days")
+    })
+}
+
+fn row(token: &store::Token, services: Option<&Vec<(String, String)>>, now: i64) -> TokenRow {
+    let scope = ScopeSet::parse(&token.scope)
+        .map(|s| s.labels())
+        .unwrap_or_else(|_| token.scope.clone());
+    let access = match services {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .map(|(_, name)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "All services".to_owned(),
+    };
+    TokenRow {
+        id: token.id.clone(),
+        name: token.name.clone(),
+        scope,
+        access,
+        created: date(token.created_at),
+        last_used: token
+            .last_used_at
+            .map(date_time)
+            .unwrap_or_else(|| "Never".to_owned()),
+        expires: token
+            .expires_at
+            .map(date)
+            .unwrap_or_else(|| "Never".to_owned()),
+        expired: token.is_expired(now),
+        expires_soon: expires_soon(token.expires_at, now),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "tokens/list.html")]
+struct ListPage {
+    title: String,
+    nav: Option<Nav>,
+    rows: Vec<TokenRow>,
+    active: i64,
+    limit: i64,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> Result<Response, WebError> {
+    let now = state.clock.unix();
+    let (account_id, user_id) = (signed_in.account_id(), signed_in.user_id());
+    let owned = store::owned_by(&state.db.pool, account_id, user_id).await?;
+    let services = store::services_of_owned(&state.db.pool, account_id, user_id).await?;
+    let rows: Vec<TokenRow> = owned
+        .iter()
+        .map(|t| row(t, services.get(&t.id), now))
+        .collect();
+    let active = rows.iter().filter(|r| !r.expired).count() as i64;
+    let page = ListPage {
+        title: "Personal tokens".into(),
+        nav: Some(signed_in.nav(Section::PersonalTokens)),
+        rows,
+        active,
+        limit: state.settings.token_limit,
+    };
+    render(&page)
+}
+
+pub struct ScopeOption {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub checked: bool,
+    pub disabled: bool,
+}
+
+pub struct ServiceOption {
+    pub id: String,
+    pub name: String,
+    pub selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "tokens/new.html")]
+struct NewTokenPage {
+    title: String,
+    nav: Option<Nav>,
+    nonce: String,
+    is_superuser: bool,
+    name: String,
+    scopes: Vec<ScopeOption>,
+    all_services: bool,
+    limited: bool,
+    services: Vec<ServiceOption>,
+    expiration: String,
+    expires_on: String,
+    default_expiry: String,
+    tomorrow: String,
+    errors: Vec<(&'static str, String)>,
+    /// Sudo mode ran out while the form was open: ask for the password inline.
+    reauth: bool,
+    needs_code: bool,
+}
+
+impl NewTokenPage {
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, m)| m.as_str())
+    }
+}
+
+/// The services a member may give a token, and whether they are limited to them.
+async fn pickable_services(
+    state: &AppState,
+    signed_in: &SignedIn,
+) -> Result<(Vec<accounts::Service>, Option<Vec<String>>), WebError> {
+    let all = accounts::services(&state.db.pool, signed_in.account_id()).await?;
+    let limited = if signed_in.member.role == Role::Engineer {
+        let perms = accounts::service_permissions(
+            &state.db.pool,
+            signed_in.account_id(),
+            signed_in.user_id(),
+        )
+        .await?;
+        (!perms.is_empty()).then(|| perms.into_iter().map(|(id, _)| id).collect::<Vec<_>>())
+    } else {
+        None
+    };
+    let visible = match &limited {
+        Some(ids) => all.into_iter().filter(|s| ids.contains(&s.id)).collect(),
+        None => all,
+    };
+    Ok((visible, limited))
+}
+
+/// The values of the create form, as typed.
+struct Typed {
+    name: String,
+    scopes: Vec<String>,
+    all_services: bool,
+    services: Vec<String>,
+    expiration: String,
+    expires_on: String,
+}
+
+impl Typed {
+    fn defaults() -> Self {
+        Typed {
+            name: String::new(),
+            scopes: vec![Scope::Global.as_str().to_owned()],
+            all_services: true,
+            services: Vec::new(),
+            expiration: "90d".into(),
+            expires_on: String::new(),
+        }
+    }
+
+    fn from_form(form: &Form) -> Self {
+        Typed {
+            name: form.text("name").to_owned(),
+            scopes: form.all("scope").into_iter().map(str::to_owned).collect(),
+            all_services: form.text("access") != "selected",
+            services: form
+                .all("services")
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            expiration: form.get("expiration").unwrap_or("90d").to_owned(),
+            expires_on: form.text("expires_on").to_owned(),
+        }
+    }
+}
+
+async fn form_page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    typed: Typed,
+    errors: Vec<(&'static str, String)>,
+    reauth: bool,
+) -> Result<NewTokenPage, WebError> {
+    let now = state.clock.now();
+    let role = signed_in.member.role;
+    let (services, limited) = pickable_services(state, signed_in).await?;
+    let nonce = random::base62(24);
+    let mut nonces: Vec<String> = signed_in.session.get(NONCES).await?.unwrap_or_default();
+    nonces.push(nonce.clone());
+    if nonces.len() > MAX_NONCES {
+        nonces.remove(0);
+    }
+    signed_in.session.insert(NONCES, &nonces).await?;
+    let scopes = Scope::ALL
+        .into_iter()
+        .map(|scope| ScopeOption {
+            value: scope.as_str(),
+            label: scope.label(),
+            checked: typed.scopes.iter().any(|s| s == scope.as_str()) && role.may_use(scope),
+            disabled: !role.may_use(scope),
+        })
+        .collect();
+    let services = services
+        .into_iter()
+        .map(|s| ServiceOption {
+            selected: typed.services.contains(&s.id),
+            id: s.id,
+            name: s.name,
+        })
+        .collect();
+    Ok(NewTokenPage {
+        title: "Create a Token".into(),
+        nav: Some(signed_in.nav(Section::PersonalTokens)),
+        nonce,
+        is_superuser: role.is_superuser(),
+        name: typed.name,
+        scopes,
+        all_services: typed.all_services && limited.is_none(),
+        limited: limited.is_some(),
+        services,
+        expiration: typed.expiration,
+        expires_on: typed.expires_on,
+        default_expiry: date((now + time::Duration::days(DEFAULT_EXPIRY_DAYS)).unix_timestamp()),
+        tomorrow: date((now + time::Duration::days(1)).unix_timestamp()),
+        errors,
+        reauth,
+        needs_code: signed_in.member.user.has_two_factor(),
+    })
+}
+
+pub async fn new_form(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> Result<Response, WebError> {
+    if sudo::status(&state, &signed_in).await? == Sudo::Required {
+        return Ok(sudo::prompt("/account/tokens/new"));
+    }
+    let page = form_page(&state, &signed_in, Typed::defaults(), Vec::new(), false).await?;
+    render(&page)
+}
+
+/// Parses `YYYY-MM-DD`.
+fn parse_date(s: &str) -> Option<Date> {
+    let mut parts = s.trim().splitn(3, '-');
+    let year: i32 = parts.next()?.parse().ok()?;
+    let month: u8 = parts.next()?.parse().ok()?;
+    let day: u8 = parts.next()?.parse().ok()?;
+    Date::from_calendar_date(year, Month::try_from(month).ok()?, day).ok()
+}
+
+/// The expiry chosen on the form, as Unix seconds (None: never).
+fn expiry(typed: &Typed, now: OffsetDateTime) -> Result<Option<i64>, String> {
+    match typed.expiration.as_str() {
+        "90d" => Ok(Some(now.unix_timestamp() + DEFAULT_EXPIRY_DAYS * 86_400)),
+        "never" => Ok(None),
+        "date" => {
+            let day =
+                parse_date(&typed.expires_on).ok_or("Enter the expiration date as YYYY-MM-DD.")?;
+            if day <= now.date() {
+                return Err("The expiration date must be in the future.".into());
+            }
+            if day.year() > 9999 {
+                return Err("The expiration date is too far in the future.".into());
+            }
+            Ok(Some(
+                day.with_time(Time::MIDNIGHT).assume_utc().unix_timestamp(),
+            ))
+        }
+        _ => Err("Choose an expiration.".into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "tokens/created.html")]
+struct CreatedPage {
+    title: String,
+    nav: Option<Nav>,
+    name: String,
+    secret: String,
+    expires: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    ClientIp(ip): ClientIp,
+    form: Form,
+) -> Result<Response, WebError> {
+    // A reload of the "token created" page re-posts the form: the nonce is spent, so no
+    // second token is made and no secret is shown.
+    let mut nonces: Vec<String> = signed_in.session.get(NONCES).await?.unwrap_or_default();
+    let Some(position) = nonces.iter().position(|n| n == form.text("nonce")) else {
+        return Ok(Redirect::to("/account/tokens").into_response());
+    };
+    let typed = Typed::from_form(&form);
+    let mut errors = Vec::new();
+    if sudo::status(&state, &signed_in).await? == Sudo::Required {
+        match form.get("sudo_password") {
+            Some(password) => {
+                if let Reauth::Failed(message) =
+                    sudo::reauthenticate(&state, &signed_in, password, form.text("sudo_code"), &ip)
+                        .await?
+                {
+                    errors.push(("sudo", message));
+                    let page = form_page(&state, &signed_in, typed, errors, true).await?;
+                    return render_with(StatusCode::UNAUTHORIZED, &page);
+                }
+            }
+            None => {
+                errors.push(("sudo", "Your re-authentication has expired. Enter your password to re-authenticate your permissions.".into()));
+                let page = form_page(&state, &signed_in, typed, errors, true).await?;
+                return render_with(StatusCode::UNAUTHORIZED, &page);
+            }
+        }
+    }
+
+    let name = validate::name(&typed.name, "Name")
+        .map_err(|e| errors.push(("name", e)))
+        .ok();
+    if form
+        .get("type")
+        .is_some_and(|t| t != TokenKind::User.as_str())
+        || (form.has("type") && !signed_in.member.role.is_superuser())
+    {
+        errors.push(("type", "Choose a token type you may create.".into()));
+    }
+    let scopes = match ScopeSet::parse(&typed.scopes.join(" ")) {
+        Ok(set) => Some(set),
+        Err(_) => {
+            errors.push(("scope", "Choose scopes from the list.".into()));
+            None
+        }
+    };
+    let (_, limited) = pickable_services(&state, &signed_in).await?;
+    let all_services = accounts::services(&state.db.pool, signed_in.account_id()).await?;
+    if let Some(scopes) = &scopes {
+        let refs: Vec<ServiceRef> = all_services
+            .iter()
+            .map(|s| ServiceRef {
+                id: &s.id,
+                name: &s.name,
+            })
+            .collect();
+        if let Err(e) = grant::check(
+            signed_in.member.role,
+            scopes,
+            typed.all_services,
+            &typed.services,
+            &refs,
+            limited.as_deref(),
+        ) {
+            errors.push((e.field(), e.message()));
+        }
+    }
+    let expires_at = expiry(&typed, state.clock.now())
+        .map_err(|e| errors.push(("expiration", e)))
+        .ok();
+
+    let (Some(name), Some(scopes), Some(expires_at), true) =
+        (name, scopes, expires_at, errors.is_empty())
+    else {
+        let page = form_page(&state, &signed_in, typed, errors, false).await?;
+        return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    };
+    let chosen: Vec<String> = if typed.all_services {
+        Vec::new()
+    } else {
+        typed.services.clone()
+    };
+    let request = TokenRequest {
+        kind: TokenKind::User,
+        account_id: signed_in.account_id(),
+        actor_id: signed_in.user_id(),
+        name: &name,
+        scopes: &scopes,
+        services: &chosen,
+        role: None,
+        tls_access: false,
+        expires_at,
+        ip: Some(&ip),
+    };
+    let issued = match tokens::issue(&state, &request).await {
+        Ok(issued) => issued,
+        Err(IssueError::LimitReached(limit)) => {
+            errors.push(("form", IssueError::limit_message(limit)));
+            let page = form_page(&state, &signed_in, typed, errors, false).await?;
+            return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
+        Err(IssueError::Database(e)) => return Err(e.into()),
+    };
+    nonces.remove(position);
+    signed_in.session.insert(NONCES, &nonces).await?;
+    let page = CreatedPage {
+        title: "Token created".into(),
+        nav: Some(signed_in.nav(Section::PersonalTokens)),
+        name,
+        secret: issued.secret.expose().to_owned(),
+        expires: expires_at.map(date).unwrap_or_else(|| "Never".to_owned()),
+    };
+    render(&page)
+}
+
+#[derive(Template)]
+#[template(path = "tokens/service_options.html")]
+struct ServiceOptions {
+    services: Vec<ServiceOption>,
+}
+
+/// htmx search-as-you-type for the Access list: the matching services, plus the ones
+/// already selected so a search never drops a choice.
+pub async fn service_options(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    RawQuery(query): RawQuery,
+) -> Result<Response, WebError> {
+    let query = Form::parse(query.unwrap_or_default().as_bytes()).map_err(WebError::BadRequest)?;
+    let needle = query.text("q").trim().to_lowercase();
+    let selected: Vec<&str> = query.all("services");
+    let (services, _) = pickable_services(&state, &signed_in).await?;
+    let services = services
+        .into_iter()
+        .filter(|s| selected.contains(&s.id.as_str()) || s.name.to_lowercase().contains(&needle))
+        .map(|s| ServiceOption {
+            selected: selected.contains(&s.id.as_str()),
+            id: s.id,
+            name: s.name,
+        })
+        .collect();
+    render(&ServiceOptions { services })
+}
+
+#[derive(Template)]
+#[template(path = "tokens/confirm_delete.html")]
+struct ConfirmDeletePage {
+    title: String,
+    nav: Option<Nav>,
+    token: TokenRow,
+    csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "tokens/confirm_delete_fragment.html")]
+struct ConfirmDeleteFragment {
+    token: TokenRow,
+    csrf: String,
+}
+
+pub async fn confirm_delete(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let token = store::find_owned(
+        &state.db.pool,
+        &id,
+        signed_in.account_id(),
+        signed_in.user_id(),
+    )
+    .await?
+    .ok_or(WebError::NotFound)?;
+    let token = row(&token, None, state.clock.unix());
+    if is_htmx(&headers) {
+        return render(&ConfirmDeleteFragment {
+            token,
+            csrf: signed_in.csrf.clone(),
+        });
+    }
+    render(&ConfirmDeletePage {
+        title: "Delete token".into(),
+        nav: Some(signed_in.nav(Section::PersonalTokens)),
+        token,
+        csrf: signed_in.csrf.clone(),
+    })
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    _form: Form,
+) -> Result<Response, WebError> {
+    let deleted = tokens::delete_own(
+        &state,
+        signed_in.account_id(),
+        signed_in.user_id(),
+        &id,
+        Some(&ip),
+    )
+    .await?;
+    if !deleted {
+        return Err(WebError::NotFound);
+    }
+    if is_htmx(&headers) {
+        // The row is swapped for nothing; the confirmation dialog is cleared out of band.
+        return Ok((
+            StatusCode::OK,
+            [("content-type", "text/html; charset=utf-8")],
+            r#"<div id="dialog" hx-swap-oob="true"></div>"#,
+        )
+            .into_response());
+    }
+    Ok(Redirect::to("/account/tokens").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_choices() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let mut typed = Typed::defaults();
+        assert_eq!(expiry(&typed, now), Ok(Some(1_800_000_000 + 90 * 86_400)));
+        typed.expiration = "never".into();
+        assert_eq!(expiry(&typed, now), Ok(None));
+        typed.expiration = "date".into();
+        typed.expires_on = "2027-02-01".into();
+        assert_eq!(expiry(&typed, now), Ok(Some(1_801_440_000)));
+        typed.expires_on = "2027-01-15".into();
+        assert!(expiry(&typed, now).is_err(), "today is not in the future");
+        typed.expires_on = "2027-13-01".into();
+        assert!(expiry(&typed, now).is_err());
+        typed.expiration = "forever".into();
+        assert!(expiry(&typed, now).is_err());
+    }
+
+    #[test]
+    fn expiring_soon_wording() {
+        assert_eq!(
+            expires_soon(Some(1000 + 3 * 86_400), 1000).as_deref(),
+            Some("Expires in 3 days")
+        );
+        assert_eq!(
+            expires_soon(Some(1000 + 3600), 1000).as_deref(),
+            Some("Expires within a day")
+        );
+        assert_eq!(expires_soon(Some(1000 + 8 * 86_400), 1000), None);
+        assert_eq!(expires_soon(Some(999), 1000), None);
+        assert_eq!(expires_soon(None, 1000), None);
+    }
+}

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::{self, sessions::DbSessionStore, Db};
+use crate::domain::crypto::SecretKey;
 use crate::domain::password::Passwords;
 use crate::domain::{random, secret};
 
@@ -31,6 +32,78 @@ pub struct AppState {
     pub clock: SharedClock,
     pub passwords: Passwords,
     pub settings: Arc<Settings>,
+    pub secret_key: Arc<SecretKey>,
+}
+
+impl AppState {
+    /// The state every entry point shares; `secure_cookies` depends on where the
+    /// server listens.
+    pub fn new(
+        config: &Config,
+        db: Db,
+        clock: SharedClock,
+        secure_cookies: bool,
+    ) -> Result<AppState, StartupError> {
+        let secret_key = load_secret_key(config)?;
+        let concurrency = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let passwords = Passwords::new(concurrency).map_err(|e| StartupError(e.to_string()))?;
+        let settings = Settings {
+            sudo_seconds: config.sudo_duration().as_secs() as i64,
+            session_idle: config.session_idle(),
+            secure_cookies,
+            trust_forwarded_for: config.trust_forwarded_for,
+            token_limit: 100,
+        };
+        Ok(AppState {
+            db,
+            clock,
+            passwords,
+            settings: Arc::new(settings),
+            secret_key: Arc::new(secret_key),
+        })
+    }
+}
+
+/// The configured server key, or for SQLite the one kept beside the database file
+/// (generated on first run).
+pub fn load_secret_key(config: &Config) -> Result<SecretKey, StartupError> {
+    if let Some(hex) = &config.secret_key {
+        return SecretKey::from_hex(hex)
+            .ok_or_else(|| StartupError("SECRET_KEY must be 64 hexadecimal characters".into()));
+    }
+    let Some(path) = config.key_file() else {
+        return Err(StartupError(
+            "SECRET_KEY is required with PostgreSQL, the same on every node (e.g. `openssl rand -hex 32`)".into(),
+        ));
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => SecretKey::from_hex(&text).ok_or_else(|| {
+            StartupError(format!("the server key file {} is damaged", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SecretKey::generate();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let written = options.open(&path).and_then(|mut file| {
+                std::io::Write::write_all(&mut file, format!("{}\n", key.to_hex()).as_bytes())
+            });
+            written.map_err(|e| {
+                StartupError(format!(
+                    "cannot write the server key file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Ok(key)
+        }
+        Err(e) => Err(StartupError(format!(
+            "cannot read the server key file {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 #[derive(Debug)]
@@ -74,23 +147,7 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| StartupError(e.to_string()))?;
-        let concurrency = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        let passwords = Passwords::new(concurrency).map_err(|e| StartupError(e.to_string()))?;
-        let settings = Settings {
-            sudo_seconds: config.sudo_duration().as_secs() as i64,
-            session_idle: config.session_idle(),
-            secure_cookies: config.secure_cookies(addr),
-            trust_forwarded_for: config.trust_forwarded_for,
-            token_limit: 100,
-        };
-        let state = AppState {
-            db,
-            clock,
-            passwords,
-            settings: Arc::new(settings),
-        };
+        let state = AppState::new(config, db, clock, config.secure_cookies(addr))?;
         let router = crate::web::router(state.clone());
         Ok(Server {
             listener,

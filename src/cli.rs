@@ -206,20 +206,9 @@ async fn demo(config: &Config, force: bool) -> Result<(), StartupError> {
                 .into(),
         ));
     }
-    let passwords = Passwords::new(2).map_err(|e| StartupError(e.to_string()))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = AppState {
-        db: db.clone(),
-        clock: clock.clone(),
-        passwords: passwords.clone(),
-        settings: Arc::new(app::Settings {
-            sudo_seconds: 300,
-            session_idle: std::time::Duration::from_secs(3600),
-            secure_cookies: false,
-            trust_forwarded_for: false,
-            token_limit: 100,
-        }),
-    };
+    let state = AppState::new(config, db.clone(), clock.clone(), false)?;
+    let passwords = state.passwords.clone();
     let now = clock.unix();
     let suffix = random::base62(4).to_lowercase();
     let account_id = random::id();

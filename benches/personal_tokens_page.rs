@@ -16,19 +16,31 @@ const REQUESTS: usize = 1000;
 async fn main() {
     let bench = support::start(false).await;
     let account = bench.account().await;
-    let (user_id, email) = bench.user(&account, Role::Engineer, "the right password").await;
+    let (user_id, email) = bench
+        .user(&account, Role::Engineer, "the right password")
+        .await;
     let mut services = Vec::new();
     for i in 0..5 {
         let id = tokenpanel::domain::random::id();
-        tokenpanel::db::accounts::create_service(&bench.state.db.pool, &id, &account, &format!("service-{i}.example"), SystemClock.unix())
-            .await
-            .unwrap();
+        tokenpanel::db::accounts::create_service(
+            &bench.state.db.pool,
+            &id,
+            &account,
+            &format!("service-{i}.example"),
+            SystemClock.unix(),
+        )
+        .await
+        .unwrap();
         services.push(id);
     }
     let scopes = ScopeSet::parse("global purge_select").unwrap();
     for i in 0..100 {
         let name = format!("token {i}");
-        let chosen = if i % 2 == 0 { vec![services[i % 5].clone()] } else { Vec::new() };
+        let chosen = if i % 2 == 0 {
+            vec![services[i % 5].clone()]
+        } else {
+            Vec::new()
+        };
         let request = TokenRequest {
             kind: TokenKind::User,
             account_id: &account,
@@ -45,13 +57,29 @@ async fn main() {
     }
     let client = bench.client();
     let csrf = bench.csrf(&client, "/login").await;
-    let form = [("csrf_token", csrf.as_str()), ("email", &email), ("password", "the right password")];
-    let signed_in = client.post(format!("{}/login", bench.base)).form(&form).send().await.unwrap();
+    let form = [
+        ("csrf_token", csrf.as_str()),
+        ("email", &email),
+        ("password", "the right password"),
+    ];
+    let signed_in = client
+        .post(format!("{}/login", bench.base))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(signed_in.status(), 303);
     let url = format!("{}/account/tokens", bench.base);
     // Warm up connections and caches.
     for _ in 0..50 {
-        client.get(&url).send().await.unwrap().bytes().await.unwrap();
+        client
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
     }
     let mut samples = Vec::with_capacity(REQUESTS);
     for _ in 0..REQUESTS {
@@ -63,5 +91,8 @@ async fn main() {
         assert!(body.len() > 10_000);
     }
     println!("backend: {}", bench.backend);
-    support::summary("GET /account/tokens with 100 tokens (round trip on loopback)", samples);
+    support::summary(
+        "GET /account/tokens with 100 tokens (round trip on loopback)",
+        samples,
+    );
 }

@@ -15,7 +15,12 @@ async fn main() {
     let account = bench.account().await;
     let mut known = Vec::new();
     for _ in 0..ROUNDS {
-        known.push(bench.user(&account, Role::User, "the right password").await.1);
+        known.push(
+            bench
+                .user(&account, Role::User, "the right password")
+                .await
+                .1,
+        );
     }
     let client = bench.client();
     let csrf = bench.csrf(&client, "/login").await;
@@ -24,23 +29,41 @@ async fn main() {
         // Alternate the two cases so drift in machine load hits both alike; a fresh
         // address and email each time keeps throttling out of the measurement.
         for unknown in [i % 2 == 0, i % 2 == 1] {
-            let email = if unknown { format!("nobody{i}@bench.example") } else { email.clone() };
-            let form = [("csrf_token", csrf.as_str()), ("email", &email), ("password", "a wrong password")];
+            let email = if unknown {
+                format!("nobody{i}@bench.example")
+            } else {
+                email.clone()
+            };
+            let form = [
+                ("csrf_token", csrf.as_str()),
+                ("email", &email),
+                ("password", "a wrong password"),
+            ];
             let started = Instant::now();
             let response = client
                 .post(format!("{}/login", bench.base))
-                .header("x-forwarded-for", format!("10.0.{}.{}", i / 200, (i % 200) * 2 + usize::from(unknown)))
+                .header(
+                    "x-forwarded-for",
+                    format!("10.0.{}.{}", i / 200, (i % 200) * 2 + usize::from(unknown)),
+                )
                 .form(&form)
                 .send()
                 .await
                 .unwrap();
             let elapsed = started.elapsed().as_secs_f64() * 1000.0;
             assert_eq!(response.status(), 401);
-            if unknown { unknown_ms.push(elapsed) } else { wrong_ms.push(elapsed) }
+            if unknown {
+                unknown_ms.push(elapsed)
+            } else {
+                wrong_ms.push(elapsed)
+            }
         }
     }
     println!("backend: {}", bench.backend);
     let a = support::summary("failed sign-in, unknown email ", unknown_ms);
     let b = support::summary("failed sign-in, wrong password", wrong_ms);
-    println!("difference of medians: {:.1}%", (a - b).abs() / a.max(b) * 100.0);
+    println!(
+        "difference of medians: {:.1}%",
+        (a - b).abs() / a.max(b) * 100.0
+    );
 }

@@ -163,12 +163,18 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let store = DbSessionStore::new(self.state.db.clone());
+        let state = self.state.clone();
         let housekeeping = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 every.tick().await;
                 if let Err(e) = store.delete_expired().await {
                     tracing::warn!(error = %e, "could not delete expired sessions");
+                }
+                match crate::tokens::sweep_unused(&state).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "deleted tokens unused for two years"),
+                    Err(e) => tracing::warn!(error = %e, "could not sweep unused tokens"),
                 }
             }
         });

@@ -24,35 +24,64 @@ pub async fn start(trust_forwarded_for: bool) -> Bench {
     let (url, backend) = match std::env::var("BENCH_DATABASE_URL") {
         Ok(url) => (url, "postgresql"),
         Err(_) => {
-            let path = std::env::temp_dir().join(format!("tokenpanel-bench-{}.db", random::base62(8)));
+            let path =
+                std::env::temp_dir().join(format!("tokenpanel-bench-{}.db", random::base62(8)));
             (format!("sqlite://{}", path.display()), "sqlite")
         }
     };
     let mut config = Config::for_database(&url);
     config.trust_forwarded_for = trust_forwarded_for;
     config.secret_key = Some(tokenpanel::domain::crypto::SecretKey::generate().to_hex());
-    let server = Server::build(&config, Arc::new(SystemClock)).await.expect("server starts");
+    let server = Server::build(&config, Arc::new(SystemClock))
+        .await
+        .expect("server starts");
     let base = format!("http://127.0.0.1:{}", server.addr.port());
     let state = server.state.clone();
     tokio::spawn(server.run(std::future::pending()));
-    Bench { base, state, backend }
+    Bench {
+        base,
+        state,
+        backend,
+    }
 }
 
 impl Bench {
     pub async fn user(&self, account_id: &str, role: Role, password: &str) -> (String, String) {
         let id = random::id();
         let email = format!("{}@bench.example", random::base62(10).to_lowercase());
-        let hash = self.state.passwords.hash(&Password::new(password)).await.unwrap();
-        users::create(&self.state.db.pool, &id, &email, "Bench user", Some(&hash), SystemClock.unix())
+        let hash = self
+            .state
+            .passwords
+            .hash(&Password::new(password))
             .await
             .unwrap();
-        accounts::add_member(&self.state.db.pool, account_id, &id, role, SystemClock.unix()).await.unwrap();
+        users::create(
+            &self.state.db.pool,
+            &id,
+            &email,
+            "Bench user",
+            Some(&hash),
+            SystemClock.unix(),
+        )
+        .await
+        .unwrap();
+        accounts::add_member(
+            &self.state.db.pool,
+            account_id,
+            &id,
+            role,
+            SystemClock.unix(),
+        )
+        .await
+        .unwrap();
         (id, email)
     }
 
     pub async fn account(&self) -> String {
         let id = random::id();
-        accounts::create(&self.state.db.pool, &id, "Bench", SystemClock.unix()).await.unwrap();
+        accounts::create(&self.state.db.pool, &id, "Bench", SystemClock.unix())
+            .await
+            .unwrap();
         id
     }
 
@@ -66,7 +95,14 @@ impl Bench {
     }
 
     pub async fn csrf(&self, client: &reqwest::Client, path: &str) -> String {
-        let html = client.get(format!("{}{path}", self.base)).send().await.unwrap().text().await.unwrap();
+        let html = client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let marker = "name=\"csrf_token\" value=\"";
         let start = html.find(marker).expect("a csrf token") + marker.len();
         html[start..start + html[start..].find('"').unwrap()].to_owned()

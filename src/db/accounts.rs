@@ -50,6 +50,13 @@ pub async fn update_settings<'e>(
         .map(|_| ())
 }
 
+pub async fn find<'e>(ex: impl Exec<'e>, id: &str) -> sqlx::Result<Option<Account>> {
+    sqlx::query_as("SELECT id, name, force_2fa, force_sso, created_at FROM accounts WHERE id = $1")
+        .bind(id)
+        .fetch_optional(ex)
+        .await
+}
+
 pub async fn find_by_name<'e>(ex: impl Exec<'e>, name: &str) -> sqlx::Result<Option<Account>> {
     sqlx::query_as("SELECT id, name, force_2fa, force_sso, created_at FROM accounts WHERE name = $1 ORDER BY created_at LIMIT 1")
         .bind(name)

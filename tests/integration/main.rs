@@ -3,5 +3,6 @@
 
 mod common;
 mod foundation;
+mod lifecycle;
 mod personal_tokens;
 mod two_factor;

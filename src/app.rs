@@ -37,14 +37,15 @@ pub struct AppState {
 
 impl AppState {
     /// The state every entry point shares; `secure_cookies` depends on where the
-    /// server listens.
+    /// server listens. The key comes from `load_secret_key`, which callers run before
+    /// touching the database so a missing key is reported first.
     pub fn new(
         config: &Config,
         db: Db,
         clock: SharedClock,
+        secret_key: SecretKey,
         secure_cookies: bool,
     ) -> Result<AppState, StartupError> {
-        let secret_key = load_secret_key(config)?;
         let concurrency = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -140,6 +141,7 @@ pub struct Server {
 impl Server {
     pub async fn build(config: &Config, clock: SharedClock) -> Result<Server, StartupError> {
         let bind = config.bind_addr().map_err(StartupError)?;
+        let secret_key = load_secret_key(config)?;
         let db = open_database(config).await?;
         let listener = TcpListener::bind(bind)
             .await
@@ -147,7 +149,7 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| StartupError(e.to_string()))?;
-        let state = AppState::new(config, db, clock, config.secure_cookies(addr))?;
+        let state = AppState::new(config, db, clock, secret_key, config.secure_cookies(addr))?;
         let router = crate::web::router(state.clone());
         Ok(Server {
             listener,

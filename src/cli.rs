@@ -216,8 +216,9 @@ async fn create_superuser(
 
 /// The state a one-shot command works with.
 async fn command_state(config: &Config) -> Result<AppState, StartupError> {
+    let secret_key = app::load_secret_key(config)?;
     let db = app::open_database(config).await?;
-    AppState::new(config, db, Arc::new(SystemClock), false)
+    AppState::new(config, db, Arc::new(SystemClock), secret_key, false)
 }
 
 async fn sweep(config: &Config) -> Result<(), StartupError> {

@@ -2,6 +2,7 @@
 
 pub mod grant;
 pub mod password;
+pub mod policy;
 pub mod random;
 pub mod roles;
 pub mod secret;

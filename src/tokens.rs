@@ -133,3 +133,66 @@ pub async fn delete_own(
     tx.commit().await?;
     Ok(true)
 }
+
+/// A deletion through the API: how far it may reach and who asks.
+#[derive(Debug, Clone, Copy)]
+pub struct Revocation<'a> {
+    pub scope: store::DeleteScope<'a>,
+    /// The person acting (None for an automation token).
+    pub actor_id: Option<&'a str>,
+    /// The token the request came with.
+    pub via_token: Option<&'a str>,
+    /// Why, for the event: "owner", "superuser" or "self".
+    pub reason: &'a str,
+    pub ip: Option<&'a str>,
+}
+
+#[derive(Debug)]
+pub enum RevokeError {
+    /// This id is not a token the actor may delete; nothing was deleted.
+    NotFound(String),
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for RevokeError {
+    fn from(e: sqlx::Error) -> Self {
+        RevokeError::Database(e)
+    }
+}
+
+/// Deletes every token in `ids` or none of them, each with its event, in one
+/// transaction. Revocation is seen at once by every node: nothing caches tokens.
+pub async fn revoke(
+    state: &AppState,
+    ids: &[String],
+    revocation: &Revocation<'_>,
+) -> Result<(), RevokeError> {
+    let now = state.clock.unix();
+    let mut tx = state.db.pool.begin().await?;
+    for id in ids {
+        let Some((name, kind, _owner)) =
+            store::delete_scoped(&mut *tx, id, &revocation.scope).await?
+        else {
+            tx.rollback().await?;
+            return Err(RevokeError::NotFound(id.clone()));
+        };
+        let event = NewEvent {
+            account_id: Some(revocation.scope.account_id),
+            event_type: "token.destroy",
+            actor_id: revocation.actor_id,
+            token_id: Some(id),
+            ip: revocation.ip,
+            description: format!("Deleted {kind} token {name:?}"),
+            metadata: Some(serde_json::json!({
+                "reason": revocation.reason,
+                "name": name,
+                "kind": kind,
+                "via_token": revocation.via_token,
+            })),
+            ..NewEvent::default()
+        };
+        events::record(&mut *tx, &event, now).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -219,6 +219,7 @@ async fn demo(config: &Config, force: bool) -> Result<(), StartupError> {
             trust_forwarded_for: false,
             token_limit: 100,
         }),
+        usage: Default::default(),
     };
     let now = clock.unix();
     let suffix = random::base62(4).to_lowercase();

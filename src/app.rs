@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::api::usage::UsageLog;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::{self, sessions::DbSessionStore, Db};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub clock: SharedClock,
     pub passwords: Passwords,
     pub settings: Arc<Settings>,
+    /// Token uses not yet written (see `api::usage`).
+    pub usage: UsageLog,
     pub secret_key: Arc<SecretKey>,
 }
 
@@ -63,6 +66,7 @@ impl AppState {
             passwords,
             settings: Arc::new(settings),
             secret_key: Arc::new(secret_key),
+            usage: UsageLog::default(),
         })
     }
 }
@@ -159,7 +163,8 @@ impl Server {
         })
     }
 
-    /// Serves until `shutdown` completes, with periodic housekeeping beside it.
+    /// Serves until `shutdown` completes, with periodic housekeeping and the token-use
+    /// flusher beside it.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -180,6 +185,7 @@ impl Server {
                 }
             }
         });
+        let usage = tokio::spawn(self.state.usage.clone().run(self.state.db.clone()));
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -187,6 +193,11 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await;
         housekeeping.abort();
+        usage.abort();
+        // Uses noted since the last flush are written before the server goes away.
+        if let Err(e) = self.state.usage.flush(&self.state.db).await {
+            tracing::warn!(error = %e, "could not record token use at shutdown");
+        }
         result
     }
 }

@@ -163,3 +163,31 @@ pub async fn service_permissions<'e>(
         .fetch_all(ex)
         .await
 }
+
+/// One service of an account.
+pub async fn service<'e>(
+    ex: impl Exec<'e>,
+    account_id: &str,
+    id: &str,
+) -> sqlx::Result<Option<Service>> {
+    sqlx::query_as(
+        "SELECT id, account_id, name, created_at FROM services WHERE account_id = $1 AND id = $2",
+    )
+    .bind(account_id)
+    .bind(id)
+    .fetch_optional(ex)
+    .await
+}
+
+/// A member's role in an account, if they belong to it.
+pub async fn role_of<'e>(
+    ex: impl Exec<'e>,
+    account_id: &str,
+    user_id: &str,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT role FROM memberships WHERE account_id = $1 AND user_id = $2")
+        .bind(account_id)
+        .bind(user_id)
+        .fetch_optional(ex)
+        .await
+}

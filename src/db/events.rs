@@ -3,6 +3,7 @@
 use sqlx::FromRow;
 
 use super::Exec;
+use crate::domain::policy::{EventScope, Viewer};
 use crate::domain::random;
 
 #[derive(Debug, Default, Clone)]
@@ -65,4 +66,146 @@ pub async fn recent<'e>(ex: impl Exec<'e>, limit: i64) -> sqlx::Result<Vec<Event
     .bind(limit)
     .fetch_all(ex)
     .await
+}
+
+/// Filters of the event log (all optional; times are Unix seconds).
+#[derive(Debug, Default, Clone)]
+pub struct EventFilter {
+    pub event_type: Option<String>,
+    pub user_id: Option<String>,
+    pub token_id: Option<String>,
+    pub service_id: Option<String>,
+    pub created_gte: Option<i64>,
+    pub created_gt: Option<i64>,
+    pub created_lte: Option<i64>,
+    pub created_lt: Option<i64>,
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// Adds a bound value and returns its placeholder.
+fn mark(binds: &mut Vec<Bind>, value: Bind) -> String {
+    binds.push(value);
+    format!("${}", binds.len())
+}
+
+fn own_clause(binds: &mut Vec<Bind>, viewer: &Viewer) -> String {
+    match viewer {
+        Viewer::User(id) => format!("actor_id = {}", mark(binds, Bind::Text(id.clone()))),
+        Viewer::Token(id) => format!(
+            "(actor_id IS NULL AND token_id = {})",
+            mark(binds, Bind::Text(id.clone()))
+        ),
+    }
+}
+
+/// The WHERE clause for one account's events as `scope` sees them (the SQL form of
+/// `domain::policy::event_visible`), narrowed by `filter`.
+fn visible_where(
+    account_id: &str,
+    scope: &EventScope,
+    filter: &EventFilter,
+) -> (String, Vec<Bind>) {
+    let mut binds = vec![Bind::Text(account_id.to_owned())];
+    let mut clauses = vec!["account_id = $1".to_owned()];
+    match scope {
+        EventScope::Account => {}
+        EventScope::Own(viewer) => {
+            let own = own_clause(&mut binds, viewer);
+            clauses.push(own);
+        }
+        EventScope::OwnAndServices(viewer, services) => {
+            let own = own_clause(&mut binds, viewer);
+            let services = match services {
+                None => "service_id IS NOT NULL".to_owned(),
+                Some(list) if list.is_empty() => "1 = 0".to_owned(),
+                Some(list) => {
+                    let marks: Vec<String> = list
+                        .iter()
+                        .map(|s| mark(&mut binds, Bind::Text(s.clone())))
+                        .collect();
+                    format!("service_id IN ({})", marks.join(", "))
+                }
+            };
+            clauses.push(format!("({own} OR {services})"));
+        }
+    }
+    let texts = [
+        ("event_type", &filter.event_type),
+        ("actor_id", &filter.user_id),
+        ("token_id", &filter.token_id),
+        ("service_id", &filter.service_id),
+    ];
+    for (column, value) in texts {
+        if let Some(value) = value {
+            let placeholder = mark(&mut binds, Bind::Text(value.clone()));
+            clauses.push(format!("{column} = {placeholder}"));
+        }
+    }
+    let times = [
+        (">=", filter.created_gte),
+        (">", filter.created_gt),
+        ("<=", filter.created_lte),
+        ("<", filter.created_lt),
+    ];
+    for (op, value) in times {
+        if let Some(value) = value {
+            let placeholder = mark(&mut binds, Bind::Int(value));
+            clauses.push(format!("created_at {op} {placeholder}"));
+        }
+    }
+    (clauses.join(" AND "), binds)
+}
+
+fn bind_all<'q, O>(
+    mut query: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
+    binds: Vec<Bind>,
+) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>> {
+    for bind in binds {
+        query = match bind {
+            Bind::Text(s) => query.bind(s),
+            Bind::Int(i) => query.bind(i),
+        };
+    }
+    query
+}
+
+/// How many events of the account `scope` sees through `filter`.
+pub async fn count_visible<'e>(
+    ex: impl Exec<'e>,
+    account_id: &str,
+    scope: &EventScope,
+    filter: &EventFilter,
+) -> sqlx::Result<i64> {
+    let (clause, binds) = visible_where(account_id, scope, filter);
+    let sql = format!("SELECT COUNT(*) FROM events WHERE {clause}");
+    let (count,): (i64,) = bind_all(sqlx::query_as(&sql), binds).fetch_one(ex).await?;
+    Ok(count)
+}
+
+/// One page of the events `scope` sees through `filter`, newest first unless
+/// `oldest_first`.
+pub async fn visible<'e>(
+    ex: impl Exec<'e>,
+    account_id: &str,
+    scope: &EventScope,
+    filter: &EventFilter,
+    oldest_first: bool,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<Vec<Event>> {
+    let (clause, mut binds) = visible_where(account_id, scope, filter);
+    let order = if oldest_first { "ASC" } else { "DESC" };
+    binds.push(Bind::Int(limit));
+    let limit_mark = binds.len();
+    binds.push(Bind::Int(offset));
+    let offset_mark = binds.len();
+    let sql = format!(
+        "SELECT id, account_id, event_type, actor_id, token_id, service_id, ip, description, metadata, created_at \
+         FROM events WHERE {clause} ORDER BY created_at {order}, id {order} LIMIT ${limit_mark} OFFSET ${offset_mark}"
+    );
+    bind_all(sqlx::query_as(&sql), binds).fetch_all(ex).await
 }

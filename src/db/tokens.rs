@@ -232,3 +232,187 @@ pub async fn digest_exists<'e>(ex: impl Exec<'e>, digest: &str) -> sqlx::Result<
         .await?;
     Ok(n > 0)
 }
+
+/// A presented token as authentication needs it: the token, the owner's role in the
+/// token's account (user tokens) and whether the owner is locked, and its services.
+#[derive(Debug, Clone)]
+pub struct Presented {
+    pub token: Token,
+    pub sudo_until: Option<i64>,
+    /// The owner's role in the account; None for automation tokens, or when the owner
+    /// no longer belongs to the account.
+    pub member_role: Option<String>,
+    pub owner_locked: bool,
+    /// Empty: all services.
+    pub services: Vec<String>,
+}
+
+#[derive(FromRow)]
+struct PresentedRow {
+    #[sqlx(flatten)]
+    token: Token,
+    sudo_until: Option<i64>,
+    member_role: Option<String>,
+    owner_locked: Option<i64>,
+    service_id: Option<String>,
+}
+
+/// Looks a token up by the digest of its secret: one indexed query that also brings
+/// the owner's membership and the token's services (one row per service).
+pub async fn authenticate<'e>(ex: impl Exec<'e>, digest: &str) -> sqlx::Result<Option<Presented>> {
+    let rows: Vec<PresentedRow> = sqlx::query_as(
+        "SELECT t.id, t.account_id, t.kind, t.user_id, t.created_by, t.name, t.scope, t.role, t.tls_access, \
+                t.created_at, t.expires_at, t.last_used_at, t.last_used_ip, t.last_used_agent, t.sudo_until, \
+                m.role AS member_role, u.locked AS owner_locked, ts.service_id \
+         FROM tokens t \
+         LEFT JOIN memberships m ON m.account_id = t.account_id AND m.user_id = t.user_id \
+         LEFT JOIN users u ON u.id = t.user_id \
+         LEFT JOIN token_services ts ON ts.token_id = t.id \
+         WHERE t.secret_digest = $1 ORDER BY ts.service_id",
+    )
+    .bind(digest)
+    .fetch_all(ex)
+    .await?;
+    let mut rows = rows.into_iter();
+    let Some(first) = rows.next() else {
+        return Ok(None);
+    };
+    let mut services: Vec<String> = first.service_id.into_iter().collect();
+    services.extend(rows.filter_map(|r| r.service_id));
+    Ok(Some(Presented {
+        token: first.token,
+        sudo_until: first.sudo_until,
+        member_role: first.member_role,
+        owner_locked: first.owner_locked.unwrap_or(0) != 0,
+        services,
+    }))
+}
+
+/// One token of an account, any kind.
+pub async fn find_in_account<'e>(
+    ex: impl Exec<'e>,
+    id: &str,
+    account_id: &str,
+) -> sqlx::Result<Option<Token>> {
+    sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1 AND account_id = $2"
+    ))
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(ex)
+    .await
+}
+
+/// An account's tokens, newest first; only those of `kind` when given.
+pub async fn in_account<'e>(
+    ex: impl Exec<'e>,
+    account_id: &str,
+    kind: Option<&str>,
+) -> sqlx::Result<Vec<Token>> {
+    sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND ($2 IS NULL OR kind = $2) \
+         ORDER BY created_at DESC, id"
+    ))
+    .bind(account_id)
+    .bind(kind)
+    .fetch_all(ex)
+    .await
+}
+
+/// Service ids per token, for every token of an account that is limited to some.
+pub async fn services_in_account<'e>(
+    ex: impl Exec<'e>,
+    account_id: &str,
+) -> sqlx::Result<HashMap<String, Vec<String>>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT ts.token_id, ts.service_id FROM token_services ts JOIN tokens t ON t.id = ts.token_id \
+         WHERE t.account_id = $1 ORDER BY ts.service_id",
+    )
+    .bind(account_id)
+    .fetch_all(ex)
+    .await?;
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for (token_id, service_id) in rows {
+        map.entry(token_id).or_default().push(service_id);
+    }
+    Ok(map)
+}
+
+/// The service ids of one token (empty: all services).
+pub async fn services_of<'e>(ex: impl Exec<'e>, token_id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT service_id FROM token_services WHERE token_id = $1 ORDER BY service_id",
+    )
+    .bind(token_id)
+    .fetch_all(ex)
+    .await
+}
+
+/// Which tokens a deletion may touch.
+#[derive(Debug, Clone, Copy)]
+pub struct DeleteScope<'a> {
+    pub account_id: &'a str,
+    /// Only this user's user tokens (None: any token of the account).
+    pub owner: Option<&'a str>,
+    /// Only tokens of this kind.
+    pub kind: Option<&'a str>,
+}
+
+/// Deletes one token within `scope`; its (name, kind, owner), or None when there is
+/// no such token there.
+pub async fn delete_scoped<'e>(
+    ex: impl Exec<'e>,
+    id: &str,
+    scope: &DeleteScope<'_>,
+) -> sqlx::Result<Option<(String, String, Option<String>)>> {
+    sqlx::query_as(
+        "DELETE FROM tokens WHERE id = $1 AND account_id = $2 \
+         AND ($3 IS NULL OR (user_id = $3 AND kind = 'user')) AND ($4 IS NULL OR kind = $4) \
+         RETURNING name, kind, user_id",
+    )
+    .bind(id)
+    .bind(scope.account_id)
+    .bind(scope.owner)
+    .bind(scope.kind)
+    .fetch_optional(ex)
+    .await
+}
+
+/// Puts a token in sudo mode until `until`.
+pub async fn set_sudo<'e>(ex: impl Exec<'e>, id: &str, until: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE tokens SET sudo_until = $1 WHERE id = $2")
+        .bind(until)
+        .bind(id)
+        .execute(ex)
+        .await
+        .map(|_| ())
+}
+
+/// Records when, from where and by what a token was last used. Never moves the time
+/// backwards (another node may have written a later use).
+pub async fn record_use<'e>(
+    ex: impl Exec<'e>,
+    id: &str,
+    at: i64,
+    ip: &str,
+    agent: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE tokens SET last_used_at = $1, last_used_ip = $2, last_used_agent = $3 \
+         WHERE id = $4 AND (last_used_at IS NULL OR last_used_at <= $1)",
+    )
+    .bind(at)
+    .bind(ip)
+    .bind(agent)
+    .bind(id)
+    .execute(ex)
+    .await
+    .map(|_| ())
+}
+
+pub async fn find_by_id<'e>(ex: impl Exec<'e>, id: &str) -> sqlx::Result<Option<Token>> {
+    sqlx::query_as(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(ex)
+        .await
+}

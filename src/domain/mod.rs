@@ -3,6 +3,7 @@
 pub mod crypto;
 pub mod grant;
 pub mod password;
+pub mod policy;
 pub mod random;
 pub mod roles;
 pub mod secret;

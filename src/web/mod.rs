@@ -64,6 +64,8 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(pages)
+        // The JSON API sits outside the session and CSRF layers: it never reads cookies.
+        .merge(crate::api::router())
         .route("/healthz", get(healthz))
         .route("/static/{*file}", get(assets::serve))
         .fallback(not_found)

@@ -215,6 +215,12 @@ impl TestApp {
         next
     }
 
+    /// Another server on the same database and clock, as a second node behind a load
+    /// balancer would be. Dropping it stops it; the database stays with `self`.
+    pub async fn second_node(&self) -> TestApp {
+        Self::serve(&self.db_url, self.clock.clone()).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

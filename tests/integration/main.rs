@@ -1,6 +1,7 @@
 //! Integration tests: the real server on a random port, on SQLite and (with
 //! TEST_DATABASE_URL) on PostgreSQL. One binary, so it links once.
 
+mod api;
 mod cli;
 mod common;
 mod foundation;

@@ -1,0 +1,250 @@
+//! Services and purging: the endpoints that exercise scopes and per-service
+//! permissions. There is no cache behind the purges; each records an event.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Serialize;
+
+use super::auth::Caller;
+use super::body::Fields;
+use super::error::{ApiError, ApiResult};
+use super::{json, timestamp};
+use crate::app::AppState;
+use crate::db::accounts::{self, Service};
+use crate::db::events::{self, NewEvent};
+use crate::domain::policy::Action;
+use crate::domain::random;
+
+/// Surrogate keys one batch purge may name, as Fastly allows.
+pub const MAX_KEYS: usize = 256;
+const MAX_KEY_BYTES: usize = 1024;
+
+#[derive(Serialize)]
+struct ServiceJson {
+    id: String,
+    name: String,
+    customer_id: String,
+    created_at: String,
+}
+
+fn service_json(s: &Service) -> ServiceJson {
+    ServiceJson {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        customer_id: s.account_id.clone(),
+        created_at: timestamp(s.created_at),
+    }
+}
+
+/// The services the token may read, limited to its own services and, for a limited
+/// engineer, to theirs.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.authorize(Action::Read)?;
+    let limits = caller.service_limits(&state).await?;
+    let all = accounts::services(&state.db.pool, caller.account_id()).await?;
+    let visible: Vec<ServiceJson> = all
+        .iter()
+        .filter(|s| {
+            caller
+                .authorize_with(limits.as_deref(), Action::ReadService(&s.id))
+                .is_ok()
+        })
+        .map(service_json)
+        .collect();
+    Ok(json(StatusCode::OK, &visible))
+}
+
+/// What a service endpoint does to its service.
+#[derive(Debug, Clone, Copy)]
+enum On {
+    Read,
+    PurgeAll,
+    PurgeSelect,
+}
+
+impl On {
+    fn action(self, service: &str) -> Action<'_> {
+        match self {
+            On::Read => Action::ReadService(service),
+            On::PurgeAll => Action::PurgeAll(service),
+            On::PurgeSelect => Action::PurgeSelect(service),
+        }
+    }
+}
+
+/// The service `id` of the caller's account, once `on` is allowed on it.
+async fn authorized_service(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    on: On,
+) -> ApiResult<Service> {
+    let service = accounts::service(&state.db.pool, caller.account_id(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Record not found").with_detail(id.to_owned()))?;
+    let limits = caller.service_limits(state).await?;
+    caller.authorize_with(limits.as_deref(), on.action(&service.id))?;
+    Ok(service)
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let service = authorized_service(&state, &caller, &id, On::Read).await?;
+    Ok(json(StatusCode::OK, &service_json(&service)))
+}
+
+fn soft(headers: &HeaderMap) -> bool {
+    headers
+        .get("fastly-soft-purge")
+        .is_some_and(|v| v.as_bytes() == b"1")
+}
+
+async fn record(
+    state: &AppState,
+    caller: &Caller,
+    service: &Service,
+    event_type: &str,
+    description: String,
+    metadata: serde_json::Value,
+) -> ApiResult<()> {
+    let event = NewEvent {
+        account_id: Some(caller.account_id()),
+        event_type,
+        actor_id: caller.user_id(),
+        token_id: Some(&caller.token.id),
+        service_id: Some(&service.id),
+        ip: Some(&caller.ip),
+        description,
+        metadata: Some(metadata),
+    };
+    events::record(&state.db.pool, &event, state.clock.unix()).await?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Status {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+}
+
+pub async fn purge_all(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let service = authorized_service(&state, &caller, &id, On::PurgeAll).await?;
+    record(
+        &state,
+        &caller,
+        &service,
+        "service.purge_all",
+        format!("Purged all content of {}", service.name),
+        serde_json::json!({ "soft": soft(&headers) }),
+    )
+    .await?;
+    Ok(json(
+        StatusCode::OK,
+        &Status {
+            status: "ok",
+            id: None,
+        },
+    ))
+}
+
+fn check_key(key: &str) -> ApiResult<()> {
+    if key.is_empty()
+        || key.len() > MAX_KEY_BYTES
+        || key.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::bad_request(format!(
+            "A surrogate key is 1 to {MAX_KEY_BYTES} bytes without spaces."
+        ))
+        .with_detail(key.chars().take(64).collect::<String>()));
+    }
+    Ok(())
+}
+
+pub async fn purge_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let service = authorized_service(&state, &caller, &id, On::PurgeSelect).await?;
+    check_key(&key)?;
+    let purge_id = random::id();
+    record(
+        &state,
+        &caller,
+        &service,
+        "service.purge",
+        format!("Purged surrogate key {key:?} of {}", service.name),
+        serde_json::json!({ "keys": [key], "purge_ids": [purge_id], "soft": soft(&headers) }),
+    )
+    .await?;
+    Ok(json(
+        StatusCode::OK,
+        &Status {
+            status: "ok",
+            id: Some(purge_id),
+        },
+    ))
+}
+
+/// Keys from the `Surrogate-Key` header (space-separated), else `surrogate_keys`.
+fn requested_keys(headers: &HeaderMap, fields: &Fields) -> ApiResult<Vec<String>> {
+    let keys: Vec<String> = match headers.get("surrogate-key") {
+        Some(value) => value
+            .to_str()
+            .map_err(|_| ApiError::bad_request("The Surrogate-Key header is not valid text."))?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        None => fields.list("surrogate_keys").unwrap_or_default(),
+    };
+    if keys.is_empty() {
+        return Err(ApiError::bad_request(
+            "Send surrogate keys in the Surrogate-Key header or as surrogate_keys.",
+        ));
+    }
+    if keys.len() > MAX_KEYS {
+        return Err(ApiError::bad_request(format!(
+            "At most {MAX_KEYS} surrogate keys may be purged at once."
+        ))
+        .with_detail(format!("{} keys sent", keys.len())));
+    }
+    for key in &keys {
+        check_key(key)?;
+    }
+    Ok(keys)
+}
+
+pub async fn purge_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    fields: Fields,
+) -> ApiResult<Response> {
+    let service = authorized_service(&state, &caller, &id, On::PurgeSelect).await?;
+    let keys = requested_keys(&headers, &fields)?;
+    let ids: BTreeMap<String, String> = keys.iter().map(|k| (k.clone(), random::id())).collect();
+    record(
+        &state,
+        &caller,
+        &service,
+        "service.purge",
+        format!("Purged {} surrogate keys of {}", ids.len(), service.name),
+        serde_json::json!({ "keys": keys, "purge_ids": ids, "soft": soft(&headers) }),
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &ids))
+}

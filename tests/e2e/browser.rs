@@ -192,7 +192,7 @@ pub enum Js {
 
 /// A headless Chromium session for one test.
 pub struct Browser {
-    pub client: Client,
+    client: Client,
     js: Js,
     test: String,
     session: String,

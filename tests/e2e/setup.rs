@@ -51,6 +51,7 @@ async fn first_run_setup_creates_the_superuser() {
         // The setup URL works once.
         b.goto(&app.url(&path)).await?;
         b.heading("Not Found").await?;
+        b.check_accessibility().await?;
         if b.text().await?.contains("Create account") {
             fail!("the setup form is offered a second time");
         }

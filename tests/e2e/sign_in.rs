@@ -18,6 +18,10 @@ async fn sign_in_and_sign_out() {
         b.goto(&app.url("/account/tokens")).await?;
         b.wait_for_path("/login?next=%2Faccount%2Ftokens").await?;
         b.heading("Sign in").await?;
+        // The JavaScript-off tests rely on this telling the two browsers apart.
+        if !b.scripts_ran().await? {
+            fail!("htmx is not running with JavaScript on");
+        }
         b.check_accessibility().await?;
 
         b.fill("Email", &ada.email).await?;

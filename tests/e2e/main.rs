@@ -1,0 +1,21 @@
+//! Browser end-to-end tests: headless Chromium, driven through chromedriver, uses the
+//! panel as a person does: elements are found by label, role and accessible name in
+//! the seed's wording, and each page is checked with axe-core.
+//!
+//! One module per flow. A new flow: a module with `#[tokio::test]`s that open a
+//! `Browser`, start a `TestApp`, and `b.run(async { ... })` the steps (see steps.rs for
+//! the shared ones). Failures leave a screenshot and the HTML in target/e2e-artifacts/.
+
+// The integration suite's harness (server on a random port, fresh database, personas).
+#[allow(dead_code)]
+#[path = "../integration/common.rs"]
+mod common;
+
+mod browser;
+mod steps;
+
+mod harness;
+mod no_javascript;
+mod personal_tokens;
+mod setup;
+mod sign_in;

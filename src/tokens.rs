@@ -133,3 +133,82 @@ pub async fn delete_own(
     tx.commit().await?;
     Ok(true)
 }
+
+/// Why a token was revoked by someone other than its owner, kept in the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// One token, from Account tokens.
+    Superuser,
+    /// Several tokens selected together.
+    Bulk,
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokeReason::Superuser => "superuser",
+            RevokeReason::Bulk => "bulk",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum RevokeError {
+    /// This id is not a token of the account (any more): nothing was deleted.
+    NotFound(String),
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for RevokeError {
+    fn from(e: sqlx::Error) -> Self {
+        RevokeError::Database(e)
+    }
+}
+
+/// Deletes tokens of an account whoever holds them, all or none: when one id is not a
+/// token of the account, nothing is deleted. Each deletion records `token.destroy` with
+/// the actor, in the same transaction. The caller has checked that the actor may revoke
+/// the account's tokens (`domain::admin::Action::RevokeAccountTokens`). Returns how many
+/// tokens were deleted.
+pub async fn revoke(
+    state: &AppState,
+    account_id: &str,
+    actor_id: &str,
+    ids: &[String],
+    reason: RevokeReason,
+    ip: Option<&str>,
+) -> Result<usize, RevokeError> {
+    let mut unique: Vec<&String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !unique.contains(&id) {
+            unique.push(id);
+        }
+    }
+    let now = state.clock.unix();
+    let mut tx = state.db.pool.begin().await?;
+    for id in &unique {
+        let Some((name, kind, owner)) = store::delete_in_account(&mut *tx, id, account_id).await?
+        else {
+            tx.rollback().await?;
+            return Err(RevokeError::NotFound((*id).clone()));
+        };
+        let event = NewEvent {
+            account_id: Some(account_id),
+            event_type: "token.destroy",
+            actor_id: Some(actor_id),
+            token_id: Some(id),
+            ip,
+            description: format!("Revoked {kind} token {name:?}"),
+            metadata: Some(serde_json::json!({
+                "reason": reason.as_str(),
+                "name": name,
+                "kind": kind,
+                "owner": owner,
+            })),
+            ..NewEvent::default()
+        };
+        events::record(&mut *tx, &event, now).await?;
+    }
+    tx.commit().await?;
+    Ok(unique.len())
+}

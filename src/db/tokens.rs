@@ -203,3 +203,56 @@ pub async fn count_active<'e>(
     .fetch_one(ex)
     .await
 }
+
+/// The tokens of an account among `ids` (any kind, any owner); ids of other accounts
+/// or of no token are left out.
+pub async fn find_in_account<'e>(
+    ex: impl Exec<'e>,
+    account_id: &str,
+    ids: &[String],
+) -> sqlx::Result<Vec<Token>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (2..ids.len() + 2).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND id IN ({}) ORDER BY created_at DESC, id",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_as(&sql).bind(account_id);
+    for id in ids {
+        query = query.bind(id);
+    }
+    query.fetch_all(ex).await
+}
+
+/// Deletes any token of the account; its (name, kind, owner), or None when the account
+/// has no such token.
+pub async fn delete_in_account<'e>(
+    ex: impl Exec<'e>,
+    id: &str,
+    account_id: &str,
+) -> sqlx::Result<Option<(String, String, Option<String>)>> {
+    sqlx::query_as(
+        "DELETE FROM tokens WHERE id = $1 AND account_id = $2 RETURNING name, kind, user_id",
+    )
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(ex)
+    .await
+}
+
+/// All user tokens (active or expired) a user holds in an account.
+pub async fn count_owned<'e>(
+    ex: impl Exec<'e>,
+    account_id: &str,
+    user_id: &str,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tokens WHERE account_id = $1 AND user_id = $2 AND kind = 'user'",
+    )
+    .bind(account_id)
+    .bind(user_id)
+    .fetch_one(ex)
+    .await
+}

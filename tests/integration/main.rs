@@ -4,3 +4,4 @@
 mod common;
 mod foundation;
 mod personal_tokens;
+mod superusers;

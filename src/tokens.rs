@@ -316,10 +316,17 @@ pub async fn revoke(
     ids: &[String],
     revocation: &Revocation<'_>,
 ) -> Result<(), RevokeError> {
+    // The same id twice is one deletion, not a missing token.
+    let mut unique: Vec<&String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !unique.contains(&id) {
+            unique.push(id);
+        }
+    }
     let now = state.clock.unix();
     let mut tx = state.db.pool.begin().await?;
-    for id in ids {
-        let Some((name, kind, _owner)) =
+    for id in unique {
+        let Some((name, kind, owner)) =
             store::delete_scoped(&mut *tx, id, &revocation.scope).await?
         else {
             tx.rollback().await?;
@@ -336,6 +343,7 @@ pub async fn revoke(
                 "reason": revocation.reason,
                 "name": name,
                 "kind": kind,
+                "owner": owner,
                 "via_token": revocation.via_token,
             })),
             ..NewEvent::default()

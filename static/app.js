@@ -41,4 +41,31 @@
   document.addEventListener("change", syncConditional);
   document.addEventListener("DOMContentLoaded", syncConditional);
   document.addEventListener("htmx:afterSwap", syncConditional);
+
+  // Create token, for superusers: with Type "Automation token" and a Role chosen, only
+  // the scopes that role may use stay selectable (<input data-automation-roles="...">).
+  // The server checks again whatever is sent.
+  function syncAutomationScopes() {
+    var boxes = document.querySelectorAll("input[data-automation-roles]");
+    if (!boxes.length) return;
+    var type = document.querySelector('input[name="type"]:checked');
+    var role = document.querySelector('input[name="role"]:checked');
+    var automation = type && type.value === "automation" && role;
+    boxes.forEach(function (box) {
+      var allowed = !automation ||
+        box.getAttribute("data-automation-roles").split(" ").indexOf(role.value) !== -1;
+      box.disabled = !allowed;
+      if (!allowed) box.checked = false;
+      var label = box.closest("label");
+      if (label) label.classList.toggle("disabled", !allowed);
+    });
+  }
+  document.addEventListener("change", syncAutomationScopes);
+  document.addEventListener("DOMContentLoaded", syncAutomationScopes);
+
+  // <select data-submit-on-change> (the account switcher) submits its form at once.
+  document.addEventListener("change", function (event) {
+    var select = event.target.closest("select[data-submit-on-change]");
+    if (select && select.form && select.form.requestSubmit) select.form.requestSubmit();
+  });
 })();

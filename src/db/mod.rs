@@ -3,8 +3,12 @@
 //! on SQLite and PostgreSQL through sqlx's `Any` driver; where the two differ (row
 //! locking), the function asks `Db::backend`.
 
+pub mod account_tokens;
 pub mod accounts;
 pub mod events;
+pub mod members;
+pub mod password_links;
+pub mod services;
 pub mod sessions;
 pub mod setup;
 pub mod throttle;

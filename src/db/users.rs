@@ -249,3 +249,12 @@ pub async fn member<'e>(
         })
     }))
 }
+
+pub async fn set_password<'e>(ex: impl Exec<'e>, user_id: &str, hash: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(user_id)
+        .bind(hash)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}

@@ -1,5 +1,6 @@
 //! The rules of the product, free of HTTP and SQL so they can be unit-tested.
 
+pub mod admin;
 pub mod crypto;
 pub mod grant;
 pub mod password;

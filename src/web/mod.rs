@@ -1,5 +1,6 @@
 //! The HTML pages: routes, middleware and the handlers for each part of the panel.
 
+mod account_tokens;
 mod assets;
 mod auth;
 pub mod csrf;
@@ -9,9 +10,12 @@ pub mod form;
 mod headers;
 pub mod page;
 mod security;
+mod services;
 pub mod session;
 mod sudo;
+mod switch;
 mod tokens;
+mod users;
 
 use std::time::Duration;
 
@@ -59,6 +63,10 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(auth::logout))
         .route("/setup/{secret}", get(auth::setup_page).post(auth::setup))
         .merge(tokens::routes())
+        .merge(account_tokens::routes())
+        .merge(users::routes())
+        .merge(switch::routes())
+        .merge(services::routes())
         .merge(security::routes())
         .merge(events::routes())
         .layer(from_fn(csrf::protect))

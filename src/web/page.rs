@@ -13,6 +13,9 @@ pub enum Section {
     PersonalTokens,
     Security,
     EventLog,
+    AccountTokens,
+    Users,
+    Services,
     Other,
 }
 
@@ -22,7 +25,22 @@ impl Section {
             Section::PersonalTokens => "personal-tokens",
             Section::Security => "security",
             Section::EventLog => "event-log",
+            Section::AccountTokens => "account-tokens",
+            Section::Users => "users",
+            Section::Services => "services",
             Section::Other => "other",
+        }
+    }
+
+    /// The section's first page: where the account switcher returns to.
+    pub fn home(self) -> &'static str {
+        match self {
+            Section::AccountTokens => "/account/account-tokens",
+            Section::Users => "/account/users",
+            Section::Services => "/account/services",
+            Section::Security => "/account/security",
+            Section::EventLog => "/account/events",
+            Section::PersonalTokens | Section::Other => "/account/tokens",
         }
     }
 }
@@ -35,12 +53,29 @@ pub struct Nav {
     pub role: Role,
     pub csrf: String,
     pub section: Section,
+    /// The current account's id, and every account of the user for the switcher.
+    pub account_id: String,
+    pub accounts: Vec<(String, String)>,
 }
 
 impl Nav {
     /// For templates: is `name` (e.g. "personal-tokens") the current section?
     pub fn is(&self, name: &str) -> bool {
         self.section.name() == name
+    }
+
+    /// For templates: may the member open this part of the panel? The same policy the
+    /// handlers enforce, so a hidden entry is also a refused one.
+    pub fn shows(&self, part: &str) -> bool {
+        use crate::domain::admin::{Action, Actor, ServiceAccess};
+        let action = match part {
+            "account-tokens" => Action::ViewAccountTokens,
+            "users" => Action::ViewUsers,
+            "services" => Action::ViewServices,
+            _ => return false,
+        };
+        // Opening these pages depends on the role alone.
+        Actor::new(self.role, ServiceAccess::All).may(action)
     }
 }
 

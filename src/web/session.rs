@@ -8,7 +8,10 @@ use tower_sessions::Session;
 use super::error::WebError;
 use super::page::{Nav, Section};
 use crate::app::AppState;
+use crate::db::accounts;
 use crate::db::users::{self, Member};
+use crate::domain::admin::{Actor, ServiceAccess};
+use crate::domain::roles::Role;
 
 const USER_ID: &str = "user_id";
 const ACCOUNT_ID: &str = "account_id";
@@ -81,6 +84,23 @@ pub async fn current_ids(session: &Session) -> Result<Option<(String, String)>, 
     Ok(user_id.zip(account_id))
 }
 
+/// Makes another of the user's accounts the current one, when they are a member of it:
+/// their role there, or None (and nothing changes) when they are not. Sudo mode ends: it
+/// was granted for work in the account the user was in.
+pub async fn switch_account(
+    state: &AppState,
+    session: &Session,
+    user_id: &str,
+    account_id: &str,
+) -> Result<Option<Role>, WebError> {
+    let Some(member) = users::member(&state.db.pool, user_id, account_id).await? else {
+        return Ok(None);
+    };
+    session.remove::<i64>(SUDO_UNTIL).await?;
+    session.insert(ACCOUNT_ID, account_id).await?;
+    Ok(Some(member.role))
+}
+
 pub async fn sign_out(session: &Session) -> Result<(), WebError> {
     session.flush().await?;
     Ok(())
@@ -91,6 +111,10 @@ pub struct SignedIn {
     pub member: Member,
     pub session: Session,
     pub csrf: String,
+    /// Every account the user belongs to, (id, name), for the account switcher.
+    pub accounts: Vec<(String, String)>,
+    /// The member as `domain::admin` decides what they may do.
+    pub actor: Actor,
 }
 
 impl SignedIn {
@@ -101,6 +125,8 @@ impl SignedIn {
             role: self.member.role,
             csrf: self.csrf.clone(),
             section,
+            account_id: self.member.account.id.clone(),
+            accounts: self.accounts.clone(),
         }
     }
 
@@ -161,10 +187,20 @@ impl FromRequestParts<AppState> for SignedIn {
             return Err(WebError::EnrolmentRequired);
         }
         let csrf = super::csrf::token(&session).await?;
+        let accounts = accounts::memberships_of(&state.db.pool, &user_id).await?;
+        // Only engineers are ever limited to some services.
+        let rows = if member.role == Role::Engineer {
+            accounts::service_permissions(&state.db.pool, &account_id, &user_id).await?
+        } else {
+            Vec::new()
+        };
+        let actor = Actor::new(member.role, ServiceAccess::of(member.role, &rows));
         Ok(SignedIn {
             member,
             session,
             csrf,
+            accounts,
+            actor,
         })
     }
 }

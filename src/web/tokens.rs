@@ -15,6 +15,7 @@ use super::session::{ClientIp, SignedIn};
 use super::sudo::{self, Reauth, Sudo};
 use crate::app::AppState;
 use crate::db::{accounts, tokens as store};
+use crate::domain::admin::{self, Action};
 use crate::domain::grant::{self, ServiceRef};
 use crate::domain::random;
 use crate::domain::roles::{Role, Scope, ScopeSet};
@@ -136,6 +137,15 @@ pub struct ScopeOption {
     pub label: &'static str,
     pub checked: bool,
     pub disabled: bool,
+    /// The automation roles that may use the scope, space-separated, for app.js to
+    /// enable and disable the box as the Role changes.
+    pub automation_roles: String,
+}
+
+pub struct RoleOption {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub checked: bool,
 }
 
 pub struct ServiceOption {
@@ -150,7 +160,11 @@ struct NewTokenPage {
     title: String,
     nav: Option<Nav>,
     nonce: String,
-    is_superuser: bool,
+    /// The Type, Role and TLS management controls are offered (superusers).
+    offers_automation: bool,
+    kind: String,
+    roles: Vec<RoleOption>,
+    tls: bool,
     name: String,
     scopes: Vec<ScopeOption>,
     all_services: bool,
@@ -201,6 +215,10 @@ async fn pickable_services(
 
 /// The values of the create form, as typed.
 struct Typed {
+    /// "user" or "automation" (superusers only).
+    kind: String,
+    role: String,
+    tls: bool,
     name: String,
     scopes: Vec<String>,
     all_services: bool,
@@ -212,6 +230,9 @@ struct Typed {
 impl Typed {
     fn defaults() -> Self {
         Typed {
+            kind: TokenKind::User.as_str().to_owned(),
+            role: String::new(),
+            tls: false,
             name: String::new(),
             scopes: vec![Scope::Global.as_str().to_owned()],
             all_services: true,
@@ -223,6 +244,9 @@ impl Typed {
 
     fn from_form(form: &Form) -> Self {
         Typed {
+            kind: form.text("type").to_owned(),
+            role: form.text("role").to_owned(),
+            tls: form.has("tls_access"),
             name: form.text("name").to_owned(),
             scopes: form.all("scope").into_iter().map(str::to_owned).collect(),
             all_services: form.text("access") != "selected",
@@ -254,13 +278,34 @@ async fn form_page(
         nonces.remove(0);
     }
     signed_in.session.insert(NONCES, &nonces).await?;
+    let offers_automation = signed_in.actor.may(Action::CreateAutomationTokens);
+    let automation = offers_automation && typed.kind == TokenKind::Automation.as_str();
+    // The scopes on offer follow the automation token's role once one is chosen.
+    let scope_role = match admin::automation_role(&typed.role) {
+        Ok(chosen) if automation => chosen,
+        _ => role,
+    };
     let scopes = Scope::ALL
         .into_iter()
         .map(|scope| ScopeOption {
             value: scope.as_str(),
             label: scope.label(),
-            checked: typed.scopes.iter().any(|s| s == scope.as_str()) && role.may_use(scope),
-            disabled: !role.may_use(scope),
+            checked: typed.scopes.iter().any(|s| s == scope.as_str()) && scope_role.may_use(scope),
+            disabled: !scope_role.may_use(scope),
+            automation_roles: admin::AUTOMATION_ROLES
+                .into_iter()
+                .filter(|r| r.may_use(scope))
+                .map(Role::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+        })
+        .collect();
+    let roles = admin::AUTOMATION_ROLES
+        .into_iter()
+        .map(|r| RoleOption {
+            value: r.as_str(),
+            label: r.label(),
+            checked: typed.role == r.as_str(),
         })
         .collect();
     let services = services
@@ -275,7 +320,14 @@ async fn form_page(
         title: "Create a Token".into(),
         nav: Some(signed_in.nav(Section::PersonalTokens)),
         nonce,
-        is_superuser: role.is_superuser(),
+        offers_automation,
+        kind: if automation {
+            TokenKind::Automation.as_str().to_owned()
+        } else {
+            TokenKind::User.as_str().to_owned()
+        },
+        roles,
+        tls: typed.tls,
         name: typed.name,
         scopes,
         all_services: typed.all_services && limited.is_none(),
@@ -338,6 +390,8 @@ fn expiry(typed: &Typed, now: OffsetDateTime) -> Result<Option<i64>, String> {
 struct CreatedPage {
     title: String,
     nav: Option<Nav>,
+    /// Where Okay leads: the list the new token appears on.
+    okay: &'static str,
     name: String,
     secret: String,
     expires: String,
@@ -380,13 +434,29 @@ pub async fn create(
     let name = validate::name(&typed.name, "Name")
         .map_err(|e| errors.push(("name", e)))
         .ok();
-    if form
-        .get("type")
-        .is_some_and(|t| t != TokenKind::User.as_str())
-        || (form.has("type") && !signed_in.member.role.is_superuser())
-    {
+    // Only those who may create automation tokens see (and may send) a Type.
+    let kind = match form.get("type") {
+        None => Some(TokenKind::User),
+        Some(_) if !signed_in.actor.may(Action::CreateAutomationTokens) => None,
+        Some(t) => TokenKind::parse(t),
+    };
+    let Some(kind) = kind else {
         errors.push(("type", "Choose a token type you may create.".into()));
-    }
+        let page = form_page(&state, &signed_in, typed, errors, false).await?;
+        return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    };
+    // An automation token carries the role chosen for it, and its own TLS flag; for a
+    // user token the Role and TLS fields (visible without JavaScript) are ignored.
+    let (grant_role, automation_role) = match kind {
+        TokenKind::User => (signed_in.member.role, None),
+        TokenKind::Automation => match admin::automation_role(&typed.role) {
+            Ok(chosen) => (chosen, Some(chosen)),
+            Err(e) => {
+                errors.push(("role", e));
+                (signed_in.member.role, None)
+            }
+        },
+    };
     let scopes = match ScopeSet::parse(&typed.scopes.join(" ")) {
         Ok(set) => Some(set),
         Err(_) => {
@@ -405,7 +475,7 @@ pub async fn create(
             })
             .collect();
         if let Err(e) = grant::check(
-            signed_in.member.role,
+            grant_role,
             scopes,
             typed.all_services,
             &typed.services,
@@ -431,14 +501,14 @@ pub async fn create(
         typed.services.clone()
     };
     let request = TokenRequest {
-        kind: TokenKind::User,
+        kind,
         account_id: signed_in.account_id(),
         actor_id: signed_in.user_id(),
         name: &name,
         scopes: &scopes,
         services: &chosen,
-        role: None,
-        tls_access: false,
+        role: automation_role,
+        tls_access: kind == TokenKind::Automation && typed.tls,
         expires_at,
         ip: Some(&ip),
     };
@@ -456,6 +526,10 @@ pub async fn create(
     let page = CreatedPage {
         title: "Token created".into(),
         nav: Some(signed_in.nav(Section::PersonalTokens)),
+        okay: match kind {
+            TokenKind::User => "/account/tokens",
+            TokenKind::Automation => "/account/account-tokens",
+        },
         name,
         secret: issued.secret.expose().to_owned(),
         expires: expires_at.map(date).unwrap_or_else(|| "Never".to_owned()),

@@ -8,4 +8,5 @@ mod event_log;
 mod foundation;
 mod lifecycle;
 mod personal_tokens;
+mod superusers;
 mod two_factor;

@@ -1,0 +1,286 @@
+//! Account tokens: every token of an account, user and automation, a page at a time.
+//!
+//! Pages are found by keyset, not OFFSET: a page continues after (or before) the sort key
+//! and id of the row at its edge, so page 2,000 costs what page 1 costs. Every sort key
+//! has an index `(account_id, key, id)` (migration 0003), and the key expressions here
+//! must stay exactly those of the indexes for the databases to use them.
+
+use std::collections::HashMap;
+
+use sqlx::any::AnyArguments;
+use sqlx::{Arguments, FromRow};
+
+use super::Exec;
+use crate::domain::roles::{Scope, ScopeSet};
+
+/// Stands in for "never expires" in the expiry sort key: 10000-01-01.
+pub const NEVER: i64 = 253_402_300_800;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    Created,
+    LastUsed,
+    Expires,
+}
+
+impl Sort {
+    /// The SQL of the key; identical to the index expression.
+    fn key(self) -> &'static str {
+        match self {
+            Sort::Created => "t.created_at",
+            Sort::LastUsed => "COALESCE(last_used_at, 0)",
+            Sort::Expires => "COALESCE(expires_at, 253402300800)",
+        }
+    }
+
+    /// The key of a row, as the SQL computes it.
+    pub fn key_of(self, row: &Row) -> i64 {
+        match self {
+            Sort::Created => row.created_at,
+            Sort::LastUsed => row.last_used_at.unwrap_or(0),
+            Sort::Expires => row.expires_at.unwrap_or(NEVER),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    Expired,
+}
+
+/// What to list. `name_contains` is matched case-insensitively.
+#[derive(Debug, Clone, Default)]
+pub struct Filter<'a> {
+    pub kind: Option<&'a str>,
+    pub owner: Option<&'a str>,
+    pub scope: Option<Scope>,
+    pub status: Option<Status>,
+    pub name_contains: Option<&'a str>,
+}
+
+/// Where a page starts: the first page, or after/before the row with this key and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    First,
+    After(i64, String),
+    Before(i64, String),
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Row {
+    pub id: String,
+    pub kind: String,
+    pub user_id: Option<String>,
+    pub created_by: Option<String>,
+    pub name: String,
+    pub scope: String,
+    pub role: Option<String>,
+    pub tls_access: i64,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub owner_name: Option<String>,
+    pub owner_email: Option<String>,
+}
+
+/// Every canonical scope string (as `ScopeSet` writes it) that includes `scope`.
+fn sets_containing(scope: Scope) -> Vec<String> {
+    let others: Vec<Scope> = Scope::ALL.into_iter().filter(|s| *s != scope).collect();
+    (0..1u32 << others.len())
+        .map(|mask| {
+            let mut set = vec![scope];
+            set.extend(
+                others
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, s)| *s),
+            );
+            ScopeSet::new(set).to_string()
+        })
+        .collect()
+}
+
+/// Escapes LIKE's wildcards; patterns use `ESCAPE '\'`.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Builds a statement and its arguments together, numbering the placeholders.
+struct Statement<'q> {
+    sql: String,
+    args: AnyArguments<'q>,
+    count: usize,
+}
+
+impl<'q> Statement<'q> {
+    /// Adds an argument and returns its placeholder.
+    fn arg<T>(&mut self, value: T) -> sqlx::Result<String>
+    where
+        T: 'q + sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        self.args.add(value).map_err(sqlx::Error::Encode)?;
+        self.count += 1;
+        Ok(format!("${}", self.count))
+    }
+}
+
+/// One page of at most `limit` rows in display order, and whether rows lie beyond it in
+/// the direction it was read (more after a First/After page, more before a Before page).
+#[allow(clippy::too_many_arguments)]
+pub async fn page<'e>(
+    ex: impl Exec<'e>,
+    account_id: &str,
+    filter: &Filter<'_>,
+    sort: Sort,
+    descending: bool,
+    position: &Position,
+    limit: i64,
+    now: i64,
+) -> sqlx::Result<(Vec<Row>, bool)> {
+    let mut q = Statement {
+        sql: String::new(),
+        args: AnyArguments::default(),
+        count: 0,
+    };
+    let account = q.arg(account_id.to_owned())?;
+    q.sql = format!(
+        "SELECT t.id, t.kind, t.user_id, t.created_by, t.name, t.scope, t.role, t.tls_access, \
+                t.created_at, t.expires_at, t.last_used_at, u.name AS owner_name, u.email AS owner_email \
+         FROM tokens t LEFT JOIN users u ON u.id = t.user_id WHERE t.account_id = {account}"
+    );
+    if let Some(kind) = filter.kind {
+        let p = q.arg(kind.to_owned())?;
+        q.sql.push_str(&format!(" AND t.kind = {p}"));
+    }
+    if let Some(owner) = filter.owner {
+        let p = q.arg(owner.to_owned())?;
+        q.sql.push_str(&format!(" AND t.user_id = {p}"));
+    }
+    if let Some(scope) = filter.scope {
+        // `tokens.scope` holds a ScopeSet's canonical string (`tokens::issue` writes it),
+        // so "has this scope" is one of a few exact values: a condition PostgreSQL can
+        // estimate from its statistics, unlike a LIKE on a padded string.
+        let mut placeholders = Vec::new();
+        for value in sets_containing(scope) {
+            placeholders.push(q.arg(value)?);
+        }
+        q.sql
+            .push_str(&format!(" AND t.scope IN ({})", placeholders.join(", ")));
+    }
+    // Written on the expiry sort key ("never" is year 10000, in the future): sorted by
+    // expiry, the status is then an index range rather than rows skipped one by one.
+    let expiry = Sort::Expires.key();
+    match filter.status {
+        Some(Status::Active) => {
+            let p = q.arg(now)?;
+            q.sql.push_str(&format!(" AND {expiry} > {p}"));
+        }
+        Some(Status::Expired) => {
+            let p = q.arg(now)?;
+            q.sql.push_str(&format!(" AND {expiry} <= {p}"));
+        }
+        None => {}
+    }
+    if let Some(needle) = filter.name_contains {
+        let p = q.arg(format!("%{}%", like_escape(&needle.to_lowercase())))?;
+        q.sql
+            .push_str(&format!(" AND LOWER(t.name) LIKE {p} ESCAPE '\\'"));
+    }
+    // Reading "before" a row walks the index the other way; the rows are turned back
+    // into display order below.
+    let (reverse, cursor) = match position {
+        Position::First => (false, None),
+        Position::After(key, id) => (false, Some((*key, id))),
+        Position::Before(key, id) => (true, Some((*key, id))),
+    };
+    let walk_descending = descending != reverse;
+    // With an owner filter, their index finds the few rows, which are then sorted;
+    // `+ 0` keeps both planners from walking the whole account in key order instead
+    // (SQLite has no statistics to tell the two plans apart).
+    let key = if filter.owner.is_some() {
+        format!("({} + 0)", sort.key())
+    } else {
+        sort.key().to_owned()
+    };
+    if let Some((value, id)) = cursor {
+        // (key, id) beyond the cursor, written so both planners make the first part an
+        // index range; only rows tied on the key are then filtered by id.
+        let op = if walk_descending { "<" } else { ">" };
+        let (a, b, c) = (q.arg(value)?, q.arg(value)?, q.arg(id.clone())?);
+        q.sql.push_str(&format!(
+            " AND {key} {op}= {a} AND ({key} {op} {b} OR t.id {op} {c})"
+        ));
+    }
+    let dir = if walk_descending { "DESC" } else { "ASC" };
+    let p = q.arg(limit + 1)?;
+    q.sql
+        .push_str(&format!(" ORDER BY {key} {dir}, t.id {dir} LIMIT {p}"));
+    let mut rows: Vec<Row> = sqlx::query_as_with(&q.sql, q.args).fetch_all(ex).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit.max(0) as usize);
+    if reverse {
+        rows.reverse();
+    }
+    Ok((rows, more))
+}
+
+/// Service names of the given tokens: token id → [(service id, name)], by name. A token
+/// without services has access to all of them.
+pub async fn services_of<'e>(
+    ex: impl Exec<'e>,
+    token_ids: &[String],
+) -> sqlx::Result<HashMap<String, Vec<(String, String)>>> {
+    let mut map: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    if token_ids.is_empty() {
+        return Ok(map);
+    }
+    let placeholders: Vec<String> = (1..=token_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT ts.token_id, s.id, s.name FROM token_services ts JOIN services s ON s.id = ts.service_id \
+         WHERE ts.token_id IN ({}) ORDER BY s.name, s.id",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, (String, String, String)>(&sql);
+    for id in token_ids {
+        query = query.bind(id);
+    }
+    for (token_id, service_id, name) in query.fetch_all(ex).await? {
+        map.entry(token_id).or_default().push((service_id, name));
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_filter_lists_every_set_with_the_scope() {
+        let sets = sets_containing(Scope::PurgeAll);
+        assert_eq!(sets.len(), 8);
+        assert!(sets.contains(&"purge_all".to_owned()));
+        assert!(sets.contains(&"global purge_all purge_select global:read".to_owned()));
+        assert!(sets
+            .iter()
+            .all(|s| ScopeSet::parse(s).unwrap().contains(Scope::PurgeAll)));
+        assert!(sets
+            .iter()
+            .all(|s| ScopeSet::parse(s).unwrap().to_string() == *s));
+        assert!(!sets_containing(Scope::Global).contains(&"global:read".to_owned()));
+    }
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(like_escape("50%_off\\"), "50\\%\\_off\\\\");
+        assert_eq!(like_escape("plain"), "plain");
+    }
+}

@@ -1,0 +1,631 @@
+//! Account > API tokens > Account tokens (superusers): every token of the current
+//! account, filtered, searched and sorted, a page of 50 at a time; revoking one or
+//! several after a confirmation.
+//!
+//! The filter form is a plain GET form; with htmx it swaps the results block only
+//! (the same template block, so page and fragment cannot drift).
+
+use askama::Template;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::error::WebError;
+use super::form::Form;
+use super::page::{date, date_time, is_htmx, render, safe_next, url_encode};
+use super::page::{Nav, Section};
+use super::session::{ClientIp, SignedIn};
+use crate::app::AppState;
+use crate::db::account_tokens::{self as list, Filter, Position, Sort, Status};
+use crate::db::tokens::DeleteScope;
+use crate::db::{members, tokens as store};
+use crate::domain::admin::Action;
+use crate::domain::random;
+use crate::domain::roles::{Role, Scope, ScopeSet};
+use crate::tokens::{self, Revocation, RevokeError};
+
+pub const PAGE_SIZE: i64 = 50;
+/// More ids than this in one request is not something the page can send.
+const MAX_SELECTED: usize = 200;
+const PATH: &str = "/account/account-tokens";
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route(PATH, get(page)).route(
+        "/account/account-tokens/revoke",
+        get(confirm_revoke).post(revoke),
+    )
+}
+
+/// The filters, sort and position of a list request, as typed in the query string.
+/// Values the page does not offer are dropped rather than refused: a hand-edited URL
+/// shows the unfiltered list, never an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    pub kind: String,
+    pub owner: String,
+    pub scope: String,
+    pub status: String,
+    pub q: String,
+    pub sort: String,
+    pub dir: String,
+    pub position: Option<(bool, i64, String)>,
+}
+
+fn parse_cursor(raw: &str) -> Option<(i64, String)> {
+    let (key, id) = raw.split_once('.')?;
+    let key: i64 = key.parse().ok()?;
+    (!id.is_empty() && id.len() <= 64 && random::is_base62(id)).then(|| (key, id.to_owned()))
+}
+
+impl Query {
+    pub fn parse(raw: &str) -> Query {
+        let form = Form::parse(raw.as_bytes()).unwrap_or_default();
+        let pick = |name: &str, allowed: &[&str]| -> String {
+            let value = form.text(name);
+            if allowed.contains(&value) {
+                value.to_owned()
+            } else {
+                String::new()
+            }
+        };
+        let owner = form.text("owner");
+        let position = match (form.get("after"), form.get("before")) {
+            (Some(after), _) => parse_cursor(after).map(|(k, id)| (true, k, id)),
+            (None, Some(before)) => parse_cursor(before).map(|(k, id)| (false, k, id)),
+            _ => None,
+        };
+        Query {
+            kind: pick("type", &["user", "automation"]),
+            owner: if !owner.is_empty() && owner.len() <= 64 && random::is_base62(owner) {
+                owner.to_owned()
+            } else {
+                String::new()
+            },
+            scope: pick("scope", &Scope::ALL.map(Scope::as_str)),
+            status: pick("status", &["active", "expired"]),
+            q: form.text("q").trim().chars().take(255).collect(),
+            sort: pick("sort", &["created", "last_used", "expires"]),
+            dir: pick("dir", &["asc", "desc"]),
+            position,
+        }
+    }
+
+    fn sort(&self) -> Sort {
+        match self.sort.as_str() {
+            "last_used" => Sort::LastUsed,
+            "expires" => Sort::Expires,
+            _ => Sort::Created,
+        }
+    }
+
+    /// Newest first by default; soonest first for expiry.
+    fn descending(&self) -> bool {
+        match self.dir.as_str() {
+            "asc" => false,
+            "desc" => true,
+            _ => self.sort() != Sort::Expires,
+        }
+    }
+
+    fn filter(&self) -> Filter<'_> {
+        fn some(s: &str) -> Option<&str> {
+            (!s.is_empty()).then_some(s)
+        }
+        Filter {
+            kind: some(&self.kind),
+            owner: some(&self.owner),
+            scope: self.scope.parse().ok(),
+            status: match self.status.as_str() {
+                "active" => Some(Status::Active),
+                "expired" => Some(Status::Expired),
+                _ => None,
+            },
+            name_contains: some(&self.q),
+        }
+    }
+
+    /// The list's URL with these filters and sort, and an optional position.
+    fn url(&self, position: Option<(&str, i64, &str)>) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        for (name, value) in [
+            ("type", &self.kind),
+            ("owner", &self.owner),
+            ("scope", &self.scope),
+            ("status", &self.status),
+            ("q", &self.q),
+            ("sort", &self.sort),
+            ("dir", &self.dir),
+        ] {
+            if !value.is_empty() {
+                pairs.push((name, value.clone()));
+            }
+        }
+        if let Some((name, key, id)) = position {
+            pairs.push((name, format!("{key}.{id}")));
+        }
+        if pairs.is_empty() {
+            return PATH.to_owned();
+        }
+        let query: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", url_encode(v)))
+            .collect();
+        format!("{PATH}?{}", query.join("&"))
+    }
+}
+
+/// One row of the Account tokens table, ready to print.
+pub struct AccountTokenRow {
+    pub id: String,
+    pub owner: String,
+    pub owner_email: Option<String>,
+    pub name: String,
+    pub kind: &'static str,
+    pub role: String,
+    pub tls: bool,
+    pub scope: String,
+    pub access: String,
+    pub created: String,
+    pub last_used: String,
+    pub expires: String,
+    pub expired: bool,
+}
+
+fn kind_label(kind: &str) -> &'static str {
+    if kind == "automation" {
+        "Automation token"
+    } else {
+        "User token"
+    }
+}
+
+fn role_label(role: Option<&str>) -> String {
+    role.and_then(|r| r.parse::<Role>().ok())
+        .map(|r| r.label().to_owned())
+        .unwrap_or_default()
+}
+
+fn scope_labels(scope: &str) -> String {
+    ScopeSet::parse(scope)
+        .map(|s| s.labels())
+        .unwrap_or_else(|_| scope.to_owned())
+}
+
+fn access_label(services: Option<&Vec<(String, String)>>) -> String {
+    match services {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .map(|(_, name)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "All services".to_owned(),
+    }
+}
+
+fn row(token: &list::Row, services: Option<&Vec<(String, String)>>, now: i64) -> AccountTokenRow {
+    let automation = token.kind == "automation";
+    AccountTokenRow {
+        id: token.id.clone(),
+        owner: if automation {
+            "Automation".to_owned()
+        } else {
+            token
+                .owner_name
+                .clone()
+                .unwrap_or_else(|| "(deleted user)".to_owned())
+        },
+        owner_email: token.owner_email.clone().filter(|_| !automation),
+        name: token.name.clone(),
+        kind: kind_label(&token.kind),
+        role: if automation {
+            role_label(token.role.as_deref())
+        } else {
+            String::new()
+        },
+        tls: token.tls_access != 0,
+        scope: scope_labels(&token.scope),
+        access: access_label(services),
+        created: date(token.created_at),
+        last_used: token
+            .last_used_at
+            .map(date_time)
+            .unwrap_or_else(|| "Never".to_owned()),
+        expires: token
+            .expires_at
+            .map(date)
+            .unwrap_or_else(|| "Never".to_owned()),
+        expired: token.expires_at.is_some_and(|at| at <= now),
+    }
+}
+
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+fn choices(current: &str, options: &[(&str, &str)]) -> Vec<Choice> {
+    options
+        .iter()
+        .map(|(value, label)| Choice {
+            value: (*value).to_owned(),
+            label: (*label).to_owned(),
+            selected: *value == current,
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "account_tokens/list.html")]
+struct ListPage {
+    title: String,
+    nav: Option<Nav>,
+    query: Query,
+    types: Vec<Choice>,
+    owners: Vec<Choice>,
+    scopes: Vec<Choice>,
+    statuses: Vec<Choice>,
+    sorts: Vec<Choice>,
+    dirs: Vec<Choice>,
+    rows: Vec<AccountTokenRow>,
+    first_url: Option<String>,
+    previous_url: Option<String>,
+    next_url: Option<String>,
+    /// This page's own URL: where a revocation returns to.
+    here: String,
+    here_param: String,
+    notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "account_tokens/list.html", block = "results")]
+struct ListResults<'a> {
+    rows: &'a [AccountTokenRow],
+    first_url: &'a Option<String>,
+    previous_url: &'a Option<String>,
+    next_url: &'a Option<String>,
+    here: &'a str,
+    here_param: &'a str,
+}
+
+/// htmx asks for the results block only, except when it restores history after a miss.
+fn wants_fragment(headers: &HeaderMap) -> bool {
+    is_htmx(headers) && !headers.contains_key("hx-history-restore-request")
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, WebError> {
+    signed_in
+        .actor
+        .check(Action::ViewAccountTokens)
+        .map_err(|d| WebError::Forbidden(d.message()))?;
+    let raw = raw.unwrap_or_default();
+    let query = Query::parse(&raw);
+    let deleted = Form::parse(raw.as_bytes())
+        .ok()
+        .and_then(|f| f.get("deleted").and_then(|n| n.parse::<u32>().ok()));
+    let now = state.clock.unix();
+    let sort = query.sort();
+    let position = match &query.position {
+        None => Position::First,
+        Some((true, key, id)) => Position::After(*key, id.clone()),
+        Some((false, key, id)) => Position::Before(*key, id.clone()),
+    };
+    let (found, more) = list::page(
+        &state.db.pool,
+        signed_in.account_id(),
+        &query.filter(),
+        sort,
+        query.descending(),
+        &position,
+        PAGE_SIZE,
+        now,
+    )
+    .await?;
+    let ids: Vec<String> = found.iter().map(|t| t.id.clone()).collect();
+    let services = list::services_of(&state.db.pool, &ids).await?;
+    let edge = |t: Option<&list::Row>| t.map(|t| (sort.key_of(t), t.id.clone()));
+    let (first, last) = (edge(found.first()), edge(found.last()));
+    // "more" speaks of the direction the page was read in.
+    let (has_previous, has_next) = match position {
+        Position::First => (false, more),
+        Position::After(..) => (true, more),
+        Position::Before(..) => (more, true),
+    };
+    let next_url = last
+        .filter(|_| has_next)
+        .map(|(k, id)| query.url(Some(("after", k, &id))));
+    let previous_url = first
+        .filter(|_| has_previous)
+        .map(|(k, id)| query.url(Some(("before", k, &id))));
+    let first_url = (position != Position::First).then(|| query.url(None));
+    let here = match &query.position {
+        None => query.url(None),
+        Some((after, key, id)) => {
+            query.url(Some((if *after { "after" } else { "before" }, *key, id)))
+        }
+    };
+    let rows: Vec<AccountTokenRow> = found
+        .iter()
+        .map(|t| row(t, services.get(&t.id), now))
+        .collect();
+    if wants_fragment(&headers) {
+        return render(&ListResults {
+            rows: &rows,
+            first_url: &first_url,
+            previous_url: &previous_url,
+            next_url: &next_url,
+            here: &here,
+            here_param: &url_encode(&here),
+        });
+    }
+    let mut owners = vec![Choice {
+        value: String::new(),
+        label: "Any owner".into(),
+        selected: query.owner.is_empty(),
+    }];
+    let mut owner_listed = query.owner.is_empty();
+    for (id, name, email) in members::names(&state.db.pool, signed_in.account_id()).await? {
+        owner_listed |= id == query.owner;
+        owners.push(Choice {
+            selected: id == query.owner,
+            value: id,
+            label: format!("{name} ({email})"),
+        });
+    }
+    if !owner_listed {
+        // Someone no longer a member can still be filtered on (from a link).
+        owners.push(Choice {
+            value: query.owner.clone(),
+            label: "A former member".into(),
+            selected: true,
+        });
+    }
+    let mut scope_options = vec![("", "Any scope")];
+    scope_options.extend(Scope::ALL.map(|s| (s.as_str(), s.label())));
+    let page = ListPage {
+        title: "Account tokens".into(),
+        nav: Some(signed_in.nav(Section::AccountTokens)),
+        types: choices(
+            &query.kind,
+            &[
+                ("", "Any type"),
+                ("user", "User token"),
+                ("automation", "Automation token"),
+            ],
+        ),
+        owners,
+        scopes: choices(&query.scope, &scope_options),
+        statuses: choices(
+            &query.status,
+            &[
+                ("", "Any status"),
+                ("active", "Active"),
+                ("expired", "Expired"),
+            ],
+        ),
+        sorts: choices(
+            if query.sort.is_empty() {
+                "created"
+            } else {
+                &query.sort
+            },
+            &[
+                ("created", "Created"),
+                ("last_used", "Last used"),
+                ("expires", "Expires"),
+            ],
+        ),
+        dirs: choices(
+            if query.descending() { "desc" } else { "asc" },
+            &[("desc", "Newest first"), ("asc", "Oldest first")],
+        ),
+        query,
+        rows,
+        first_url,
+        previous_url,
+        next_url,
+        here_param: url_encode(&here),
+        here,
+        notice: deleted.map(|n| match n {
+            1 => "Deleted 1 token.".to_owned(),
+            n => format!("Deleted {n} tokens."),
+        }),
+    };
+    render(&page)
+}
+
+/// The token ids of a revoke request, and where to go afterwards (a list URL only).
+fn selection(form: &Form) -> Result<(Vec<String>, String), WebError> {
+    let mut ids: Vec<String> = Vec::new();
+    for id in form.all("token") {
+        if id.is_empty() || id.len() > 64 || !random::is_base62(id) {
+            return Err(WebError::NotFound);
+        }
+        if !ids.iter().any(|i| i == id) {
+            ids.push(id.to_owned());
+        }
+    }
+    if ids.is_empty() {
+        return Err(WebError::BadRequest(
+            "Select at least one token to delete.".into(),
+        ));
+    }
+    if ids.len() > MAX_SELECTED {
+        return Err(WebError::BadRequest(format!(
+            "Select at most {MAX_SELECTED} tokens at a time."
+        )));
+    }
+    let back = safe_next(form.text("back"))
+        .filter(|b| *b == PATH || b.starts_with("/account/account-tokens?"))
+        .unwrap_or(PATH)
+        .to_owned();
+    Ok((ids, back))
+}
+
+#[derive(Template)]
+#[template(path = "account_tokens/confirm_revoke.html")]
+struct ConfirmPage {
+    title: String,
+    nav: Option<Nav>,
+    tokens: Vec<AccountTokenRow>,
+    back: String,
+    csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "account_tokens/confirm_revoke.html", block = "dialog")]
+struct ConfirmFragment<'a> {
+    tokens: &'a [AccountTokenRow],
+    back: &'a str,
+    csrf: &'a str,
+}
+
+pub async fn confirm_revoke(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, WebError> {
+    signed_in
+        .actor
+        .check(Action::RevokeAccountTokens)
+        .map_err(|d| WebError::Forbidden(d.message()))?;
+    let form = Form::parse(raw.unwrap_or_default().as_bytes()).map_err(WebError::BadRequest)?;
+    let (ids, back) = selection(&form)?;
+    let found = store::find_many_in_account(&state.db.pool, signed_in.account_id(), &ids).await?;
+    // All or nothing, as the deletion itself: an id of another account, or of a token
+    // already gone, makes the whole request unknown.
+    if found.len() != ids.len() {
+        return Err(WebError::NotFound);
+    }
+    let now = state.clock.unix();
+    let found_ids: Vec<String> = found.iter().map(|t| t.id.clone()).collect();
+    let services = list::services_of(&state.db.pool, &found_ids).await?;
+    let owners = members::names(&state.db.pool, signed_in.account_id()).await?;
+    let tokens: Vec<AccountTokenRow> = found
+        .iter()
+        .map(|t| {
+            let owner = owners
+                .iter()
+                .find(|(id, _, _)| Some(id) == t.user_id.as_ref());
+            let listed = list::Row {
+                id: t.id.clone(),
+                kind: t.kind.clone(),
+                user_id: t.user_id.clone(),
+                created_by: t.created_by.clone(),
+                name: t.name.clone(),
+                scope: t.scope.clone(),
+                role: t.role.clone(),
+                tls_access: t.tls_access,
+                created_at: t.created_at,
+                expires_at: t.expires_at,
+                last_used_at: t.last_used_at,
+                owner_name: owner.map(|(_, name, _)| name.clone()),
+                owner_email: owner.map(|(_, _, email)| email.clone()),
+            };
+            row(&listed, services.get(&t.id), now)
+        })
+        .collect();
+    if is_htmx(&headers) {
+        return render(&ConfirmFragment {
+            tokens: &tokens,
+            back: &back,
+            csrf: &signed_in.csrf,
+        });
+    }
+    let title = if tokens.len() == 1 {
+        "Delete token".to_owned()
+    } else {
+        format!("Delete {} tokens", tokens.len())
+    };
+    render(&ConfirmPage {
+        title,
+        nav: Some(signed_in.nav(Section::AccountTokens)),
+        tokens,
+        back,
+        csrf: signed_in.csrf.clone(),
+    })
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    ClientIp(ip): ClientIp,
+    form: Form,
+) -> Result<Response, WebError> {
+    signed_in
+        .actor
+        .check(Action::RevokeAccountTokens)
+        .map_err(|d| WebError::Forbidden(d.message()))?;
+    let (ids, back) = selection(&form)?;
+    let revocation = Revocation {
+        scope: DeleteScope {
+            account_id: signed_in.account_id(),
+            owner: None,
+            kind: None,
+        },
+        actor_id: Some(signed_in.user_id()),
+        via_token: None,
+        reason: if ids.len() == 1 { "superuser" } else { "bulk" },
+        ip: Some(&ip),
+    };
+    match tokens::revoke(&state, &ids, &revocation).await {
+        Ok(()) => {
+            let n = ids.len();
+            let sep = if back.contains('?') { '&' } else { '?' };
+            Ok(Redirect::to(&format!("{back}{sep}deleted={n}")).into_response())
+        }
+        Err(RevokeError::NotFound(_)) => Ok(super::error::error_page(
+            StatusCode::NOT_FOUND,
+            "Nothing was deleted: at least one of the selected tokens is not a token of this account, or was deleted already. Go back, reload the list and try again.",
+        )),
+        Err(RevokeError::Database(e)) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_keeps_only_offered_values() {
+        let q = Query::parse("type=automation&owner=abc&scope=purge_all&status=expired&q=+ci+&sort=expires&dir=desc&after=12.abcDEF");
+        assert_eq!(q.kind, "automation");
+        assert_eq!(q.owner, "abc");
+        assert_eq!(q.scope, "purge_all");
+        assert_eq!(q.status, "expired");
+        assert_eq!(q.q, "ci");
+        assert_eq!(q.sort(), Sort::Expires);
+        assert!(q.descending());
+        assert_eq!(q.position, Some((true, 12, "abcDEF".to_owned())));
+        let bad = Query::parse(
+            "type=admin&owner=..%2F&scope=all&status=x&sort=name&dir=up&before=x.y&after=1.%27",
+        );
+        assert_eq!(bad, Query::default());
+        assert!(Query::default().descending(), "newest first by default");
+        let expires = Query::parse("sort=expires");
+        assert!(!expires.descending(), "soonest expiry first by default");
+    }
+
+    #[test]
+    fn urls_round_trip() {
+        let q = Query::parse("type=user&q=a%26b&sort=last_used");
+        let url = q.url(Some(("after", 5, "xyz")));
+        assert_eq!(
+            url,
+            "/account/account-tokens?type=user&q=a%26b&sort=last%5Fused&after=5%2Exyz"
+        );
+        let again = Query::parse(url.split_once('?').unwrap().1);
+        assert_eq!(again.q, "a&b");
+        assert_eq!(again.sort, "last_used");
+        assert_eq!(again.position, Some((true, 5, "xyz".to_owned())));
+        assert_eq!(Query::default().url(None), PATH);
+    }
+}

@@ -600,6 +600,40 @@ impl Browser {
         }
     }
 
+    /// Whether the group (fieldset) with this legend is on the page and visible now.
+    pub async fn group_shown(&self, legend: &str) -> Result<bool> {
+        let xpath = format!(
+            "//fieldset[legend[normalize-space() = {}]]",
+            xpath_literal(legend)
+        );
+        for group in self.all(&xpath).await? {
+            if group.is_displayed().await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The text of each body row of the page's data tables, as a person reads them.
+    pub async fn table_rows(&self) -> Result<Vec<String>> {
+        let mut texts = Vec::new();
+        for row in self.all("//table/tbody/tr").await? {
+            texts.push(row.text().await?.trim().to_owned());
+        }
+        Ok(texts)
+    }
+
+    /// The option currently chosen in the (single) select with this label.
+    pub async fn selected_in(&self, label: &str) -> Result<String> {
+        let select = self.field(label).await?;
+        for option in select.find_all(Locator::XPath(".//option")).await? {
+            if option.is_selected().await? {
+                return Ok(option.text().await?.trim().to_owned());
+            }
+        }
+        fail!("nothing is chosen in {label:?}")
+    }
+
     /// The texts of the page's live status messages (role="status").
     pub async fn status_messages(&self) -> Result<Vec<String>> {
         let mut texts = Vec::new();

@@ -14,8 +14,13 @@ mod common;
 mod browser;
 mod steps;
 
+mod account_tokens;
+mod automation;
+mod event_log;
 mod harness;
 mod no_javascript;
 mod personal_tokens;
 mod setup;
 mod sign_in;
+mod switch_account;
+mod two_factor;

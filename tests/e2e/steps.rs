@@ -47,3 +47,31 @@ pub async fn submit_and_read_token(b: &Browser) -> Result<String> {
 pub async fn page_holds(b: &Browser, secret: &str) -> Result<bool> {
     Ok(b.html().await?.contains(secret))
 }
+
+/// If the panel asks to re-authenticate, gives the password and confirms.
+pub async fn reauthenticate_if_asked(b: &Browser, persona: &Persona) -> Result {
+    if b.path().await?.starts_with("/account/sudo") {
+        b.heading("Re-authenticate").await?;
+        b.fill("Password", &persona.password).await?;
+        b.click_button("Confirm").await?;
+    }
+    Ok(())
+}
+
+/// Waits until the table's rows name every one of `shown` and none of `hidden`
+/// (one row per name in `shown`).
+pub async fn wait_for_rows(b: &Browser, shown: &[&str], hidden: &[&str]) -> Result {
+    let mut rows = Vec::new();
+    let matched = b
+        .wait(async || {
+            rows = b.table_rows().await?;
+            Ok(rows.len() == shown.len()
+                && shown.iter().all(|s| rows.iter().any(|r| r.contains(s)))
+                && !hidden.iter().any(|h| rows.iter().any(|r| r.contains(h))))
+        })
+        .await?;
+    if !matched {
+        fail!("expected rows naming {shown:?} and none of {hidden:?}, the table shows {rows:#?}");
+    }
+    Ok(())
+}

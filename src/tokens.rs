@@ -196,3 +196,29 @@ pub async fn revoke(
     tx.commit().await?;
     Ok(())
 }
+
+/// Puts an API token in sudo mode until `until` (after its owner re-authenticated).
+pub async fn elevate(
+    state: &AppState,
+    account_id: &str,
+    actor_id: &str,
+    token_id: &str,
+    until: i64,
+    ip: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let now = state.clock.unix();
+    let mut tx = state.db.pool.begin().await?;
+    store::set_sudo(&mut *tx, token_id, until).await?;
+    let event = NewEvent {
+        account_id: Some(account_id),
+        event_type: "token.sudo",
+        actor_id: Some(actor_id),
+        token_id: Some(token_id),
+        ip,
+        description: "Put an API token in sudo mode".to_owned(),
+        metadata: Some(serde_json::json!({ "until": until })),
+        ..NewEvent::default()
+    };
+    events::record(&mut *tx, &event, now).await?;
+    tx.commit().await
+}

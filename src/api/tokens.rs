@@ -627,7 +627,15 @@ pub async fn sudo(
             at.min(longest)
         }
     };
-    store::set_sudo(&state.db.pool, &caller.token.id, until).await?;
+    tokens::elevate(
+        &state,
+        caller.account_id(),
+        user_id,
+        &caller.token.id,
+        until,
+        Some(&caller.ip),
+    )
+    .await?;
     let expiry_time = timestamp(until).replace('Z', "+00:00");
     Ok(json(StatusCode::OK, &SudoJson { expiry_time }))
 }

@@ -650,7 +650,9 @@ async fn sudo_endpoint(app: TestApp) {
         expected.month() as u8,
         expected.day()
     )));
-    assert!(app.event_types().await.contains(&"user.sudo".to_owned()));
+    let types = app.event_types().await;
+    assert!(types.contains(&"user.sudo".to_owned()));
+    assert!(types.contains(&"token.sudo".to_owned()));
 
     // JSON works too; wrong password or someone else's username is 403.
     api.post_json(

@@ -12,6 +12,7 @@ use crate::api::usage::UsageLog;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::{self, sessions::DbSessionStore, Db};
+use crate::domain::crypto::SecretKey;
 use crate::domain::password::Passwords;
 use crate::domain::{random, secret};
 
@@ -32,8 +33,82 @@ pub struct AppState {
     pub clock: SharedClock,
     pub passwords: Passwords,
     pub settings: Arc<Settings>,
+    pub secret_key: Arc<SecretKey>,
     /// Token uses not yet written (see `api::usage`).
     pub usage: UsageLog,
+}
+
+impl AppState {
+    /// The state every entry point shares; `secure_cookies` depends on where the
+    /// server listens. The key comes from `load_secret_key`, which callers run before
+    /// touching the database so a missing key is reported first.
+    pub fn new(
+        config: &Config,
+        db: Db,
+        clock: SharedClock,
+        secret_key: SecretKey,
+        secure_cookies: bool,
+    ) -> Result<AppState, StartupError> {
+        let concurrency = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let passwords = Passwords::new(concurrency).map_err(|e| StartupError(e.to_string()))?;
+        let settings = Settings {
+            sudo_seconds: config.sudo_duration().as_secs() as i64,
+            session_idle: config.session_idle(),
+            secure_cookies,
+            trust_forwarded_for: config.trust_forwarded_for,
+            token_limit: 100,
+        };
+        Ok(AppState {
+            db,
+            clock,
+            passwords,
+            settings: Arc::new(settings),
+            secret_key: Arc::new(secret_key),
+            usage: UsageLog::default(),
+        })
+    }
+}
+
+/// The configured server key, or for SQLite the one kept beside the database file
+/// (generated on first run).
+pub fn load_secret_key(config: &Config) -> Result<SecretKey, StartupError> {
+    if let Some(hex) = &config.secret_key {
+        return SecretKey::from_hex(hex)
+            .ok_or_else(|| StartupError("SECRET_KEY must be 64 hexadecimal characters".into()));
+    }
+    let Some(path) = config.key_file() else {
+        return Err(StartupError(
+            "SECRET_KEY is required with PostgreSQL, the same on every node (e.g. `openssl rand -hex 32`)".into(),
+        ));
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => SecretKey::from_hex(&text).ok_or_else(|| {
+            StartupError(format!("the server key file {} is damaged", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SecretKey::generate();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let written = options.open(&path).and_then(|mut file| {
+                std::io::Write::write_all(&mut file, format!("{}\n", key.to_hex()).as_bytes())
+            });
+            written.map_err(|e| {
+                StartupError(format!(
+                    "cannot write the server key file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Ok(key)
+        }
+        Err(e) => Err(StartupError(format!(
+            "cannot read the server key file {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 #[derive(Debug)]
@@ -70,6 +145,7 @@ pub struct Server {
 impl Server {
     pub async fn build(config: &Config, clock: SharedClock) -> Result<Server, StartupError> {
         let bind = config.bind_addr().map_err(StartupError)?;
+        let secret_key = load_secret_key(config)?;
         let db = open_database(config).await?;
         let listener = TcpListener::bind(bind)
             .await
@@ -77,24 +153,7 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| StartupError(e.to_string()))?;
-        let concurrency = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        let passwords = Passwords::new(concurrency).map_err(|e| StartupError(e.to_string()))?;
-        let settings = Settings {
-            sudo_seconds: config.sudo_duration().as_secs() as i64,
-            session_idle: config.session_idle(),
-            secure_cookies: config.secure_cookies(addr),
-            trust_forwarded_for: config.trust_forwarded_for,
-            token_limit: 100,
-        };
-        let state = AppState {
-            db,
-            clock,
-            passwords,
-            settings: Arc::new(settings),
-            usage: UsageLog::default(),
-        };
+        let state = AppState::new(config, db, clock, secret_key, config.secure_cookies(addr))?;
         let router = crate::web::router(state.clone());
         Ok(Server {
             listener,
@@ -111,12 +170,18 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let store = DbSessionStore::new(self.state.db.clone());
+        let state = self.state.clone();
         let housekeeping = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 every.tick().await;
                 if let Err(e) = store.delete_expired().await {
                     tracing::warn!(error = %e, "could not delete expired sessions");
+                }
+                match crate::tokens::sweep_unused(&state).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "deleted tokens unused for two years"),
+                    Err(e) => tracing::warn!(error = %e, "could not sweep unused tokens"),
                 }
             }
         });

@@ -6,11 +6,13 @@ use crate::app::AppState;
 use crate::db::events::{self, NewEvent};
 use crate::db::{accounts, throttle, users, users::User};
 use crate::domain::password::{HashError, Password};
+use crate::domain::{secret, totp};
 
 /// Failures allowed per window before further attempts are refused.
 pub const EMAIL_FAILURES: i64 = 5;
 pub const IP_FAILURES: i64 = 30;
 pub const SUDO_FAILURES: i64 = 5;
+pub const SECOND_FACTOR_FAILURES: i64 = 5;
 pub const WINDOW_SECONDS: i64 = 15 * 60;
 
 #[derive(Debug)]
@@ -99,8 +101,16 @@ pub async fn sign_in(
             Ok(Outcome::Accepted(Box::new(user)))
         }
         user => {
-            throttle::record_failure(&state.db.pool, &email_key, now, WINDOW_SECONDS).await?;
-            throttle::record_failure(&state.db.pool, &ip_key, now, WINDOW_SECONDS).await?;
+            throttle::record_failure(
+                &state.db.pool,
+                &email_key,
+                now,
+                WINDOW_SECONDS,
+                EMAIL_FAILURES,
+            )
+            .await?;
+            throttle::record_failure(&state.db.pool, &ip_key, now, WINDOW_SECONDS, IP_FAILURES)
+                .await?;
             let account = match &user {
                 Some(u) => accounts::memberships_of(&state.db.pool, &u.id)
                     .await?
@@ -126,32 +136,38 @@ fn sudo_key(user_id: &str) -> String {
     format!("sudo:user:{user_id}")
 }
 
-/// Re-authentication of a signed-in user before a sensitive action.
+/// Re-authentication of a signed-in user before a sensitive action: the password, and
+/// a two-factor code when the user has two-factor authentication.
 pub async fn reauthenticate(
     state: &AppState,
     user: &User,
     account_id: &str,
     password: &Password,
+    code: Option<&str>,
     ip: &str,
 ) -> Result<Outcome, AuthError> {
     let key = sudo_key(&user.id);
     if let Some(wait) = retry_after(state, &key, SUDO_FAILURES).await? {
         return Ok(Outcome::Throttled(wait));
     }
-    let matched = state
+    let password_ok = state
         .passwords
         .verify(password, user.password_hash.as_deref())
         .await?;
+    // The code is only checked (and spent) after a right password.
+    let matched = match (password_ok, user.has_two_factor(), code) {
+        (false, _, _) => false,
+        (true, false, _) => true,
+        (true, true, Some(code)) => check_second_factor(state, user, code).await?,
+        (true, true, None) => false,
+    };
     let now = state.clock.unix();
     let (event_type, description) = if matched {
         throttle::clear(&state.db.pool, &key).await?;
         ("user.sudo", "Entered sudo mode")
     } else {
-        throttle::record_failure(&state.db.pool, &key, now, WINDOW_SECONDS).await?;
-        (
-            "user.sudo_failure",
-            "Re-authentication failed: wrong password",
-        )
+        throttle::record_failure(&state.db.pool, &key, now, WINDOW_SECONDS, SUDO_FAILURES).await?;
+        ("user.sudo_failure", "Re-authentication failed")
     };
     let event = NewEvent {
         account_id: Some(account_id),
@@ -167,4 +183,94 @@ pub async fn reauthenticate(
     } else {
         Outcome::Rejected
     })
+}
+
+fn second_factor_key(user_id: &str) -> String {
+    format!("2fa:user:{user_id}")
+}
+
+/// Seconds left of a second-step lockout after too many wrong codes, if any.
+pub async fn second_factor_locked(
+    state: &AppState,
+    user_id: &str,
+) -> Result<Option<i64>, AuthError> {
+    Ok(retry_after(state, &second_factor_key(user_id), SECOND_FACTOR_FAILURES).await?)
+}
+
+/// Checks a two-factor code for `user` and spends it: a TOTP code of the previous,
+/// current or next step that is newer than the last one accepted, or an unused recovery
+/// code. Wrong codes count towards a lockout; while locked out every code is refused.
+pub async fn check_second_factor(
+    state: &AppState,
+    user: &User,
+    code: &str,
+) -> Result<bool, AuthError> {
+    let key = second_factor_key(&user.id);
+    if retry_after(state, &key, SECOND_FACTOR_FAILURES)
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let accepted = verify_second_factor(state, user, code).await?;
+    if accepted {
+        throttle::clear(&state.db.pool, &key).await?;
+    } else {
+        let now = state.clock.unix();
+        throttle::record_failure(
+            &state.db.pool,
+            &key,
+            now,
+            WINDOW_SECONDS,
+            SECOND_FACTOR_FAILURES,
+        )
+        .await?;
+    }
+    Ok(accepted)
+}
+
+async fn verify_second_factor(
+    state: &AppState,
+    user: &User,
+    code: &str,
+) -> Result<bool, AuthError> {
+    let Some(sealed) = user.totp_secret.as_deref() else {
+        return Ok(false);
+    };
+    let now = state.clock.unix();
+    let code = code.trim();
+    if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+        let Some(secret) = open_totp_secret(state, &user.id, sealed) else {
+            tracing::warn!(user_id = %user.id, "a two-factor secret does not decrypt with this server key");
+            return Ok(false);
+        };
+        return Ok(match totp::matching_step(&secret, code, now) {
+            Some(step) => users::accept_totp_step(&state.db.pool, &user.id, step).await?,
+            None => false,
+        });
+    }
+    let normalised = totp::normalise_recovery_code(code);
+    if normalised.len() != 12 {
+        return Ok(false);
+    }
+    Ok(
+        users::use_recovery_code(&state.db.pool, &user.id, &secret::digest(&normalised), now)
+            .await?,
+    )
+}
+
+/// Encrypts a TOTP secret for storage in `users.totp_secret`.
+pub fn seal_totp_secret(state: &AppState, user_id: &str, secret: &str) -> String {
+    state
+        .secret_key
+        .encrypt(secret.as_bytes(), &format!("totp:{user_id}"))
+}
+
+/// The base32 TOTP secret from its stored form; None when the key does not fit.
+pub fn open_totp_secret(state: &AppState, user_id: &str, sealed: &str) -> Option<String> {
+    let bytes = state
+        .secret_key
+        .decrypt(sealed, &format!("totp:{user_id}"))
+        .ok()?;
+    String::from_utf8(bytes).ok()
 }

@@ -43,6 +43,15 @@ pub enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Delete tokens unused for two years (the server also does this hourly).
+    Sweep,
+    /// Import a legacy API key, read from standard input, as a global token of the
+    /// account's synthetic "Global API Token" user.
+    ImportLegacyKey {
+        /// The id of the account the key belongs to.
+        #[arg(long)]
+        account: String,
+    },
     /// Seed a demo account with one user per role, services and tokens; prints the logins.
     Demo {
         /// Seed even though the database already has users.
@@ -68,6 +77,8 @@ pub async fn run() -> ExitCode {
             name,
         } => create_superuser(&cli.config, &account, &email, &name).await,
         Command::Demo { force } => demo(&cli.config, force).await,
+        Command::Sweep => sweep(&cli.config).await,
+        Command::ImportLegacyKey { account } => import_legacy_key(&cli.config, &account).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -128,6 +139,12 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
+}
+
+/// Prints a line, ignoring a closed standard output (e.g. piped into `head`).
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 fn read_password() -> Result<String, StartupError> {
@@ -197,8 +214,40 @@ async fn create_superuser(
     Ok(())
 }
 
-async fn demo(config: &Config, force: bool) -> Result<(), StartupError> {
+/// The state a one-shot command works with.
+async fn command_state(config: &Config) -> Result<AppState, StartupError> {
+    let secret_key = app::load_secret_key(config)?;
     let db = app::open_database(config).await?;
+    AppState::new(config, db, Arc::new(SystemClock), secret_key, false)
+}
+
+async fn sweep(config: &Config) -> Result<(), StartupError> {
+    let state = command_state(config).await?;
+    let deleted = crate::tokens::sweep_unused(&state)
+        .await
+        .map_err(|e| StartupError(format!("database: {e}")))?;
+    println!("Deleted {deleted} token(s) unused for two years.");
+    Ok(())
+}
+
+async fn import_legacy_key(config: &Config, account: &str) -> Result<(), StartupError> {
+    let mut key = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut key)
+        .map_err(|e| StartupError(format!("cannot read the key from standard input: {e}")))?;
+    let state = command_state(config).await?;
+    let token_id =
+        crate::tokens::import_legacy_key(&state, account, key.trim_end_matches(['\r', '\n']))
+            .await
+            .map_err(|e| StartupError(e.to_string()))?;
+    println!("Imported the legacy API key as token {token_id} of the user \"Global API Token\".");
+    Ok(())
+}
+
+async fn demo(config: &Config, force: bool) -> Result<(), StartupError> {
+    let state = command_state(config).await?;
+    let db = state.db.clone();
     let fail = |e: sqlx::Error| StartupError(format!("database: {e}"));
     if !force && users::count(&db.pool).await.map_err(fail)? > 0 {
         return Err(StartupError(
@@ -206,21 +255,8 @@ async fn demo(config: &Config, force: bool) -> Result<(), StartupError> {
                 .into(),
         ));
     }
-    let passwords = Passwords::new(2).map_err(|e| StartupError(e.to_string()))?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = AppState {
-        db: db.clone(),
-        clock: clock.clone(),
-        passwords: passwords.clone(),
-        settings: Arc::new(app::Settings {
-            sudo_seconds: 300,
-            session_idle: std::time::Duration::from_secs(3600),
-            secure_cookies: false,
-            trust_forwarded_for: false,
-            token_limit: 100,
-        }),
-        usage: Default::default(),
-    };
+    let clock = state.clock.clone();
+    let passwords = state.passwords.clone();
     let now = clock.unix();
     let suffix = random::base62(4).to_lowercase();
     let account_id = random::id();
@@ -240,8 +276,8 @@ async fn demo(config: &Config, force: bool) -> Result<(), StartupError> {
             .map_err(fail)?;
         services.push(id);
     }
-    println!("Demo account \"Demo account {suffix}\" (id {account_id}) with services www, api and static.example.com.");
-    println!("Logins:");
+    say(&format!("Demo account \"Demo account {suffix}\" (id {account_id}) with services www, api and static.example.com."));
+    say("Logins:");
     for role in [Role::Superuser, Role::Engineer, Role::User, Role::Billing] {
         let email = format!("{}-{suffix}@demo.example", role.as_str());
         let password = random::base62(16);
@@ -309,7 +345,10 @@ async fn demo(config: &Config, force: bool) -> Result<(), StartupError> {
         crate::tokens::issue(&state, &request)
             .await
             .map_err(|e| StartupError(format!("cannot create a demo token: {e:?}")))?;
-        println!("  {:<10} {email:<40} password: {password}", role.as_str());
+        say(&format!(
+            "  {:<10} {email:<40} password: {password}",
+            role.as_str()
+        ));
     }
     Ok(())
 }

@@ -43,6 +43,12 @@ pub struct Config {
     #[arg(long, env = "SUDO_MINUTES", default_value_t = 5, global = true)]
     pub sudo_minutes: u64,
 
+    /// Server key (64 hex characters) that encrypts two-factor secrets at rest. With
+    /// SQLite and none given, one is generated into `<database file>.key` on first run;
+    /// with PostgreSQL it is required, and every node must share it.
+    #[arg(long, env = "SECRET_KEY", hide_env_values = true, global = true)]
+    pub secret_key: Option<String>,
+
     /// Take the client address from the last `X-Forwarded-For` entry (only behind a
     /// proxy that sets it).
     #[arg(
@@ -95,6 +101,14 @@ impl Config {
         (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
     }
 
+    /// Where the generated server key is kept for an SQLite database.
+    pub fn key_file(&self) -> Option<PathBuf> {
+        let db = self.sqlite_path()?;
+        let mut name = db.file_name()?.to_os_string();
+        name.push(".key");
+        Some(db.with_file_name(name))
+    }
+
     /// Settings for tests and tools: a given database, everything else default.
     pub fn for_database(database_url: &str) -> Self {
         Config {
@@ -105,6 +119,7 @@ impl Config {
             session_idle_minutes: 720,
             sudo_minutes: 5,
             trust_forwarded_for: false,
+            secret_key: None,
         }
     }
 }

@@ -51,7 +51,15 @@ impl IssueError {
 }
 
 pub async fn issue(state: &AppState, request: &TokenRequest<'_>) -> Result<Issued, IssueError> {
-    let secret = TokenSecret::generate(request.kind);
+    issue_with_secret(state, request, TokenSecret::generate(request.kind)).await
+}
+
+/// Stores a token whose secret the caller supplies: imported legacy API keys.
+pub async fn issue_with_secret(
+    state: &AppState,
+    request: &TokenRequest<'_>,
+    secret: TokenSecret,
+) -> Result<Issued, IssueError> {
     let id = random::id();
     let now = state.clock.unix();
     let scope = request.scopes.to_string();
@@ -221,4 +229,159 @@ pub async fn elevate(
     };
     events::record(&mut *tx, &event, now).await?;
     tx.commit().await
+}
+
+/// The moment before which a token's last use (or creation, if never used) makes it
+/// "unused for two years": the same date two calendar years earlier (29 February
+/// becomes 1 March).
+pub fn unused_cutoff(now: time::OffsetDateTime) -> i64 {
+    let date = now.date();
+    let earlier = date
+        .replace_year(date.year() - 2)
+        .or_else(|_| time::Date::from_calendar_date(date.year() - 2, time::Month::March, 1))
+        .unwrap_or(date);
+    earlier.with_time(now.time()).assume_utc().unix_timestamp()
+}
+
+/// Deletes every token unused for two years, even those set never to expire, each with
+/// its `token.destroy` event. Safe to run on several nodes at once: a row is deleted
+/// (and its event written) by exactly one of them.
+pub async fn sweep_unused(state: &AppState) -> Result<u64, sqlx::Error> {
+    let now = state.clock.now();
+    let mut tx = state.db.pool.begin().await?;
+    let deleted = store::delete_unused_before(&mut *tx, unused_cutoff(now)).await?;
+    for token in &deleted {
+        let event = NewEvent {
+            account_id: Some(&token.account_id),
+            event_type: "token.destroy",
+            actor_id: None,
+            token_id: Some(&token.id),
+            ip: None,
+            description: format!("Deleted token {:?}: unused for two years", token.name),
+            metadata: Some(serde_json::json!({
+                "reason": "unused for two years",
+                "name": token.name,
+                "owner": token.user_id,
+                "last_used_at": token.last_used_at,
+            })),
+            ..NewEvent::default()
+        };
+        events::record(&mut *tx, &event, now.unix_timestamp()).await?;
+    }
+    tx.commit().await?;
+    Ok(deleted.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn two_calendar_years_back() {
+        let cutoff = unused_cutoff(datetime!(2026-11-28 10:00 UTC));
+        assert_eq!(cutoff, datetime!(2024-11-28 10:00 UTC).unix_timestamp());
+        let leap = unused_cutoff(datetime!(2028-02-29 00:00 UTC));
+        assert_eq!(leap, datetime!(2026-03-01 00:00 UTC).unix_timestamp());
+    }
+}
+
+pub const LEGACY_USER_NAME: &str = "Global API Token";
+
+#[derive(Debug)]
+pub enum ImportError {
+    Malformed,
+    UnknownAccount,
+    AlreadyImported,
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for ImportError {
+    fn from(e: sqlx::Error) -> Self {
+        ImportError::Database(e)
+    }
+}
+
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImportError::Malformed => {
+                f.write_str("a legacy API key is 16 to 128 characters of A-Z, a-z, 0-9, _ and -")
+            }
+            ImportError::UnknownAccount => f.write_str("there is no account with that id"),
+            ImportError::AlreadyImported => f.write_str("this key has already been imported"),
+            ImportError::Database(e) => write!(f, "database: {e}"),
+        }
+    }
+}
+
+/// Imports a legacy account API key as a `global`, all-services, never-expiring token
+/// owned by the account's synthetic "Global API Token" user (made once; it has no
+/// password, so it cannot sign in). Only the key's digest is stored.
+pub async fn import_legacy_key(
+    state: &AppState,
+    account_id: &str,
+    key: &str,
+) -> Result<String, ImportError> {
+    let secret = TokenSecret::from_legacy_key(key.trim()).ok_or(ImportError::Malformed)?;
+    if crate::db::accounts::find(&state.db.pool, account_id)
+        .await?
+        .is_none()
+    {
+        return Err(ImportError::UnknownAccount);
+    }
+    if store::digest_exists(&state.db.pool, &secret.digest()).await? {
+        return Err(ImportError::AlreadyImported);
+    }
+    let user_id = legacy_user(state, account_id).await?;
+    let scopes = ScopeSet::parse("global").map_err(|_| ImportError::Malformed)?;
+    let request = TokenRequest {
+        kind: TokenKind::User,
+        account_id,
+        actor_id: &user_id,
+        name: "Legacy API key",
+        scopes: &scopes,
+        services: &[],
+        role: None,
+        tls_access: false,
+        expires_at: None,
+        ip: None,
+    };
+    match issue_with_secret(state, &request, secret).await {
+        Ok(issued) => Ok(issued.id),
+        Err(IssueError::Database(e)) if crate::db::is_unique_violation(&e) => {
+            Err(ImportError::AlreadyImported)
+        }
+        Err(IssueError::Database(e)) => Err(e.into()),
+        Err(IssueError::LimitReached(_)) => Err(ImportError::AlreadyImported),
+    }
+}
+
+/// The account's synthetic legacy-key user, created on first use.
+async fn legacy_user(state: &AppState, account_id: &str) -> Result<String, sqlx::Error> {
+    let email = format!(
+        "global-api-token@{}.legacy.invalid",
+        account_id.to_lowercase()
+    );
+    if let Some(user) = crate::db::users::find_by_email(&state.db.pool, &email).await? {
+        return Ok(user.id);
+    }
+    let id = random::id();
+    let now = state.clock.unix();
+    let mut tx = state.db.pool.begin().await?;
+    crate::db::users::create(&mut *tx, &id, &email, LEGACY_USER_NAME, None, now).await?;
+    // Legacy keys had the whole account's powers.
+    crate::db::accounts::add_member(&mut *tx, account_id, &id, Role::Superuser, now).await?;
+    let event = NewEvent {
+        account_id: Some(account_id),
+        event_type: "user.create",
+        actor_id: None,
+        description: format!(
+            "Created the synthetic user {LEGACY_USER_NAME:?} for imported legacy API keys"
+        ),
+        ..NewEvent::default()
+    };
+    events::record(&mut *tx, &event, now).await?;
+    tx.commit().await?;
+    Ok(id)
 }

@@ -10,8 +10,10 @@ use axum::http::HeaderMap;
 use super::error::{ApiError, ApiResult};
 use super::timestamp;
 use crate::app::AppState;
+use crate::auth::{self, Outcome};
 use crate::db::tokens::{self as store, Token};
-use crate::db::{accounts, users::User};
+use crate::db::{accounts, accounts::Account, users::User};
+use crate::domain::password::Password;
 use crate::domain::policy::{self, Action, Principal};
 use crate::domain::roles::{Role, ScopeSet, ServicePermission};
 use crate::domain::secret::{self, TokenKind};
@@ -202,16 +204,85 @@ impl FromRequestParts<AppState> for MaybeCaller {
     }
 }
 
-/// Checks the `Fastly-OTP` code of a user with two-factor authentication; users
-/// without it pass. Missing or wrong: 400 `2fa.verify`, as Fastly answers.
-pub async fn second_factor(_state: &AppState, user: &User, code: Option<&str>) -> ApiResult<()> {
+/// Checks the `Fastly-OTP` code of a user with two-factor authentication (and spends
+/// it); users without it pass. Missing or wrong: 400 `2fa.verify`, as Fastly answers;
+/// locked out after repeated wrong codes: 429.
+pub async fn second_factor(state: &AppState, user: &User, code: Option<&str>) -> ApiResult<()> {
     if !user.has_two_factor() {
         return Ok(());
     }
-    let Some(_code) = code else {
+    if let Some(wait) = auth::second_factor_locked(state, &user.id).await? {
+        return Err(ApiError::throttled(wait));
+    }
+    let Some(code) = code else {
         return Err(ApiError::two_factor());
     };
-    // Two-factor verification (crate::auth::check_second_factor) is not on this
-    // branch yet: refuse rather than skip the second factor.
-    Err(ApiError::two_factor())
+    if auth::check_second_factor(state, user, code).await? {
+        Ok(())
+    } else {
+        Err(ApiError::two_factor())
+    }
+}
+
+/// Accounts that force two-factor authentication let no one without it mint
+/// credentials through the API.
+pub fn two_factor_required(account: &Account, user: &User) -> ApiResult<()> {
+    if account.forces_2fa() && !user.has_two_factor() {
+        return Err(ApiError::forbidden(
+            "This account requires two-factor authentication: set it up in the panel first.",
+        ));
+    }
+    Ok(())
+}
+
+/// Re-authenticates the owner of the presented token with their password and, when
+/// they have two-factor authentication, the `Fastly-OTP` code. `wrong` is the answer to
+/// a wrong password.
+pub async fn reauthenticate(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+    password: &str,
+    otp: Option<&str>,
+    wrong: impl Fn() -> ApiError,
+) -> ApiResult<()> {
+    let code = if user.has_two_factor() {
+        if let Some(wait) = auth::second_factor_locked(state, &user.id).await? {
+            return Err(ApiError::throttled(wait));
+        }
+        // The caller already holds the user's token: saying a code is needed tells
+        // them nothing new, and spares a password check that could not succeed.
+        Some(otp.ok_or_else(ApiError::two_factor)?)
+    } else {
+        None
+    };
+    let password = Password::new(password);
+    let outcome = auth::reauthenticate(
+        state,
+        user,
+        caller.account_id(),
+        &password,
+        code,
+        &caller.ip,
+    )
+    .await?;
+    match outcome {
+        Outcome::Accepted(_) => Ok(()),
+        Outcome::Throttled(wait) => Err(ApiError::throttled(wait)),
+        Outcome::Rejected if code.is_none() => Err(wrong()),
+        Outcome::Rejected => {
+            // Wrong password or wrong code? Fastly's clients need to know which (they
+            // ask for a new code on `2fa.verify`). The failure is already counted.
+            let password_ok = state
+                .passwords
+                .verify(&password, user.password_hash.as_deref())
+                .await
+                .map_err(ApiError::internal)?;
+            Err(if password_ok {
+                ApiError::two_factor()
+            } else {
+                wrong()
+            })
+        }
+    }
 }

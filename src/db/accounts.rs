@@ -35,6 +35,28 @@ pub async fn create<'e>(ex: impl Exec<'e>, id: &str, name: &str, now: i64) -> sq
         .map(|_| ())
 }
 
+pub async fn update_settings<'e>(
+    ex: impl Exec<'e>,
+    id: &str,
+    force_2fa: bool,
+    force_sso: bool,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE accounts SET force_2fa = $1, force_sso = $2 WHERE id = $3")
+        .bind(i64::from(force_2fa))
+        .bind(i64::from(force_sso))
+        .bind(id)
+        .execute(ex)
+        .await
+        .map(|_| ())
+}
+
+pub async fn find<'e>(ex: impl Exec<'e>, id: &str) -> sqlx::Result<Option<Account>> {
+    sqlx::query_as("SELECT id, name, force_2fa, force_sso, created_at FROM accounts WHERE id = $1")
+        .bind(id)
+        .fetch_optional(ex)
+        .await
+}
+
 pub async fn find_by_name<'e>(ex: impl Exec<'e>, name: &str) -> sqlx::Result<Option<Account>> {
     sqlx::query_as("SELECT id, name, force_2fa, force_sso, created_at FROM accounts WHERE name = $1 ORDER BY created_at LIMIT 1")
         .bind(name)
@@ -155,13 +177,6 @@ pub async fn service<'e>(
     .bind(id)
     .fetch_optional(ex)
     .await
-}
-
-pub async fn find<'e>(ex: impl Exec<'e>, id: &str) -> sqlx::Result<Option<Account>> {
-    sqlx::query_as("SELECT id, name, force_2fa, force_sso, created_at FROM accounts WHERE id = $1")
-        .bind(id)
-        .fetch_optional(ex)
-        .await
 }
 
 /// A member's role in an account, if they belong to it.

@@ -97,6 +97,12 @@ pub async fn connect(url: &str) -> Result<Db, ConnectError> {
             }),
         Backend::Postgres => AnyPoolOptions::new().max_connections(16),
     };
+    // One connection first, so an unreachable or refusing server is reported with its
+    // own error rather than as a pool time-out.
+    let probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)
+        .await
+        .map_err(|e| ConnectError(format!("cannot connect to the database: {e}")))?;
+    let _ = sqlx::Connection::close(probe).await;
     let pool = pool_options
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)

@@ -88,6 +88,97 @@ pub async fn find<'e>(ex: impl Exec<'e>, id: &str) -> sqlx::Result<Option<User>>
         .await
 }
 
+/// Stores an (encrypted) TOTP secret with the step of the code that confirmed it.
+pub async fn enable_totp<'e>(
+    ex: impl Exec<'e>,
+    user_id: &str,
+    sealed_secret: &str,
+    step: i64,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET totp_secret = $1, totp_last_step = $2 WHERE id = $3")
+        .bind(sealed_secret)
+        .bind(step)
+        .bind(user_id)
+        .execute(ex)
+        .await
+        .map(|_| ())
+}
+
+pub async fn disable_totp<'e>(ex: impl Exec<'e>, user_id: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET totp_secret = NULL, totp_last_step = NULL WHERE id = $1")
+        .bind(user_id)
+        .execute(ex)
+        .await
+        .map(|_| ())
+}
+
+/// Records `step` as the last accepted TOTP step; false when that step (or a later
+/// one) was already accepted, which makes the code a replay.
+pub async fn accept_totp_step<'e>(
+    ex: impl Exec<'e>,
+    user_id: &str,
+    step: i64,
+) -> sqlx::Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_secret IS NOT NULL \
+         AND (totp_last_step IS NULL OR totp_last_step < $1)",
+    )
+    .bind(step)
+    .bind(user_id)
+    .execute(ex)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Replaces a user's recovery codes with new ones (digests).
+pub async fn replace_recovery_codes(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+    digests: &[String],
+    now: i64,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    for digest in digests {
+        sqlx::query(
+            "INSERT INTO recovery_codes (user_id, code_digest, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(user_id)
+        .bind(digest)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Spends a recovery code; false when it is unknown or already used.
+pub async fn use_recovery_code<'e>(
+    ex: impl Exec<'e>,
+    user_id: &str,
+    digest: &str,
+    now: i64,
+) -> sqlx::Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_digest = $3 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(user_id)
+    .bind(digest)
+    .execute(ex)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+pub async fn unused_recovery_codes<'e>(ex: impl Exec<'e>, user_id: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL")
+        .bind(user_id)
+        .fetch_one(ex)
+        .await
+}
+
 pub async fn count<'e>(ex: impl Exec<'e>) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT COUNT(*) FROM users")
         .fetch_one(ex)

@@ -60,6 +60,11 @@ impl TokenSecret {
         TokenSecret(format!("{prefix}{body}{check}"))
     }
 
+    /// An imported legacy API key, when it has the shape of one.
+    pub fn from_legacy_key(key: &str) -> Option<Self> {
+        is_legacy_shape(key).then(|| TokenSecret(key.to_owned()))
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

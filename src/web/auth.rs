@@ -111,33 +111,167 @@ pub async fn login(
             )
         }
     };
-    let Some((account_id, _)) = accounts::memberships_of(&state.db.pool, &user.id)
-        .await?
-        .into_iter()
-        .next()
-    else {
+    let Some(account_id) = default_account(&state, &user.id).await? else {
         return fail(
             StatusCode::FORBIDDEN,
             "Your user does not belong to any account.".into(),
             csrf,
         );
     };
-    session::sign_in(&session, &user.id, &account_id).await?;
+    if user.has_two_factor() {
+        let until = state.clock.unix() + session::PENDING_SECONDS;
+        session::begin_second_step(&session, &user.id, until, &next).await?;
+        return Ok(Redirect::to("/login/two-factor").into_response());
+    }
+    finish_sign_in(
+        &state,
+        &session,
+        &user.id,
+        &account_id,
+        &ip,
+        &next,
+        "Signed in",
+    )
+    .await
+}
+
+/// The account a user lands in after sign-in: their oldest membership.
+async fn default_account(state: &AppState, user_id: &str) -> Result<Option<String>, WebError> {
+    Ok(accounts::memberships_of(&state.db.pool, user_id)
+        .await?
+        .into_iter()
+        .next()
+        .map(|(id, _)| id))
+}
+
+async fn finish_sign_in(
+    state: &AppState,
+    session: &Session,
+    user_id: &str,
+    account_id: &str,
+    ip: &str,
+    next: &str,
+    description: &str,
+) -> Result<Response, WebError> {
+    session::sign_in(session, user_id, account_id).await?;
     let event = NewEvent {
-        account_id: Some(&account_id),
+        account_id: Some(account_id),
         event_type: "user.login",
-        actor_id: Some(&user.id),
-        ip: Some(&ip),
-        description: "Signed in".into(),
+        actor_id: Some(user_id),
+        ip: Some(ip),
+        description: description.into(),
         ..NewEvent::default()
     };
     events::record(&state.db.pool, &event, state.clock.unix()).await?;
-    let to = if next.is_empty() {
-        AFTER_SIGN_IN.to_owned()
-    } else {
-        next
+    let to = safe_next(next).unwrap_or(AFTER_SIGN_IN);
+    Ok(Redirect::to(to).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "two_factor_step.html")]
+struct SecondStepPage {
+    title: String,
+    nav: Option<Nav>,
+    csrf: String,
+    error: Option<String>,
+}
+
+pub async fn second_step_page(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Response, WebError> {
+    if session::pending_second_step(&session, state.clock.unix())
+        .await?
+        .is_none()
+    {
+        return Ok(Redirect::to("/login").into_response());
+    }
+    let page = SecondStepPage {
+        title: "Two-factor authentication".into(),
+        nav: None,
+        csrf: super::csrf::token(&session).await?,
+        error: None,
     };
-    Ok(Redirect::to(&to).into_response())
+    render(&page)
+}
+
+pub async fn second_step(
+    State(state): State<AppState>,
+    session: Session,
+    ClientIp(ip): ClientIp,
+    form: Form,
+) -> Result<Response, WebError> {
+    let Some((user_id, next)) = session::pending_second_step(&session, state.clock.unix()).await?
+    else {
+        session::clear_pending(&session).await?;
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let csrf = super::csrf::token(&session).await?;
+    let fail = |status: StatusCode, message: String| {
+        let page = SecondStepPage {
+            title: "Two-factor authentication".into(),
+            nav: None,
+            csrf: csrf.clone(),
+            error: Some(message),
+        };
+        render_with(status, &page)
+    };
+    let code = form.text("code");
+    if code.trim().is_empty() {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "Enter the code from your authenticator app or a recovery code.".into(),
+        );
+    }
+    if let Some(wait) = auth::second_factor_locked(&state, &user_id)
+        .await
+        .map_err(WebError::internal)?
+    {
+        return fail(StatusCode::TOO_MANY_REQUESTS, locked_message(wait));
+    }
+    let (Some(user), Some(account_id)) = (
+        users::find(&state.db.pool, &user_id).await?,
+        default_account(&state, &user_id).await?,
+    ) else {
+        session::clear_pending(&session).await?;
+        return Ok(Redirect::to("/login").into_response());
+    };
+    if auth::check_second_factor(&state, &user, code)
+        .await
+        .map_err(WebError::internal)?
+    {
+        return finish_sign_in(
+            &state,
+            &session,
+            &user.id,
+            &account_id,
+            &ip,
+            &next,
+            "Signed in with two-factor authentication",
+        )
+        .await;
+    }
+    let event = NewEvent {
+        account_id: Some(&account_id),
+        event_type: "user.login_failure",
+        actor_id: Some(&user.id),
+        ip: Some(&ip),
+        description: "Sign-in failed: wrong two-factor code".into(),
+        ..NewEvent::default()
+    };
+    events::record(&state.db.pool, &event, state.clock.unix()).await?;
+    match auth::second_factor_locked(&state, &user_id)
+        .await
+        .map_err(WebError::internal)?
+    {
+        Some(wait) => fail(StatusCode::TOO_MANY_REQUESTS, locked_message(wait)),
+        None => fail(StatusCode::UNAUTHORIZED, "Incorrect code.".into()),
+    }
+}
+
+fn locked_message(wait: i64) -> String {
+    let minutes = (wait + 59) / 60;
+    format!("Too many wrong codes. Two-factor sign-in is locked for this user; try again in {minutes} minutes.")
 }
 
 pub async fn logout(

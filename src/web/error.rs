@@ -17,6 +17,8 @@ pub enum WebError {
     SignInRequired {
         next: Option<String>,
     },
+    /// The account requires two-factor authentication and the user has none yet.
+    EnrolmentRequired,
     Internal(String),
 }
 
@@ -83,6 +85,9 @@ impl IntoResponse for WebError {
                     None => "/login".to_owned(),
                 };
                 Redirect::to(&to).into_response()
+            }
+            WebError::EnrolmentRequired => {
+                Redirect::to(super::session::ENROLMENT_PATH).into_response()
             }
             WebError::Internal(cause) => {
                 tracing::error!(%cause, "request failed");

@@ -7,6 +7,7 @@ pub mod error;
 pub mod form;
 mod headers;
 pub mod page;
+mod security;
 pub mod session;
 mod sudo;
 mod tokens;
@@ -50,9 +51,14 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(home))
         .route("/login", get(auth::login_page).post(auth::login))
+        .route(
+            "/login/two-factor",
+            get(auth::second_step_page).post(auth::second_step),
+        )
         .route("/logout", post(auth::logout))
         .route("/setup/{secret}", get(auth::setup_page).post(auth::setup))
         .merge(tokens::routes())
+        .merge(security::routes())
         .layer(from_fn(csrf::protect))
         .layer(sessions);
 

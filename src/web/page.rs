@@ -11,6 +11,7 @@ use crate::domain::roles::Role;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     PersonalTokens,
+    Security,
     Other,
 }
 
@@ -18,6 +19,7 @@ impl Section {
     fn name(self) -> &'static str {
         match self {
             Section::PersonalTokens => "personal-tokens",
+            Section::Security => "security",
             Section::Other => "other",
         }
     }

@@ -13,15 +13,64 @@ use crate::db::users::{self, Member};
 const USER_ID: &str = "user_id";
 const ACCOUNT_ID: &str = "account_id";
 const SUDO_UNTIL: &str = "sudo_until";
+/// The second sign-in step: who passed the password, until when, and where to go next.
+const PENDING_USER_ID: &str = "pending_user_id";
+const PENDING_UNTIL: &str = "pending_until";
+const PENDING_NEXT: &str = "pending_next";
+/// How long the second sign-in step waits for a code.
+pub const PENDING_SECONDS: i64 = 5 * 60;
+/// Where a user must go while their account requires two-factor authentication and
+/// they have none; nothing else answers until they have enrolled.
+pub const ENROLMENT_PATH: &str = "/account/security/two-factor";
 
 /// Starts a signed-in session under a new id, so a session id seen before sign-in is
 /// worth nothing after it.
 pub async fn sign_in(session: &Session, user_id: &str, account_id: &str) -> Result<(), WebError> {
     session.cycle_id().await?;
     session.remove::<i64>(SUDO_UNTIL).await?;
+    clear_pending(session).await?;
     session.insert(USER_ID, user_id).await?;
     session.insert(ACCOUNT_ID, account_id).await?;
     super::csrf::rotate(session).await?;
+    Ok(())
+}
+
+/// After a right password for a user with two-factor authentication: a pending state
+/// that grants nothing but the code page, for a few minutes, under a new session id.
+pub async fn begin_second_step(
+    session: &Session,
+    user_id: &str,
+    until: i64,
+    next: &str,
+) -> Result<(), WebError> {
+    session.cycle_id().await?;
+    session.insert(PENDING_USER_ID, user_id).await?;
+    session.insert(PENDING_UNTIL, until).await?;
+    session.insert(PENDING_NEXT, next).await?;
+    Ok(())
+}
+
+/// The user waiting for the second step, and where to go after it, while not expired.
+pub async fn pending_second_step(
+    session: &Session,
+    now: i64,
+) -> Result<Option<(String, String)>, WebError> {
+    let until = session.get::<i64>(PENDING_UNTIL).await?;
+    if until.is_none_or(|until| until <= now) {
+        return Ok(None);
+    }
+    let user_id = session.get::<String>(PENDING_USER_ID).await?;
+    let next = session
+        .get::<String>(PENDING_NEXT)
+        .await?
+        .unwrap_or_default();
+    Ok(user_id.map(|id| (id, next)))
+}
+
+pub async fn clear_pending(session: &Session) -> Result<(), WebError> {
+    session.remove::<String>(PENDING_USER_ID).await?;
+    session.remove::<i64>(PENDING_UNTIL).await?;
+    session.remove::<String>(PENDING_NEXT).await?;
     Ok(())
 }
 
@@ -105,6 +154,12 @@ impl FromRequestParts<AppState> for SignedIn {
             session.flush().await?;
             return Err(WebError::SignInRequired { next });
         };
+        if member.account.forces_2fa()
+            && !member.user.has_two_factor()
+            && !parts.uri.path().starts_with(ENROLMENT_PATH)
+        {
+            return Err(WebError::EnrolmentRequired);
+        }
         let csrf = super::csrf::token(&session).await?;
         Ok(SignedIn {
             member,

@@ -63,29 +63,27 @@ pub async fn reauthenticate(
             "Enter the code from your authenticator app.".into(),
         ));
     }
+    let code = user.has_two_factor().then_some(code);
     let outcome = auth::reauthenticate(
         state,
         user,
         signed_in.account_id(),
         &Password::new(password),
+        code,
         ip,
     )
     .await
     .map_err(WebError::internal)?;
     match outcome {
         Outcome::Accepted(_) => {
-            if user.has_two_factor() {
-                // Two-factor enrolment is not part of this build, so no user can have a
-                // secret yet; refuse rather than skip the second factor.
-                return Ok(Reauth::Failed(
-                    "Two-factor verification is not available on this server.".into(),
-                ));
-            }
             signed_in
                 .elevate(state.clock.unix() + state.settings.sudo_seconds)
                 .await?;
             Ok(Reauth::Elevated)
         }
+        Outcome::Rejected if user.has_two_factor() => Ok(Reauth::Failed(
+            "Incorrect password or authentication code.".into(),
+        )),
         Outcome::Rejected => Ok(Reauth::Failed("Incorrect password.".into())),
         Outcome::Throttled(wait) => Ok(Reauth::Failed(auth::throttled_message(wait))),
     }

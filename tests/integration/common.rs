@@ -39,6 +39,9 @@ macro_rules! on_both_databases {
     };
 }
 
+pub const TEST_SECRET_KEY: &str =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
 pub enum TestDb {
     Sqlite(std::path::PathBuf),
     Postgres { admin_url: String, name: String },
@@ -71,7 +74,7 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         match self {
             TestDb::Sqlite(path) => {
-                for suffix in ["", "-wal", "-shm"] {
+                for suffix in ["", "-wal", "-shm", ".key"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
             }
@@ -154,7 +157,25 @@ impl TestApp {
     }
 
     async fn serve(db_url: &str, clock: Arc<ShiftedClock>) -> TestApp {
-        let config = Config::for_database(db_url);
+        let mut config = Config::for_database(db_url);
+        if db_url.starts_with("postgres") {
+            // PostgreSQL needs a configured server key (SQLite generates one beside the file).
+            config.secret_key = Some(TEST_SECRET_KEY.to_owned());
+        }
+        Self::serve_with(config, clock).await
+    }
+
+    /// Another server on the same database with another server key: what someone
+    /// holding only a copy of the database could run.
+    pub async fn server_with_other_key(&self) -> TestApp {
+        let mut config = Config::for_database(&self.db_url);
+        config.secret_key = Some(tokenpanel::domain::crypto::SecretKey::generate().to_hex());
+        Self::serve_with(config, self.clock.clone()).await
+    }
+
+    async fn serve_with(config: Config, clock: Arc<ShiftedClock>) -> TestApp {
+        let db_url = config.database_url.clone();
+        let db_url = db_url.as_str();
         let server = Server::build(&config, clock.clone())
             .await
             .expect("server starts");

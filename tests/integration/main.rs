@@ -2,6 +2,9 @@
 //! TEST_DATABASE_URL) on PostgreSQL. One binary, so it links once.
 
 mod api;
+mod cli;
 mod common;
 mod foundation;
+mod lifecycle;
 mod personal_tokens;
+mod two_factor;

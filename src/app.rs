@@ -33,9 +33,9 @@ pub struct AppState {
     pub clock: SharedClock,
     pub passwords: Passwords,
     pub settings: Arc<Settings>,
-    pub secret_key: Arc<SecretKey>,
     /// Token uses not yet written (see `api::usage`).
     pub usage: UsageLog,
+    pub secret_key: Arc<SecretKey>,
 }
 
 impl AppState {

@@ -46,6 +46,9 @@ impl std::fmt::Display for AuthError {
 pub enum Outcome {
     Accepted(Box<User>),
     Rejected,
+    /// Re-authentication only: the password was right but the two-factor code is
+    /// missing or wrong (the API answers this with `2fa.verify`).
+    WrongCode,
     /// Too many recent failures; try again after this many seconds.
     Throttled(i64),
 }
@@ -155,12 +158,12 @@ pub async fn reauthenticate(
         .verify(password, user.password_hash.as_deref())
         .await?;
     // The code is only checked (and spent) after a right password.
-    let matched = match (password_ok, user.has_two_factor(), code) {
-        (false, _, _) => false,
-        (true, false, _) => true,
+    let code_ok = match (password_ok, user.has_two_factor(), code) {
+        (false, _, _) | (true, false, _) => true,
         (true, true, Some(code)) => check_second_factor(state, user, code).await?,
         (true, true, None) => false,
     };
+    let matched = password_ok && code_ok;
     let now = state.clock.unix();
     let (event_type, description) = if matched {
         throttle::clear(&state.db.pool, &key).await?;
@@ -178,10 +181,10 @@ pub async fn reauthenticate(
         ..NewEvent::default()
     };
     events::record(&state.db.pool, &event, now).await?;
-    Ok(if matched {
-        Outcome::Accepted(Box::new(user.clone()))
-    } else {
-        Outcome::Rejected
+    Ok(match (password_ok, code_ok) {
+        (true, true) => Outcome::Accepted(Box::new(user.clone())),
+        (true, false) => Outcome::WrongCode,
+        (false, _) => Outcome::Rejected,
     })
 }
 

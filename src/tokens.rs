@@ -142,95 +142,6 @@ pub async fn delete_own(
     Ok(true)
 }
 
-/// A deletion through the API: how far it may reach and who asks.
-#[derive(Debug, Clone, Copy)]
-pub struct Revocation<'a> {
-    pub scope: store::DeleteScope<'a>,
-    /// The person acting (None for an automation token).
-    pub actor_id: Option<&'a str>,
-    /// The token the request came with.
-    pub via_token: Option<&'a str>,
-    /// Why, for the event: "owner", "superuser" or "self".
-    pub reason: &'a str,
-    pub ip: Option<&'a str>,
-}
-
-#[derive(Debug)]
-pub enum RevokeError {
-    /// This id is not a token the actor may delete; nothing was deleted.
-    NotFound(String),
-    Database(sqlx::Error),
-}
-
-impl From<sqlx::Error> for RevokeError {
-    fn from(e: sqlx::Error) -> Self {
-        RevokeError::Database(e)
-    }
-}
-
-/// Deletes every token in `ids` or none of them, each with its event, in one
-/// transaction. Revocation is seen at once by every node: nothing caches tokens.
-pub async fn revoke(
-    state: &AppState,
-    ids: &[String],
-    revocation: &Revocation<'_>,
-) -> Result<(), RevokeError> {
-    let now = state.clock.unix();
-    let mut tx = state.db.pool.begin().await?;
-    for id in ids {
-        let Some((name, kind, _owner)) =
-            store::delete_scoped(&mut *tx, id, &revocation.scope).await?
-        else {
-            tx.rollback().await?;
-            return Err(RevokeError::NotFound(id.clone()));
-        };
-        let event = NewEvent {
-            account_id: Some(revocation.scope.account_id),
-            event_type: "token.destroy",
-            actor_id: revocation.actor_id,
-            token_id: Some(id),
-            ip: revocation.ip,
-            description: format!("Deleted {kind} token {name:?}"),
-            metadata: Some(serde_json::json!({
-                "reason": revocation.reason,
-                "name": name,
-                "kind": kind,
-                "via_token": revocation.via_token,
-            })),
-            ..NewEvent::default()
-        };
-        events::record(&mut *tx, &event, now).await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Puts an API token in sudo mode until `until` (after its owner re-authenticated).
-pub async fn elevate(
-    state: &AppState,
-    account_id: &str,
-    actor_id: &str,
-    token_id: &str,
-    until: i64,
-    ip: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    let now = state.clock.unix();
-    let mut tx = state.db.pool.begin().await?;
-    store::set_sudo(&mut *tx, token_id, until).await?;
-    let event = NewEvent {
-        account_id: Some(account_id),
-        event_type: "token.sudo",
-        actor_id: Some(actor_id),
-        token_id: Some(token_id),
-        ip,
-        description: "Put an API token in sudo mode".to_owned(),
-        metadata: Some(serde_json::json!({ "until": until })),
-        ..NewEvent::default()
-    };
-    events::record(&mut *tx, &event, now).await?;
-    tx.commit().await
-}
-
 /// The moment before which a token's last use (or creation, if never used) makes it
 /// "unused for two years": the same date two calendar years earlier (29 February
 /// becomes 1 March).
@@ -270,20 +181,6 @@ pub async fn sweep_unused(state: &AppState) -> Result<u64, sqlx::Error> {
     }
     tx.commit().await?;
     Ok(deleted.len() as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::datetime;
-
-    #[test]
-    fn two_calendar_years_back() {
-        let cutoff = unused_cutoff(datetime!(2026-11-28 10:00 UTC));
-        assert_eq!(cutoff, datetime!(2024-11-28 10:00 UTC).unix_timestamp());
-        let leap = unused_cutoff(datetime!(2028-02-29 00:00 UTC));
-        assert_eq!(leap, datetime!(2026-03-01 00:00 UTC).unix_timestamp());
-    }
 }
 
 pub const LEGACY_USER_NAME: &str = "Global API Token";
@@ -384,4 +281,107 @@ async fn legacy_user(state: &AppState, account_id: &str) -> Result<String, sqlx:
     events::record(&mut *tx, &event, now).await?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// A deletion through the API: how far it may reach and who asks.
+#[derive(Debug, Clone, Copy)]
+pub struct Revocation<'a> {
+    pub scope: store::DeleteScope<'a>,
+    /// The person acting (None for an automation token).
+    pub actor_id: Option<&'a str>,
+    /// The token the request came with.
+    pub via_token: Option<&'a str>,
+    /// Why, for the event: "owner", "superuser" or "self".
+    pub reason: &'a str,
+    pub ip: Option<&'a str>,
+}
+
+#[derive(Debug)]
+pub enum RevokeError {
+    /// This id is not a token the actor may delete; nothing was deleted.
+    NotFound(String),
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for RevokeError {
+    fn from(e: sqlx::Error) -> Self {
+        RevokeError::Database(e)
+    }
+}
+
+/// Deletes every token in `ids` or none of them, each with its event, in one
+/// transaction. Revocation is seen at once by every node: nothing caches tokens.
+pub async fn revoke(
+    state: &AppState,
+    ids: &[String],
+    revocation: &Revocation<'_>,
+) -> Result<(), RevokeError> {
+    let now = state.clock.unix();
+    let mut tx = state.db.pool.begin().await?;
+    for id in ids {
+        let Some((name, kind, _owner)) =
+            store::delete_scoped(&mut *tx, id, &revocation.scope).await?
+        else {
+            tx.rollback().await?;
+            return Err(RevokeError::NotFound(id.clone()));
+        };
+        let event = NewEvent {
+            account_id: Some(revocation.scope.account_id),
+            event_type: "token.destroy",
+            actor_id: revocation.actor_id,
+            token_id: Some(id),
+            ip: revocation.ip,
+            description: format!("Deleted {kind} token {name:?}"),
+            metadata: Some(serde_json::json!({
+                "reason": revocation.reason,
+                "name": name,
+                "kind": kind,
+                "via_token": revocation.via_token,
+            })),
+            ..NewEvent::default()
+        };
+        events::record(&mut *tx, &event, now).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Puts an API token in sudo mode until `until` (after its owner re-authenticated).
+pub async fn elevate(
+    state: &AppState,
+    account_id: &str,
+    actor_id: &str,
+    token_id: &str,
+    until: i64,
+    ip: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let now = state.clock.unix();
+    let mut tx = state.db.pool.begin().await?;
+    store::set_sudo(&mut *tx, token_id, until).await?;
+    let event = NewEvent {
+        account_id: Some(account_id),
+        event_type: "token.sudo",
+        actor_id: Some(actor_id),
+        token_id: Some(token_id),
+        ip,
+        description: "Put an API token in sudo mode".to_owned(),
+        metadata: Some(serde_json::json!({ "until": until })),
+        ..NewEvent::default()
+    };
+    events::record(&mut *tx, &event, now).await?;
+    tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn two_calendar_years_back() {
+        let cutoff = unused_cutoff(datetime!(2026-11-28 10:00 UTC));
+        assert_eq!(cutoff, datetime!(2024-11-28 10:00 UTC).unix_timestamp());
+        let leap = unused_cutoff(datetime!(2028-02-29 00:00 UTC));
+        assert_eq!(leap, datetime!(2026-03-01 00:00 UTC).unix_timestamp());
+    }
 }

@@ -268,21 +268,9 @@ pub async fn reauthenticate(
     .await?;
     match outcome {
         Outcome::Accepted(_) => Ok(()),
+        // The password was right but the code was not.
+        Outcome::WrongCode => Err(ApiError::two_factor()),
+        Outcome::Rejected => Err(wrong()),
         Outcome::Throttled(wait) => Err(ApiError::throttled(wait)),
-        Outcome::Rejected if code.is_none() => Err(wrong()),
-        Outcome::Rejected => {
-            // Wrong password or wrong code? Fastly's clients need to know which (they
-            // ask for a new code on `2fa.verify`). The failure is already counted.
-            let password_ok = state
-                .passwords
-                .verify(&password, user.password_hash.as_deref())
-                .await
-                .map_err(ApiError::internal)?;
-            Err(if password_ok {
-                ApiError::two_factor()
-            } else {
-                wrong()
-            })
-        }
     }
 }

@@ -370,7 +370,7 @@ async fn creator(
     let email = username.trim().to_lowercase();
     let user = match passwords::sign_in(state, &email, &Password::new(password), ip).await? {
         Outcome::Accepted(user) => *user,
-        Outcome::Rejected => return Err(ApiError::unauthorized()),
+        Outcome::Rejected | Outcome::WrongCode => return Err(ApiError::unauthorized()),
         Outcome::Throttled(wait) => return Err(ApiError::throttled(wait)),
     };
     second_factor(state, &user, otp).await?;

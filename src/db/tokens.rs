@@ -204,6 +204,35 @@ pub async fn count_active<'e>(
     .await
 }
 
+/// What the two-year sweep removed, for its events.
+#[derive(Debug, FromRow)]
+pub struct Swept {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub user_id: Option<String>,
+    pub last_used_at: Option<i64>,
+}
+
+/// Deletes the tokens whose last use (or creation, when never used) is before `cutoff`.
+pub async fn delete_unused_before<'e>(ex: impl Exec<'e>, cutoff: i64) -> sqlx::Result<Vec<Swept>> {
+    sqlx::query_as(
+        "DELETE FROM tokens WHERE COALESCE(last_used_at, created_at) < $1 \
+         RETURNING id, account_id, name, user_id, last_used_at",
+    )
+    .bind(cutoff)
+    .fetch_all(ex)
+    .await
+}
+
+pub async fn digest_exists<'e>(ex: impl Exec<'e>, digest: &str) -> sqlx::Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE secret_digest = $1")
+        .bind(digest)
+        .fetch_one(ex)
+        .await?;
+    Ok(n > 0)
+}
+
 /// A presented token as authentication needs it: the token, the owner's role in the
 /// token's account (user tokens) and whether the owner is locked, and its services.
 #[derive(Debug, Clone)]
@@ -386,33 +415,4 @@ pub async fn find_by_id<'e>(ex: impl Exec<'e>, id: &str) -> sqlx::Result<Option<
         .bind(id)
         .fetch_optional(ex)
         .await
-}
-
-/// What the two-year sweep removed, for its events.
-#[derive(Debug, FromRow)]
-pub struct Swept {
-    pub id: String,
-    pub account_id: String,
-    pub name: String,
-    pub user_id: Option<String>,
-    pub last_used_at: Option<i64>,
-}
-
-/// Deletes the tokens whose last use (or creation, when never used) is before `cutoff`.
-pub async fn delete_unused_before<'e>(ex: impl Exec<'e>, cutoff: i64) -> sqlx::Result<Vec<Swept>> {
-    sqlx::query_as(
-        "DELETE FROM tokens WHERE COALESCE(last_used_at, created_at) < $1 \
-         RETURNING id, account_id, name, user_id, last_used_at",
-    )
-    .bind(cutoff)
-    .fetch_all(ex)
-    .await
-}
-
-pub async fn digest_exists<'e>(ex: impl Exec<'e>, digest: &str) -> sqlx::Result<bool> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE secret_digest = $1")
-        .bind(digest)
-        .fetch_one(ex)
-        .await?;
-    Ok(n > 0)
 }

@@ -179,6 +179,19 @@ pub async fn unused_recovery_codes<'e>(ex: impl Exec<'e>, user_id: &str) -> sqlx
         .await
 }
 
+/// (id, name) of every member of an account, for showing names beside ids.
+pub async fn names_in_account<'e>(
+    ex: impl Exec<'e>,
+    account_id: &str,
+) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        "SELECT u.id, u.name FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.account_id = $1 ORDER BY u.name",
+    )
+    .bind(account_id)
+    .fetch_all(ex)
+    .await
+}
+
 pub async fn count<'e>(ex: impl Exec<'e>) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT COUNT(*) FROM users")
         .fetch_one(ex)

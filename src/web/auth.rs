@@ -96,7 +96,7 @@ pub async fn login(
         .map_err(WebError::internal)?
     {
         Outcome::Accepted(user) => user,
-        Outcome::Rejected => {
+        Outcome::Rejected | Outcome::WrongCode => {
             return fail(
                 StatusCode::UNAUTHORIZED,
                 "Incorrect email or password.".into(),

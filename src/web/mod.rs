@@ -4,6 +4,7 @@ mod assets;
 mod auth;
 pub mod csrf;
 pub mod error;
+mod events;
 pub mod form;
 mod headers;
 pub mod page;
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/setup/{secret}", get(auth::setup_page).post(auth::setup))
         .merge(tokens::routes())
         .merge(security::routes())
+        .merge(events::routes())
         .layer(from_fn(csrf::protect))
         .layer(sessions);
 

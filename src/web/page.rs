@@ -12,6 +12,7 @@ use crate::domain::roles::Role;
 pub enum Section {
     PersonalTokens,
     Security,
+    EventLog,
     Other,
 }
 
@@ -20,6 +21,7 @@ impl Section {
         match self {
             Section::PersonalTokens => "personal-tokens",
             Section::Security => "security",
+            Section::EventLog => "event-log",
             Section::Other => "other",
         }
     }

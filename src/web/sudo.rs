@@ -81,10 +81,10 @@ pub async fn reauthenticate(
                 .await?;
             Ok(Reauth::Elevated)
         }
-        Outcome::Rejected if user.has_two_factor() => Ok(Reauth::Failed(
+        Outcome::Rejected | Outcome::WrongCode if user.has_two_factor() => Ok(Reauth::Failed(
             "Incorrect password or authentication code.".into(),
         )),
-        Outcome::Rejected => Ok(Reauth::Failed("Incorrect password.".into())),
+        Outcome::Rejected | Outcome::WrongCode => Ok(Reauth::Failed("Incorrect password.".into())),
         Outcome::Throttled(wait) => Ok(Reauth::Failed(auth::throttled_message(wait))),
     }
 }

@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod common;
+mod event_log;
 mod foundation;
 mod lifecycle;
 mod personal_tokens;

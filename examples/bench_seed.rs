@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
-use tokenpanel::app::{self, AppState, Settings};
+use tokenpanel::app::{self, AppState};
 use tokenpanel::clock::{Clock, SystemClock};
 use tokenpanel::config::Config;
 use tokenpanel::db::tokens::{self as store, NewToken};
 use tokenpanel::db::{accounts, users};
-use tokenpanel::domain::password::{Password, Passwords};
+use tokenpanel::domain::password::Password;
 use tokenpanel::domain::random;
 use tokenpanel::domain::roles::{Role, ScopeSet};
 use tokenpanel::domain::secret::{TokenKind, TokenSecret};
@@ -83,26 +83,14 @@ async fn main() -> Result<(), Failure> {
         user_no += 1;
     }
 
-    let passwords = Passwords::new(1)?;
-    let hash = passwords.hash(&Password::new(PASSWORD)).await?;
+    let config = Config::for_database(&url);
+    let key = app::load_secret_key(&config)?;
+    let state = AppState::new(&config, db.clone(), Arc::new(SystemClock), key, false)?;
+    let hash = state.passwords.hash(&Password::new(PASSWORD)).await?;
     let email = "bench@bench.example";
     let user = random::id();
     users::create(&db.pool, &user, email, "Bench", Some(&hash), now).await?;
     accounts::add_member(&db.pool, &account, &user, Role::Engineer, now).await?;
-    let state = AppState {
-        db: db.clone(),
-        clock: Arc::new(SystemClock),
-        passwords,
-        settings: Arc::new(Settings {
-            sudo_seconds: 300,
-            session_idle: std::time::Duration::from_secs(3600),
-            secure_cookies: false,
-            trust_forwarded_for: false,
-            token_limit: PER_USER as i64,
-        }),
-        usage: Default::default(),
-        secret_key: Arc::new(tokenpanel::domain::crypto::SecretKey::generate()),
-    };
     let scopes = ScopeSet::parse("global")?;
     let services = vec![service.clone()];
     let issued = issue(

@@ -10,8 +10,10 @@ use axum::http::HeaderMap;
 use super::error::{ApiError, ApiResult};
 use super::timestamp;
 use crate::app::AppState;
+use crate::auth::{self, Outcome};
 use crate::db::tokens::{self as store, Token};
-use crate::db::{accounts, users::User};
+use crate::db::{accounts, accounts::Account, users::User};
+use crate::domain::password::Password;
 use crate::domain::policy::{self, Action, Principal};
 use crate::domain::roles::{Role, ScopeSet, ServicePermission};
 use crate::domain::secret::{self, TokenKind};
@@ -202,18 +204,73 @@ impl FromRequestParts<AppState> for MaybeCaller {
     }
 }
 
-/// Checks the `Fastly-OTP` code of a user with two-factor authentication; users
-/// without it pass. Missing or wrong: 400 `2fa.verify`, as Fastly answers.
+/// Checks the `Fastly-OTP` code of a user with two-factor authentication (and spends
+/// it); users without it pass. Missing or wrong: 400 `2fa.verify`, as Fastly answers;
+/// locked out after repeated wrong codes: 429.
 pub async fn second_factor(state: &AppState, user: &User, code: Option<&str>) -> ApiResult<()> {
     if !user.has_two_factor() {
         return Ok(());
     }
-    let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+    if let Some(wait) = auth::second_factor_locked(state, &user.id).await? {
+        return Err(ApiError::throttled(wait));
+    }
+    let Some(code) = code else {
         return Err(ApiError::two_factor());
     };
-    if crate::auth::check_second_factor(state, user, code).await? {
+    if auth::check_second_factor(state, user, code).await? {
         Ok(())
     } else {
         Err(ApiError::two_factor())
+    }
+}
+
+/// Accounts that force two-factor authentication let no one without it mint
+/// credentials through the API.
+pub fn two_factor_required(account: &Account, user: &User) -> ApiResult<()> {
+    if account.forces_2fa() && !user.has_two_factor() {
+        return Err(ApiError::forbidden(
+            "This account requires two-factor authentication: set it up in the panel first.",
+        ));
+    }
+    Ok(())
+}
+
+/// Re-authenticates the owner of the presented token with their password and, when
+/// they have two-factor authentication, the `Fastly-OTP` code. `wrong` is the answer to
+/// a wrong password.
+pub async fn reauthenticate(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+    password: &str,
+    otp: Option<&str>,
+    wrong: impl Fn() -> ApiError,
+) -> ApiResult<()> {
+    let code = if user.has_two_factor() {
+        if let Some(wait) = auth::second_factor_locked(state, &user.id).await? {
+            return Err(ApiError::throttled(wait));
+        }
+        // The caller already holds the user's token: saying a code is needed tells
+        // them nothing new, and spares a password check that could not succeed.
+        Some(otp.ok_or_else(ApiError::two_factor)?)
+    } else {
+        None
+    };
+    let password = Password::new(password);
+    let outcome = auth::reauthenticate(
+        state,
+        user,
+        caller.account_id(),
+        &password,
+        code,
+        &caller.ip,
+    )
+    .await?;
+    match outcome {
+        Outcome::Accepted(_) => Ok(()),
+        // The password was right but the code was not.
+        Outcome::WrongCode => Err(ApiError::two_factor()),
+        Outcome::Rejected => Err(wrong()),
+        Outcome::Throttled(wait) => Err(ApiError::throttled(wait)),
     }
 }

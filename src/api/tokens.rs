@@ -14,7 +14,7 @@ use super::{json, json_no_store, no_content, parse_time, timestamp};
 use crate::app::AppState;
 use crate::auth::{self as passwords, Outcome};
 use crate::db::tokens::{self as store, DeleteScope, Token};
-use crate::db::{accounts, users, users::User};
+use crate::db::{accounts, accounts::Account, users, users::User};
 use crate::domain::grant::{self, GrantError, ServiceRef};
 use crate::domain::password::Password;
 use crate::domain::policy::{self, Action};
@@ -306,23 +306,10 @@ struct Creator {
     role: Role,
 }
 
-async fn password_check(
-    state: &AppState,
-    user: &User,
-    account_id: &str,
-    password: &str,
-    ip: &str,
-    otp: Option<&str>,
-    wrong: impl Fn() -> ApiError,
-) -> ApiResult<()> {
-    match passwords::reauthenticate(state, user, account_id, &Password::new(password), otp, ip)
+async fn account(state: &AppState, id: &str) -> ApiResult<Account> {
+    accounts::find(&state.db.pool, id)
         .await?
-    {
-        Outcome::Accepted(_) => Ok(()),
-        Outcome::WrongCode => Err(ApiError::two_factor()),
-        Outcome::Rejected => Err(wrong()),
-        Outcome::Throttled(wait) => Err(ApiError::throttled(wait)),
-    }
+        .ok_or_else(ApiError::unauthorized)
 }
 
 fn same_login(username: &str, user: &User) -> bool {
@@ -346,6 +333,7 @@ async fn creator(
         let user = users::find(&state.db.pool, user_id)
             .await?
             .ok_or_else(ApiError::unauthorized)?;
+        auth::two_factor_required(&account(state, caller.account_id()).await?, &user)?;
         match fields.text("password").filter(|p| !p.is_empty()) {
             Some(password) => {
                 if fields
@@ -354,16 +342,8 @@ async fn creator(
                 {
                     return Err(ApiError::unauthorized());
                 }
-                password_check(
-                    state,
-                    &user,
-                    caller.account_id(),
-                    password,
-                    ip,
-                    otp,
-                    ApiError::unauthorized,
-                )
-                .await?;
+                auth::reauthenticate(state, caller, &user, password, otp, ApiError::unauthorized)
+                    .await?;
             }
             None if caller.in_sudo(state.clock.unix()) => {}
             None => {
@@ -407,6 +387,7 @@ async fn creator(
         .await?
         .and_then(|r| r.parse().ok())
         .ok_or_else(|| ApiError::forbidden("Your user does not belong to any account."))?;
+    auth::two_factor_required(&account(state, &account_id).await?, &user)?;
     Ok(Creator {
         user,
         account_id,
@@ -609,12 +590,12 @@ pub async fn sudo(
     if !same_login(username, &user) {
         return Err(ApiError::forbidden(WRONG_CREDENTIALS));
     }
-    password_check(
+    auth::two_factor_required(&account(&state, caller.account_id()).await?, &user)?;
+    auth::reauthenticate(
         &state,
+        &caller,
         &user,
-        caller.account_id(),
         password,
-        &caller.ip,
         auth::otp(&headers),
         || ApiError::forbidden(WRONG_CREDENTIALS),
     )
@@ -630,7 +611,15 @@ pub async fn sudo(
             at.min(longest)
         }
     };
-    store::set_sudo(&state.db.pool, &caller.token.id, until).await?;
+    tokens::elevate(
+        &state,
+        caller.account_id(),
+        user_id,
+        &caller.token.id,
+        until,
+        Some(&caller.ip),
+    )
+    .await?;
     let expiry_time = timestamp(until).replace('Z', "+00:00");
     Ok(json(StatusCode::OK, &SudoJson { expiry_time }))
 }
@@ -653,9 +642,7 @@ pub async fn create_automation(
     let user_id = caller.require_user()?.to_owned();
     caller.authorize(Action::ManageTokens)?;
     superuser_only(&caller)?;
-    let account = accounts::find(&state.db.pool, caller.account_id())
-        .await?
-        .ok_or_else(ApiError::unauthorized)?;
+    let account = account(&state, caller.account_id()).await?;
     if account.forces_sso() || account.forces_2fa() {
         return Err(ApiError::forbidden(
             "Automation tokens cannot be created through the API while the account forces SSO or two-factor authentication.",

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, RequestBuilder};
 use serde_json::{json, Value};
-use tokenpanel::db::{accounts, events as event_store};
+use tokenpanel::db::{accounts, events as event_store, users};
 use tokenpanel::domain::policy::{self, EventFacts, Viewer};
 use tokenpanel::domain::roles::{Role, ScopeSet, ServicePermission};
 use tokenpanel::domain::secret::{digest, TokenKind};
+use tokenpanel::domain::totp;
 use tokenpanel::tokens::{issue, TokenRequest};
 
 use crate::common::{Persona, TestApp};
@@ -26,6 +27,7 @@ on_both_databases!(
     create_respects_the_token_limit,
     sudo_endpoint,
     two_factor_users_must_send_an_otp,
+    accounts_forcing_two_factor_refuse_users_without_it,
     list_show_and_delete_own_and_account_tokens,
     bulk_delete_is_all_or_nothing,
     automation_tokens,
@@ -650,7 +652,9 @@ async fn sudo_endpoint(app: TestApp) {
         expected.month() as u8,
         expected.day()
     )));
-    assert!(app.event_types().await.contains(&"user.sudo".to_owned()));
+    let types = app.event_types().await;
+    assert!(types.contains(&"user.sudo".to_owned()));
+    assert!(types.contains(&"token.sudo".to_owned()));
 
     // JSON works too; wrong password or someone else's username is 403.
     api.post_json(
@@ -699,55 +703,171 @@ async fn sudo_endpoint(app: TestApp) {
     .expect(403);
 }
 
+/// Gives `persona` two-factor authentication with a fresh secret, as enrolment would.
+async fn enrol_two_factor(app: &TestApp, persona: &Persona) -> String {
+    let secret = totp::generate_secret();
+    let sealed = tokenpanel::auth::seal_totp_secret(&app.state, &persona.id, &secret);
+    users::enable_totp(&app.state.db.pool, &persona.id, &sealed, 0)
+        .await
+        .unwrap();
+    secret
+}
+
 async fn two_factor_users_must_send_an_otp(app: TestApp) {
     let api = Api::new(&app);
     let account = app.account("Acme").await;
     let ada = app.persona(&account, Role::Superuser).await;
-    let (_, key) = token(&app, &ada, "global", &[], None).await;
-    sqlx::query("UPDATE users SET totp_secret = $1 WHERE id = $2")
-        .bind("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
-        .bind(&ada.id)
-        .execute(&app.state.db.pool)
-        .await
-        .unwrap();
+    let (key_id, key) = token(&app, &ada, "global", &[], None).await;
+    let secret = enrol_two_factor(&app, &ada).await;
+    let code = |app: &TestApp| totp::code_at(&secret, app.now()).unwrap();
+    let wrong = |app: &TestApp| {
+        let right = code(app);
+        let first = if right.starts_with('0') { '1' } else { '0' };
+        format!("{first}{}", &right[1..])
+    };
     let creds = [
         ("username", ada.email.as_str()),
         ("password", &ada.password),
     ];
+    let with_otp = |path: &str, key: Option<&str>, otp: &str, fields: &[(&str, &str)]| {
+        api.request(Method::POST, path, key)
+            .header("Fastly-OTP", otp)
+            .form(fields)
+    };
+
+    // POST /tokens with username and password.
     api.post_form("/tokens", None, &creds)
         .await
         .expect_msg(400, "2fa.verify");
-    api.send(
-        api.request(Method::POST, "/tokens", None)
-            .header("Fastly-OTP", "000000")
-            .form(&creds),
-    )
+    api.send(with_otp("/tokens", None, &wrong(&app), &creds))
+        .await
+        .expect_msg(400, "2fa.verify");
+    // The password is checked first: a wrong one says nothing about the second factor.
+    api.send(with_otp(
+        "/tokens",
+        None,
+        &code(&app),
+        &[("username", &ada.email), ("password", "wrong password")],
+    ))
     .await
-    .expect_msg(400, "2fa.verify");
+    .expect_msg(401, INVALID);
+    let right = code(&app);
+    api.send(with_otp("/tokens", None, &right, &creds))
+        .await
+        .expect(200);
+    // A code works once.
+    api.send(with_otp("/tokens", None, &right, &creds))
+        .await
+        .expect_msg(400, "2fa.verify");
+    assert_eq!(app.count("tokens").await, 2);
+
+    // POST /sudo: the code is needed, a wrong password is still 403.
+    app.clock.advance(totp::STEP_SECONDS);
     api.post_form("/sudo", Some(&key), &creds)
         .await
         .expect_msg(400, "2fa.verify");
-    api.send(
-        api.request(Method::POST, "/sudo", Some(&key))
-            .header("Fastly-OTP", "000000")
-            .form(&creds),
-    )
-    .await
-    .expect_msg(400, "2fa.verify");
-    // The password is checked first: a wrong one says nothing about the second factor.
-    api.post_form(
-        "/tokens",
-        None,
+    api.send(with_otp("/sudo", Some(&key), &wrong(&app), &creds))
+        .await
+        .expect_msg(400, "2fa.verify");
+    let right = code(&app);
+    api.send(with_otp(
+        "/sudo",
+        Some(&key),
+        &right,
         &[("username", &ada.email), ("password", "wrong password")],
-    )
+    ))
     .await
-    .expect_msg(401, INVALID);
-    assert_eq!(app.count("tokens").await, 1);
-    let sudo_until: Option<i64> = sqlx::query_scalar("SELECT sudo_until FROM tokens")
+    .expect(403);
+    let sudo_until: Option<i64> = sqlx::query_scalar("SELECT sudo_until FROM tokens WHERE id = $1")
+        .bind(&key_id)
         .fetch_one(&app.state.db.pool)
         .await
         .unwrap();
     assert_eq!(sudo_until, None);
+    // The code was not spent by the wrong password.
+    api.send(with_otp("/sudo", Some(&key), &right, &creds))
+        .await
+        .expect(200);
+
+    // In sudo mode (reached with the code) the key alone creates tokens; a key with
+    // the password needs the code too.
+    app.clock.advance(totp::STEP_SECONDS);
+    api.post("/tokens", Some(&key)).await.expect(200);
+    sqlx::query("UPDATE tokens SET sudo_until = NULL WHERE id = $1")
+        .bind(&key_id)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    api.post_form("/tokens", Some(&key), &[("password", &ada.password)])
+        .await
+        .expect_msg(400, "2fa.verify");
+    api.send(with_otp(
+        "/tokens",
+        Some(&key),
+        &code(&app),
+        &[("password", &ada.password)],
+    ))
+    .await
+    .expect(200);
+
+    // Five wrong codes lock the second factor out.
+    app.clock.advance(totp::STEP_SECONDS);
+    for _ in 0..5 {
+        api.send(with_otp("/tokens", None, &wrong(&app), &creds))
+            .await
+            .expect_msg(400, "2fa.verify");
+    }
+    let locked = api
+        .send(with_otp("/tokens", None, &code(&app), &creds))
+        .await;
+    locked.expect(429);
+    assert!(!locked.header("retry-after").is_empty());
+    api.send(with_otp("/sudo", Some(&key), &code(&app), &creds))
+        .await
+        .expect(429);
+}
+
+async fn accounts_forcing_two_factor_refuse_users_without_it(app: TestApp) {
+    let api = Api::new(&app);
+    let account = app.account("Acme").await;
+    let ada = app.persona(&account, Role::User).await;
+    let bob = app.persona(&account, Role::User).await;
+    let (_, ada_key) = token(&app, &ada, "global", &[], None).await;
+    let secret = enrol_two_factor(&app, &bob).await;
+    sqlx::query("UPDATE accounts SET force_2fa = 1 WHERE id = $1")
+        .bind(&account)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let reply = api
+        .post_form(
+            "/tokens",
+            None,
+            &[("username", &ada.email), ("password", &ada.password)],
+        )
+        .await;
+    reply.expect(403);
+    assert!(
+        reply.msg().contains("requires two-factor"),
+        "{}",
+        reply.text
+    );
+    api.post_form(
+        "/sudo",
+        Some(&ada_key),
+        &[("username", &ada.email), ("password", &ada.password)],
+    )
+    .await
+    .expect(403);
+    // Existing tokens keep working; users with two-factor still create tokens.
+    api.get("/tokens/self", &ada_key).await.expect(200);
+    api.send(
+        api.request(Method::POST, "/tokens", None)
+            .header("Fastly-OTP", totp::code_at(&secret, app.now()).unwrap())
+            .form(&[("username", &bob.email), ("password", &bob.password)]),
+    )
+    .await
+    .expect(200);
 }
 
 async fn list_show_and_delete_own_and_account_tokens(app: TestApp) {

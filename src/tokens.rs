@@ -94,6 +94,8 @@ pub async fn issue(state: &AppState, request: &TokenRequest<'_>) -> Result<Issue
             "scope": scope,
             "services": request.services,
             "expires_at": request.expires_at,
+            "role": request.role.map(Role::as_str),
+            "tls_access": request.tls_access,
         })),
         ..NewEvent::default()
     };

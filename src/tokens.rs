@@ -102,6 +102,8 @@ pub async fn issue_with_secret(
             "scope": scope,
             "services": request.services,
             "expires_at": request.expires_at,
+            "role": request.role.map(Role::as_str),
+            "tls_access": request.tls_access,
         })),
         ..NewEvent::default()
     };

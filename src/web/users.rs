@@ -48,10 +48,7 @@ pub fn routes() -> Router<AppState> {
             "/account/users/{id}/delete",
             get(confirm_delete).post(delete),
         )
-        .route(
-            "/set-password/{secret}",
-            get(set_password_page).post(set_password),
-        )
+        .route("/set-password", get(set_password_page).post(set_password))
 }
 
 fn forbid(signed_in: &SignedIn, action: Action) -> Result<(), WebError> {
@@ -89,11 +86,13 @@ pub struct MemberRow {
     pub is_you: bool,
 }
 
+/// `names` are the account's services (fetched once for a whole list).
 async fn member_row(
     state: &AppState,
     account_id: &str,
     member: &members::Member,
     you: &str,
+    names: &[accounts::Service],
 ) -> Result<MemberRow, WebError> {
     let role = role_of(member);
     let services = if role == Role::Engineer {
@@ -101,16 +100,14 @@ async fn member_row(
             accounts::service_permissions(&state.db.pool, account_id, &member.user_id).await?;
         match ServiceAccess::of(role, &rows) {
             ServiceAccess::All => "All services".to_owned(),
-            ServiceAccess::Limited(list) => {
-                let names = accounts::services(&state.db.pool, account_id).await?;
-                list.iter()
-                    .filter_map(|(id, p)| {
-                        let service = names.iter().find(|s| &s.id == id)?;
-                        Some(format!("{} ({})", service.name, permission_label(*p)))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
+            ServiceAccess::Limited(list) => list
+                .iter()
+                .filter_map(|(id, p)| {
+                    let service = names.iter().find(|s| &s.id == id)?;
+                    Some(format!("{} ({})", service.name, permission_label(*p)))
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
         }
     } else {
         "All services".to_owned()
@@ -145,9 +142,10 @@ pub async fn list(
 ) -> Result<Response, WebError> {
     forbid(&signed_in, Action::ViewUsers)?;
     let account_id = signed_in.account_id();
+    let names = accounts::services(&state.db.pool, account_id).await?;
     let mut rows = Vec::new();
     for member in members::list(&state.db.pool, account_id).await? {
-        rows.push(member_row(&state, account_id, &member, signed_in.user_id()).await?);
+        rows.push(member_row(&state, account_id, &member, signed_in.user_id(), &names).await?);
     }
     let notice = Form::parse(raw.unwrap_or_default().as_bytes())
         .ok()
@@ -352,7 +350,8 @@ pub async fn create(
         } else {
             "http"
         };
-        format!("{scheme}://{host}/set-password/{s}")
+        // In the query, not the path: request logs record paths.
+        format!("{scheme}://{host}/set-password?key={s}")
     });
     render(&AddedPage {
         title: "User added".into(),
@@ -533,7 +532,8 @@ async fn edit_page(
     let member = members::find(&state.db.pool, account_id, user_id)
         .await?
         .ok_or(WebError::NotFound)?;
-    let row = member_row(state, account_id, &member, signed_in.user_id()).await?;
+    let names = accounts::services(&state.db.pool, account_id).await?;
+    let row = member_row(state, account_id, &member, signed_in.user_id(), &names).await?;
     let (limited, current) = match typed_limits {
         Some(typed) => typed,
         None => {
@@ -541,8 +541,7 @@ async fn edit_page(
             (!rows.is_empty(), rows)
         }
     };
-    let services = accounts::services(&state.db.pool, account_id)
-        .await?
+    let services = names
         .into_iter()
         .map(|s| {
             let chosen = current
@@ -813,7 +812,8 @@ async fn confirm(
         None => refusal(state, account_id, &member, action == "delete").await?,
     };
     let tokens_link = matches!(refused, Some(MemberError::HasTokens(_))).then(|| tokens_link(id));
-    let row = member_row(state, account_id, &member, signed_in.user_id()).await?;
+    let names = accounts::services(&state.db.pool, account_id).await?;
+    let row = member_row(state, account_id, &member, signed_in.user_id(), &names).await?;
     Ok(ConfirmPage {
         title: if action == "delete" {
             "Delete user".into()
@@ -934,6 +934,8 @@ struct SetPasswordPage {
     title: String,
     nav: Option<Nav>,
     csrf: String,
+    /// The link's secret, posted back with the form.
+    key: String,
     email: String,
     error: Option<String>,
 }
@@ -945,8 +947,10 @@ fn link_gone() -> WebError {
 pub async fn set_password_page(
     State(state): State<AppState>,
     session: Session,
-    Path(link): Path<String>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Response, WebError> {
+    let query = Form::parse(raw.unwrap_or_default().as_bytes()).map_err(|_| link_gone())?;
+    let link = query.text("key").to_owned();
     let user_id =
         password_links::user_of(&state.db.pool, &secret::digest(&link), state.clock.unix())
             .await?
@@ -958,6 +962,7 @@ pub async fn set_password_page(
         title: "Set your password".into(),
         nav: None,
         csrf: super::csrf::token(&session).await?,
+        key: link,
         email: user.email,
         error: None,
     })
@@ -967,9 +972,9 @@ pub async fn set_password(
     State(state): State<AppState>,
     session: Session,
     ClientIp(ip): ClientIp,
-    Path(link): Path<String>,
     form: Form,
 ) -> Result<Response, WebError> {
+    let link = form.text("key").to_owned();
     let digest = secret::digest(&link);
     let now = state.clock.unix();
     let user_id = password_links::user_of(&state.db.pool, &digest, now)
@@ -986,6 +991,7 @@ pub async fn set_password(
                 title: "Set your password".into(),
                 nav: None,
                 csrf: super::csrf::token(&session).await?,
+                key: link,
                 email: user.email,
                 error: Some(e),
             },

@@ -1238,7 +1238,7 @@ async fn adding_users_with_a_password_or_a_one_time_link(app: TestApp) {
         )
         .await;
     added.assert(200, "User added").assert(200, "Grace Hopper");
-    assert!(!added.body.contains("/set-password/"));
+    assert!(!added.body.contains("/set-password"));
     assert_eq!(app.count("users").await, users_before + 1);
     let grace = app.client();
     grace.get("/login").await;
@@ -1273,12 +1273,12 @@ async fn adding_users_with_a_password_or_a_one_time_link(app: TestApp) {
         .assert(200, "One-time set-password link")
         .assert(200, "only time this link is shown");
     assert_eq!(added.headers.get("cache-control").unwrap(), "no-store");
-    let start = added.body.find("/set-password/").unwrap();
+    let start = added.body.find("/set-password?key=").unwrap();
     let path: String = added.body[start..]
         .chars()
         .take_while(|c| *c != '"')
         .collect();
-    let secret = path.trim_start_matches("/set-password/").to_owned();
+    let secret = path.trim_start_matches("/set-password?key=").to_owned();
     assert_eq!(secret.len(), 32);
     let stored: Vec<String> = sqlx::query_scalar("SELECT digest FROM password_links")
         .fetch_all(&app.state.db.pool)
@@ -1304,18 +1304,21 @@ async fn adding_users_with_a_password_or_a_one_time_link(app: TestApp) {
         .assert(200, "linus@example.test");
     linus
         .post(
-            &path,
+            "/set-password",
             &[
+                ("key", &secret),
                 ("password", "too short"),
                 ("password_confirmation", "too short"),
             ],
         )
         .await
-        .assert(422, "Use at least 12 characters.");
+        .assert(422, "Use at least 12 characters.")
+        .assert(422, &format!("name=\"key\" value=\"{secret}\""));
     let set = linus
         .post(
-            &path,
+            "/set-password",
             &[
+                ("key", &secret),
                 ("password", "a long new password"),
                 ("password_confirmation", "a long new password"),
             ],
@@ -1326,8 +1329,9 @@ async fn adding_users_with_a_password_or_a_one_time_link(app: TestApp) {
     assert_eq!(
         linus
             .post(
-                &path,
+                "/set-password",
                 &[
+                    ("key", &secret),
                     ("password", "another password!"),
                     ("password_confirmation", "another password!")
                 ]
@@ -1360,7 +1364,7 @@ async fn adding_users_with_a_password_or_a_one_time_link(app: TestApp) {
             ],
         )
         .await;
-    let start = late.body.find("/set-password/").unwrap();
+    let start = late.body.find("/set-password?key=").unwrap();
     let late_path: String = late.body[start..]
         .chars()
         .take_while(|c| *c != '"')
@@ -1372,7 +1376,11 @@ async fn adding_users_with_a_password_or_a_one_time_link(app: TestApp) {
         .assert(200, "Set your password");
     app.clock.advance(7 * 86_400 + 1);
     assert_eq!(visitor.get(&late_path).await.status, 404);
-    assert_eq!(visitor.get("/set-password/not-a-link").await.status, 404);
+    assert_eq!(
+        visitor.get("/set-password?key=not-a-link").await.status,
+        404
+    );
+    assert_eq!(visitor.get("/set-password").await.status, 404);
     let kinds: Vec<String> = app.event_types().await;
     assert_eq!(kinds.iter().filter(|t| *t == "user.create").count(), 3);
     assert!(kinds.contains(&"user.password_update".to_owned()));

@@ -106,6 +106,25 @@ async fn legacy_keys_import_once_under_a_synthetic_user(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(stored, digest(key));
+    // The old key now works as a credential on the API.
+    let response = reqwest::Client::new()
+        .get(app.url("/tokens/self"))
+        .header("Fastly-Key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["id"], token_id.as_str());
+    assert_eq!(body["scope"], "global");
+    let current = reqwest::Client::new()
+        .get(app.url("/current_user"))
+        .header("Fastly-Key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(current.status(), 200);
+    assert!(current.text().await.unwrap().contains("Global API Token"));
     assert!(matches!(
         import_legacy_key(&app.state, &account, key).await,
         Err(ImportError::AlreadyImported)

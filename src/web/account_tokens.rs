@@ -19,13 +19,16 @@ use super::page::{Nav, Section};
 use super::session::{ClientIp, SignedIn};
 use crate::app::AppState;
 use crate::db::account_tokens::{self as list, Filter, Position, Sort, Status};
-use crate::db::{members, tokens as store};
+use crate::db::{members, tokens as store, users};
 use crate::domain::admin::Action;
 use crate::domain::random;
 use crate::domain::roles::{Role, Scope, ScopeSet};
 use crate::tokens::{self, RevokeError, RevokeReason};
 
 pub const PAGE_SIZE: i64 = 50;
+/// Up to this many members the Owner filter is a list; beyond, an email field (a list of
+/// thousands helps nobody, and costs more than the page of tokens).
+const OWNER_LIST_MAX: i64 = 100;
 /// More ids than this in one request is not something the page can send.
 const MAX_SELECTED: usize = 200;
 const PATH: &str = "/account/account-tokens";
@@ -44,6 +47,8 @@ pub fn routes() -> Router<AppState> {
 pub struct Query {
     pub kind: String,
     pub owner: String,
+    /// The Owner filter typed as an email (large accounts); resolved into `owner`.
+    pub owner_email: String,
     pub scope: String,
     pub status: String,
     pub q: String,
@@ -82,6 +87,7 @@ impl Query {
             } else {
                 String::new()
             },
+            owner_email: form.text("owner_email").trim().chars().take(254).collect(),
             scope: pick("scope", &Scope::ALL.map(Scope::as_str)),
             status: pick("status", &["active", "expired"]),
             q: form.text("q").trim().chars().take(255).collect(),
@@ -263,7 +269,11 @@ struct ListPage {
     nav: Option<Nav>,
     query: Query,
     types: Vec<Choice>,
+    /// The Owner filter as a list of members, or (large accounts) as an email field
+    /// with this value.
     owners: Vec<Choice>,
+    owner_field: Option<String>,
+    owner_error: Option<String>,
     scopes: Vec<Choice>,
     statuses: Vec<Choice>,
     sorts: Vec<Choice>,
@@ -305,7 +315,14 @@ pub async fn page(
         .check(Action::ViewAccountTokens)
         .map_err(|d| WebError::Forbidden(d.message()))?;
     let raw = raw.unwrap_or_default();
-    let query = Query::parse(&raw);
+    let mut query = Query::parse(&raw);
+    let mut owner_error = None;
+    if !query.owner_email.is_empty() {
+        match users::find_by_email(&state.db.pool, &query.owner_email.to_lowercase()).await? {
+            Some(user) => query.owner = user.id,
+            None => owner_error = Some("No user has this email address.".to_owned()),
+        }
+    }
     let deleted = Form::parse(raw.as_bytes())
         .ok()
         .and_then(|f| f.get("deleted").and_then(|n| n.parse::<u32>().ok()));
@@ -316,17 +333,22 @@ pub async fn page(
         Some((true, key, id)) => Position::After(*key, id.clone()),
         Some((false, key, id)) => Position::Before(*key, id.clone()),
     };
-    let (found, more) = list::page(
-        &state.db.pool,
-        signed_in.account_id(),
-        &query.filter(),
-        sort,
-        query.descending(),
-        &position,
-        PAGE_SIZE,
-        now,
-    )
-    .await?;
+    let (found, more) = if owner_error.is_some() {
+        (Vec::new(), false)
+    } else {
+        list::page(
+            &state.db.pool,
+            state.db.backend,
+            signed_in.account_id(),
+            &query.filter(),
+            sort,
+            query.descending(),
+            &position,
+            PAGE_SIZE,
+            now,
+        )
+        .await?
+    };
     let ids: Vec<String> = found.iter().map(|t| t.id.clone()).collect();
     let services = list::services_of(&state.db.pool, &ids).await?;
     let edge = |t: Option<&list::Row>| t.map(|t| (sort.key_of(t), t.id.clone()));
@@ -364,28 +386,44 @@ pub async fn page(
             here_param: &url_encode(&here),
         });
     }
-    let mut owners = vec![Choice {
-        value: String::new(),
-        label: "Any owner".into(),
-        selected: query.owner.is_empty(),
-    }];
-    let mut owner_listed = query.owner.is_empty();
-    for (id, name, email) in members::names(&state.db.pool, signed_in.account_id()).await? {
-        owner_listed |= id == query.owner;
-        owners.push(Choice {
-            selected: id == query.owner,
-            value: id,
-            label: format!("{name} ({email})"),
-        });
-    }
-    if !owner_listed {
-        // Someone no longer a member can still be filtered on (from a link).
-        owners.push(Choice {
-            value: query.owner.clone(),
-            label: "A former member".into(),
-            selected: true,
-        });
-    }
+    let mut owners = Vec::new();
+    let owner_field =
+        if members::count(&state.db.pool, signed_in.account_id()).await? > OWNER_LIST_MAX {
+            Some(if !query.owner_email.is_empty() {
+                query.owner_email.clone()
+            } else if query.owner.is_empty() {
+                String::new()
+            } else {
+                users::find(&state.db.pool, &query.owner)
+                    .await?
+                    .map(|u| u.email)
+                    .unwrap_or_default()
+            })
+        } else {
+            owners.push(Choice {
+                value: String::new(),
+                label: "Any owner".into(),
+                selected: query.owner.is_empty(),
+            });
+            let mut owner_listed = query.owner.is_empty();
+            for (id, name, email) in members::names(&state.db.pool, signed_in.account_id()).await? {
+                owner_listed |= id == query.owner;
+                owners.push(Choice {
+                    selected: id == query.owner,
+                    value: id,
+                    label: format!("{name} ({email})"),
+                });
+            }
+            if !owner_listed {
+                // Someone no longer a member can still be filtered on (from a link).
+                owners.push(Choice {
+                    value: query.owner.clone(),
+                    label: "A former member".into(),
+                    selected: true,
+                });
+            }
+            None
+        };
     let mut scope_options = vec![("", "Any scope")];
     scope_options.extend(Scope::ALL.map(|s| (s.as_str(), s.label())));
     let page = ListPage {
@@ -400,6 +438,8 @@ pub async fn page(
             ],
         ),
         owners,
+        owner_field,
+        owner_error,
         scopes: choices(&query.scope, &scope_options),
         statuses: choices(
             &query.status,

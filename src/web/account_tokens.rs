@@ -19,7 +19,7 @@ use super::page::{Nav, Section};
 use super::session::{ClientIp, SignedIn};
 use crate::app::AppState;
 use crate::db::account_tokens::{self as list, Filter, Position, Sort, Status};
-use crate::db::{members, tokens as store, users};
+use crate::db::{members, users};
 use crate::domain::admin::Action;
 use crate::domain::random;
 use crate::domain::roles::{Role, Scope, ScopeSet};
@@ -333,10 +333,10 @@ pub async fn page(
         Some((true, key, id)) => Position::After(*key, id.clone()),
         Some((false, key, id)) => Position::Before(*key, id.clone()),
     };
-    let (found, more) = if owner_error.is_some() {
+    let (ids, more) = if owner_error.is_some() {
         (Vec::new(), false)
     } else {
-        list::page(
+        list::page_ids(
             &state.db.pool,
             state.db.backend,
             signed_in.account_id(),
@@ -349,7 +349,7 @@ pub async fn page(
         )
         .await?
     };
-    let ids: Vec<String> = found.iter().map(|t| t.id.clone()).collect();
+    let found = list::rows(&state.db.pool, signed_in.account_id(), &ids).await?;
     let services = list::services_of(&state.db.pool, &ids).await?;
     let edge = |t: Option<&list::Row>| t.map(|t| (sort.key_of(t), t.id.clone()));
     let (first, last) = (edge(found.first()), edge(found.last()));
@@ -537,40 +537,31 @@ pub async fn confirm_revoke(
         .check(Action::RevokeAccountTokens)
         .map_err(|d| WebError::Forbidden(d.message()))?;
     let form = Form::parse(raw.unwrap_or_default().as_bytes()).map_err(WebError::BadRequest)?;
-    let (ids, back) = selection(&form)?;
-    let found = store::find_in_account(&state.db.pool, signed_in.account_id(), &ids).await?;
+    let (ids, back) = match selection(&form) {
+        Ok(selected) => selected,
+        // htmx does not swap an error response: answer the dialog with the reason.
+        // (The messages are fixed text, never user input.)
+        Err(WebError::BadRequest(message)) if is_htmx(&headers) => {
+            return Ok((
+                StatusCode::OK,
+                [("content-type", "text/html; charset=utf-8")],
+                format!(r#"<p class="error" role="alert">{message}</p>"#),
+            )
+                .into_response())
+        }
+        Err(e) => return Err(e),
+    };
+    let found = list::rows(&state.db.pool, signed_in.account_id(), &ids).await?;
     // All or nothing, as the deletion itself: an id of another account, or of a token
     // already gone, makes the whole request unknown.
     if found.len() != ids.len() {
         return Err(WebError::NotFound);
     }
     let now = state.clock.unix();
-    let found_ids: Vec<String> = found.iter().map(|t| t.id.clone()).collect();
-    let services = list::services_of(&state.db.pool, &found_ids).await?;
-    let owners = members::names(&state.db.pool, signed_in.account_id()).await?;
+    let services = list::services_of(&state.db.pool, &ids).await?;
     let tokens: Vec<AccountTokenRow> = found
         .iter()
-        .map(|t| {
-            let owner = owners
-                .iter()
-                .find(|(id, _, _)| Some(id) == t.user_id.as_ref());
-            let listed = list::Row {
-                id: t.id.clone(),
-                kind: t.kind.clone(),
-                user_id: t.user_id.clone(),
-                created_by: t.created_by.clone(),
-                name: t.name.clone(),
-                scope: t.scope.clone(),
-                role: t.role.clone(),
-                tls_access: t.tls_access,
-                created_at: t.created_at,
-                expires_at: t.expires_at,
-                last_used_at: t.last_used_at,
-                owner_name: owner.map(|(_, name, _)| name.clone()),
-                owner_email: owner.map(|(_, _, email)| email.clone()),
-            };
-            row(&listed, services.get(&t.id), now)
-        })
+        .map(|t| row(t, services.get(&t.id), now))
         .collect();
     if is_htmx(&headers) {
         return render(&ConfirmFragment {

@@ -747,7 +747,7 @@ async fn revoke_one_or_several_all_or_nothing(app: TestApp) {
         .await;
     assert_eq!(made_up.status, 404);
     assert!(token_exists(&app, &two).await);
-    // Nothing selected.
+    // Nothing selected: a message (in the dialog, with htmx).
     assert_eq!(
         client
             .post("/account/account-tokens/revoke", &[])
@@ -755,6 +755,14 @@ async fn revoke_one_or_several_all_or_nothing(app: TestApp) {
             .status,
         400
     );
+    client
+        .get("/account/account-tokens/revoke?back=%2Faccount%2Faccount-tokens")
+        .await
+        .assert(400, "Select at least one token to delete.");
+    client
+        .get_htmx("/account/account-tokens/revoke")
+        .await
+        .assert(200, "Select at least one token to delete.");
 
     // The two of this account together.
     let confirm = client

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyArguments;
 use sqlx::{Arguments, FromRow};
 
-use super::Exec;
+use super::{Backend, Exec};
 use crate::domain::roles::{Scope, ScopeSet};
 
 /// Stands in for "never expires" in the expiry sort key: 10000-01-01.
@@ -133,11 +133,17 @@ impl<'q> Statement<'q> {
     }
 }
 
-/// One page of at most `limit` rows in display order, and whether rows lie beyond it in
-/// the direction it was read (more after a First/After page, more before a Before page).
+/// The ids of one page of at most `limit` tokens in display order, and whether tokens
+/// lie beyond it in the direction it was read (more after a First/After page, more
+/// before a Before page). Load the rows with `rows`.
+///
+/// Finding the ids first needs only columns the sort indexes hold, so the walk through
+/// the account reads index entries alone (SQLite; PostgreSQL where its visibility map
+/// allows an index-only scan), and table rows are read for the 50 shown.
 #[allow(clippy::too_many_arguments)]
-pub async fn page<'e>(
+pub async fn page_ids<'e>(
     ex: impl Exec<'e>,
+    backend: Backend,
     account_id: &str,
     filter: &Filter<'_>,
     sort: Sort,
@@ -145,18 +151,14 @@ pub async fn page<'e>(
     position: &Position,
     limit: i64,
     now: i64,
-) -> sqlx::Result<(Vec<Row>, bool)> {
+) -> sqlx::Result<(Vec<String>, bool)> {
     let mut q = Statement {
         sql: String::new(),
         args: AnyArguments::default(),
         count: 0,
     };
     let account = q.arg(account_id.to_owned())?;
-    q.sql = format!(
-        "SELECT t.id, t.kind, t.user_id, t.created_by, t.name, t.scope, t.role, t.tls_access, \
-                t.created_at, t.expires_at, t.last_used_at, u.name AS owner_name, u.email AS owner_email \
-         FROM tokens t LEFT JOIN users u ON u.id = t.user_id WHERE t.account_id = {account}"
-    );
+    q.sql = format!("SELECT t.id FROM tokens t WHERE t.account_id = {account}");
     if let Some(kind) = filter.kind {
         let p = q.arg(kind.to_owned())?;
         q.sql.push_str(&format!(" AND t.kind = {p}"));
@@ -176,9 +178,15 @@ pub async fn page<'e>(
         q.sql
             .push_str(&format!(" AND t.scope IN ({})", placeholders.join(", ")));
     }
-    // Written on the expiry sort key ("never" is year 10000, in the future): sorted by
-    // expiry, the status is then an index range rather than rows skipped one by one.
-    let expiry = Sort::Expires.key();
+    // Sorted by expiry, the status is written on the sort key ("never" is year 10000,
+    // in the future) and becomes an index range. Under another sort it is written so
+    // that no index matches it: SQLite, without statistics, would otherwise walk the
+    // expiry index for the range and sort a third of the account.
+    let expiry = if sort == Sort::Expires {
+        Sort::Expires.key()
+    } else {
+        "COALESCE(t.expires_at + 0, 253402300800)"
+    };
     match filter.status {
         Some(Status::Active) => {
             let p = q.arg(now)?;
@@ -191,9 +199,15 @@ pub async fn page<'e>(
         None => {}
     }
     if let Some(needle) = filter.name_contains {
-        let p = q.arg(format!("%{}%", like_escape(&needle.to_lowercase())))?;
+        // Case-insensitive on both: SQLite's LIKE already ignores (ASCII) case, and is
+        // three times faster without LOWER() when a search has to test every token.
+        let (column, needle) = match backend {
+            Backend::Sqlite => ("t.name", needle.to_owned()),
+            Backend::Postgres => ("LOWER(t.name)", needle.to_lowercase()),
+        };
+        let p = q.arg(format!("%{}%", like_escape(&needle)))?;
         q.sql
-            .push_str(&format!(" AND LOWER(t.name) LIKE {p} ESCAPE '\\'"));
+            .push_str(&format!(" AND {column} LIKE {p} ESCAPE '\\'"));
     }
     // Reading "before" a row walks the index the other way; the rows are turned back
     // into display order below.
@@ -224,13 +238,41 @@ pub async fn page<'e>(
     let p = q.arg(limit + 1)?;
     q.sql
         .push_str(&format!(" ORDER BY {key} {dir}, t.id {dir} LIMIT {p}"));
-    let mut rows: Vec<Row> = sqlx::query_as_with(&q.sql, q.args).fetch_all(ex).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit.max(0) as usize);
+    let mut ids: Vec<String> = sqlx::query_scalar_with(&q.sql, q.args)
+        .fetch_all(ex)
+        .await?;
+    let more = ids.len() as i64 > limit;
+    ids.truncate(limit.max(0) as usize);
     if reverse {
-        rows.reverse();
+        ids.reverse();
     }
-    Ok((rows, more))
+    Ok((ids, more))
+}
+
+/// The tokens of the account with these ids, with their owners, in the order of `ids`.
+pub async fn rows<'e>(
+    ex: impl Exec<'e>,
+    account_id: &str,
+    ids: &[String],
+) -> sqlx::Result<Vec<Row>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (2..ids.len() + 2).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT t.id, t.kind, t.user_id, t.created_by, t.name, t.scope, t.role, t.tls_access, \
+                t.created_at, t.expires_at, t.last_used_at, u.name AS owner_name, u.email AS owner_email \
+         FROM tokens t LEFT JOIN users u ON u.id = t.user_id \
+         WHERE t.account_id = $1 AND t.id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, Row>(&sql).bind(account_id);
+    for id in ids {
+        query = query.bind(id);
+    }
+    let mut found = query.fetch_all(ex).await?;
+    found.sort_by_key(|row| ids.iter().position(|id| *id == row.id));
+    Ok(found)
 }
 
 /// Service names of the given tokens: token id → [(service id, name)], by name. A token

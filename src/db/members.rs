@@ -155,3 +155,10 @@ pub async fn names<'e>(
     .fetch_all(ex)
     .await
 }
+
+pub async fn count<'e>(ex: impl Exec<'e>, account_id: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE account_id = $1")
+        .bind(account_id)
+        .fetch_one(ex)
+        .await
+}

@@ -417,28 +417,6 @@ pub async fn find_by_id<'e>(ex: impl Exec<'e>, id: &str) -> sqlx::Result<Option<
         .await
 }
 
-/// The tokens of an account among `ids` (any kind, any owner); ids of other accounts
-/// or of no token are left out.
-pub async fn find_many_in_account<'e>(
-    ex: impl Exec<'e>,
-    account_id: &str,
-    ids: &[String],
-) -> sqlx::Result<Vec<Token>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders: Vec<String> = (2..ids.len() + 2).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND id IN ({}) ORDER BY created_at DESC, id",
-        placeholders.join(", ")
-    );
-    let mut query = sqlx::query_as(&sql).bind(account_id);
-    for id in ids {
-        query = query.bind(id);
-    }
-    query.fetch_all(ex).await
-}
-
 /// All user tokens (active or expired) a user holds in an account.
 pub async fn count_owned<'e>(
     ex: impl Exec<'e>,

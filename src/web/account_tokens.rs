@@ -20,13 +20,16 @@ use super::session::{ClientIp, SignedIn};
 use crate::app::AppState;
 use crate::db::account_tokens::{self as list, Filter, Position, Sort, Status};
 use crate::db::tokens::DeleteScope;
-use crate::db::{members, tokens as store};
+use crate::db::{members, users};
 use crate::domain::admin::Action;
 use crate::domain::random;
 use crate::domain::roles::{Role, Scope, ScopeSet};
 use crate::tokens::{self, Revocation, RevokeError};
 
 pub const PAGE_SIZE: i64 = 50;
+/// Up to this many members the Owner filter is a list; beyond, an email field (a list of
+/// thousands helps nobody, and costs more than the page of tokens).
+const OWNER_LIST_MAX: i64 = 100;
 /// More ids than this in one request is not something the page can send.
 const MAX_SELECTED: usize = 200;
 const PATH: &str = "/account/account-tokens";
@@ -45,6 +48,8 @@ pub fn routes() -> Router<AppState> {
 pub struct Query {
     pub kind: String,
     pub owner: String,
+    /// The Owner filter typed as an email (large accounts); resolved into `owner`.
+    pub owner_email: String,
     pub scope: String,
     pub status: String,
     pub q: String,
@@ -83,6 +88,7 @@ impl Query {
             } else {
                 String::new()
             },
+            owner_email: form.text("owner_email").trim().chars().take(254).collect(),
             scope: pick("scope", &Scope::ALL.map(Scope::as_str)),
             status: pick("status", &["active", "expired"]),
             q: form.text("q").trim().chars().take(255).collect(),
@@ -264,7 +270,11 @@ struct ListPage {
     nav: Option<Nav>,
     query: Query,
     types: Vec<Choice>,
+    /// The Owner filter as a list of members, or (large accounts) as an email field
+    /// with this value.
     owners: Vec<Choice>,
+    owner_field: Option<String>,
+    owner_error: Option<String>,
     scopes: Vec<Choice>,
     statuses: Vec<Choice>,
     sorts: Vec<Choice>,
@@ -306,7 +316,14 @@ pub async fn page(
         .check(Action::ViewAccountTokens)
         .map_err(|d| WebError::Forbidden(d.message()))?;
     let raw = raw.unwrap_or_default();
-    let query = Query::parse(&raw);
+    let mut query = Query::parse(&raw);
+    let mut owner_error = None;
+    if !query.owner_email.is_empty() {
+        match users::find_by_email(&state.db.pool, &query.owner_email.to_lowercase()).await? {
+            Some(user) => query.owner = user.id,
+            None => owner_error = Some("No user has this email address.".to_owned()),
+        }
+    }
     let deleted = Form::parse(raw.as_bytes())
         .ok()
         .and_then(|f| f.get("deleted").and_then(|n| n.parse::<u32>().ok()));
@@ -317,18 +334,23 @@ pub async fn page(
         Some((true, key, id)) => Position::After(*key, id.clone()),
         Some((false, key, id)) => Position::Before(*key, id.clone()),
     };
-    let (found, more) = list::page(
-        &state.db.pool,
-        signed_in.account_id(),
-        &query.filter(),
-        sort,
-        query.descending(),
-        &position,
-        PAGE_SIZE,
-        now,
-    )
-    .await?;
-    let ids: Vec<String> = found.iter().map(|t| t.id.clone()).collect();
+    let (ids, more) = if owner_error.is_some() {
+        (Vec::new(), false)
+    } else {
+        list::page_ids(
+            &state.db.pool,
+            state.db.backend,
+            signed_in.account_id(),
+            &query.filter(),
+            sort,
+            query.descending(),
+            &position,
+            PAGE_SIZE,
+            now,
+        )
+        .await?
+    };
+    let found = list::rows(&state.db.pool, signed_in.account_id(), &ids).await?;
     let services = list::services_of(&state.db.pool, &ids).await?;
     let edge = |t: Option<&list::Row>| t.map(|t| (sort.key_of(t), t.id.clone()));
     let (first, last) = (edge(found.first()), edge(found.last()));
@@ -365,28 +387,44 @@ pub async fn page(
             here_param: &url_encode(&here),
         });
     }
-    let mut owners = vec![Choice {
-        value: String::new(),
-        label: "Any owner".into(),
-        selected: query.owner.is_empty(),
-    }];
-    let mut owner_listed = query.owner.is_empty();
-    for (id, name, email) in members::names(&state.db.pool, signed_in.account_id()).await? {
-        owner_listed |= id == query.owner;
-        owners.push(Choice {
-            selected: id == query.owner,
-            value: id,
-            label: format!("{name} ({email})"),
-        });
-    }
-    if !owner_listed {
-        // Someone no longer a member can still be filtered on (from a link).
-        owners.push(Choice {
-            value: query.owner.clone(),
-            label: "A former member".into(),
-            selected: true,
-        });
-    }
+    let mut owners = Vec::new();
+    let owner_field =
+        if members::count(&state.db.pool, signed_in.account_id()).await? > OWNER_LIST_MAX {
+            Some(if !query.owner_email.is_empty() {
+                query.owner_email.clone()
+            } else if query.owner.is_empty() {
+                String::new()
+            } else {
+                users::find(&state.db.pool, &query.owner)
+                    .await?
+                    .map(|u| u.email)
+                    .unwrap_or_default()
+            })
+        } else {
+            owners.push(Choice {
+                value: String::new(),
+                label: "Any owner".into(),
+                selected: query.owner.is_empty(),
+            });
+            let mut owner_listed = query.owner.is_empty();
+            for (id, name, email) in members::names(&state.db.pool, signed_in.account_id()).await? {
+                owner_listed |= id == query.owner;
+                owners.push(Choice {
+                    selected: id == query.owner,
+                    value: id,
+                    label: format!("{name} ({email})"),
+                });
+            }
+            if !owner_listed {
+                // Someone no longer a member can still be filtered on (from a link).
+                owners.push(Choice {
+                    value: query.owner.clone(),
+                    label: "A former member".into(),
+                    selected: true,
+                });
+            }
+            None
+        };
     let mut scope_options = vec![("", "Any scope")];
     scope_options.extend(Scope::ALL.map(|s| (s.as_str(), s.label())));
     let page = ListPage {
@@ -401,6 +439,8 @@ pub async fn page(
             ],
         ),
         owners,
+        owner_field,
+        owner_error,
         scopes: choices(&query.scope, &scope_options),
         statuses: choices(
             &query.status,
@@ -498,40 +538,31 @@ pub async fn confirm_revoke(
         .check(Action::RevokeAccountTokens)
         .map_err(|d| WebError::Forbidden(d.message()))?;
     let form = Form::parse(raw.unwrap_or_default().as_bytes()).map_err(WebError::BadRequest)?;
-    let (ids, back) = selection(&form)?;
-    let found = store::find_many_in_account(&state.db.pool, signed_in.account_id(), &ids).await?;
+    let (ids, back) = match selection(&form) {
+        Ok(selected) => selected,
+        // htmx does not swap an error response: answer the dialog with the reason.
+        // (The messages are fixed text, never user input.)
+        Err(WebError::BadRequest(message)) if is_htmx(&headers) => {
+            return Ok((
+                StatusCode::OK,
+                [("content-type", "text/html; charset=utf-8")],
+                format!(r#"<p class="error" role="alert">{message}</p>"#),
+            )
+                .into_response())
+        }
+        Err(e) => return Err(e),
+    };
+    let found = list::rows(&state.db.pool, signed_in.account_id(), &ids).await?;
     // All or nothing, as the deletion itself: an id of another account, or of a token
     // already gone, makes the whole request unknown.
     if found.len() != ids.len() {
         return Err(WebError::NotFound);
     }
     let now = state.clock.unix();
-    let found_ids: Vec<String> = found.iter().map(|t| t.id.clone()).collect();
-    let services = list::services_of(&state.db.pool, &found_ids).await?;
-    let owners = members::names(&state.db.pool, signed_in.account_id()).await?;
+    let services = list::services_of(&state.db.pool, &ids).await?;
     let tokens: Vec<AccountTokenRow> = found
         .iter()
-        .map(|t| {
-            let owner = owners
-                .iter()
-                .find(|(id, _, _)| Some(id) == t.user_id.as_ref());
-            let listed = list::Row {
-                id: t.id.clone(),
-                kind: t.kind.clone(),
-                user_id: t.user_id.clone(),
-                created_by: t.created_by.clone(),
-                name: t.name.clone(),
-                scope: t.scope.clone(),
-                role: t.role.clone(),
-                tls_access: t.tls_access,
-                created_at: t.created_at,
-                expires_at: t.expires_at,
-                last_used_at: t.last_used_at,
-                owner_name: owner.map(|(_, name, _)| name.clone()),
-                owner_email: owner.map(|(_, _, email)| email.clone()),
-            };
-            row(&listed, services.get(&t.id), now)
-        })
+        .map(|t| row(t, services.get(&t.id), now))
         .collect();
     if is_htmx(&headers) {
         return render(&ConfirmFragment {

@@ -2,12 +2,12 @@
 //! several), automation tokens, users, services, the account switcher, and that every
 //! one of them is refused to other roles and confined to the current account.
 
-use tokenpanel::db::accounts;
+use tokenpanel::db::{accounts, users};
 use tokenpanel::domain::roles::{Role, Scope, ScopeSet, ServicePermission};
 use tokenpanel::domain::secret::TokenKind;
 use tokenpanel::tokens::{issue, TokenRequest};
 
-use crate::common::{hidden, Client, Page, Persona, TestApp};
+use crate::common::{hidden, urlencode, Client, Page, Persona, TestApp};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -596,6 +596,57 @@ async fn account_tokens_list_filters_sorts_and_pages(app: TestApp) {
         .get("/account/account-tokens?type=automation&after=zz")
         .await;
     assert_eq!(ids(&garbled), ids(&first));
+
+    // Past 100 members the Owner filter is an email field instead of a list.
+    assert!(first
+        .body
+        .contains("<select id=\"filter-owner\" name=\"owner\">"));
+    for i in 0..100 {
+        let id = tokenpanel::domain::random::id();
+        users::create(
+            &app.state.db.pool,
+            &id,
+            &format!("extra{i}@example.test"),
+            "Extra",
+            None,
+            app.now(),
+        )
+        .await
+        .unwrap();
+        accounts::add_member(&app.state.db.pool, &account, &id, Role::User, app.now())
+            .await
+            .unwrap();
+    }
+    let large = client.get("/account/account-tokens").await;
+    large.assert(200, "name=\"owner_email\"");
+    assert!(
+        !large.body.contains("extra42@example.test"),
+        "no list of members"
+    );
+    let by_email = client
+        .get(&format!(
+            "/account/account-tokens?owner_email={}",
+            urlencode(&bob.email.to_uppercase())
+        ))
+        .await;
+    assert_eq!(names(&by_email), vec!["bob reader", "bob old"]);
+    by_email.assert(200, &format!("value=\"{}\"", bob.email.to_uppercase()));
+    let next_page_keeps_owner = client
+        .get(&format!("/account/account-tokens?owner={}", bob.id))
+        .await;
+    next_page_keeps_owner.assert(
+        200,
+        &format!(
+            "name=\"owner_email\" type=\"email\" value=\"{}\"",
+            bob.email
+        ),
+    );
+    let unknown = client
+        .get("/account/account-tokens?owner_email=nobody%40example.test")
+        .await;
+    unknown
+        .assert(200, "No user has this email address.")
+        .assert(200, "No tokens match");
 }
 
 async fn revoke_one_or_several_all_or_nothing(app: TestApp) {
@@ -696,7 +747,7 @@ async fn revoke_one_or_several_all_or_nothing(app: TestApp) {
         .await;
     assert_eq!(made_up.status, 404);
     assert!(token_exists(&app, &two).await);
-    // Nothing selected.
+    // Nothing selected: a message (in the dialog, with htmx).
     assert_eq!(
         client
             .post("/account/account-tokens/revoke", &[])
@@ -704,6 +755,14 @@ async fn revoke_one_or_several_all_or_nothing(app: TestApp) {
             .status,
         400
     );
+    client
+        .get("/account/account-tokens/revoke?back=%2Faccount%2Faccount-tokens")
+        .await
+        .assert(400, "Select at least one token to delete.");
+    client
+        .get_htmx("/account/account-tokens/revoke")
+        .await
+        .assert(200, "Select at least one token to delete.");
 
     // The two of this account together.
     let confirm = client

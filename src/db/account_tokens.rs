@@ -70,6 +70,7 @@ pub enum Position {
 #[derive(Debug, Clone, FromRow)]
 pub struct Row {
     pub id: String,
+    pub account_id: String,
     pub kind: String,
     pub user_id: Option<String>,
     pub created_by: Option<String>,
@@ -258,19 +259,25 @@ pub async fn rows<'e>(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders: Vec<String> = (2..ids.len() + 2).map(|i| format!("${i}")).collect();
+    // Looked up by id alone, and rows of other accounts dropped here: with
+    // `account_id = ?` in the WHERE, SQLite (which keeps no statistics) prefers an
+    // account index to the 50 primary-key lookups and walks every token of the account
+    // (20 ms at 100,000 tokens instead of 0.1 ms).
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "SELECT t.id, t.kind, t.user_id, t.created_by, t.name, t.scope, t.role, t.tls_access, \
-                t.created_at, t.expires_at, t.last_used_at, u.name AS owner_name, u.email AS owner_email \
+        "SELECT t.id, t.account_id, t.kind, t.user_id, t.created_by, t.name, t.scope, t.role, \
+                t.tls_access, t.created_at, t.expires_at, t.last_used_at, \
+                u.name AS owner_name, u.email AS owner_email \
          FROM tokens t LEFT JOIN users u ON u.id = t.user_id \
-         WHERE t.account_id = $1 AND t.id IN ({})",
+         WHERE t.id IN ({})",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query_as::<_, Row>(&sql).bind(account_id);
+    let mut query = sqlx::query_as::<_, Row>(&sql);
     for id in ids {
         query = query.bind(id);
     }
     let mut found = query.fetch_all(ex).await?;
+    found.retain(|row| row.account_id == account_id);
     found.sort_by_key(|row| ids.iter().position(|id| *id == row.id));
     Ok(found)
 }

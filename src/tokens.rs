@@ -35,6 +35,10 @@ pub struct Issued {
 #[derive(Debug)]
 pub enum IssueError {
     LimitReached(i64),
+    /// The owner was removed from the account while the token was being created.
+    NotMember,
+    /// A chosen service was deleted while the token was being created.
+    ServiceGone,
     Database(sqlx::Error),
 }
 
@@ -45,6 +49,10 @@ impl From<sqlx::Error> for IssueError {
 }
 
 impl IssueError {
+    pub const NOT_MEMBER: &'static str = "You are no longer a member of this account.";
+    pub const SERVICE_GONE: &'static str =
+        "A service chosen for this token has just been deleted. Choose the services again.";
+
     pub fn limit_message(limit: i64) -> String {
         format!("You already have {limit} active tokens, the most a user may hold. Delete a token you no longer use, then try again.")
     }
@@ -81,9 +89,25 @@ pub async fn issue_with_secret(
     };
     let limit = state.settings.token_limit;
     let mut tx = state.db.pool.begin().await?;
-    if store::create(&mut tx, state.db.backend, &token, limit).await? == Created::LimitReached {
-        tx.rollback().await?;
-        return Err(IssueError::LimitReached(limit));
+    // The handlers checked the services, but one can be deleted in between: its lock
+    // (db::services::lock) makes this insert wait, then fail on the foreign key.
+    let created = match store::create(&mut tx, state.db.backend, &token, limit).await {
+        Err(e) if crate::db::is_foreign_key_violation(&e) => {
+            tx.rollback().await?;
+            return Err(IssueError::ServiceGone);
+        }
+        created => created?,
+    };
+    match created {
+        Created::Yes => {}
+        Created::LimitReached => {
+            tx.rollback().await?;
+            return Err(IssueError::LimitReached(limit));
+        }
+        Created::NotMember => {
+            tx.rollback().await?;
+            return Err(IssueError::NotMember);
+        }
     }
     let event = NewEvent {
         account_id: Some(request.account_id),
@@ -253,6 +277,8 @@ pub async fn import_legacy_key(
         }
         Err(IssueError::Database(e)) => Err(e.into()),
         Err(IssueError::LimitReached(_)) => Err(ImportError::AlreadyImported),
+        // The account (and with it the synthetic user's membership) went away meanwhile.
+        Err(IssueError::NotMember | IssueError::ServiceGone) => Err(ImportError::UnknownAccount),
     }
 }
 

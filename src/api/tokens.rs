@@ -514,6 +514,8 @@ fn issue_error(e: IssueError) -> ApiError {
         IssueError::LimitReached(limit) => {
             ApiError::unprocessable(IssueError::limit_message(limit))
         }
+        IssueError::NotMember => ApiError::forbidden(IssueError::NOT_MEMBER),
+        IssueError::ServiceGone => ApiError::unprocessable(IssueError::SERVICE_GONE),
         IssueError::Database(e) => e.into(),
     }
 }

@@ -49,13 +49,19 @@ pub async fn find<'e>(
 /// PostgreSQL locks the account's row; on SQLite the (no-op) write takes the database
 /// write lock before anything is read, so no other writer can slip in between a check
 /// and the change it guards. False when there is no such account.
+///
+/// `FOR NO KEY UPDATE`, not `FOR UPDATE`: it excludes the other member changes just the
+/// same, but not the key-share lock a foreign key check takes on the account row. A
+/// token being created holds its owner's membership row and then inserts (a key check
+/// on the account); with `FOR UPDATE` here, removing that member would wait for the
+/// membership while holding the account, and the two would deadlock.
 pub async fn lock_account(
     conn: &mut AnyConnection,
     backend: Backend,
     account_id: &str,
 ) -> sqlx::Result<bool> {
     let found = match backend {
-        Backend::Postgres => sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+        Backend::Postgres => sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE")
             .bind(account_id)
             .fetch_optional(&mut *conn)
             .await?

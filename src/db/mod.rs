@@ -126,14 +126,6 @@ impl Db {
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
-
-    /// `FOR UPDATE` where the backend has row locks; SQLite serialises writers instead.
-    pub fn for_update(&self) -> &'static str {
-        match self.backend {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        }
-    }
 }
 
 /// True when an error is a unique-constraint violation on either backend.
@@ -143,6 +135,18 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
             db.code()
                 .is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
                 || db.message().contains("UNIQUE constraint failed")
+        }
+        _ => false,
+    }
+}
+
+/// True when an error is a foreign-key violation on either backend: a row referred to
+/// was deleted by a concurrent transaction.
+pub fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|c| c == "23503" || c == "787")
+                || db.message().contains("FOREIGN KEY constraint failed")
         }
         _ => false,
     }

@@ -57,34 +57,42 @@ pub struct NewToken<'a> {
 pub enum Created {
     Yes,
     LimitReached,
+    /// The owner of a user token is no longer a member of the account (removed while
+    /// the request was under way).
+    NotMember,
 }
 
 /// Stores a token unless its owner already has `limit` active user tokens in the
-/// account. Must run inside a transaction, and first in it: on PostgreSQL the owner's
-/// membership row is locked so concurrent creations queue; on SQLite the conditional
-/// INSERT takes the database write lock before it counts.
+/// account, or is no longer a member of it. Must run inside a transaction, and first in
+/// it: on PostgreSQL the owner's membership row is locked so concurrent creations queue
+/// (and a removal of the member waits for them, then counts their tokens); on SQLite the
+/// conditional INSERT takes the database write lock before it counts.
 pub async fn create(
     conn: &mut AnyConnection,
     backend: Backend,
     token: &NewToken<'_>,
     limit: i64,
 ) -> sqlx::Result<Created> {
-    if backend == Backend::Postgres {
-        if let Some(user_id) = token.user_id {
-            sqlx::query(
-                "SELECT user_id FROM memberships WHERE account_id = $1 AND user_id = $2 FOR UPDATE",
-            )
-            .bind(token.account_id)
-            .bind(user_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    if let (Backend::Postgres, Some(user_id)) = (backend, token.user_id) {
+        let member = sqlx::query(
+            "SELECT user_id FROM memberships WHERE account_id = $1 AND user_id = $2 FOR UPDATE",
+        )
+        .bind(token.account_id)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if member.is_none() {
+            return Ok(Created::NotMember);
         }
     }
+    // A user token needs its owner's membership in the same statement too: SQLite has no
+    // row lock, and a member removed (or deleted) a moment ago must not get a token.
     let inserted = sqlx::query(
         "INSERT INTO tokens (id, account_id, kind, user_id, created_by, name, scope, role, tls_access, secret_digest, created_at, expires_at) \
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
          WHERE (SELECT COUNT(*) FROM tokens WHERE account_id = $2 AND user_id = $4 AND kind = 'user' \
-                AND (expires_at IS NULL OR expires_at > $11)) < $13",
+                AND (expires_at IS NULL OR expires_at > $11)) < $13 \
+           AND ($3 <> 'user' OR EXISTS (SELECT 1 FROM memberships WHERE account_id = $2 AND user_id = $4))",
     )
     .bind(token.id)
     .bind(token.account_id)
@@ -102,7 +110,17 @@ pub async fn create(
     .execute(&mut *conn)
     .await?;
     if inserted.rows_affected() == 0 {
-        return Ok(Created::LimitReached);
+        let member: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM memberships WHERE account_id = $1 AND user_id = $2")
+                .bind(token.account_id)
+                .bind(token.user_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        return Ok(if member.is_some() {
+            Created::LimitReached
+        } else {
+            Created::NotMember
+        });
     }
     for service_id in token.service_ids {
         sqlx::query("INSERT INTO token_services (token_id, service_id) VALUES ($1, $2)")

@@ -519,6 +519,14 @@ pub async fn create(
             let page = form_page(&state, &signed_in, typed, errors, false).await?;
             return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
+        Err(IssueError::ServiceGone) => {
+            errors.push(("access", IssueError::SERVICE_GONE.into()));
+            let page = form_page(&state, &signed_in, typed, errors, false).await?;
+            return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
+        Err(IssueError::NotMember) => {
+            return Err(WebError::Forbidden(IssueError::NOT_MEMBER.into()))
+        }
         Err(IssueError::Database(e)) => return Err(e.into()),
     };
     nonces.remove(position);

@@ -20,6 +20,8 @@ on_both_databases!(
     secret_is_shown_exactly_once,
     list_shows_columns_expiry_and_access,
     limit_of_100_holds_under_concurrency,
+    a_removed_member_gets_no_token_even_mid_request,
+    a_service_deleted_mid_request_refuses_the_token,
     the_101st_token_gets_a_clear_message,
     delete_with_confirmation_and_only_own_tokens,
     sudo_expiring_while_the_form_is_open_loses_nothing,
@@ -573,6 +575,115 @@ async fn limit_of_100_holds_under_concurrency(app: TestApp) {
     }
     assert_eq!((created, refused), (100, 50));
     assert_eq!(app.count("tokens").await, 100);
+}
+
+/// Creating a token races with a superuser removing its owner from the account: either
+/// the removal sees the tokens and is refused, or it wins and no token appears after it.
+/// Never a token for a non-member, never a 500.
+async fn a_removed_member_gets_no_token_even_mid_request(app: TestApp) {
+    let account = app.account("Acme").await;
+    let boss = app.persona(&account, Role::Superuser).await;
+    let admin = app.client();
+    admin.sign_in(&boss).await;
+    let state = Arc::new(app.state.clone());
+    let issue_for = |user: String| {
+        let (state, account) = (state.clone(), account.clone());
+        tokio::spawn(async move {
+            let scopes = ScopeSet::parse("global").unwrap();
+            let request = TokenRequest {
+                kind: TokenKind::User,
+                account_id: &account,
+                actor_id: &user,
+                name: "racing",
+                scopes: &scopes,
+                services: &[],
+                role: None,
+                tls_access: false,
+                expires_at: None,
+                ip: None,
+            };
+            issue(&state, &request).await
+        })
+    };
+    for _ in 0..5 {
+        let ada = app.persona(&account, Role::User).await;
+        admin
+            .get(&format!("/account/users/{}/remove", ada.id))
+            .await;
+        let tasks: Vec<_> = (0..20).map(|_| issue_for(ada.id.clone())).collect();
+        let removal = admin
+            .post(&format!("/account/users/{}/remove", ada.id), &[])
+            .await;
+        let mut created = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => created += 1,
+                Err(IssueError::NotMember) => {}
+                Err(e) => panic!("unexpected error: {e:?}"),
+            }
+        }
+        assert!(
+            [303, 409].contains(&removal.status.as_u16()),
+            "removal answered {}: {}",
+            removal.status,
+            removal.body
+        );
+        let member = accounts::role_of(&app.state.db.pool, &account, &ada.id)
+            .await
+            .unwrap()
+            .is_some();
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE user_id = $1")
+            .bind(&ada.id)
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, created, "every created token is stored");
+        if member {
+            assert_eq!(removal.status, 409, "the removal was refused");
+        } else {
+            assert_eq!(stored, 0, "a removed member holds no token");
+        }
+    }
+    // Once removed, a member gets a clear refusal, not a token.
+    let gone = app.persona(&account, Role::User).await;
+    admin
+        .get(&format!("/account/users/{}/remove", gone.id))
+        .await;
+    let removal = admin
+        .post(&format!("/account/users/{}/remove", gone.id), &[])
+        .await;
+    assert_eq!(removal.status, 303, "{}", removal.body);
+    assert!(matches!(
+        issue_for(gone.id.clone()).await.unwrap(),
+        Err(IssueError::NotMember)
+    ));
+}
+
+/// The form checked the services, then one was deleted before the insert: the
+/// creation is refused with a message (not a 500) and nothing is written.
+async fn a_service_deleted_mid_request_refuses_the_token(app: TestApp) {
+    let account = app.account("Acme").await;
+    let ada = app.persona(&account, Role::Engineer).await;
+    let deleted = vec![tokenpanel::domain::random::id()];
+    let scopes = ScopeSet::parse("global").unwrap();
+    let request = TokenRequest {
+        kind: TokenKind::User,
+        account_id: &account,
+        actor_id: &ada.id,
+        name: "late",
+        scopes: &scopes,
+        services: &deleted,
+        role: None,
+        tls_access: false,
+        expires_at: None,
+        ip: None,
+    };
+    assert!(matches!(
+        issue(&app.state, &request).await,
+        Err(IssueError::ServiceGone)
+    ));
+    assert_eq!(app.count("tokens").await, 0);
+    assert_eq!(app.count("token_services").await, 0);
 }
 
 async fn the_101st_token_gets_a_clear_message(app: TestApp) {

@@ -1,10 +1,10 @@
 //! Account tokens at scale: seeds one account with 100,000 tokens (1,000 members with
 //! user tokens, a few thousand automation tokens, mixed scopes, expiries, last uses and
-//! service limits), then times full page requests to the real server on SQLite and, when
-//! TEST_DATABASE_URL is set, on a fresh PostgreSQL database.
+//! service limits), then times full page requests to the real server on a fresh SQLite
+//! file or, when BENCH_DATABASE_URL is set, a fresh PostgreSQL database.
 //!
 //!     cargo bench --bench account_tokens
-//!     TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench account_tokens
+//!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench account_tokens
 //!
 //! TOKENS and ITERATIONS override the defaults (100000 and 50); BENCH_SQLITE=path keeps
 //! the seeded SQLite file there and reuses it on the next run. Times are measured at
@@ -15,6 +15,8 @@
 //! Seeding writes rows directly (in batches) rather than through `tokens::issue`, which
 //! would take minutes and record 100,000 events; the rows are the same shape.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,6 @@ use sqlx::any::AnyArguments;
 use sqlx::Arguments;
 use tokenpanel::app::Server;
 use tokenpanel::clock::{Clock, SystemClock};
-use tokenpanel::config::Config;
 use tokenpanel::db::{accounts, users};
 use tokenpanel::domain::password::Password;
 use tokenpanel::domain::random;
@@ -213,8 +214,9 @@ fn median(times: &mut [Duration]) -> (f64, f64) {
     (ms(times[times.len() / 2]), ms(times[times.len() * 9 / 10]))
 }
 
-async fn run(label: &str, url: &str, tokens: usize, iterations: usize, reuse: bool) {
-    let server = Server::build(&Config::for_database(url), Arc::new(SystemClock))
+async fn run(database: &support::Database, tokens: usize, iterations: usize, reuse: bool) {
+    let label = database.backend;
+    let server = Server::build(&support::config(&database.url), Arc::new(SystemClock))
         .await
         .expect("server starts");
     let base = format!("http://127.0.0.1:{}", server.addr.port());
@@ -338,6 +340,7 @@ async fn run(label: &str, url: &str, tokens: usize, iterations: usize, reuse: bo
     }
     let _ = tx.send(());
     let _ = handle.await;
+    state.db.pool.close().await;
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -354,41 +357,19 @@ async fn main() {
     } else {
         (2_000, 3)
     };
-    let kept = std::env::var("BENCH_SQLITE").ok().filter(|_| bench);
-    let path = match &kept {
-        Some(path) => std::path::PathBuf::from(path),
-        None => std::env::temp_dir().join(format!("tokenpanel-bench-{}.db", random::base62(8))),
-    };
-    let reuse = kept.is_some() && path.exists();
-    let url = format!("sqlite://{}", path.display());
-    run("SQLite", &url, tokens, iterations, reuse).await;
-    if kept.is_none() {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    let kept = std::env::var("BENCH_SQLITE")
+        .ok()
+        .filter(|_| bench && std::env::var("BENCH_DATABASE_URL").is_err());
+    match kept {
+        Some(path) => {
+            let path = std::path::PathBuf::from(path);
+            let reuse = path.exists();
+            run(&support::Database::sqlite(path), tokens, iterations, reuse).await;
         }
-    }
-    if let Ok(admin) = std::env::var("TEST_DATABASE_URL") {
-        sqlx::any::install_default_drivers();
-        let name = format!("tokenpanel_bench_{}", random::base62(8).to_lowercase());
-        let pool = sqlx::AnyPool::connect(&admin).await.expect("PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        let (head, _) = admin.rsplit_once('/').expect("a database in the URL");
-        run(
-            "PostgreSQL",
-            &format!("{head}/{name}"),
-            tokens,
-            iterations,
-            false,
-        )
-        .await;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&pool)
-            .await
-            .unwrap();
-    } else {
-        println!("PostgreSQL: skipped (set TEST_DATABASE_URL to run it)");
+        None => {
+            let database = support::Database::fresh().await;
+            run(&database, tokens, iterations, false).await;
+            database.drop().await;
+        }
     }
 }

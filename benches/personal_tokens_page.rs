@@ -95,4 +95,5 @@ async fn main() {
         "GET /account/tokens with 100 tokens (round trip on loopback)",
         samples,
     );
+    bench.finish().await;
 }

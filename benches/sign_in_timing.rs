@@ -66,4 +66,5 @@ async fn main() {
         "difference of medians: {:.1}%",
         (a - b).abs() / a.max(b) * 100.0
     );
+    bench.finish().await;
 }

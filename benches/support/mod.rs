@@ -1,5 +1,6 @@
-//! Shared by the benchmarks: a real server on a random port over a fresh SQLite file
-//! (or the PostgreSQL database in BENCH_DATABASE_URL), and a small HTTP client.
+//! Shared by the benchmarks: a real server on a random port over a fresh database (a
+//! SQLite file, or a new database on the PostgreSQL server in BENCH_DATABASE_URL), and
+//! a small HTTP client.
 
 #![allow(dead_code)]
 
@@ -18,20 +19,91 @@ pub struct Bench {
     pub base: String,
     pub state: AppState,
     pub backend: &'static str,
+    database: Database,
 }
 
-pub async fn start(trust_forwarded_for: bool) -> Bench {
-    let (url, backend) = match std::env::var("BENCH_DATABASE_URL") {
-        Ok(url) => (url, "postgresql"),
-        Err(_) => {
-            let path =
-                std::env::temp_dir().join(format!("tokenpanel-bench-{}.db", random::base62(8)));
-            (format!("sqlite://{}", path.display()), "sqlite")
+/// The database a benchmark runs on: a fresh SQLite file, or, when BENCH_DATABASE_URL
+/// names a PostgreSQL server (any database on it, e.g. `postgres`), a fresh database
+/// created there; `drop` removes either, unless BENCH_KEEP is set.
+pub struct Database {
+    pub url: String,
+    pub backend: &'static str,
+    admin_url: Option<String>,
+}
+
+impl Database {
+    pub async fn fresh() -> Database {
+        let name = format!("tokenpanel_bench_{}", random::base62(8).to_lowercase());
+        match std::env::var("BENCH_DATABASE_URL") {
+            Ok(admin_url) => {
+                sqlx::any::install_default_drivers();
+                let admin = sqlx::AnyPool::connect(&admin_url)
+                    .await
+                    .expect("connect to BENCH_DATABASE_URL");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&admin)
+                    .await
+                    .expect("create the benchmark database");
+                admin.close().await;
+                let (server, _) = admin_url
+                    .rsplit_once('/')
+                    .expect("BENCH_DATABASE_URL ends with /<database>");
+                Database {
+                    url: format!("{server}/{name}"),
+                    backend: "postgresql",
+                    admin_url: Some(admin_url),
+                }
+            }
+            Err(_) => Database::sqlite(std::env::temp_dir().join(format!("{name}.db"))),
         }
-    };
-    let mut config = Config::for_database(&url);
-    config.trust_forwarded_for = trust_forwarded_for;
+    }
+
+    pub fn sqlite(path: std::path::PathBuf) -> Database {
+        Database {
+            url: format!("sqlite://{}", path.display()),
+            backend: "sqlite",
+            admin_url: None,
+        }
+    }
+
+    pub async fn drop(self) {
+        if std::env::var_os("BENCH_KEEP").is_some() {
+            println!("kept for inspection (BENCH_KEEP): {}", self.url);
+            return;
+        }
+        match &self.admin_url {
+            Some(admin_url) => {
+                let admin = sqlx::AnyPool::connect(admin_url)
+                    .await
+                    .expect("connect to BENCH_DATABASE_URL");
+                let (_, name) = self.url.rsplit_once('/').expect("a database name");
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&admin)
+                    .await
+                    .expect("drop the benchmark database");
+            }
+            None => {
+                let path = self.url.trim_start_matches("sqlite://");
+                for suffix in ["", "-wal", "-shm", ".key"] {
+                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
+                }
+            }
+        }
+    }
+}
+
+/// A server configuration for benchmarks: PostgreSQL needs a server key.
+pub fn config(database_url: &str) -> Config {
+    let mut config = Config::for_database(database_url);
     config.secret_key = Some(tokenpanel::domain::crypto::SecretKey::generate().to_hex());
+    config
+}
+
+/// A real server on a random port over a fresh database.
+pub async fn start(trust_forwarded_for: bool) -> Bench {
+    let database = Database::fresh().await;
+    let mut config = config(&database.url);
+    config.trust_forwarded_for = trust_forwarded_for;
     let server = Server::build(&config, Arc::new(SystemClock))
         .await
         .expect("server starts");
@@ -41,11 +113,18 @@ pub async fn start(trust_forwarded_for: bool) -> Bench {
     Bench {
         base,
         state,
-        backend,
+        backend: database.backend,
+        database,
     }
 }
 
 impl Bench {
+    /// Removes the benchmark's database.
+    pub async fn finish(self) {
+        self.state.db.pool.close().await;
+        self.database.drop().await;
+    }
+
     pub async fn user(&self, account_id: &str, role: Role, password: &str) -> (String, String) {
         let id = random::id();
         let email = format!("{}@bench.example", random::base62(10).to_lowercase());

@@ -3,8 +3,8 @@
 #
 #   1. GET /healthz                       (the floor: routing, middleware, one SELECT 1)
 #   2. GET /tokens/self with a Fastly-Key  (goal: >= 60% of 1's requests/s, p99 < 10 ms)
-#   3. GET /tokens/self while 32 connections sign in with a password (POST /sudo with
-#      username and password: an argon2id verification each, and a 200 every time,
+#   3. GET /tokens/self while 32 connections sign in with a password (POST /sudo with a
+#      Fastly-Key, username and password: an argon2id verification each, a 200 each time,
 #      where POST /tokens would stop at the 100-token limit)  (goal: p99 < 20 ms)
 #
 # Needs wrk (apt-get install wrk). Settings: CONNECTIONS (32), DURATION (20s),
@@ -50,6 +50,7 @@ curl -fs -H "Fastly-Key: $KEY" "$base/tokens/self" >/dev/null || { echo "the tok
 cat > "$work/signin.lua" <<EOF
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Fastly-Key"] = "$KEY"
 wrk.body = "username=$EMAIL&password=$(printf %s "$PASSWORD" | sed 's/ /+/g')"
 EOF
 

@@ -19,6 +19,7 @@ on_both_databases!(
     automation_tokens_survive_their_creator,
     user_deletion_is_refused_while_they_hold_tokens,
     the_last_superuser_cannot_be_removed_or_demoted,
+    two_superusers_demoting_each_other_at_once_leave_one,
     adding_users_with_a_password_or_a_one_time_link,
     existing_users_roles_and_service_limits,
     the_switcher_changes_what_every_list_shows,
@@ -1173,6 +1174,42 @@ async fn user_deletion_is_refused_while_they_hold_tokens(app: TestApp) {
         role_in(&app, &other, &shared.id).await.as_deref(),
         Some("engineer")
     );
+}
+
+/// Each of the only two superusers demotes the other at the same moment: member changes
+/// are serialised, so exactly one demotion lands and the account keeps a superuser.
+async fn two_superusers_demoting_each_other_at_once_leave_one(app: TestApp) {
+    for round in 0..5 {
+        let (first, ann) = app.signed_in(Role::Superuser).await;
+        let account = ann.account_id.clone();
+        let bob = app.persona(&account, Role::Superuser).await;
+        let second = app.client();
+        second.sign_in(&bob).await;
+        first.get("/account/users").await;
+        second.get("/account/users").await;
+        let demote_bob = format!("/account/users/{}/role", bob.id);
+        let demote_ann = format!("/account/users/{}/role", ann.id);
+        let (a, b) = tokio::join!(
+            first.post(&demote_bob, &[("role", "engineer")]),
+            second.post(&demote_ann, &[("role", "engineer")]),
+        );
+        let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+        statuses.sort_unstable();
+        // The loser is refused as the last superuser (409), or, when the winner's change
+        // committed before the loser's request was even read, no longer a superuser (403).
+        assert!(
+            statuses == [303, 403] || statuses == [303, 409],
+            "round {round}: {statuses:?}"
+        );
+        let superusers = [
+            role_in(&app, &account, &ann.id).await,
+            role_in(&app, &account, &bob.id).await,
+        ]
+        .iter()
+        .filter(|r| r.as_deref() == Some("superuser"))
+        .count();
+        assert_eq!(superusers, 1, "round {round}");
+    }
 }
 
 async fn the_last_superuser_cannot_be_removed_or_demoted(app: TestApp) {

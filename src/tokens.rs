@@ -216,6 +216,8 @@ pub enum ImportError {
     Malformed,
     UnknownAccount,
     AlreadyImported,
+    /// The account's legacy-key user holds as many active tokens as any user may.
+    LimitReached(i64),
     Database(sqlx::Error),
 }
 
@@ -233,6 +235,10 @@ impl std::fmt::Display for ImportError {
             }
             ImportError::UnknownAccount => f.write_str("there is no account with that id"),
             ImportError::AlreadyImported => f.write_str("this key has already been imported"),
+            ImportError::LimitReached(limit) => write!(
+                f,
+                "the account already holds {limit} imported keys, the most its \"{LEGACY_USER_NAME}\" user may hold; delete one on Account tokens first"
+            ),
             ImportError::Database(e) => write!(f, "database: {e}"),
         }
     }
@@ -276,7 +282,7 @@ pub async fn import_legacy_key(
             Err(ImportError::AlreadyImported)
         }
         Err(IssueError::Database(e)) => Err(e.into()),
-        Err(IssueError::LimitReached(_)) => Err(ImportError::AlreadyImported),
+        Err(IssueError::LimitReached(limit)) => Err(ImportError::LimitReached(limit)),
         // The account (and with it the synthetic user's membership) went away meanwhile.
         Err(IssueError::NotMember | IssueError::ServiceGone) => Err(ImportError::UnknownAccount),
     }

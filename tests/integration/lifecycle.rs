@@ -11,6 +11,7 @@ use crate::on_both_databases;
 on_both_databases!(
     sweep_deletes_tokens_unused_for_two_years,
     legacy_keys_import_once_under_a_synthetic_user,
+    legacy_import_stops_at_the_token_limit,
 );
 
 const DAY: i64 = 86_400;
@@ -163,4 +164,25 @@ async fn legacy_keys_import_once_under_a_synthetic_user(app: TestApp) {
         .post("/login", &[("email", &email), ("password", key)])
         .await
         .assert(401, "Incorrect email or password.");
+}
+
+/// The synthetic user is a user like any other: at most 100 active tokens, and the 101st
+/// import says so (not "already imported").
+async fn legacy_import_stops_at_the_token_limit(app: TestApp) {
+    let account = app.account("Legacy").await;
+    for i in 0..100 {
+        import_legacy_key(&app.state, &account, &format!("legacy-key-number-{i:04}"))
+            .await
+            .unwrap();
+    }
+    let refused = import_legacy_key(&app.state, &account, "legacy-key-number-0100").await;
+    assert!(
+        matches!(refused, Err(ImportError::LimitReached(100))),
+        "{refused:?}"
+    );
+    assert!(refused
+        .unwrap_err()
+        .to_string()
+        .contains("100 imported keys"));
+    assert_eq!(app.count("tokens").await, 100);
 }

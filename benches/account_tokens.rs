@@ -17,12 +17,10 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sqlx::any::AnyArguments;
 use sqlx::Arguments;
-use tokenpanel::app::Server;
 use tokenpanel::clock::{Clock, SystemClock};
 use tokenpanel::db::{accounts, users};
 use tokenpanel::domain::password::Password;
@@ -201,31 +199,15 @@ async fn seed(state: &tokenpanel::AppState, tokens: usize) {
     }
 }
 
-fn csrf_in(html: &str) -> String {
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = html.find(marker).expect("a CSRF field") + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
-}
-
-fn median(times: &mut [Duration]) -> (f64, f64) {
-    times.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    (ms(times[times.len() / 2]), ms(times[times.len() * 9 / 10]))
-}
-
-async fn run(database: &support::Database, tokens: usize, iterations: usize, reuse: bool) {
+async fn run(database: support::Database, tokens: usize, iterations: usize, reuse: bool) {
     let label = database.backend;
-    let server = Server::build(&support::config(&database.url), Arc::new(SystemClock))
-        .await
-        .expect("server starts");
-    let base = format!("http://127.0.0.1:{}", server.addr.port());
-    let state = server.state.clone();
+    let bench = support::start_on(database, false).await;
+    let state = &bench.state;
     if reuse {
         println!("{label}: reusing the seeded database");
     } else {
         let started = Instant::now();
-        seed(&state, tokens).await;
+        seed(state, tokens).await;
         println!(
             "{label}: seeded {tokens} tokens in one account in {:.1} s",
             started.elapsed().as_secs_f64()
@@ -244,35 +226,8 @@ async fn run(database: &support::Database, tokens: usize, iterations: usize, reu
             .fetch_one(&state.db.pool)
             .await
             .unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(server.run(async {
-        let _ = rx.await;
-    }));
-
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let signed = client
-        .post(format!("{base}/login"))
-        .form(&[
-            ("csrf_token", csrf_in(&login).as_str()),
-            ("email", SUPERUSER),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed.status(), 303, "bench sign-in");
+    let client = bench.client();
+    bench.sign_in(&client, SUPERUSER, PASSWORD).await;
 
     // A cursor in the middle of the newest-first order, as "Next page" links carry.
     let middle: (i64, String) = sqlx::query_as(
@@ -309,9 +264,10 @@ async fn run(database: &support::Database, tokens: usize, iterations: usize, reu
     ];
     println!("{label}: {iterations} requests each, in ms: full page median, p90 | htmx results block median, p90 | rows");
     for (name, query) in &scenarios {
-        let url = format!("{base}/account/account-tokens?{query}");
+        let url = format!("{}/account/account-tokens?{query}", bench.base);
+        let page = client.get(&url).send().await.unwrap().text().await.unwrap();
+        let rows = page.matches("name=\"token\" value=").count();
         let mut line = format!("  {name:<55}");
-        let mut rows = 0;
         for htmx in [false, true] {
             let get = || {
                 let request = client.get(&url);
@@ -321,26 +277,17 @@ async fn run(database: &support::Database, tokens: usize, iterations: usize, reu
                     request
                 }
             };
-            for _ in 0..5 {
-                let body = get().send().await.unwrap().text().await.unwrap();
-                rows = body.matches("name=\"token\" value=").count();
-            }
-            let mut times = Vec::with_capacity(iterations);
-            for _ in 0..iterations {
-                let start = Instant::now();
-                let response = get().send().await.unwrap();
-                assert_eq!(response.status(), 200, "{name}");
-                let _ = response.bytes().await.unwrap();
-                times.push(start.elapsed());
-            }
-            let (median, p90) = median(&mut times);
+            let mut times = support::time_requests(get, 5, iterations, |_| {}).await;
+            times.sort_by(f64::total_cmp);
+            let (median, p90) = (
+                support::percentile(&times, 0.5),
+                support::percentile(&times, 0.9),
+            );
             line.push_str(&format!(" {median:>7.2} {p90:>7.2} |"));
         }
         println!("{line} {rows:>3}");
     }
-    let _ = tx.send(());
-    let _ = handle.await;
-    state.db.pool.close().await;
+    bench.finish().await;
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -360,16 +307,12 @@ async fn main() {
     let kept = std::env::var("BENCH_SQLITE")
         .ok()
         .filter(|_| bench && std::env::var("BENCH_DATABASE_URL").is_err());
-    match kept {
+    let (database, reuse) = match kept {
         Some(path) => {
-            let path = std::path::PathBuf::from(path);
-            let reuse = path.exists();
-            run(&support::Database::sqlite(path), tokens, iterations, reuse).await;
+            let path = std::path::Path::new(&path);
+            (support::Database::kept_sqlite(path), path.exists())
         }
-        None => {
-            let database = support::Database::fresh().await;
-            run(&database, tokens, iterations, false).await;
-            database.drop().await;
-        }
-    }
+        None => (support::Database::fresh().await, false),
+    };
+    run(database, tokens, iterations, reuse).await;
 }

@@ -149,42 +149,15 @@ async fn main() {
             .replace("SERVICE", &services[3])
             .replace("ACTOR", &actors[7]);
         let client = bench.client();
-        let csrf = bench.csrf(&client, "/login").await;
-        let form = [
-            ("csrf_token", csrf.as_str()),
-            ("email", email.as_str()),
-            ("password", "the right password"),
-        ];
-        assert_eq!(
-            client
-                .post(format!("{}/login", bench.base))
-                .form(&form)
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            303
-        );
+        bench.sign_in(&client, email, "the right password").await;
         let url = format!("{}{path}", bench.base);
-        for _ in 0..20 {
-            client
-                .get(&url)
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
-        }
-        let mut samples = Vec::with_capacity(REQUESTS);
-        for _ in 0..REQUESTS {
-            let started = Instant::now();
-            let response = client.get(&url).send().await.unwrap();
-            assert_eq!(response.status(), 200);
-            let body = response.text().await.unwrap();
-            samples.push(started.elapsed().as_secs_f64() * 1000.0);
-            assert!(body.contains("seeded event"), "the page shows events");
-        }
+        let samples = support::time_requests(
+            || client.get(&url),
+            20,
+            REQUESTS,
+            |body| assert!(body.contains("seeded event"), "the page shows events"),
+        )
+        .await;
         support::summary(&format!("{who} GET {path}"), samples);
     }
 
@@ -220,19 +193,11 @@ async fn main() {
         let key = issued.secret.expose().to_owned();
         let client = bench.client();
         let url = format!("{}{path}", bench.base);
-        let get = || client.get(&url).header("Fastly-Key", &key).send();
-        for _ in 0..20 {
-            get().await.unwrap().bytes().await.unwrap();
-        }
-        let mut samples = Vec::with_capacity(REQUESTS);
-        for _ in 0..REQUESTS {
-            let started = Instant::now();
-            let response = get().await.unwrap();
-            assert_eq!(response.status(), 200);
-            let body = response.text().await.unwrap();
-            samples.push(started.elapsed().as_secs_f64() * 1000.0);
-            assert!(body.contains("seeded event"), "the API returns events");
-        }
+        let get = || client.get(&url).header("Fastly-Key", &key);
+        let samples = support::time_requests(get, 20, REQUESTS, |body| {
+            assert!(body.contains("seeded event"), "the API returns events")
+        })
+        .await;
         support::summary(&format!("{who} API GET {path}"), samples);
     }
     bench.finish().await;

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::time::Instant;
-
 use tokenpanel::clock::{Clock, SystemClock};
 use tokenpanel::domain::roles::{Role, ScopeSet};
 use tokenpanel::domain::secret::TokenKind;
@@ -56,40 +54,15 @@ async fn main() {
         issue(&bench.state, &request).await.unwrap();
     }
     let client = bench.client();
-    let csrf = bench.csrf(&client, "/login").await;
-    let form = [
-        ("csrf_token", csrf.as_str()),
-        ("email", &email),
-        ("password", "the right password"),
-    ];
-    let signed_in = client
-        .post(format!("{}/login", bench.base))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), 303);
+    bench.sign_in(&client, &email, "the right password").await;
     let url = format!("{}/account/tokens", bench.base);
-    // Warm up connections and caches.
-    for _ in 0..50 {
-        client
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-    }
-    let mut samples = Vec::with_capacity(REQUESTS);
-    for _ in 0..REQUESTS {
-        let started = Instant::now();
-        let response = client.get(&url).send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        let body = response.bytes().await.unwrap();
-        samples.push(started.elapsed().as_secs_f64() * 1000.0);
-        assert!(body.len() > 10_000);
-    }
+    let samples = support::time_requests(
+        || client.get(&url),
+        50,
+        REQUESTS,
+        |body| assert!(body.len() > 10_000, "the page lists the tokens"),
+    )
+    .await;
     println!("backend: {}", bench.backend);
     support::summary(
         "GET /account/tokens with 100 tokens (round trip on loopback)",

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokenpanel::app::{AppState, Server};
 use tokenpanel::clock::{Clock, SystemClock};
@@ -29,6 +29,8 @@ pub struct Database {
     pub url: String,
     pub backend: &'static str,
     admin_url: Option<String>,
+    /// A file the caller named to be reused: never removed.
+    kept: bool,
 }
 
 impl Database {
@@ -52,21 +54,35 @@ impl Database {
                     url: format!("{server}/{name}"),
                     backend: "postgresql",
                     admin_url: Some(admin_url),
+                    kept: false,
                 }
             }
-            Err(_) => Database::sqlite(std::env::temp_dir().join(format!("{name}.db"))),
+            Err(_) => Database {
+                url: format!(
+                    "sqlite://{}",
+                    std::env::temp_dir().join(format!("{name}.db")).display()
+                ),
+                backend: "sqlite",
+                admin_url: None,
+                kept: false,
+            },
         }
     }
 
-    pub fn sqlite(path: std::path::PathBuf) -> Database {
+    /// A SQLite file at `path`, created if missing, left in place afterwards.
+    pub fn kept_sqlite(path: &std::path::Path) -> Database {
         Database {
             url: format!("sqlite://{}", path.display()),
             backend: "sqlite",
             admin_url: None,
+            kept: true,
         }
     }
 
     pub async fn drop(self) {
+        if self.kept {
+            return;
+        }
         if std::env::var_os("BENCH_KEEP").is_some() {
             println!("kept for inspection (BENCH_KEEP): {}", self.url);
             return;
@@ -101,7 +117,11 @@ pub fn config(database_url: &str) -> Config {
 
 /// A real server on a random port over a fresh database.
 pub async fn start(trust_forwarded_for: bool) -> Bench {
-    let database = Database::fresh().await;
+    start_on(Database::fresh().await, trust_forwarded_for).await
+}
+
+/// A real server on a random port over `database`.
+pub async fn start_on(database: Database, trust_forwarded_for: bool) -> Bench {
     let mut config = config(&database.url);
     config.trust_forwarded_for = trust_forwarded_for;
     let server = Server::build(&config, Arc::new(SystemClock))
@@ -165,12 +185,7 @@ impl Bench {
     }
 
     pub fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap()
+        client()
     }
 
     pub async fn csrf(&self, client: &reqwest::Client, path: &str) -> String {
@@ -182,10 +197,63 @@ impl Bench {
             .text()
             .await
             .unwrap();
-        let marker = "name=\"csrf_token\" value=\"";
-        let start = html.find(marker).expect("a csrf token") + marker.len();
-        html[start..start + html[start..].find('"').unwrap()].to_owned()
+        csrf_in(&html)
     }
+
+    /// Signs `client` in through the login form.
+    pub async fn sign_in(&self, client: &reqwest::Client, email: &str, password: &str) {
+        let csrf = self.csrf(client, "/login").await;
+        let response = client
+            .post(format!("{}/login", self.base))
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("email", email),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "bench sign-in");
+    }
+}
+
+/// A client that keeps cookies and does not follow redirects, as a browser session.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+fn csrf_in(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("a csrf token") + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+/// Sends `warm_up` untimed requests, then times `n` round trips in milliseconds. Each
+/// timed response must be a 200 whose body passes `check`.
+pub async fn time_requests(
+    request: impl Fn() -> reqwest::RequestBuilder,
+    warm_up: usize,
+    n: usize,
+    check: impl Fn(&str),
+) -> Vec<f64> {
+    for _ in 0..warm_up {
+        request().send().await.unwrap().bytes().await.unwrap();
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let response = request().send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.text().await.unwrap();
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        check(&body);
+    }
+    samples
 }
 
 pub fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
@@ -194,7 +262,7 @@ pub fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
 }
 
 pub fn summary(label: &str, mut samples_ms: Vec<f64>) -> f64 {
-    samples_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    samples_ms.sort_by(f64::total_cmp);
     let median = percentile(&samples_ms, 0.5);
     println!(
         "{label}: n={} median={median:.2} ms p90={:.2} ms p99={:.2} ms min={:.2} ms",

@@ -11,7 +11,9 @@ use tokenpanel::config::Config;
 use tokenpanel::db::{accounts, users};
 use tokenpanel::domain::password::Password;
 use tokenpanel::domain::random;
-use tokenpanel::domain::roles::Role;
+use tokenpanel::domain::roles::{Role, ScopeSet};
+use tokenpanel::domain::secret::TokenKind;
+use tokenpanel::tokens::{issue, IssueError, Issued, TokenRequest};
 use tokio::sync::oneshot;
 
 /// Runs each named `async fn(TestApp)` once on SQLite and once on PostgreSQL.
@@ -315,6 +317,32 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// Issues a `global` user token without expiry to `user` in `account`, for setting the
+/// scene; `services` empty means all services. Takes the state, not the app, so that
+/// spawned tasks can race it.
+pub async fn issue_global_token(
+    state: &AppState,
+    account: &str,
+    user: &str,
+    name: &str,
+    services: &[String],
+) -> Result<Issued, IssueError> {
+    let scopes = ScopeSet::parse("global").expect("a valid scope");
+    let request = TokenRequest {
+        kind: TokenKind::User,
+        account_id: account,
+        actor_id: user,
+        name,
+        scopes: &scopes,
+        services,
+        role: None,
+        tls_access: false,
+        expires_at: None,
+        ip: None,
+    };
+    issue(state, &request).await
 }
 
 #[derive(Debug, Clone)]

@@ -1,11 +1,11 @@
 //! Token lifecycle: the two-year sweep, and legacy API key import.
 
 use tokenpanel::clock::Clock;
-use tokenpanel::domain::roles::{Role, ScopeSet};
-use tokenpanel::domain::secret::{digest, TokenKind};
-use tokenpanel::tokens::{import_legacy_key, issue, sweep_unused, ImportError, TokenRequest};
+use tokenpanel::domain::roles::Role;
+use tokenpanel::domain::secret::digest;
+use tokenpanel::tokens::{import_legacy_key, sweep_unused, ImportError};
 
-use crate::common::TestApp;
+use crate::common::{issue_global_token, TestApp};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -17,20 +17,10 @@ on_both_databases!(
 const DAY: i64 = 86_400;
 
 async fn token(app: &TestApp, account: &str, user: &str, name: &str) -> String {
-    let scopes = ScopeSet::parse("global").unwrap();
-    let request = TokenRequest {
-        kind: TokenKind::User,
-        account_id: account,
-        actor_id: user,
-        name,
-        scopes: &scopes,
-        services: &[],
-        role: None,
-        tls_access: false,
-        expires_at: None,
-        ip: None,
-    };
-    issue(&app.state, &request).await.unwrap().id
+    issue_global_token(&app.state, account, user, name, &[])
+        .await
+        .unwrap()
+        .id
 }
 
 async fn remaining(app: &TestApp) -> Vec<String> {

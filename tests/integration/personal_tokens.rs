@@ -8,7 +8,7 @@ use tokenpanel::domain::roles::{Role, ScopeSet, ServicePermission};
 use tokenpanel::domain::secret::{digest, TokenKind};
 use tokenpanel::tokens::{issue, IssueError, TokenRequest};
 
-use crate::common::{hidden, session_cookie_from, Client, Persona, TestApp};
+use crate::common::{hidden, issue_global_token, session_cookie_from, Client, Persona, TestApp};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -547,21 +547,7 @@ async fn limit_of_100_holds_under_concurrency(app: TestApp) {
     for i in 0..150 {
         let (state, account, user) = (state.clone(), account.clone(), ada.id.clone());
         tasks.push(tokio::spawn(async move {
-            let scopes = ScopeSet::parse("global").unwrap();
-            let name = format!("token {i}");
-            let request = TokenRequest {
-                kind: TokenKind::User,
-                account_id: &account,
-                actor_id: &user,
-                name: &name,
-                scopes: &scopes,
-                services: &[],
-                role: None,
-                tls_access: false,
-                expires_at: None,
-                ip: None,
-            };
-            issue(&state, &request).await
+            issue_global_token(&state, &account, &user, &format!("token {i}"), &[]).await
         }));
     }
     let mut created = 0;
@@ -588,22 +574,9 @@ async fn a_removed_member_gets_no_token_even_mid_request(app: TestApp) {
     let state = Arc::new(app.state.clone());
     let issue_for = |user: String| {
         let (state, account) = (state.clone(), account.clone());
-        tokio::spawn(async move {
-            let scopes = ScopeSet::parse("global").unwrap();
-            let request = TokenRequest {
-                kind: TokenKind::User,
-                account_id: &account,
-                actor_id: &user,
-                name: "racing",
-                scopes: &scopes,
-                services: &[],
-                role: None,
-                tls_access: false,
-                expires_at: None,
-                ip: None,
-            };
-            issue(&state, &request).await
-        })
+        tokio::spawn(
+            async move { issue_global_token(&state, &account, &user, "racing", &[]).await },
+        )
     };
     for _ in 0..5 {
         let ada = app.persona(&account, Role::User).await;
@@ -665,21 +638,8 @@ async fn a_service_deleted_mid_request_refuses_the_token(app: TestApp) {
     let account = app.account("Acme").await;
     let ada = app.persona(&account, Role::Engineer).await;
     let deleted = vec![tokenpanel::domain::random::id()];
-    let scopes = ScopeSet::parse("global").unwrap();
-    let request = TokenRequest {
-        kind: TokenKind::User,
-        account_id: &account,
-        actor_id: &ada.id,
-        name: "late",
-        scopes: &scopes,
-        services: &deleted,
-        role: None,
-        tls_access: false,
-        expires_at: None,
-        ip: None,
-    };
     assert!(matches!(
-        issue(&app.state, &request).await,
+        issue_global_token(&app.state, &account, &ada.id, "late", &deleted).await,
         Err(IssueError::ServiceGone)
     ));
     assert_eq!(app.count("tokens").await, 0);

@@ -74,19 +74,16 @@ pub async fn create(
     limit: i64,
 ) -> sqlx::Result<Created> {
     if let (Backend::Postgres, Some(user_id)) = (backend, token.user_id) {
-        let member = sqlx::query(
+        sqlx::query(
             "SELECT user_id FROM memberships WHERE account_id = $1 AND user_id = $2 FOR UPDATE",
         )
         .bind(token.account_id)
         .bind(user_id)
         .fetch_optional(&mut *conn)
         .await?;
-        if member.is_none() {
-            return Ok(Created::NotMember);
-        }
     }
-    // A user token needs its owner's membership in the same statement too: SQLite has no
-    // row lock, and a member removed (or deleted) a moment ago must not get a token.
+    // The owner's membership is checked by the INSERT itself, on both backends: a member
+    // removed (or deleted) a moment ago must not get a token.
     let inserted = sqlx::query(
         "INSERT INTO tokens (id, account_id, kind, user_id, created_by, name, scope, role, tls_access, secret_digest, created_at, expires_at) \
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \

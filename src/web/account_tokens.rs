@@ -13,18 +13,20 @@ use axum::routing::get;
 use axum::Router;
 
 use super::error::WebError;
-use super::form::Form;
-use super::page::{date, date_time, is_htmx, render, safe_next, url_encode};
+use super::page::{access_label, date, date_time, render, safe_next, url_encode};
 use super::page::{Nav, Section};
-use super::session::{ClientIp, SignedIn};
-use crate::app::AppState;
-use crate::db::account_tokens::{self as list, Filter, Position, Sort, Status};
-use crate::db::tokens::DeleteScope;
-use crate::db::{members, users};
-use crate::domain::admin::Action;
+use super::session::SignedIn;
+use crate::db::account_token_list::{self as list, Filter, Position, Sort, Status};
+use crate::db::token_store::DeleteScope;
+use crate::db::{member_store, user_store};
+use crate::domain::access::Action;
+use crate::domain::ids::{ServiceId, TokenId, UserId};
 use crate::domain::random;
-use crate::domain::roles::{Role, Scope, ScopeSet};
-use crate::tokens::{self, Revocation, RevokeError};
+use crate::domain::roles::{Role, Scope};
+use crate::domain::secret::TokenKind;
+use crate::http::{is_htmx, wants_fragment, ClientIp, Form};
+use crate::ops::token_lifecycle::{self, Revocation, RevokeError};
+use crate::state::AppState;
 
 pub const PAGE_SIZE: i64 = 50;
 /// Up to this many members the Owner filter is a list; beyond, an email field (a list of
@@ -115,20 +117,18 @@ impl Query {
         }
     }
 
-    fn filter(&self) -> Filter<'_> {
-        fn some(s: &str) -> Option<&str> {
-            (!s.is_empty()).then_some(s)
-        }
+    /// The filter of this query; `owner` is `self.owner` as an id.
+    fn filter<'a>(&'a self, owner: Option<&'a UserId>) -> Filter<'a> {
         Filter {
-            kind: some(&self.kind),
-            owner: some(&self.owner),
+            kind: self.kind.parse().ok(),
+            owner,
             scope: self.scope.parse().ok(),
             status: match self.status.as_str() {
                 "active" => Some(Status::Active),
                 "expired" => Some(Status::Expired),
                 _ => None,
             },
-            name_contains: some(&self.q),
+            name_contains: (!self.q.is_empty()).then_some(self.q.as_str()),
         }
     }
 
@@ -164,7 +164,7 @@ impl Query {
 
 /// One row of the Account tokens table, ready to print.
 pub struct AccountTokenRow {
-    pub id: String,
+    pub id: TokenId,
     pub owner: String,
     pub owner_email: Option<String>,
     pub name: String,
@@ -179,39 +179,19 @@ pub struct AccountTokenRow {
     pub expired: bool,
 }
 
-fn kind_label(kind: &str) -> &'static str {
-    if kind == "automation" {
-        "Automation token"
-    } else {
-        "User token"
+fn kind_label(kind: TokenKind) -> &'static str {
+    match kind {
+        TokenKind::Automation => "Automation token",
+        TokenKind::User => "User token",
     }
 }
 
-fn role_label(role: Option<&str>) -> String {
-    role.and_then(|r| r.parse::<Role>().ok())
-        .map(|r| r.label().to_owned())
-        .unwrap_or_default()
-}
-
-fn scope_labels(scope: &str) -> String {
-    ScopeSet::parse(scope)
-        .map(|s| s.labels())
-        .unwrap_or_else(|_| scope.to_owned())
-}
-
-fn access_label(services: Option<&Vec<(String, String)>>) -> String {
-    match services {
-        Some(list) if !list.is_empty() => list
-            .iter()
-            .map(|(_, name)| name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        _ => "All services".to_owned(),
-    }
-}
-
-fn row(token: &list::Row, services: Option<&Vec<(String, String)>>, now: i64) -> AccountTokenRow {
-    let automation = token.kind == "automation";
+fn row(
+    token: &list::Row,
+    services: Option<&Vec<(ServiceId, String)>>,
+    now: i64,
+) -> AccountTokenRow {
+    let automation = token.kind == TokenKind::Automation;
     AccountTokenRow {
         id: token.id.clone(),
         owner: if automation {
@@ -224,14 +204,14 @@ fn row(token: &list::Row, services: Option<&Vec<(String, String)>>, now: i64) ->
         },
         owner_email: token.owner_email.clone().filter(|_| !automation),
         name: token.name.clone(),
-        kind: kind_label(&token.kind),
-        role: if automation {
-            role_label(token.role.as_deref())
-        } else {
-            String::new()
-        },
-        tls: token.tls_access != 0,
-        scope: scope_labels(&token.scope),
+        kind: kind_label(token.kind),
+        role: token
+            .role
+            .filter(|_| automation)
+            .map(|r| Role::label(r).to_owned())
+            .unwrap_or_default(),
+        tls: token.tls_access.get(),
+        scope: token.scope.labels(),
         access: access_label(services),
         created: date(token.created_at),
         last_used: token
@@ -300,30 +280,23 @@ struct ListResults<'a> {
     here_param: &'a str,
 }
 
-/// htmx asks for the results block only, except when it restores history after a miss.
-fn wants_fragment(headers: &HeaderMap) -> bool {
-    is_htmx(headers) && !headers.contains_key("hx-history-restore-request")
-}
-
 pub async fn page(
     State(state): State<AppState>,
     signed_in: SignedIn,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
-    signed_in
-        .actor
-        .check(Action::ViewAccountTokens)
-        .map_err(|d| WebError::Forbidden(d.message()))?;
+    signed_in.require(Action::ViewAccountTokens)?;
     let raw = raw.unwrap_or_default();
     let mut query = Query::parse(&raw);
     let mut owner_error = None;
     if !query.owner_email.is_empty() {
-        match users::find_by_email(&state.db.pool, &query.owner_email.to_lowercase()).await? {
-            Some(user) => query.owner = user.id,
+        match user_store::find_by_email(&state.db.pool, &query.owner_email.to_lowercase()).await? {
+            Some(user) => query.owner = user.id.to_string(),
             None => owner_error = Some("No user has this email address.".to_owned()),
         }
     }
+    let owner = (!query.owner.is_empty()).then(|| UserId::from_raw(query.owner.clone()));
     let deleted = Form::parse(raw.as_bytes())
         .ok()
         .and_then(|f| f.get("deleted").and_then(|n| n.parse::<u32>().ok()));
@@ -331,8 +304,8 @@ pub async fn page(
     let sort = query.sort();
     let position = match &query.position {
         None => Position::First,
-        Some((true, key, id)) => Position::After(*key, id.clone()),
-        Some((false, key, id)) => Position::Before(*key, id.clone()),
+        Some((true, key, id)) => Position::After(*key, TokenId::from_raw(id.clone())),
+        Some((false, key, id)) => Position::Before(*key, TokenId::from_raw(id.clone())),
     };
     let (ids, more) = if owner_error.is_some() {
         (Vec::new(), false)
@@ -341,7 +314,7 @@ pub async fn page(
             &state.db.pool,
             state.db.backend,
             signed_in.account_id(),
-            &query.filter(),
+            &query.filter(owner.as_ref()),
             sort,
             query.descending(),
             &position,
@@ -362,10 +335,10 @@ pub async fn page(
     };
     let next_url = last
         .filter(|_| has_next)
-        .map(|(k, id)| query.url(Some(("after", k, &id))));
+        .map(|(k, id)| query.url(Some(("after", k, id.as_str()))));
     let previous_url = first
         .filter(|_| has_previous)
-        .map(|(k, id)| query.url(Some(("before", k, &id))));
+        .map(|(k, id)| query.url(Some(("before", k, id.as_str()))));
     let first_url = (position != Position::First).then(|| query.url(None));
     let here = match &query.position {
         None => query.url(None),
@@ -388,43 +361,45 @@ pub async fn page(
         });
     }
     let mut owners = Vec::new();
-    let owner_field =
-        if members::count(&state.db.pool, signed_in.account_id()).await? > OWNER_LIST_MAX {
-            Some(if !query.owner_email.is_empty() {
-                query.owner_email.clone()
-            } else if query.owner.is_empty() {
-                String::new()
-            } else {
-                users::find(&state.db.pool, &query.owner)
-                    .await?
-                    .map(|u| u.email)
-                    .unwrap_or_default()
-            })
+    let owner_field = if member_store::count(&state.db.pool, signed_in.account_id()).await?
+        > OWNER_LIST_MAX
+    {
+        Some(if !query.owner_email.is_empty() {
+            query.owner_email.clone()
+        } else if query.owner.is_empty() {
+            String::new()
         } else {
+            user_store::find(&state.db.pool, &UserId::from_raw(query.owner.clone()))
+                .await?
+                .map(|u| u.email)
+                .unwrap_or_default()
+        })
+    } else {
+        owners.push(Choice {
+            value: String::new(),
+            label: "Any owner".into(),
+            selected: query.owner.is_empty(),
+        });
+        let mut owner_listed = query.owner.is_empty();
+        for (id, name, email) in member_store::names(&state.db.pool, signed_in.account_id()).await?
+        {
+            owner_listed |= id == *query.owner;
             owners.push(Choice {
-                value: String::new(),
-                label: "Any owner".into(),
-                selected: query.owner.is_empty(),
+                selected: id == *query.owner,
+                value: id.to_string(),
+                label: format!("{name} ({email})"),
             });
-            let mut owner_listed = query.owner.is_empty();
-            for (id, name, email) in members::names(&state.db.pool, signed_in.account_id()).await? {
-                owner_listed |= id == query.owner;
-                owners.push(Choice {
-                    selected: id == query.owner,
-                    value: id,
-                    label: format!("{name} ({email})"),
-                });
-            }
-            if !owner_listed {
-                // Someone no longer a member can still be filtered on (from a link).
-                owners.push(Choice {
-                    value: query.owner.clone(),
-                    label: "A former member".into(),
-                    selected: true,
-                });
-            }
-            None
-        };
+        }
+        if !owner_listed {
+            // Someone no longer a member can still be filtered on (from a link).
+            owners.push(Choice {
+                value: query.owner.clone(),
+                label: "A former member".into(),
+                selected: true,
+            });
+        }
+        None
+    };
     let mut scope_options = vec![("", "Any scope")];
     scope_options.extend(Scope::ALL.map(|s| (s.as_str(), s.label())));
     let page = ListPage {
@@ -482,14 +457,14 @@ pub async fn page(
 }
 
 /// The token ids of a revoke request, and where to go afterwards (a list URL only).
-fn selection(form: &Form) -> Result<(Vec<String>, String), WebError> {
-    let mut ids: Vec<String> = Vec::new();
+fn selection(form: &Form) -> Result<(Vec<TokenId>, String), WebError> {
+    let mut ids: Vec<TokenId> = Vec::new();
     for id in form.all("token") {
         if id.is_empty() || id.len() > 64 || !random::is_base62(id) {
             return Err(WebError::NotFound);
         }
-        if !ids.iter().any(|i| i == id) {
-            ids.push(id.to_owned());
+        if !ids.iter().any(|i| *i == *id) {
+            ids.push(TokenId::from_raw(id));
         }
     }
     if ids.is_empty() {
@@ -533,11 +508,8 @@ pub async fn confirm_revoke(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
-    signed_in
-        .actor
-        .check(Action::RevokeAccountTokens)
-        .map_err(|d| WebError::Forbidden(d.message()))?;
-    let form = Form::parse(raw.unwrap_or_default().as_bytes()).map_err(WebError::BadRequest)?;
+    signed_in.require(Action::RevokeAccountTokens)?;
+    let form = Form::from_query(raw.as_deref()).map_err(WebError::BadRequest)?;
     let (ids, back) = match selection(&form) {
         Ok(selected) => selected,
         // htmx does not swap an error response: answer the dialog with the reason.
@@ -591,10 +563,7 @@ pub async fn revoke(
     ClientIp(ip): ClientIp,
     form: Form,
 ) -> Result<Response, WebError> {
-    signed_in
-        .actor
-        .check(Action::RevokeAccountTokens)
-        .map_err(|d| WebError::Forbidden(d.message()))?;
+    signed_in.require(Action::RevokeAccountTokens)?;
     let (ids, back) = selection(&form)?;
     let revocation = Revocation {
         scope: DeleteScope {
@@ -607,7 +576,7 @@ pub async fn revoke(
         reason: if ids.len() == 1 { "superuser" } else { "bulk" },
         ip: Some(&ip),
     };
-    match tokens::revoke(&state, &ids, &revocation).await {
+    match token_lifecycle::revoke(&state, &ids, &revocation).await {
         Ok(()) => {
             let n = ids.len();
             let sep = if back.contains('?') { '&' } else { '?' };

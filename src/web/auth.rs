@@ -8,16 +8,16 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::error::WebError;
-use super::form::Form;
 use super::page::{render, render_with, safe_next, Nav};
-use super::session::{self, ClientIp};
-use crate::app::AppState;
-use crate::auth::{self, Outcome};
-use crate::db::events::{self, NewEvent};
-use crate::db::{accounts, setup as setup_db, users};
+use super::session;
+use crate::db::user_store;
+use crate::domain::ids::{AccountId, UserId};
 use crate::domain::password::Password;
-use crate::domain::roles::Role;
-use crate::domain::{random, secret, validate};
+use crate::domain::validate;
+use crate::http::{ClientIp, Form};
+use crate::ops::authentication::{self, Outcome};
+use crate::ops::first_run;
+use crate::state::AppState;
 
 const AFTER_SIGN_IN: &str = "/account/tokens";
 
@@ -91,10 +91,7 @@ pub async fn login(
         );
     }
     let email = typed_email.to_lowercase();
-    let user = match auth::sign_in(&state, &email, &password, &ip)
-        .await
-        .map_err(WebError::internal)?
-    {
+    let user = match authentication::sign_in(&state, &email, &password, &ip).await? {
         Outcome::Accepted(user) => user,
         Outcome::Rejected | Outcome::WrongCode => {
             return fail(
@@ -106,12 +103,12 @@ pub async fn login(
         Outcome::Throttled(wait) => {
             return fail(
                 StatusCode::TOO_MANY_REQUESTS,
-                auth::throttled_message(wait),
+                authentication::throttled_message(wait),
                 csrf,
             )
         }
     };
-    let Some(account_id) = default_account(&state, &user.id).await? else {
+    let Some(account_id) = authentication::default_account(&state, &user.id).await? else {
         return fail(
             StatusCode::FORBIDDEN,
             "Your user does not belong to any account.".into(),
@@ -135,34 +132,17 @@ pub async fn login(
     .await
 }
 
-/// The account a user lands in after sign-in: their oldest membership.
-async fn default_account(state: &AppState, user_id: &str) -> Result<Option<String>, WebError> {
-    Ok(accounts::memberships_of(&state.db.pool, user_id)
-        .await?
-        .into_iter()
-        .next()
-        .map(|(id, _)| id))
-}
-
 async fn finish_sign_in(
     state: &AppState,
     session: &Session,
-    user_id: &str,
-    account_id: &str,
+    user_id: &UserId,
+    account_id: &AccountId,
     ip: &str,
     next: &str,
     description: &str,
 ) -> Result<Response, WebError> {
     session::sign_in(session, user_id, account_id).await?;
-    let event = NewEvent {
-        account_id: Some(account_id),
-        event_type: "user.login",
-        actor_id: Some(user_id),
-        ip: Some(ip),
-        description: description.into(),
-        ..NewEvent::default()
-    };
-    events::record(&state.db.pool, &event, state.clock.unix()).await?;
+    authentication::record_sign_in(state, user_id, account_id, ip, description).await?;
     let to = safe_next(next).unwrap_or(AFTER_SIGN_IN);
     Ok(Redirect::to(to).into_response())
 }
@@ -223,23 +203,17 @@ pub async fn second_step(
             "Enter the code from your authenticator app or a recovery code.".into(),
         );
     }
-    if let Some(wait) = auth::second_factor_locked(&state, &user_id)
-        .await
-        .map_err(WebError::internal)?
-    {
+    if let Some(wait) = authentication::second_factor_locked(&state, &user_id).await? {
         return fail(StatusCode::TOO_MANY_REQUESTS, locked_message(wait));
     }
     let (Some(user), Some(account_id)) = (
-        users::find(&state.db.pool, &user_id).await?,
-        default_account(&state, &user_id).await?,
+        user_store::find(&state.db.pool, &user_id).await?,
+        authentication::default_account(&state, &user_id).await?,
     ) else {
         session::clear_pending(&session).await?;
         return Ok(Redirect::to("/login").into_response());
     };
-    if auth::check_second_factor(&state, &user, code)
-        .await
-        .map_err(WebError::internal)?
-    {
+    if authentication::check_second_factor(&state, &user, code).await? {
         return finish_sign_in(
             &state,
             &session,
@@ -251,19 +225,8 @@ pub async fn second_step(
         )
         .await;
     }
-    let event = NewEvent {
-        account_id: Some(&account_id),
-        event_type: "user.login_failure",
-        actor_id: Some(&user.id),
-        ip: Some(&ip),
-        description: "Sign-in failed: wrong two-factor code".into(),
-        ..NewEvent::default()
-    };
-    events::record(&state.db.pool, &event, state.clock.unix()).await?;
-    match auth::second_factor_locked(&state, &user_id)
-        .await
-        .map_err(WebError::internal)?
-    {
+    authentication::record_wrong_code(&state, &user.id, &account_id, &ip).await?;
+    match authentication::second_factor_locked(&state, &user_id).await? {
         Some(wait) => fail(StatusCode::TOO_MANY_REQUESTS, locked_message(wait)),
         None => fail(StatusCode::UNAUTHORIZED, "Incorrect code.".into()),
     }
@@ -280,15 +243,7 @@ pub async fn logout(
     ClientIp(ip): ClientIp,
 ) -> Result<Response, WebError> {
     if let Some((user_id, account_id)) = session::current_ids(&session).await? {
-        let event = NewEvent {
-            account_id: Some(&account_id),
-            event_type: "user.logout",
-            actor_id: Some(&user_id),
-            ip: Some(&ip),
-            description: "Signed out".into(),
-            ..NewEvent::default()
-        };
-        events::record(&state.db.pool, &event, state.clock.unix()).await?;
+        authentication::record_sign_out(&state, &user_id, &account_id, &ip).await?;
     }
     session::sign_out(&session).await?;
     Ok(Redirect::to("/login").into_response())
@@ -315,20 +270,12 @@ impl SetupPage {
     }
 }
 
-/// The setup page exists only while no user does, and only for a current secret.
-async fn setup_allowed(state: &AppState, secret_value: &str) -> Result<bool, WebError> {
-    if users::count(&state.db.pool).await? > 0 {
-        return Ok(false);
-    }
-    Ok(setup_db::exists(&state.db.pool, &secret::digest(secret_value)).await?)
-}
-
 pub async fn setup_page(
     State(state): State<AppState>,
     session: Session,
     Path(secret_value): Path<String>,
 ) -> Result<Response, WebError> {
-    if !setup_allowed(&state, &secret_value).await? {
+    if !first_run::setup_allowed(&state, &secret_value).await? {
         return Err(WebError::NotFound);
     }
     let page = SetupPage {
@@ -350,7 +297,7 @@ pub async fn setup(
     Path(secret_value): Path<String>,
     form: Form,
 ) -> Result<Response, WebError> {
-    if !setup_allowed(&state, &secret_value).await? {
+    if !first_run::setup_allowed(&state, &secret_value).await? {
         return Err(WebError::NotFound);
     }
     let mut errors = Vec::new();
@@ -377,28 +324,19 @@ pub async fn setup(
         return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
     let hash = state.passwords.hash(&Password::new(password)).await?;
-    let now = state.clock.unix();
-    let (account_id, user_id) = (random::id(), random::id());
-    let mut tx = state.db.pool.begin().await?;
-    // Claiming the secret first makes two concurrent set-ups race for one row.
-    if !setup_db::consume_all(&mut *tx, &secret::digest(&secret_value)).await?
-        || users::count(&mut *tx).await? > 0
-    {
+    let Some((account_id, user_id)) = first_run::set_up(
+        &state,
+        &secret_value,
+        &account_name,
+        &name,
+        &email,
+        &hash,
+        &ip,
+    )
+    .await?
+    else {
         return Err(WebError::NotFound);
-    }
-    accounts::create(&mut *tx, &account_id, &account_name, now).await?;
-    users::create(&mut *tx, &user_id, &email, &name, Some(&hash), now).await?;
-    accounts::add_member(&mut *tx, &account_id, &user_id, Role::Superuser, now).await?;
-    let event = NewEvent {
-        account_id: Some(&account_id),
-        event_type: "user.create",
-        actor_id: Some(&user_id),
-        ip: Some(&ip),
-        description: format!("Created account {account_name:?} and its first superuser"),
-        ..NewEvent::default()
     };
-    events::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
     session::sign_in(&session, &user_id, &account_id).await?;
     Ok(Redirect::to(AFTER_SIGN_IN).into_response())
 }

@@ -12,37 +12,59 @@ pub enum WebError {
     NotFound,
     Forbidden(String),
     BadRequest(String),
-    TooManyRequests(String),
     /// Not signed in: send the person to the sign-in page, then back to `next`.
     SignInRequired {
         next: Option<String>,
     },
     /// The account requires two-factor authentication and the user has none yet.
     EnrolmentRequired,
-    Internal(String),
+    /// The action needs sudo mode: re-authenticate, then come back to `next`.
+    SudoRequired {
+        next: String,
+    },
+    /// Something failed on our side: logged once, with its source, when answered.
+    Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl WebError {
-    pub fn internal(e: impl std::fmt::Display) -> Self {
-        WebError::Internal(e.to_string())
+    pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        WebError::Internal(e.into())
     }
 }
 
 impl From<sqlx::Error> for WebError {
     fn from(e: sqlx::Error) -> Self {
-        WebError::Internal(format!("database: {e}"))
+        WebError::internal(e)
     }
 }
 
 impl From<tower_sessions::session::Error> for WebError {
     fn from(e: tower_sessions::session::Error) -> Self {
-        WebError::Internal(format!("session: {e}"))
+        WebError::internal(e)
     }
 }
 
 impl From<crate::domain::password::HashError> for WebError {
     fn from(e: crate::domain::password::HashError) -> Self {
-        WebError::Internal(e.to_string())
+        WebError::internal(e)
+    }
+}
+
+impl From<crate::ops::authentication::AuthError> for WebError {
+    fn from(e: crate::ops::authentication::AuthError) -> Self {
+        WebError::internal(e)
+    }
+}
+
+impl From<askama::Error> for WebError {
+    fn from(e: askama::Error) -> Self {
+        WebError::internal(e)
+    }
+}
+
+impl From<crate::domain::access::Denied> for WebError {
+    fn from(denied: crate::domain::access::Denied) -> Self {
+        WebError::Forbidden(denied.message().to_owned())
     }
 }
 
@@ -78,7 +100,6 @@ impl IntoResponse for WebError {
             }
             WebError::Forbidden(msg) => error_page(StatusCode::FORBIDDEN, &msg),
             WebError::BadRequest(msg) => error_page(StatusCode::BAD_REQUEST, &msg),
-            WebError::TooManyRequests(msg) => error_page(StatusCode::TOO_MANY_REQUESTS, &msg),
             WebError::SignInRequired { next } => {
                 let to = match next.as_deref().and_then(super::page::safe_next) {
                     Some(next) => format!("/login?next={}", super::page::url_encode(next)),
@@ -89,8 +110,9 @@ impl IntoResponse for WebError {
             WebError::EnrolmentRequired => {
                 Redirect::to(super::session::ENROLMENT_PATH).into_response()
             }
+            WebError::SudoRequired { next } => super::sudo::prompt(&next),
             WebError::Internal(cause) => {
-                tracing::error!(%cause, "request failed");
+                tracing::error!(error = %crate::http::error_chain(cause.as_ref()), "request failed");
                 error_page(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Something went wrong on our side. Please try again.",

@@ -13,42 +13,19 @@ use axum::Router;
 use time::{Date, Month, Time};
 
 use super::error::WebError;
-use super::form::Form;
 use super::page::{date_time, render, url_encode, Nav, Section};
 use super::session::SignedIn;
-use crate::app::AppState;
-use crate::db::events::{self, Event, EventFilter};
-use crate::db::{accounts, users};
-use crate::domain::policy::{self, EventScope, Viewer};
-use crate::domain::roles::Role;
+use crate::db::event_store::{self, Event, EventFilter};
+use crate::db::{service_store, user_store};
+use crate::domain::access::EventScope;
+use crate::domain::event_type::EventType;
+use crate::domain::ids::{AccountId, ServiceId, UserId};
+use crate::http::Form;
+use crate::state::AppState;
 
 pub const PAGE_SIZE: i64 = 50;
 /// The most rows one CSV download carries.
 pub const CSV_LIMIT: i64 = 100_000;
-
-/// The event types the filter offers.
-pub const EVENT_TYPES: &[&str] = &[
-    "token.create",
-    "token.destroy",
-    "token.sudo",
-    "user.login",
-    "user.login_failure",
-    "user.logout",
-    "user.sudo",
-    "user.sudo_failure",
-    "user.create",
-    "user.update",
-    "user.destroy",
-    "user.password_update",
-    "two_factor_auth.enable",
-    "two_factor_auth.disable",
-    "account.update",
-    "service.create",
-    "service.update",
-    "service.delete",
-    "service.purge_all",
-    "service.purge",
-];
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -82,7 +59,7 @@ fn start_of(day: Date) -> i64 {
 
 impl Query {
     fn parse(raw: Option<&str>) -> Result<(Query, EventFilter, Vec<String>), WebError> {
-        let form = Form::parse(raw.unwrap_or("").as_bytes()).map_err(WebError::BadRequest)?;
+        let form = Form::from_query(raw).map_err(WebError::BadRequest)?;
         let text = |name: &str| form.text(name).trim().to_owned();
         let query = Query {
             event_type: text("event_type"),
@@ -145,27 +122,6 @@ impl Query {
     }
 }
 
-/// What the viewer may see, from their role and (engineers) their services.
-async fn scope_of(state: &AppState, signed_in: &SignedIn) -> Result<EventScope, WebError> {
-    let role = signed_in.member.role;
-    let limited = if role == Role::Engineer {
-        let perms = accounts::service_permissions(
-            &state.db.pool,
-            signed_in.account_id(),
-            signed_in.user_id(),
-        )
-        .await?;
-        (!perms.is_empty()).then(|| perms.into_iter().map(|(id, _)| id).collect())
-    } else {
-        None
-    };
-    Ok(policy::event_scope(
-        role,
-        Viewer::User(signed_in.user_id().to_owned()),
-        limited,
-    ))
-}
-
 pub struct Row {
     pub time: String,
     pub event_type: String,
@@ -179,17 +135,17 @@ pub struct Row {
 
 /// Names for the ids that events carry.
 struct Names {
-    users: HashMap<String, String>,
-    services: HashMap<String, String>,
+    users: HashMap<UserId, String>,
+    services: HashMap<ServiceId, String>,
 }
 
 impl Names {
-    async fn load(state: &AppState, account_id: &str) -> Result<Names, WebError> {
-        let users = users::names_in_account(&state.db.pool, account_id)
+    async fn load(state: &AppState, account_id: &AccountId) -> Result<Names, WebError> {
+        let users = user_store::names_in_account(&state.db.pool, account_id)
             .await?
             .into_iter()
             .collect();
-        let services = accounts::services(&state.db.pool, account_id)
+        let services = service_store::list(&state.db.pool, account_id)
             .await?
             .into_iter()
             .map(|s| (s.id, s.name))
@@ -204,10 +160,15 @@ impl Names {
             .and_then(|n| n.as_str())
             .unwrap_or("")
             .to_owned();
-        let name_or_id = |map: &HashMap<String, String>, id: &Option<String>| match id {
-            Some(id) => map.get(id).cloned().unwrap_or_else(|| id.clone()),
-            None => String::new(),
-        };
+        fn name_or_id<K: std::hash::Hash + Eq + std::fmt::Display>(
+            map: &HashMap<K, String>,
+            id: &Option<K>,
+        ) -> String {
+            match id {
+                Some(id) => map.get(id).cloned().unwrap_or_else(|| id.to_string()),
+                None => String::new(),
+            }
+        }
         Row {
             time: date_time(event.created_at),
             actor: match &event.actor_id {
@@ -220,8 +181,8 @@ impl Names {
             } else {
                 String::new()
             },
-            token_id: event.token_id.unwrap_or_default(),
-            event_type: event.event_type,
+            token_id: event.token_id.map(|t| t.to_string()).unwrap_or_default(),
+            event_type: event.event_type.as_str().to_owned(),
             ip: event.ip.unwrap_or_default(),
             description: event.description,
         }
@@ -271,12 +232,12 @@ pub async fn page(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
     let (query, filter, errors) = Query::parse(raw.as_deref())?;
-    let scope = scope_of(&state, &signed_in).await?;
+    let scope = signed_in.principal.event_scope();
     let account_id = signed_in.account_id();
     let mut found = if errors.is_empty() {
         let offset = (query.page - 1).saturating_mul(PAGE_SIZE);
         // One row more than a page tells whether there is a next page without counting.
-        events::visible(
+        event_store::visible(
             &state.db.pool,
             account_id,
             &scope,
@@ -295,14 +256,14 @@ pub async fn page(
     let own_only = matches!(scope, EventScope::Own(_));
     let mut user_options: Vec<(String, String)> = if own_only {
         vec![(
-            signed_in.user_id().to_owned(),
+            signed_in.user_id().to_string(),
             signed_in.member.user.name.clone(),
         )]
     } else {
         names
             .users
             .iter()
-            .map(|(id, name)| (id.clone(), name.clone()))
+            .map(|(id, name)| (id.to_string(), name.clone()))
             .collect()
     };
     user_options.sort_by(|a, b| a.1.cmp(&b.1));
@@ -311,19 +272,19 @@ pub async fn page(
             .iter()
             .map(|id| {
                 (
-                    id.clone(),
+                    id.to_string(),
                     names
                         .services
                         .get(id)
                         .cloned()
-                        .unwrap_or_else(|| id.clone()),
+                        .unwrap_or_else(|| id.to_string()),
                 )
             })
             .collect(),
         _ => names
             .services
             .iter()
-            .map(|(id, name)| (id.clone(), name.clone()))
+            .map(|(id, name)| (id.to_string(), name.clone()))
             .collect(),
     };
     service_options.sort_by(|a, b| a.1.cmp(&b.1));
@@ -333,7 +294,7 @@ pub async fn page(
         nav: Some(signed_in.nav(Section::EventLog)),
         rows,
         event_types: choices(
-            EVENT_TYPES
+            EventType::ALL
                 .iter()
                 .map(|t| (t.to_string(), t.to_string()))
                 .collect(),
@@ -377,9 +338,9 @@ pub async fn csv(
     if let Some(error) = errors.into_iter().next() {
         return Err(WebError::BadRequest(error));
     }
-    let scope = scope_of(&state, &signed_in).await?;
+    let scope = signed_in.principal.event_scope();
     let account_id = signed_in.account_id();
-    let found = events::visible(
+    let found = event_store::visible(
         &state.db.pool,
         account_id,
         &scope,

@@ -5,6 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::error::WebError;
+use crate::domain::ids::{AccountId, ServiceId};
 use crate::domain::roles::Role;
 
 /// The sections of the Account navigation, to mark the current one.
@@ -16,7 +17,6 @@ pub enum Section {
     AccountTokens,
     Users,
     Services,
-    Other,
 }
 
 impl Section {
@@ -28,7 +28,6 @@ impl Section {
             Section::AccountTokens => "account-tokens",
             Section::Users => "users",
             Section::Services => "services",
-            Section::Other => "other",
         }
     }
 
@@ -40,7 +39,7 @@ impl Section {
             Section::Services => "/account/services",
             Section::Security => "/account/security",
             Section::EventLog => "/account/events",
-            Section::PersonalTokens | Section::Other => "/account/tokens",
+            Section::PersonalTokens => "/account/tokens",
         }
     }
 }
@@ -54,8 +53,19 @@ pub struct Nav {
     pub csrf: String,
     pub section: Section,
     /// The current account's id, and every account of the user for the switcher.
-    pub account_id: String,
-    pub accounts: Vec<(String, String)>,
+    pub account_id: AccountId,
+    pub accounts: Vec<(AccountId, String)>,
+    /// The parts of the panel the member may open (the same `domain::access` rule the
+    /// handlers enforce, so a hidden entry is also a refused one).
+    pub opens: Opens,
+}
+
+/// Which administrative pages the navigation offers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Opens {
+    pub account_tokens: bool,
+    pub users: bool,
+    pub services: bool,
 }
 
 impl Nav {
@@ -64,18 +74,14 @@ impl Nav {
         self.section.name() == name
     }
 
-    /// For templates: may the member open this part of the panel? The same policy the
-    /// handlers enforce, so a hidden entry is also a refused one.
+    /// For templates: may the member open this part of the panel?
     pub fn shows(&self, part: &str) -> bool {
-        use crate::domain::admin::{Action, Actor, ServiceAccess};
-        let action = match part {
-            "account-tokens" => Action::ViewAccountTokens,
-            "users" => Action::ViewUsers,
-            "services" => Action::ViewServices,
-            _ => return false,
-        };
-        // Opening these pages depends on the role alone.
-        Actor::new(self.role, ServiceAccess::All).may(action)
+        match part {
+            "account-tokens" => self.opens.account_tokens,
+            "users" => self.opens.users,
+            "services" => self.opens.services,
+            _ => false,
+        }
     }
 }
 
@@ -107,10 +113,6 @@ pub fn url_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-pub fn is_htmx(headers: &axum::http::HeaderMap) -> bool {
-    headers.get("hx-request").is_some_and(|v| v == "true")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +133,18 @@ mod tests {
         ] {
             assert_eq!(safe_next(bad), None, "{bad:?}");
         }
+    }
+}
+
+/// What a token's Access column says: its services by name, or all of them.
+pub fn access_label(services: Option<&Vec<(ServiceId, String)>>) -> String {
+    match services {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .map(|(_, name)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "All services".to_owned(),
     }
 }
 

@@ -11,16 +11,15 @@ use axum::routing::get;
 use axum::Router;
 
 use super::error::WebError;
-use super::form::Form;
 use super::page::{date, render, render_with, Nav, Section};
-use super::session::{ClientIp, SignedIn};
-use crate::app::AppState;
-use crate::db::accounts::{self, Service};
-use crate::db::events::{self, NewEvent};
-use crate::db::is_unique_violation;
-use crate::db::services as store;
-use crate::domain::admin::Action;
-use crate::domain::{random, validate};
+use super::session::SignedIn;
+use crate::db::service_store::{self, Service};
+use crate::domain::access::Action;
+use crate::domain::ids::ServiceId;
+use crate::domain::validate;
+use crate::http::{ClientIp, Form};
+use crate::ops::service_catalog::{self, CatalogError};
+use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -32,19 +31,16 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn permission_label(signed_in: &SignedIn, service_id: &str) -> &'static str {
-    use crate::domain::roles::ServicePermission as P;
-    match signed_in.actor.services.permission(service_id) {
-        Some(P::Full) => "Full access",
-        Some(P::ReadOnly) => "Read only",
-        Some(P::PurgeSelect) => "Purge select content",
-        Some(P::PurgeAll) => "Purge full cache",
-        None => "No access",
-    }
+fn permission_label(signed_in: &SignedIn, service_id: &ServiceId) -> &'static str {
+    signed_in
+        .principal
+        .services
+        .permission(service_id)
+        .map_or("No access", |p| p.label())
 }
 
 pub struct ServiceRow {
-    pub id: String,
+    pub id: ServiceId,
     pub name: String,
     pub created: String,
     pub permission: &'static str,
@@ -72,13 +68,13 @@ async fn list_page(
     error: Option<String>,
     notice: Option<String>,
 ) -> Result<ListPage, WebError> {
-    let services = accounts::services(&state.db.pool, signed_in.account_id())
+    let services = service_store::list(&state.db.pool, signed_in.account_id())
         .await?
         .into_iter()
-        .filter(|s| signed_in.actor.may_see_service(&s.id))
+        .filter(|s| signed_in.may(Action::ReadService(&s.id)))
         .map(|s| ServiceRow {
             permission: permission_label(signed_in, &s.id),
-            manageable: signed_in.actor.may_manage_service(&s.id),
+            manageable: signed_in.may(Action::ManageService(&s.id)),
             created: date(s.created_at),
             id: s.id,
             name: s.name,
@@ -88,19 +84,12 @@ async fn list_page(
         title: "Services".into(),
         nav: Some(signed_in.nav(Section::Services)),
         services,
-        show_permission: signed_in.actor.services.is_limited(),
-        can_create: signed_in.actor.may(Action::CreateServices),
+        show_permission: signed_in.principal.services.is_limited(),
+        can_create: signed_in.may(Action::CreateServices),
         name,
         error,
         notice,
     })
-}
-
-fn forbid(signed_in: &SignedIn, action: Action) -> Result<(), WebError> {
-    signed_in
-        .actor
-        .check(action)
-        .map_err(|d| WebError::Forbidden(d.message()))
 }
 
 pub async fn list(
@@ -108,8 +97,8 @@ pub async fn list(
     signed_in: SignedIn,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
-    forbid(&signed_in, Action::ViewServices)?;
-    let notice = Form::parse(raw.unwrap_or_default().as_bytes())
+    signed_in.require(Action::ViewServices)?;
+    let notice = Form::from_query(raw.as_deref())
         .ok()
         .and_then(|f| match f.text("done") {
             "created" => Some("The service was created.".to_owned()),
@@ -120,63 +109,63 @@ pub async fn list(
     render(&list_page(&state, &signed_in, String::new(), None, notice).await?)
 }
 
-const NAME_TAKEN: &str = "A service with this name already exists in this account.";
-
 pub async fn create(
     State(state): State<AppState>,
     signed_in: SignedIn,
     ClientIp(ip): ClientIp,
     form: Form,
 ) -> Result<Response, WebError> {
-    forbid(&signed_in, Action::CreateServices)?;
+    signed_in.require(Action::CreateServices)?;
     let typed = form.text("name").to_owned();
-    let name = match validate::name(&typed, "Name") {
-        Ok(name) => name,
-        Err(e) => {
-            let page = list_page(&state, &signed_in, typed, Some(e), None).await?;
-            return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    let refused = match validate::name(&typed, "Name") {
+        Err(e) => e,
+        Ok(name) => {
+            match service_catalog::create(
+                &state,
+                signed_in.account_id(),
+                signed_in.user_id(),
+                &name,
+                &ip,
+            )
+            .await
+            {
+                Ok(_) => return Ok(Redirect::to("/account/services?done=created").into_response()),
+                Err(CatalogError::NameTaken) => CatalogError::NAME_TAKEN.to_owned(),
+                Err(e) => return Err(catalog_failure(e)),
+            }
         }
     };
-    let account_id = signed_in.account_id();
-    let id = random::id();
-    let now = state.clock.unix();
-    let mut tx = state.db.pool.begin().await?;
-    if let Err(e) = accounts::create_service(&mut *tx, &id, account_id, &name, now).await {
-        if is_unique_violation(&e) {
-            tx.rollback().await?;
-            let page = list_page(&state, &signed_in, typed, Some(NAME_TAKEN.into()), None).await?;
-            return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
-        }
-        return Err(e.into());
-    }
-    let event = NewEvent {
-        account_id: Some(account_id),
-        event_type: "service.create",
-        actor_id: Some(signed_in.user_id()),
-        service_id: Some(&id),
-        ip: Some(&ip),
-        description: format!("Created service {name:?}"),
-        metadata: Some(serde_json::json!({ "name": name })),
-        ..NewEvent::default()
-    };
-    events::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
-    Ok(Redirect::to("/account/services?done=created").into_response())
+    let page = list_page(&state, &signed_in, typed, Some(refused), None).await?;
+    render_with(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }
 
 /// The service, when it is the account's (404 otherwise) and the member may manage it
 /// (403 otherwise).
-async fn manageable(state: &AppState, signed_in: &SignedIn, id: &str) -> Result<Service, WebError> {
-    forbid(signed_in, Action::ViewServices)?;
-    let service = store::find(&state.db.pool, signed_in.account_id(), id)
-        .await?
-        .ok_or(WebError::NotFound)?;
-    if !signed_in.actor.may_manage_service(&service.id) {
-        return Err(WebError::Forbidden(
-            "You may not change this service: that needs full access to it.".into(),
-        ));
-    }
+async fn manageable(
+    state: &AppState,
+    signed_in: &SignedIn,
+    id: String,
+) -> Result<Service, WebError> {
+    signed_in.require(Action::ViewServices)?;
+    let service = service_store::find(
+        &state.db.pool,
+        signed_in.account_id(),
+        &ServiceId::from_raw(id),
+    )
+    .await?
+    .ok_or(WebError::NotFound)?;
+    signed_in.require(Action::ManageService(&service.id))?;
     Ok(service)
+}
+
+/// What an operation's failure becomes when the page has no form to show it on.
+fn catalog_failure(e: CatalogError) -> WebError {
+    match e {
+        CatalogError::Database(e) => e.into(),
+        CatalogError::NotFound | CatalogError::NameTaken | CatalogError::InUse(_) => {
+            WebError::NotFound
+        }
+    }
 }
 
 #[derive(Template)]
@@ -215,7 +204,7 @@ pub async fn edit(
     signed_in: SignedIn,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let service = manageable(&state, &signed_in, &id).await?;
+    let service = manageable(&state, &signed_in, id).await?;
     let name = service.name.clone();
     render(&edit_page(&signed_in, service, name, None))
 }
@@ -227,7 +216,7 @@ pub async fn rename(
     Path(id): Path<String>,
     form: Form,
 ) -> Result<Response, WebError> {
-    let service = manageable(&state, &signed_in, &id).await?;
+    let service = manageable(&state, &signed_in, id).await?;
     let typed = form.text("name").to_owned();
     let name = match validate::name(&typed, "Name") {
         Ok(name) => name,
@@ -239,32 +228,19 @@ pub async fn rename(
     if name == service.name {
         return Ok(Redirect::to("/account/services").into_response());
     }
-    let account_id = signed_in.account_id();
-    let now = state.clock.unix();
-    let mut tx = state.db.pool.begin().await?;
-    match store::rename(&mut *tx, account_id, &id, &name).await {
-        Ok(true) => {}
-        Ok(false) => return Err(WebError::NotFound),
-        Err(e) if is_unique_violation(&e) => {
-            tx.rollback().await?;
-            let page = edit_page(&signed_in, service, typed, Some(NAME_TAKEN.into()));
-            return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    match service_catalog::rename(&state, &service, signed_in.user_id(), &name, &ip).await {
+        Ok(()) => Ok(Redirect::to("/account/services?done=renamed").into_response()),
+        Err(CatalogError::NameTaken) => {
+            let page = edit_page(
+                &signed_in,
+                service,
+                typed,
+                Some(CatalogError::NAME_TAKEN.into()),
+            );
+            render_with(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => Err(catalog_failure(e)),
     }
-    let event = NewEvent {
-        account_id: Some(account_id),
-        event_type: "service.update",
-        actor_id: Some(signed_in.user_id()),
-        service_id: Some(&id),
-        ip: Some(&ip),
-        description: format!("Renamed service {:?} to {name:?}", service.name),
-        metadata: Some(serde_json::json!({ "name": { "from": service.name, "to": name } })),
-        ..NewEvent::default()
-    };
-    events::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
-    Ok(Redirect::to("/account/services?done=renamed").into_response())
 }
 
 #[derive(Template)]
@@ -276,49 +252,19 @@ struct ConfirmPage {
     refusal: Option<String>,
 }
 
-/// Deleting a service must never widen a grant: a token or an engineer limited to this
-/// service alone would, without it, be left with no service rows, which means "all
-/// services". Such deletions are refused until those are changed.
-fn refusal(tokens: i64, members: i64) -> Option<String> {
-    let mut reasons = Vec::new();
-    if tokens > 0 {
-        let what = if tokens == 1 {
-            "token is"
-        } else {
-            "tokens are"
-        };
-        reasons.push(format!(
-            "{tokens} {what} limited to this service alone; delete them first (see Account tokens)"
-        ));
-    }
-    if members > 0 {
-        let what = if members == 1 {
-            "engineer is"
-        } else {
-            "engineers are"
-        };
-        reasons.push(format!(
-            "{members} {what} limited to this service alone; change their service access first (see Users)"
-        ));
-    }
-    (!reasons.is_empty())
-        .then(|| format!("This service cannot be deleted: {}.", reasons.join("; ")))
-}
-
 pub async fn confirm_delete(
     State(state): State<AppState>,
     signed_in: SignedIn,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let service = manageable(&state, &signed_in, &id).await?;
-    let tokens = store::tokens_limited_to_only(&state.db.pool, &id).await?;
-    let members = store::members_limited_to_only(&state.db.pool, &id).await?;
+    let service = manageable(&state, &signed_in, id).await?;
+    let in_use = service_catalog::in_use(&state, &service.id).await?;
     let page = edit_page(&signed_in, service, String::new(), None);
     render(&ConfirmPage {
         title: "Delete service".into(),
         nav: page.nav,
         service: page.service,
-        refusal: refusal(tokens, members),
+        refusal: in_use.refusal(),
     })
 }
 
@@ -329,54 +275,21 @@ pub async fn delete(
     Path(id): Path<String>,
     _form: Form,
 ) -> Result<Response, WebError> {
-    let service = manageable(&state, &signed_in, &id).await?;
-    let account_id = signed_in.account_id();
-    let now = state.clock.unix();
-    let mut tx = state.db.pool.begin().await?;
-    if !store::lock(&mut tx, state.db.backend, account_id, &id).await? {
-        return Err(WebError::NotFound);
-    }
-    let tokens = store::tokens_limited_to_only(&mut *tx, &id).await?;
-    let limited = store::members_limited_to_only(&mut *tx, &id).await?;
-    if let Some(message) = refusal(tokens, limited) {
-        tx.rollback().await?;
-        let page = edit_page(&signed_in, service, String::new(), None);
-        return render_with(
-            StatusCode::CONFLICT,
-            &ConfirmPage {
-                title: "Delete service".into(),
-                nav: page.nav,
-                service: page.service,
-                refusal: Some(message),
-            },
-        );
-    }
-    store::delete(&mut *tx, account_id, &id).await?;
-    let event = NewEvent {
-        account_id: Some(account_id),
-        event_type: "service.delete",
-        actor_id: Some(signed_in.user_id()),
-        service_id: Some(&id),
-        ip: Some(&ip),
-        description: format!("Deleted service {:?}", service.name),
-        metadata: Some(serde_json::json!({ "name": service.name })),
-        ..NewEvent::default()
-    };
-    events::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
-    Ok(Redirect::to("/account/services?done=deleted").into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refusals_name_what_blocks_deletion() {
-        assert_eq!(refusal(0, 0), None);
-        let both = refusal(2, 1).unwrap();
-        assert!(both.contains("2 tokens are limited"));
-        assert!(both.contains("1 engineer is limited"));
-        assert!(refusal(1, 0).unwrap().contains("1 token is limited"));
+    let service = manageable(&state, &signed_in, id).await?;
+    match service_catalog::delete(&state, &service, signed_in.user_id(), &ip).await {
+        Ok(()) => Ok(Redirect::to("/account/services?done=deleted").into_response()),
+        Err(CatalogError::InUse(in_use)) => {
+            let page = edit_page(&signed_in, service, String::new(), None);
+            render_with(
+                StatusCode::CONFLICT,
+                &ConfirmPage {
+                    title: "Delete service".into(),
+                    nav: page.nav,
+                    service: page.service,
+                    refusal: in_use.refusal(),
+                },
+            )
+        }
+        Err(e) => Err(catalog_failure(e)),
     }
 }

@@ -9,19 +9,21 @@ use axum::Router;
 use time::{Date, Month, OffsetDateTime, Time};
 
 use super::error::WebError;
-use super::form::Form;
-use super::page::{date, date_time, is_htmx, render, render_with, Nav, Section};
-use super::session::{ClientIp, SignedIn};
-use super::sudo::{self, Reauth, Sudo};
-use crate::app::AppState;
-use crate::db::{accounts, tokens as store};
-use crate::domain::admin::{self, Action};
+use super::page::{access_label, date, date_time, render, render_with, Nav, Section};
+use super::session::SignedIn;
+use super::sudo::{self, Elevated, Sudo};
+use crate::db::service_store::{self, Service};
+use crate::db::token_store;
+use crate::domain::access::Action;
 use crate::domain::grant::{self, ServiceRef};
+use crate::domain::ids::{ServiceId, TokenId};
 use crate::domain::random;
 use crate::domain::roles::{Role, Scope, ScopeSet};
 use crate::domain::secret::TokenKind;
 use crate::domain::validate;
-use crate::tokens::{self, IssueError, TokenRequest};
+use crate::http::{is_htmx, ClientIp, Form};
+use crate::ops::token_lifecycle::{self, IssueError, TokenRequest};
+use crate::state::AppState;
 
 const DEFAULT_EXPIRY_DAYS: i64 = 90;
 const SOON_DAYS: i64 = 7;
@@ -43,7 +45,7 @@ pub fn routes() -> Router<AppState> {
 
 /// One row of the token list, ready to print.
 pub struct TokenRow {
-    pub id: String,
+    pub id: TokenId,
     pub name: String,
     pub scope: String,
     pub access: String,
@@ -68,18 +70,13 @@ fn expires_soon(expires_at: Option<i64>, now: i64) -> Option<String> {
     })
 }
 
-fn row(token: &store::Token, services: Option<&Vec<(String, String)>>, now: i64) -> TokenRow {
-    let scope = ScopeSet::parse(&token.scope)
-        .map(|s| s.labels())
-        .unwrap_or_else(|_| token.scope.clone());
-    let access = match services {
-        Some(list) if !list.is_empty() => list
-            .iter()
-            .map(|(_, name)| name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        _ => "All services".to_owned(),
-    };
+fn row(
+    token: &token_store::Token,
+    services: Option<&Vec<(ServiceId, String)>>,
+    now: i64,
+) -> TokenRow {
+    let scope = token.scope.labels();
+    let access = access_label(services);
     TokenRow {
         id: token.id.clone(),
         name: token.name.clone(),
@@ -115,8 +112,8 @@ pub async fn list(
 ) -> Result<Response, WebError> {
     let now = state.clock.unix();
     let (account_id, user_id) = (signed_in.account_id(), signed_in.user_id());
-    let owned = store::owned_by(&state.db.pool, account_id, user_id).await?;
-    let services = store::services_of_owned(&state.db.pool, account_id, user_id).await?;
+    let owned = token_store::owned_by(&state.db.pool, account_id, user_id).await?;
+    let services = token_store::services_of_owned(&state.db.pool, account_id, user_id).await?;
     let rows: Vec<TokenRow> = owned
         .iter()
         .map(|t| row(t, services.get(&t.id), now))
@@ -149,7 +146,7 @@ pub struct RoleOption {
 }
 
 pub struct ServiceOption {
-    pub id: String,
+    pub id: ServiceId,
     pub name: String,
     pub selected: bool,
 }
@@ -189,28 +186,17 @@ impl NewTokenPage {
     }
 }
 
-/// The services a member may give a token, and whether they are limited to them.
+/// The services a member may give a token: all of the account's, or those a limited
+/// engineer works on.
 async fn pickable_services(
     state: &AppState,
     signed_in: &SignedIn,
-) -> Result<(Vec<accounts::Service>, Option<Vec<String>>), WebError> {
-    let all = accounts::services(&state.db.pool, signed_in.account_id()).await?;
-    let limited = if signed_in.member.role == Role::Engineer {
-        let perms = accounts::service_permissions(
-            &state.db.pool,
-            signed_in.account_id(),
-            signed_in.user_id(),
-        )
-        .await?;
-        (!perms.is_empty()).then(|| perms.into_iter().map(|(id, _)| id).collect::<Vec<_>>())
-    } else {
-        None
-    };
-    let visible = match &limited {
+) -> Result<Vec<Service>, WebError> {
+    let all = service_store::list(&state.db.pool, signed_in.account_id()).await?;
+    Ok(match signed_in.principal.services.limited_to() {
         Some(ids) => all.into_iter().filter(|s| ids.contains(&s.id)).collect(),
         None => all,
-    };
-    Ok((visible, limited))
+    })
 }
 
 /// The values of the create form, as typed.
@@ -222,7 +208,7 @@ struct Typed {
     name: String,
     scopes: Vec<String>,
     all_services: bool,
-    services: Vec<String>,
+    services: Vec<ServiceId>,
     expiration: String,
     expires_on: String,
 }
@@ -253,7 +239,7 @@ impl Typed {
             services: form
                 .all("services")
                 .into_iter()
-                .map(str::to_owned)
+                .map(ServiceId::from_raw)
                 .collect(),
             expiration: form.get("expiration").unwrap_or("90d").to_owned(),
             expires_on: form.text("expires_on").to_owned(),
@@ -270,7 +256,8 @@ async fn form_page(
 ) -> Result<NewTokenPage, WebError> {
     let now = state.clock.now();
     let role = signed_in.member.role;
-    let (services, limited) = pickable_services(state, signed_in).await?;
+    let services = pickable_services(state, signed_in).await?;
+    let limited = signed_in.principal.services.is_limited();
     let nonce = random::base62(24);
     let mut nonces: Vec<String> = signed_in.session.get(NONCES).await?.unwrap_or_default();
     nonces.push(nonce.clone());
@@ -278,10 +265,10 @@ async fn form_page(
         nonces.remove(0);
     }
     signed_in.session.insert(NONCES, &nonces).await?;
-    let offers_automation = signed_in.actor.may(Action::CreateAutomationTokens);
+    let offers_automation = signed_in.may(Action::CreateAutomationTokens);
     let automation = offers_automation && typed.kind == TokenKind::Automation.as_str();
     // The scopes on offer follow the automation token's role once one is chosen.
-    let scope_role = match admin::automation_role(&typed.role) {
+    let scope_role = match Role::for_automation(&typed.role) {
         Ok(chosen) if automation => chosen,
         _ => role,
     };
@@ -292,7 +279,7 @@ async fn form_page(
             label: scope.label(),
             checked: typed.scopes.iter().any(|s| s == scope.as_str()) && scope_role.may_use(scope),
             disabled: !scope_role.may_use(scope),
-            automation_roles: admin::AUTOMATION_ROLES
+            automation_roles: Role::AUTOMATION
                 .into_iter()
                 .filter(|r| r.may_use(scope))
                 .map(Role::as_str)
@@ -300,7 +287,7 @@ async fn form_page(
                 .join(" "),
         })
         .collect();
-    let roles = admin::AUTOMATION_ROLES
+    let roles = Role::AUTOMATION
         .into_iter()
         .map(|r| RoleOption {
             value: r.as_str(),
@@ -330,8 +317,8 @@ async fn form_page(
         tls: typed.tls,
         name: typed.name,
         scopes,
-        all_services: typed.all_services && limited.is_none(),
-        limited: limited.is_some(),
+        all_services: typed.all_services && !limited,
+        limited,
         services,
         expiration: typed.expiration,
         expires_on: typed.expires_on,
@@ -345,12 +332,9 @@ async fn form_page(
 
 pub async fn new_form(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    elevated: Elevated,
 ) -> Result<Response, WebError> {
-    if sudo::status(&state, &signed_in).await? == Sudo::Required {
-        return Ok(sudo::prompt("/account/tokens/new"));
-    }
-    let page = form_page(&state, &signed_in, Typed::defaults(), Vec::new(), false).await?;
+    let page = form_page(&state, &elevated, Typed::defaults(), Vec::new(), false).await?;
     render(&page)
 }
 
@@ -399,37 +383,50 @@ struct CreatedPage {
 
 pub async fn create(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    sudo: Sudo,
     ClientIp(ip): ClientIp,
     form: Form,
 ) -> Result<Response, WebError> {
     // A reload of the "token created" page re-posts the form: the nonce is spent, so no
     // second token is made and no secret is shown.
-    let mut nonces: Vec<String> = signed_in.session.get(NONCES).await?.unwrap_or_default();
+    let mut nonces: Vec<String> = sudo
+        .signed_in()
+        .session
+        .get(NONCES)
+        .await?
+        .unwrap_or_default();
     let Some(position) = nonces.iter().position(|n| n == form.text("nonce")) else {
         return Ok(Redirect::to("/account/tokens").into_response());
     };
     let typed = Typed::from_form(&form);
     let mut errors = Vec::new();
-    if sudo::status(&state, &signed_in).await? == Sudo::Required {
-        match form.get("sudo_password") {
-            Some(password) => {
-                if let Reauth::Failed(message) =
-                    sudo::reauthenticate(&state, &signed_in, password, form.text("sudo_code"), &ip)
+    // Sudo mode may have run out while the form was open: the form then carries the
+    // password, and keeps every field while asking for it.
+    let signed_in = match sudo {
+        Sudo::Active(elevated) => elevated,
+        Sudo::Required(needs) => {
+            let refused = match form.get("sudo_password") {
+                Some(password) => {
+                    match needs
+                        .reauthenticate(&state, password, form.text("sudo_code"), &ip)
                         .await?
-                {
+                    {
+                        Ok(elevated) => Ok(elevated),
+                        Err(refused) => Err((refused.signed_in, refused.message)),
+                    }
+                }
+                None => Err((needs.into_signed_in(), "Your re-authentication has expired. Enter your password to re-authenticate your permissions.".to_owned())),
+            };
+            match refused {
+                Ok(elevated) => elevated,
+                Err((signed_in, message)) => {
                     errors.push(("sudo", message));
                     let page = form_page(&state, &signed_in, typed, errors, true).await?;
                     return render_with(StatusCode::UNAUTHORIZED, &page);
                 }
             }
-            None => {
-                errors.push(("sudo", "Your re-authentication has expired. Enter your password to re-authenticate your permissions.".into()));
-                let page = form_page(&state, &signed_in, typed, errors, true).await?;
-                return render_with(StatusCode::UNAUTHORIZED, &page);
-            }
         }
-    }
+    };
 
     let name = validate::name(&typed.name, "Name")
         .map_err(|e| errors.push(("name", e)))
@@ -437,7 +434,7 @@ pub async fn create(
     // Only those who may create automation tokens see (and may send) a Type.
     let kind = match form.get("type") {
         None => Some(TokenKind::User),
-        Some(_) if !signed_in.actor.may(Action::CreateAutomationTokens) => None,
+        Some(_) if !signed_in.may(Action::CreateAutomationTokens) => None,
         Some(t) => TokenKind::parse(t),
     };
     let Some(kind) = kind else {
@@ -449,7 +446,7 @@ pub async fn create(
     // user token the Role and TLS fields (visible without JavaScript) are ignored.
     let (grant_role, automation_role) = match kind {
         TokenKind::User => (signed_in.member.role, None),
-        TokenKind::Automation => match admin::automation_role(&typed.role) {
+        TokenKind::Automation => match Role::for_automation(&typed.role) {
             Ok(chosen) => (chosen, Some(chosen)),
             Err(e) => {
                 errors.push(("role", e));
@@ -464,8 +461,8 @@ pub async fn create(
             None
         }
     };
-    let (_, limited) = pickable_services(&state, &signed_in).await?;
-    let all_services = accounts::services(&state.db.pool, signed_in.account_id()).await?;
+    let limited = signed_in.principal.services.limited_to();
+    let all_services = service_store::list(&state.db.pool, signed_in.account_id()).await?;
     if let Some(scopes) = &scopes {
         let refs: Vec<ServiceRef> = all_services
             .iter()
@@ -495,7 +492,7 @@ pub async fn create(
         let page = form_page(&state, &signed_in, typed, errors, false).await?;
         return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
-    let chosen: Vec<String> = if typed.all_services {
+    let chosen: Vec<ServiceId> = if typed.all_services {
         Vec::new()
     } else {
         typed.services.clone()
@@ -512,7 +509,7 @@ pub async fn create(
         expires_at,
         ip: Some(&ip),
     };
-    let issued = match tokens::issue(&state, &request).await {
+    let issued = match token_lifecycle::issue(&state, &request).await {
         Ok(issued) => issued,
         Err(IssueError::LimitReached(limit)) => {
             errors.push(("form", IssueError::limit_message(limit)));
@@ -558,11 +555,11 @@ pub async fn service_options(
     signed_in: SignedIn,
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
-    let query = Form::parse(query.unwrap_or_default().as_bytes()).map_err(WebError::BadRequest)?;
+    let query = Form::from_query(query.as_deref()).map_err(WebError::BadRequest)?;
     let needle = query.text("q").trim().to_lowercase();
     let selected: Vec<&str> = query.all("services");
-    let (services, _) = pickable_services(&state, &signed_in).await?;
-    let services = services
+    let services = pickable_services(&state, &signed_in)
+        .await?
         .into_iter()
         .filter(|s| selected.contains(&s.id.as_str()) || s.name.to_lowercase().contains(&needle))
         .map(|s| ServiceOption {
@@ -596,11 +593,11 @@ pub async fn confirm_delete(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let token = store::find_owned(
+    let token = token_store::find_owned(
         &state.db.pool,
-        &id,
         signed_in.account_id(),
         signed_in.user_id(),
+        &TokenId::from_raw(id),
     )
     .await?
     .ok_or(WebError::NotFound)?;
@@ -627,11 +624,11 @@ pub async fn delete(
     Path(id): Path<String>,
     _form: Form,
 ) -> Result<Response, WebError> {
-    let deleted = tokens::delete_own(
+    let deleted = token_lifecycle::delete_own(
         &state,
         signed_in.account_id(),
         signed_in.user_id(),
-        &id,
+        &TokenId::from_raw(id),
         Some(&ip),
     )
     .await?;

@@ -12,19 +12,20 @@ use axum::Router;
 use tower_sessions::Session;
 
 use super::error::WebError;
-use super::form::Form;
 use super::page::{date, render, render_with, Nav, Section};
-use super::session::{ClientIp, SignedIn};
-use crate::app::AppState;
-use crate::db::events::{self, NewEvent};
-use crate::db::{accounts, members, password_links, tokens as token_store, users};
-use crate::domain::admin::{self, Action, MemberError, ServiceAccess};
+use super::session::SignedIn;
+use crate::db::member_store::{self, MemberSummary};
+use crate::db::service_store::{self, Service};
+use crate::db::user_store;
+use crate::domain::access::{Action, ServiceAccess};
+use crate::domain::ids::{ServiceId, UserId};
+use crate::domain::member_rules::MemberError;
 use crate::domain::password::Password;
 use crate::domain::roles::{Role, ServicePermission};
-use crate::domain::{random, secret, validate};
-
-/// How long a set-password link stays usable.
-pub const PASSWORD_LINK_DAYS: i64 = 7;
+use crate::domain::validate;
+use crate::http::{ClientIp, Form};
+use crate::ops::membership::{self, Acting, MembershipError, NewUser, PASSWORD_LINK_DAYS};
+use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -51,30 +52,29 @@ pub fn routes() -> Router<AppState> {
         .route("/set-password", get(set_password_page).post(set_password))
 }
 
-fn forbid(signed_in: &SignedIn, action: Action) -> Result<(), WebError> {
-    signed_in
-        .actor
-        .check(action)
-        .map_err(|d| WebError::Forbidden(d.message()))
-}
-
-fn permission_label(p: ServicePermission) -> &'static str {
-    match p {
-        ServicePermission::Full => "Full access",
-        ServicePermission::ReadOnly => "Read only",
-        ServicePermission::PurgeSelect => "Purge select content",
-        ServicePermission::PurgeAll => "Purge full cache",
+/// Who acts in a member change: the signed-in superuser, from this address.
+fn acting<'a>(signed_in: &'a SignedIn, ip: &'a str) -> Acting<'a> {
+    Acting {
+        account_id: signed_in.account_id(),
+        actor: signed_in.user_id(),
+        ip,
     }
 }
 
-fn role_of(member: &members::Member) -> Role {
-    // The schema only ever holds known roles; an unknown one is treated as the least.
-    member.role.parse().unwrap_or(Role::User)
+/// A member change refused, or failed, with no form to show it on.
+fn membership_failure(e: MembershipError) -> WebError {
+    match e {
+        MembershipError::Database(e) => e.into(),
+        MembershipError::NotFound
+        | MembershipError::EmailTaken
+        | MembershipError::AlreadyMember
+        | MembershipError::Refused(_) => WebError::NotFound,
+    }
 }
 
 /// A member as the pages show them.
 pub struct MemberRow {
-    pub id: String,
+    pub id: UserId,
     pub name: String,
     pub email: String,
     pub role: &'static str,
@@ -86,44 +86,50 @@ pub struct MemberRow {
     pub is_you: bool,
 }
 
-/// `names` are the account's services (fetched once for a whole list).
-async fn member_row(
-    state: &AppState,
-    account_id: &str,
-    member: &members::Member,
-    you: &str,
-    names: &[accounts::Service],
-) -> Result<MemberRow, WebError> {
-    let role = role_of(member);
-    let services = if role == Role::Engineer {
-        let rows =
-            accounts::service_permissions(&state.db.pool, account_id, &member.user_id).await?;
-        match ServiceAccess::of(role, &rows) {
-            ServiceAccess::All => "All services".to_owned(),
-            ServiceAccess::Limited(list) => list
-                .iter()
-                .filter_map(|(id, p)| {
-                    let service = names.iter().find(|s| &s.id == id)?;
-                    Some(format!("{} ({})", service.name, permission_label(*p)))
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
-        }
-    } else {
-        "All services".to_owned()
+/// A member's row. `names` are the account's services and `limits` the member's
+/// service permission rows (both fetched once for a whole list).
+fn member_row(
+    member: &MemberSummary,
+    you: &UserId,
+    names: &[Service],
+    limits: Vec<(ServiceId, ServicePermission)>,
+) -> MemberRow {
+    let services = match ServiceAccess::of(member.role, limits) {
+        ServiceAccess::All => "All services".to_owned(),
+        ServiceAccess::Limited(list) => list
+            .iter()
+            .filter_map(|(id, p)| {
+                let service = names.iter().find(|s| &s.id == id)?;
+                Some(format!("{} ({})", service.name, p.label()))
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
     };
-    Ok(MemberRow {
+    MemberRow {
         id: member.user_id.clone(),
         name: member.name.clone(),
         email: member.email.clone(),
-        role: role.label(),
-        is_engineer: role == Role::Engineer,
+        role: member.role.label(),
+        is_engineer: member.role == Role::Engineer,
         services,
         user_tokens: member.user_tokens,
         joined: date(member.joined_at),
-        has_password: member.has_password != 0,
-        is_you: member.user_id == you,
-    })
+        has_password: member.has_password.get(),
+        is_you: member.user_id == *you,
+    }
+}
+
+/// One member's row, with their service limits.
+async fn one_member_row(
+    state: &AppState,
+    signed_in: &SignedIn,
+    member: &MemberSummary,
+) -> Result<MemberRow, WebError> {
+    let account_id = signed_in.account_id();
+    let names = service_store::list(&state.db.pool, account_id).await?;
+    let limits =
+        member_store::service_permissions(&state.db.pool, account_id, &member.user_id).await?;
+    Ok(member_row(member, signed_in.user_id(), &names, limits))
 }
 
 #[derive(Template)]
@@ -140,14 +146,20 @@ pub async fn list(
     signed_in: SignedIn,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Response, WebError> {
-    forbid(&signed_in, Action::ViewUsers)?;
+    signed_in.require(Action::ViewUsers)?;
     let account_id = signed_in.account_id();
-    let names = accounts::services(&state.db.pool, account_id).await?;
-    let mut rows = Vec::new();
-    for member in members::list(&state.db.pool, account_id).await? {
-        rows.push(member_row(&state, account_id, &member, signed_in.user_id(), &names).await?);
-    }
-    let notice = Form::parse(raw.unwrap_or_default().as_bytes())
+    let names = service_store::list(&state.db.pool, account_id).await?;
+    let mut limits =
+        member_store::service_permissions_in_account(&state.db.pool, account_id).await?;
+    let rows = member_store::summaries(&state.db.pool, account_id)
+        .await?
+        .iter()
+        .map(|m| {
+            let theirs = limits.remove(&m.user_id).unwrap_or_default();
+            member_row(m, signed_in.user_id(), &names, theirs)
+        })
+        .collect();
+    let notice = Form::from_query(raw.as_deref())
         .ok()
         .and_then(|f| match f.text("done") {
             "removed" => Some("The member was removed from this account.".to_owned()),
@@ -203,7 +215,7 @@ impl NewUserPage {
 }
 
 pub async fn new_form(signed_in: SignedIn) -> Result<Response, WebError> {
-    forbid(&signed_in, Action::ManageUsers)?;
+    signed_in.require(Action::ManageUsers)?;
     render(&NewUserPage {
         title: "Add user".into(),
         nav: Some(signed_in.nav(Section::Users)),
@@ -238,7 +250,7 @@ pub async fn create(
     headers: axum::http::HeaderMap,
     form: Form,
 ) -> Result<Response, WebError> {
-    forbid(&signed_in, Action::ManageUsers)?;
+    signed_in.require(Action::ManageUsers)?;
     let mut errors = Vec::new();
     let email = validate::email(form.text("email"))
         .map_err(|e| errors.push(("email", e)))
@@ -266,7 +278,10 @@ pub async fn create(
         )),
     }
     if let Some(email) = &email {
-        if users::find_by_email(&state.db.pool, email).await?.is_some() {
+        if user_store::find_by_email(&state.db.pool, email)
+            .await?
+            .is_some()
+        {
             errors.push(("email", user_exists_message()));
         }
     }
@@ -297,45 +312,19 @@ pub async fn create(
     } else {
         None
     };
-    let link_secret = (method == "link").then(|| random::base62(32));
-    let now = state.clock.unix();
-    let user_id = random::id();
-    let account_id = signed_in.account_id();
-    let mut tx = state.db.pool.begin().await?;
-    if let Err(e) = users::create(&mut *tx, &user_id, &email, &name, hash.as_deref(), now).await {
-        if crate::db::is_unique_violation(&e) {
-            tx.rollback().await?;
-            return fail(vec![("email", user_exists_message())]);
-        }
-        return Err(e.into());
-    }
-    accounts::add_member(&mut *tx, account_id, &user_id, role, now).await?;
-    if let Some(link) = &link_secret {
-        password_links::add(
-            &mut *tx,
-            &secret::digest(link),
-            &user_id,
-            now,
-            now + PASSWORD_LINK_DAYS * 86_400,
-        )
-        .await?;
-    }
-    let event = NewEvent {
-        account_id: Some(account_id),
-        event_type: "user.create",
-        actor_id: Some(signed_in.user_id()),
-        ip: Some(&ip),
-        description: format!("Added user {email} as {}", role.label()),
-        metadata: Some(serde_json::json!({
-            "user_id": user_id,
-            "email": email,
-            "role": role.as_str(),
-            "password": if link_secret.is_some() { "link" } else { "set" },
-        })),
-        ..NewEvent::default()
+    let new_user = NewUser {
+        email: &email,
+        name: &name,
+        role,
+        password_hash: hash.as_deref(),
     };
-    events::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
+    let link_secret = match membership::add_new_user(&state, acting(&signed_in, &ip), &new_user)
+        .await
+    {
+        Ok(link) => link,
+        Err(MembershipError::EmailTaken) => return fail(vec![("email", user_exists_message())]),
+        Err(e) => return Err(membership_failure(e)),
+    };
     let link = link_secret.map(|s| {
         let host = headers
             .get(axum::http::header::HOST)
@@ -383,7 +372,7 @@ impl ExistingPage {
 }
 
 pub async fn existing_form(signed_in: SignedIn) -> Result<Response, WebError> {
-    forbid(&signed_in, Action::ManageUsers)?;
+    signed_in.require(Action::ManageUsers)?;
     render(&ExistingPage {
         title: "Add existing user".into(),
         nav: Some(signed_in.nav(Section::Users)),
@@ -399,7 +388,7 @@ pub async fn add_existing(
     ClientIp(ip): ClientIp,
     form: Form,
 ) -> Result<Response, WebError> {
-    forbid(&signed_in, Action::ManageUsers)?;
+    signed_in.require(Action::ManageUsers)?;
     let account_id = signed_in.account_id();
     let mut errors = Vec::new();
     let role = form
@@ -408,7 +397,7 @@ pub async fn add_existing(
         .map_err(|_| errors.push(("role", "Choose a role.".to_owned())))
         .ok();
     let user = match validate::email(form.text("email")) {
-        Ok(email) => match users::find_by_email(&state.db.pool, &email).await? {
+        Ok(email) => match user_store::find_by_email(&state.db.pool, &email).await? {
             Some(user) => Some(user),
             None => {
                 errors.push((
@@ -424,7 +413,7 @@ pub async fn add_existing(
         }
     };
     if let Some(user) = &user {
-        if members::find(&state.db.pool, account_id, &user.id)
+        if member_store::role_of(&state.db.pool, account_id, &user.id)
             .await?
             .is_some()
         {
@@ -449,34 +438,16 @@ pub async fn add_existing(
     let (Some(user), Some(role), true) = (user, role, errors.is_empty()) else {
         return fail(errors);
     };
-    let now = state.clock.unix();
-    let mut tx = state.db.pool.begin().await?;
-    if let Err(e) = accounts::add_member(&mut *tx, account_id, &user.id, role, now).await {
-        if crate::db::is_unique_violation(&e) {
-            tx.rollback().await?;
+    match membership::add_existing_user(&state, acting(&signed_in, &ip), &user, role).await {
+        Ok(()) => {}
+        Err(MembershipError::AlreadyMember) => {
             return fail(vec![(
                 "email",
                 "This user is already a member of this account.".into(),
-            )]);
+            )])
         }
-        return Err(e.into());
+        Err(e) => return Err(membership_failure(e)),
     }
-    let event = NewEvent {
-        account_id: Some(account_id),
-        event_type: "user.create",
-        actor_id: Some(signed_in.user_id()),
-        ip: Some(&ip),
-        description: format!("Added existing user {} as {}", user.email, role.label()),
-        metadata: Some(serde_json::json!({
-            "user_id": user.id,
-            "email": user.email,
-            "role": role.as_str(),
-            "existing_user": true,
-        })),
-        ..NewEvent::default()
-    };
-    events::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
     Ok(Redirect::to("/account/users?done=added").into_response())
 }
 
@@ -487,7 +458,7 @@ pub struct PermissionChoice {
 }
 
 pub struct ServiceLimit {
-    pub id: String,
+    pub id: ServiceId,
     pub name: String,
     pub choices: Vec<PermissionChoice>,
 }
@@ -515,7 +486,7 @@ impl EditPage {
     }
 }
 
-fn tokens_link(user_id: &str) -> String {
+fn tokens_link(user_id: &UserId) -> String {
     format!("/account/account-tokens?type=user&owner={user_id}")
 }
 
@@ -523,24 +494,28 @@ fn tokens_link(user_id: &str) -> String {
 async fn edit_page(
     state: &AppState,
     signed_in: &SignedIn,
-    user_id: &str,
-    typed_limits: Option<(bool, Vec<(String, String)>)>,
+    user_id: &UserId,
+    typed_limits: Option<(bool, Vec<(ServiceId, String)>)>,
     error: Option<(&'static str, String)>,
     notice: Option<String>,
 ) -> Result<EditPage, WebError> {
     let account_id = signed_in.account_id();
-    let member = members::find(&state.db.pool, account_id, user_id)
+    let member = member_store::summary(&state.db.pool, account_id, user_id)
         .await?
         .ok_or(WebError::NotFound)?;
-    let names = accounts::services(&state.db.pool, account_id).await?;
-    let row = member_row(state, account_id, &member, signed_in.user_id(), &names).await?;
-    let (limited, current) = match typed_limits {
+    let names = service_store::list(&state.db.pool, account_id).await?;
+    let stored = member_store::service_permissions(&state.db.pool, account_id, user_id).await?;
+    let (limited, current): (bool, Vec<(ServiceId, String)>) = match typed_limits {
         Some(typed) => typed,
-        None => {
-            let rows = accounts::service_permissions(&state.db.pool, account_id, user_id).await?;
-            (!rows.is_empty(), rows)
-        }
+        None => (
+            !stored.is_empty(),
+            stored
+                .iter()
+                .map(|(id, p)| (id.clone(), p.as_str().to_owned()))
+                .collect(),
+        ),
     };
+    let row = member_row(&member, signed_in.user_id(), &names, stored);
     let services = names
         .into_iter()
         .map(|s| {
@@ -559,7 +534,7 @@ async fn edit_page(
                     .into_iter()
                     .map(|p| PermissionChoice {
                         value: p.as_str(),
-                        label: permission_label(p),
+                        label: p.label(),
                         selected: chosen == p.as_str(),
                     }),
             );
@@ -573,7 +548,7 @@ async fn edit_page(
     Ok(EditPage {
         title: format!("User {}", row.name),
         nav: Some(signed_in.nav(Section::Users)),
-        roles: role_choices(&member.role),
+        roles: role_choices(member.role.as_str()),
         member: row,
         limited,
         services,
@@ -588,8 +563,9 @@ pub async fn edit(
     Path(id): Path<String>,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Response, WebError> {
-    forbid(&signed_in, Action::ViewUsers)?;
-    let notice = Form::parse(raw.unwrap_or_default().as_bytes())
+    signed_in.require(Action::ViewUsers)?;
+    let id = UserId::from_raw(id);
+    let notice = Form::from_query(raw.as_deref())
         .ok()
         .and_then(|f| match f.text("done") {
             "role" => Some("The role was changed.".to_owned()),
@@ -607,8 +583,8 @@ pub async fn change_role(
     Path(id): Path<String>,
     form: Form,
 ) -> Result<Response, WebError> {
-    forbid(&signed_in, Action::ManageUsers)?;
-    let account_id = signed_in.account_id();
+    signed_in.require(Action::ManageUsers)?;
+    let id = UserId::from_raw(id);
     let Ok(to) = form.text("role").parse::<Role>() else {
         let page = edit_page(
             &state,
@@ -621,54 +597,23 @@ pub async fn change_role(
         .await?;
         return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
-    let now = state.clock.unix();
-    let mut tx = state.db.pool.begin().await?;
-    members::lock_account(&mut tx, state.db.backend, account_id).await?;
-    let Some(member) = members::find(&mut *tx, account_id, &id).await? else {
-        return Err(WebError::NotFound);
-    };
-    let from = role_of(&member);
-    let superusers = members::count_superusers(&mut *tx, account_id).await?;
-    if let Err(e) = admin::check_role_change(from, to, superusers) {
-        tx.rollback().await?;
-        let page = edit_page(
-            &state,
-            &signed_in,
-            &id,
-            None,
-            Some(("role", e.message())),
-            None,
-        )
-        .await?;
-        return render_with(StatusCode::CONFLICT, &page);
-    }
-    if from != to {
-        members::set_role(&mut *tx, account_id, &id, to).await?;
-        if to != Role::Engineer {
-            // Service limits apply to engineers only; a later promotion starts afresh.
-            members::clear_service_permissions(&mut *tx, account_id, &id).await?;
+    match membership::change_role(&state, acting(&signed_in, &ip), &id, to).await {
+        Ok(()) => {}
+        Err(MembershipError::Refused(e)) => {
+            let page = edit_page(
+                &state,
+                &signed_in,
+                &id,
+                None,
+                Some(("role", e.message())),
+                None,
+            )
+            .await?;
+            return render_with(StatusCode::CONFLICT, &page);
         }
-        let event = NewEvent {
-            account_id: Some(account_id),
-            event_type: "user.update",
-            actor_id: Some(signed_in.user_id()),
-            ip: Some(&ip),
-            description: format!(
-                "Changed the role of {} from {} to {}",
-                member.email,
-                from.label(),
-                to.label()
-            ),
-            metadata: Some(serde_json::json!({
-                "user_id": id,
-                "role": { "from": from.as_str(), "to": to.as_str() },
-            })),
-            ..NewEvent::default()
-        };
-        events::record(&mut *tx, &event, now).await?;
+        Err(e) => return Err(membership_failure(e)),
     }
-    tx.commit().await?;
-    if id == signed_in.user_id() && to != Role::Superuser {
+    if id == *signed_in.user_id() && to != Role::Superuser {
         // They may no longer see the Users page.
         return Ok(Redirect::to("/account/tokens").into_response());
     }
@@ -682,15 +627,16 @@ pub async fn set_services(
     Path(id): Path<String>,
     form: Form,
 ) -> Result<Response, WebError> {
-    forbid(&signed_in, Action::ManageUsers)?;
+    signed_in.require(Action::ManageUsers)?;
+    let id = UserId::from_raw(id);
     let account_id = signed_in.account_id();
-    let member = members::find(&state.db.pool, account_id, &id)
+    let member = member_store::summary(&state.db.pool, account_id, &id)
         .await?
         .ok_or(WebError::NotFound)?;
     let limited = form.text("limit") == "some";
-    let services = accounts::services(&state.db.pool, account_id).await?;
-    let mut typed: Vec<(String, String)> = Vec::new();
-    let mut chosen: Vec<(String, ServicePermission)> = Vec::new();
+    let services = service_store::list(&state.db.pool, account_id).await?;
+    let mut typed: Vec<(ServiceId, String)> = Vec::new();
+    let mut chosen: Vec<(ServiceId, ServicePermission)> = Vec::new();
     let mut error = None;
     for service in &services {
         let value = form.text(&format!("perm-{}", service.id));
@@ -703,7 +649,7 @@ pub async fn set_services(
             Err(_) => error = Some("Choose a permission from the list.".to_owned()),
         }
     }
-    if role_of(&member) != Role::Engineer {
+    if member.role != Role::Engineer {
         error = Some("Only engineers can be limited to some services.".into());
     } else if limited && chosen.is_empty() && error.is_none() {
         error = Some("Choose at least one service and its permission, or All services.".into());
@@ -723,44 +669,9 @@ pub async fn set_services(
     if !limited {
         chosen.clear();
     }
-    let now = state.clock.unix();
-    let mut tx = state.db.pool.begin().await?;
-    members::lock_account(&mut tx, state.db.backend, account_id).await?;
-    // Still an engineer of this account now that the account is locked?
-    let still = members::find(&mut *tx, account_id, &id).await?;
-    if still.as_ref().map(role_of) != Some(Role::Engineer) {
-        return Err(WebError::NotFound);
-    }
-    members::clear_service_permissions(&mut *tx, account_id, &id).await?;
-    for (service_id, permission) in &chosen {
-        accounts::set_service_permission(
-            &mut *tx,
-            account_id,
-            &id,
-            service_id,
-            permission.as_str(),
-        )
-        .await?;
-    }
-    let summary: Vec<serde_json::Value> = chosen
-        .iter()
-        .map(|(s, p)| serde_json::json!({ "service_id": s, "permission": p.as_str() }))
-        .collect();
-    let event = NewEvent {
-        account_id: Some(account_id),
-        event_type: "user.update",
-        actor_id: Some(signed_in.user_id()),
-        ip: Some(&ip),
-        description: if chosen.is_empty() {
-            format!("Gave {} access to all services", member.email)
-        } else {
-            format!("Limited {} to {} services", member.email, chosen.len())
-        },
-        metadata: Some(serde_json::json!({ "user_id": id, "services": summary })),
-        ..NewEvent::default()
-    };
-    events::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
+    membership::set_service_access(&state, acting(&signed_in, &ip), &id, &chosen)
+        .await
+        .map_err(membership_failure)?;
     Ok(Redirect::to(&format!("/account/users/{id}?done=services")).into_response())
 }
 
@@ -776,44 +687,23 @@ struct ConfirmPage {
     tokens_link: Option<String>,
 }
 
-/// Whether removing or deleting the member would be refused, as far as can be told
-/// before trying (the action checks again under the account lock).
-async fn refusal(
-    state: &AppState,
-    account_id: &str,
-    member: &members::Member,
-    delete: bool,
-) -> Result<Option<MemberError>, WebError> {
-    let superusers = members::count_superusers(&state.db.pool, account_id).await?;
-    let role = role_of(member);
-    let outcome = if delete {
-        let others =
-            members::count_other_memberships(&state.db.pool, &member.user_id, account_id).await?;
-        admin::check_deletion(role, superusers, member.user_tokens, others)
-    } else {
-        admin::check_removal(role, superusers, member.user_tokens)
-    };
-    Ok(outcome.err())
-}
-
 async fn confirm(
     state: &AppState,
     signed_in: &SignedIn,
-    id: &str,
+    id: &UserId,
     action: &'static str,
     refused: Option<MemberError>,
 ) -> Result<ConfirmPage, WebError> {
     let account_id = signed_in.account_id();
-    let member = members::find(&state.db.pool, account_id, id)
+    let member = member_store::summary(&state.db.pool, account_id, id)
         .await?
         .ok_or(WebError::NotFound)?;
     let refused = match refused {
         Some(r) => Some(r),
-        None => refusal(state, account_id, &member, action == "delete").await?,
+        None => membership::refusal(state, account_id, &member, action == "delete").await?,
     };
     let tokens_link = matches!(refused, Some(MemberError::HasTokens(_))).then(|| tokens_link(id));
-    let names = accounts::services(&state.db.pool, account_id).await?;
-    let row = member_row(state, account_id, &member, signed_in.user_id(), &names).await?;
+    let row = one_member_row(state, signed_in, &member).await?;
     Ok(ConfirmPage {
         title: if action == "delete" {
             "Delete user".into()
@@ -833,7 +723,8 @@ pub async fn confirm_remove(
     signed_in: SignedIn,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    forbid(&signed_in, Action::ManageUsers)?;
+    signed_in.require(Action::ManageUsers)?;
+    let id = UserId::from_raw(id);
     render(&confirm(&state, &signed_in, &id, "remove", None).await?)
 }
 
@@ -842,7 +733,8 @@ pub async fn confirm_delete(
     signed_in: SignedIn,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    forbid(&signed_in, Action::ManageUsers)?;
+    signed_in.require(Action::ManageUsers)?;
+    let id = UserId::from_raw(id);
     render(&confirm(&state, &signed_in, &id, "delete", None).await?)
 }
 
@@ -851,59 +743,23 @@ async fn end_membership(
     state: &AppState,
     signed_in: &SignedIn,
     ip: &str,
-    id: &str,
+    id: String,
     delete: bool,
 ) -> Result<Response, WebError> {
-    let account_id = signed_in.account_id();
-    let now = state.clock.unix();
-    let mut tx = state.db.pool.begin().await?;
-    members::lock_account(&mut tx, state.db.backend, account_id).await?;
-    let Some(member) = members::find(&mut *tx, account_id, id).await? else {
-        return Err(WebError::NotFound);
-    };
-    let role = role_of(&member);
-    let superusers = members::count_superusers(&mut *tx, account_id).await?;
-    let others = members::count_other_memberships(&mut *tx, id, account_id).await?;
-    // Ending the membership first waits for a token being created for this member
-    // (it locks the membership row), so the count below sees that token too.
-    members::remove(&mut *tx, account_id, id).await?;
-    let user_tokens = token_store::count_owned(&mut *tx, account_id, id).await?;
-    let checked = if delete {
-        admin::check_deletion(role, superusers, user_tokens, others)
-    } else {
-        admin::check_removal(role, superusers, user_tokens)
-    };
-    if let Err(refused) = checked {
-        tx.rollback().await?;
-        let action = if delete { "delete" } else { "remove" };
-        let page = confirm(state, signed_in, id, action, Some(refused)).await?;
-        return render_with(StatusCode::CONFLICT, &page);
+    signed_in.require(Action::ManageUsers)?;
+    let id = UserId::from_raw(id);
+    match membership::end_membership(state, acting(signed_in, ip), &id, delete).await {
+        Ok(()) => {
+            let done = if delete { "deleted" } else { "removed" };
+            Ok(Redirect::to(&format!("/account/users?done={done}")).into_response())
+        }
+        Err(MembershipError::Refused(refused)) => {
+            let action = if delete { "delete" } else { "remove" };
+            let page = confirm(state, signed_in, &id, action, Some(refused)).await?;
+            render_with(StatusCode::CONFLICT, &page)
+        }
+        Err(e) => Err(membership_failure(e)),
     }
-    if delete {
-        members::delete_user(&mut *tx, id).await?;
-    }
-    let event = NewEvent {
-        account_id: Some(account_id),
-        event_type: "user.destroy",
-        actor_id: Some(signed_in.user_id()),
-        ip: Some(ip),
-        description: if delete {
-            format!("Deleted user {}", member.email)
-        } else {
-            format!("Removed {} from the account", member.email)
-        },
-        metadata: Some(serde_json::json!({
-            "user_id": id,
-            "email": member.email,
-            "role": role.as_str(),
-            "deleted": delete,
-        })),
-        ..NewEvent::default()
-    };
-    events::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
-    let done = if delete { "deleted" } else { "removed" };
-    Ok(Redirect::to(&format!("/account/users?done={done}")).into_response())
 }
 
 pub async fn remove(
@@ -913,8 +769,7 @@ pub async fn remove(
     Path(id): Path<String>,
     _form: Form,
 ) -> Result<Response, WebError> {
-    forbid(&signed_in, Action::ManageUsers)?;
-    end_membership(&state, &signed_in, &ip, &id, false).await
+    end_membership(&state, &signed_in, &ip, id, false).await
 }
 
 pub async fn delete(
@@ -924,8 +779,7 @@ pub async fn delete(
     Path(id): Path<String>,
     _form: Form,
 ) -> Result<Response, WebError> {
-    forbid(&signed_in, Action::ManageUsers)?;
-    end_membership(&state, &signed_in, &ip, &id, true).await
+    end_membership(&state, &signed_in, &ip, id, true).await
 }
 
 #[derive(Template)]
@@ -949,13 +803,9 @@ pub async fn set_password_page(
     session: Session,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Response, WebError> {
-    let query = Form::parse(raw.unwrap_or_default().as_bytes()).map_err(|_| link_gone())?;
+    let query = Form::from_query(raw.as_deref()).map_err(|_| link_gone())?;
     let link = query.text("key").to_owned();
-    let user_id =
-        password_links::user_of(&state.db.pool, &secret::digest(&link), state.clock.unix())
-            .await?
-            .ok_or_else(link_gone)?;
-    let user = users::find(&state.db.pool, &user_id)
+    let user = membership::password_link_user(&state, &link)
         .await?
         .ok_or_else(link_gone)?;
     render(&SetPasswordPage {
@@ -975,12 +825,7 @@ pub async fn set_password(
     form: Form,
 ) -> Result<Response, WebError> {
     let link = form.text("key").to_owned();
-    let digest = secret::digest(&link);
-    let now = state.clock.unix();
-    let user_id = password_links::user_of(&state.db.pool, &digest, now)
-        .await?
-        .ok_or_else(link_gone)?;
-    let user = users::find(&state.db.pool, &user_id)
+    let user = membership::password_link_user(&state, &link)
         .await?
         .ok_or_else(link_gone)?;
     let password = form.text("password");
@@ -998,31 +843,8 @@ pub async fn set_password(
         );
     }
     let hash = state.passwords.hash(&Password::new(password)).await?;
-    let mut tx = state.db.pool.begin().await?;
-    // Spending the link first makes two concurrent uses race for one row.
-    if password_links::consume(&mut *tx, &digest, now)
-        .await?
-        .as_deref()
-        != Some(&user.id)
-    {
+    if !membership::set_password_with_link(&state, &link, &user, &hash, &ip).await? {
         return Err(link_gone());
     }
-    password_links::delete_for_user(&mut *tx, &user.id).await?;
-    users::set_password(&mut *tx, &user.id, &hash).await?;
-    let account = accounts::memberships_of(&mut *tx, &user.id)
-        .await?
-        .into_iter()
-        .next()
-        .map(|(id, _)| id);
-    let event = NewEvent {
-        account_id: account.as_deref(),
-        event_type: "user.password_update",
-        actor_id: Some(&user.id),
-        ip: Some(&ip),
-        description: "Set the password with a one-time link".into(),
-        ..NewEvent::default()
-    };
-    events::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
     Ok(Redirect::to("/login").into_response())
 }

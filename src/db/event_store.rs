@@ -3,19 +3,69 @@
 use sqlx::FromRow;
 
 use super::Exec;
-use crate::domain::policy::{EventScope, Viewer};
+use crate::domain::access::{EventScope, Viewer};
+use crate::domain::event_type::EventType;
+use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
 use crate::domain::random;
 
-#[derive(Debug, Default, Clone)]
+/// An event to record, built with `NewEvent::new(type, description)` and the
+/// `account`, `actor`, `token`, `service`, `ip` and `metadata` setters.
+#[derive(Debug, Clone)]
 pub struct NewEvent<'a> {
-    pub account_id: Option<&'a str>,
-    pub event_type: &'a str,
-    pub actor_id: Option<&'a str>,
-    pub token_id: Option<&'a str>,
-    pub service_id: Option<&'a str>,
+    pub account_id: Option<&'a AccountId>,
+    pub event_type: EventType,
+    pub actor_id: Option<&'a UserId>,
+    pub token_id: Option<&'a TokenId>,
+    pub service_id: Option<&'a ServiceId>,
     pub ip: Option<&'a str>,
     pub description: String,
     pub metadata: Option<serde_json::Value>,
+}
+
+impl<'a> NewEvent<'a> {
+    pub fn new(event_type: EventType, description: impl Into<String>) -> Self {
+        NewEvent {
+            account_id: None,
+            event_type,
+            actor_id: None,
+            token_id: None,
+            service_id: None,
+            ip: None,
+            description: description.into(),
+            metadata: None,
+        }
+    }
+
+    pub fn account(mut self, id: &'a AccountId) -> Self {
+        self.account_id = Some(id);
+        self
+    }
+
+    /// The person acting, when there is one (automation tokens and the system have none).
+    pub fn actor(mut self, id: Option<&'a UserId>) -> Self {
+        self.actor_id = id;
+        self
+    }
+
+    pub fn token(mut self, id: &'a TokenId) -> Self {
+        self.token_id = Some(id);
+        self
+    }
+
+    pub fn service(mut self, id: &'a ServiceId) -> Self {
+        self.service_id = Some(id);
+        self
+    }
+
+    pub fn ip(mut self, ip: Option<&'a str>) -> Self {
+        self.ip = ip;
+        self
+    }
+
+    pub fn metadata(mut self, metadata: serde_json::Value) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
 }
 
 pub async fn record<'e>(ex: impl Exec<'e>, event: &NewEvent<'_>, now: i64) -> sqlx::Result<()> {
@@ -46,11 +96,11 @@ pub async fn record<'e>(ex: impl Exec<'e>, event: &NewEvent<'_>, now: i64) -> sq
 #[derive(Debug, Clone, FromRow)]
 pub struct Event {
     pub id: String,
-    pub account_id: Option<String>,
-    pub event_type: String,
-    pub actor_id: Option<String>,
-    pub token_id: Option<String>,
-    pub service_id: Option<String>,
+    pub account_id: Option<AccountId>,
+    pub event_type: EventType,
+    pub actor_id: Option<UserId>,
+    pub token_id: Option<TokenId>,
+    pub service_id: Option<ServiceId>,
     pub ip: Option<String>,
     pub description: String,
     pub metadata: String,
@@ -94,10 +144,13 @@ fn mark(binds: &mut Vec<Bind>, value: Bind) -> String {
 
 fn own_clause(binds: &mut Vec<Bind>, viewer: &Viewer) -> String {
     match viewer {
-        Viewer::User(id) => format!("actor_id = {}", mark(binds, Bind::Text(id.clone()))),
+        Viewer::User(id) => format!(
+            "actor_id = {}",
+            mark(binds, Bind::Text(id.as_str().to_owned()))
+        ),
         Viewer::Token(id) => format!(
             "(actor_id IS NULL AND token_id = {})",
-            mark(binds, Bind::Text(id.clone()))
+            mark(binds, Bind::Text(id.as_str().to_owned()))
         ),
     }
 }
@@ -105,11 +158,11 @@ fn own_clause(binds: &mut Vec<Bind>, viewer: &Viewer) -> String {
 /// The WHERE clause for one account's events as `scope` sees them (the SQL form of
 /// `domain::policy::event_visible`), narrowed by `filter`.
 fn visible_where(
-    account_id: &str,
+    account_id: &AccountId,
     scope: &EventScope,
     filter: &EventFilter,
 ) -> (String, Vec<Bind>) {
-    let mut binds = vec![Bind::Text(account_id.to_owned())];
+    let mut binds = vec![Bind::Text(account_id.as_str().to_owned())];
     let mut clauses = vec!["account_id = $1".to_owned()];
     match scope {
         EventScope::Account => {}
@@ -125,7 +178,7 @@ fn visible_where(
                 Some(list) => {
                     let marks: Vec<String> = list
                         .iter()
-                        .map(|s| mark(&mut binds, Bind::Text(s.clone())))
+                        .map(|s| mark(&mut binds, Bind::Text(s.as_str().to_owned())))
                         .collect();
                     format!("service_id IN ({})", marks.join(", "))
                 }
@@ -176,7 +229,7 @@ fn bind_all<'q, O>(
 /// How many events of the account `scope` sees through `filter`.
 pub async fn count_visible<'e>(
     ex: impl Exec<'e>,
-    account_id: &str,
+    account_id: &AccountId,
     scope: &EventScope,
     filter: &EventFilter,
 ) -> sqlx::Result<i64> {
@@ -190,7 +243,7 @@ pub async fn count_visible<'e>(
 /// `oldest_first`.
 pub async fn visible<'e>(
     ex: impl Exec<'e>,
-    account_id: &str,
+    account_id: &AccountId,
     scope: &EventScope,
     filter: &EventFilter,
     oldest_first: bool,

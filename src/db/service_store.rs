@@ -1,21 +1,54 @@
-//! Services as the Services page manages them. Listing and creating live beside the
-//! account in `accounts` (token creation uses them too).
+//! Services of an account: what token access and purge scopes refer to.
 
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, FromRow};
 
-use super::accounts::Service;
 use super::{Backend, Exec};
+use crate::domain::ids::{AccountId, ServiceId};
 
+#[derive(Debug, Clone, FromRow)]
+pub struct Service {
+    pub id: ServiceId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub created_at: i64,
+}
+
+pub async fn create<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    id: &ServiceId,
+    name: &str,
+    now: i64,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO services (id, account_id, name, created_at) VALUES ($2, $1, $3, $4)")
+        .bind(account_id)
+        .bind(id)
+        .bind(name)
+        .bind(now)
+        .execute(ex)
+        .await
+        .map(|_| ())
+}
+
+/// An account's services, by name.
+pub async fn list<'e>(ex: impl Exec<'e>, account_id: &AccountId) -> sqlx::Result<Vec<Service>> {
+    sqlx::query_as("SELECT id, account_id, name, created_at FROM services WHERE account_id = $1 ORDER BY name, id")
+        .bind(account_id)
+        .fetch_all(ex)
+        .await
+}
+
+/// One service of an account.
 pub async fn find<'e>(
     ex: impl Exec<'e>,
-    account_id: &str,
-    id: &str,
+    account_id: &AccountId,
+    id: &ServiceId,
 ) -> sqlx::Result<Option<Service>> {
     sqlx::query_as(
-        "SELECT id, account_id, name, created_at FROM services WHERE id = $1 AND account_id = $2",
+        "SELECT id, account_id, name, created_at FROM services WHERE account_id = $1 AND id = $2",
     )
-    .bind(id)
     .bind(account_id)
+    .bind(id)
     .fetch_optional(ex)
     .await
 }
@@ -27,22 +60,22 @@ pub async fn find<'e>(
 pub async fn lock(
     conn: &mut AnyConnection,
     backend: Backend,
-    account_id: &str,
-    id: &str,
+    account_id: &AccountId,
+    id: &ServiceId,
 ) -> sqlx::Result<bool> {
     let found = match backend {
         Backend::Postgres => {
-            sqlx::query("SELECT id FROM services WHERE id = $1 AND account_id = $2 FOR UPDATE")
-                .bind(id)
+            sqlx::query("SELECT id FROM services WHERE account_id = $1 AND id = $2 FOR UPDATE")
                 .bind(account_id)
+                .bind(id)
                 .fetch_optional(&mut *conn)
                 .await?
                 .is_some()
         }
         Backend::Sqlite => {
-            sqlx::query("UPDATE services SET name = name WHERE id = $1 AND account_id = $2")
-                .bind(id)
+            sqlx::query("UPDATE services SET name = name WHERE account_id = $1 AND id = $2")
                 .bind(account_id)
+                .bind(id)
                 .execute(&mut *conn)
                 .await?
                 .rows_affected()
@@ -54,23 +87,27 @@ pub async fn lock(
 
 pub async fn rename<'e>(
     ex: impl Exec<'e>,
-    account_id: &str,
-    id: &str,
+    account_id: &AccountId,
+    id: &ServiceId,
     name: &str,
 ) -> sqlx::Result<bool> {
-    let done = sqlx::query("UPDATE services SET name = $3 WHERE id = $1 AND account_id = $2")
-        .bind(id)
+    let done = sqlx::query("UPDATE services SET name = $3 WHERE account_id = $1 AND id = $2")
         .bind(account_id)
+        .bind(id)
         .bind(name)
         .execute(ex)
         .await?;
     Ok(done.rows_affected() > 0)
 }
 
-pub async fn delete<'e>(ex: impl Exec<'e>, account_id: &str, id: &str) -> sqlx::Result<bool> {
-    let done = sqlx::query("DELETE FROM services WHERE id = $1 AND account_id = $2")
-        .bind(id)
+pub async fn delete<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    id: &ServiceId,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query("DELETE FROM services WHERE account_id = $1 AND id = $2")
         .bind(account_id)
+        .bind(id)
         .execute(ex)
         .await?;
     Ok(done.rows_affected() > 0)
@@ -78,7 +115,7 @@ pub async fn delete<'e>(ex: impl Exec<'e>, account_id: &str, id: &str) -> sqlx::
 
 /// Tokens limited to this service alone. Deleting the service would leave them with no
 /// service rows, which means "all services": a wider grant than anyone made.
-pub async fn tokens_limited_to_only<'e>(ex: impl Exec<'e>, id: &str) -> sqlx::Result<i64> {
+pub async fn tokens_limited_to_only<'e>(ex: impl Exec<'e>, id: &ServiceId) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM token_services ts WHERE ts.service_id = $1 AND NOT EXISTS \
          (SELECT 1 FROM token_services o WHERE o.token_id = ts.token_id AND o.service_id <> $1)",
@@ -89,7 +126,7 @@ pub async fn tokens_limited_to_only<'e>(ex: impl Exec<'e>, id: &str) -> sqlx::Re
 }
 
 /// Members limited to this service alone: without it they would be unlimited.
-pub async fn members_limited_to_only<'e>(ex: impl Exec<'e>, id: &str) -> sqlx::Result<i64> {
+pub async fn members_limited_to_only<'e>(ex: impl Exec<'e>, id: &ServiceId) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM service_permissions sp WHERE sp.service_id = $1 AND NOT EXISTS \
          (SELECT 1 FROM service_permissions o WHERE o.account_id = sp.account_id AND o.user_id = sp.user_id AND o.service_id <> $1)",

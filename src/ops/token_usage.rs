@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::db::{tokens, Db};
+use crate::db::{token_store, Db};
+use crate::domain::ids::TokenId;
 
 /// How often the buffer is written out.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -21,19 +22,19 @@ struct Use {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct UsageLog {
-    pending: Arc<Mutex<HashMap<String, Use>>>,
+pub struct TokenUsage {
+    pending: Arc<Mutex<HashMap<TokenId, Use>>>,
     writes: Arc<AtomicU64>,
 }
 
-impl UsageLog {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Use>> {
+impl TokenUsage {
+    fn lock(&self) -> MutexGuard<'_, HashMap<TokenId, Use>> {
         // A panic while holding the lock leaves a map that is still usable.
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Notes one use of a token; cheap, never touches the database.
-    pub fn note(&self, token_id: &str, at: i64, ip: &str, agent: Option<&str>) {
+    pub fn note(&self, token_id: &TokenId, at: i64, ip: &str, agent: Option<&str>) {
         let agent = agent.map(|a| match a.char_indices().nth(MAX_AGENT_CHARS) {
             Some((cut, _)) => &a[..cut],
             None => a,
@@ -53,7 +54,7 @@ impl UsageLog {
             }
             None => {
                 pending.insert(
-                    token_id.to_owned(),
+                    token_id.clone(),
                     Use {
                         at,
                         ip: ip.to_owned(),
@@ -77,14 +78,15 @@ impl UsageLog {
     /// Writes every pending use in one transaction. On failure the uses go back into
     /// the buffer (unless a newer use arrived meanwhile) for the next flush.
     pub async fn flush(&self, db: &Db) -> sqlx::Result<usize> {
-        let batch: Vec<(String, Use)> = self.lock().drain().collect();
+        let batch: Vec<(TokenId, Use)> = self.lock().drain().collect();
         if batch.is_empty() {
             return Ok(0);
         }
         let result = async {
             let mut tx = db.pool.begin().await?;
             for (id, used) in &batch {
-                tokens::record_use(&mut *tx, id, used.at, &used.ip, used.agent.as_deref()).await?;
+                token_store::record_use(&mut *tx, id, used.at, &used.ip, used.agent.as_deref())
+                    .await?;
             }
             tx.commit().await
         }
@@ -123,15 +125,20 @@ mod tests {
 
     #[test]
     fn uses_of_one_token_coalesce_into_the_latest() {
-        let log = UsageLog::default();
-        log.note("t1", 100, "10.0.0.1", Some("curl/8"));
-        log.note("t1", 101, "10.0.0.2", None);
-        log.note("t1", 99, "10.0.0.3", Some("late"));
-        log.note("t2", 100, "10.0.0.1", Some(&"x".repeat(1000)));
+        let log = TokenUsage::default();
+        log.note(&TokenId::from_raw("t1"), 100, "10.0.0.1", Some("curl/8"));
+        log.note(&TokenId::from_raw("t1"), 101, "10.0.0.2", None);
+        log.note(&TokenId::from_raw("t1"), 99, "10.0.0.3", Some("late"));
+        log.note(
+            &TokenId::from_raw("t2"),
+            100,
+            "10.0.0.1",
+            Some(&"x".repeat(1000)),
+        );
         assert_eq!(log.pending(), 2);
         let pending = log.lock();
         assert_eq!(
-            pending.get("t1"),
+            pending.get(&TokenId::from_raw("t1")),
             Some(&Use {
                 at: 101,
                 ip: "10.0.0.2".into(),
@@ -140,7 +147,7 @@ mod tests {
         );
         assert_eq!(
             pending
-                .get("t2")
+                .get(&TokenId::from_raw("t2"))
                 .and_then(|u| u.agent.as_ref())
                 .map(String::len),
             Some(MAX_AGENT_CHARS)

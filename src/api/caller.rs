@@ -1,23 +1,27 @@
 //! Who is calling: the token in `Fastly-Key`. A malformed key is refused by its
-//! checksum before any database work; a well-formed one costs one indexed query
-//! (token + owner's membership + services). Nothing is cached, so a revoked token is
-//! refused at once by every node.
+//! checksum before any database work; a well-formed one costs one indexed query (token
+//! + owner's membership + services), and one more for an engineer's service limits.
+//! Nothing is cached, so a revoked token is refused at once by every node.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
-use super::error::{ApiError, ApiResult};
+use super::api_error::{ApiError, ApiResult};
 use super::timestamp;
-use crate::app::AppState;
-use crate::auth::{self, Outcome};
-use crate::db::tokens::{self as store, Token};
-use crate::db::{accounts, accounts::Account, users::User};
+use crate::db::account_store::{self, Account};
+use crate::db::member_store;
+use crate::db::token_store::{self, Token};
+use crate::db::user_store::User;
+use crate::domain::access::{Action, Principal, ServiceAccess, TokenGrant};
+use crate::domain::ids::{AccountId, UserId};
 use crate::domain::password::Password;
-use crate::domain::policy::{self, Action, Principal};
-use crate::domain::roles::{Role, ScopeSet, ServicePermission};
+use crate::domain::roles::Role;
 use crate::domain::secret::{self, TokenKind};
-use crate::web::session::ClientIp;
+use crate::http::ClientIp;
+use crate::ops::authentication::{self, Outcome};
+use crate::ops::Context;
+use crate::state::AppState;
 
 pub const KEY_HEADER: &str = "fastly-key";
 pub const OTP_HEADER: &str = "fastly-otp";
@@ -25,88 +29,42 @@ pub const OTP_HEADER: &str = "fastly-otp";
 /// The authenticated token of a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// Who acts: the account, the role (the owner's, or the automation token's), the
+    /// owner, the token's scopes and services, the member's service access.
+    pub principal: Principal,
     pub token: Token,
-    pub kind: TokenKind,
-    /// The owner's role in the account (user tokens) or the token's role (automation).
-    pub role: Role,
-    pub scopes: ScopeSet,
-    /// Empty: all services.
-    pub services: Vec<String>,
     pub sudo_until: Option<i64>,
     pub ip: String,
 }
 
 impl Caller {
-    pub fn account_id(&self) -> &str {
-        &self.token.account_id
+    pub fn account_id(&self) -> &AccountId {
+        &self.principal.account_id
     }
 
     /// The owner of a user token.
-    pub fn user_id(&self) -> Option<&str> {
-        match self.kind {
-            TokenKind::User => self.token.user_id.as_deref(),
-            TokenKind::Automation => None,
-        }
+    pub fn user_id(&self) -> Option<&UserId> {
+        self.principal.user_id.as_ref()
+    }
+
+    pub fn role(&self) -> Role {
+        self.principal.role
     }
 
     /// The owner, for endpoints that only make sense for a person's token.
-    pub fn require_user(&self) -> ApiResult<&str> {
+    pub fn require_user(&self) -> ApiResult<&UserId> {
         self.user_id().ok_or_else(|| {
             ApiError::forbidden("This endpoint needs a user token; automation tokens have no user.")
         })
     }
 
-    pub fn is_superuser(&self) -> bool {
-        self.role.is_superuser()
+    /// The one authorisation check (`domain::access`).
+    pub fn require(&self, action: Action<'_>) -> ApiResult<()> {
+        Ok(self.principal.require(action)?)
     }
 
     pub fn in_sudo(&self, now: i64) -> bool {
         self.sudo_until.is_some_and(|until| until > now)
-    }
-
-    fn principal<'a>(&'a self, limits: Option<&'a [(String, ServicePermission)]>) -> Principal<'a> {
-        Principal {
-            role: self.role,
-            scopes: &self.scopes,
-            token_services: &self.services,
-            service_limits: limits,
-        }
-    }
-
-    /// Checks an action that concerns no particular service.
-    pub fn authorize(&self, action: Action<'_>) -> ApiResult<()> {
-        Ok(policy::authorize(&self.principal(None), action)?)
-    }
-
-    /// The services an engineer is limited to, with the permission on each; None when
-    /// not limited (other roles, automation tokens, engineers without a list).
-    pub async fn service_limits(
-        &self,
-        state: &AppState,
-    ) -> ApiResult<Option<Vec<(String, ServicePermission)>>> {
-        let Some(user_id) = self.user_id().filter(|_| self.role == Role::Engineer) else {
-            return Ok(None);
-        };
-        let rows =
-            accounts::service_permissions(&state.db.pool, self.account_id(), user_id).await?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        // An unknown permission name grants nothing rather than failing the request.
-        Ok(Some(
-            rows.into_iter()
-                .filter_map(|(id, p)| Some((id, p.parse().ok()?)))
-                .collect(),
-        ))
-    }
-
-    /// Checks an action on services, given `service_limits`.
-    pub fn authorize_with(
-        &self,
-        limits: Option<&[(String, ServicePermission)]>,
-        action: Action<'_>,
-    ) -> Result<(), policy::Denied> {
-        policy::authorize(&self.principal(limits), action)
     }
 }
 
@@ -131,7 +89,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
     if secret::check_shape(key).is_err() {
         return Err(ApiError::unauthorized());
     }
-    let Some(found) = store::authenticate(&state.db.pool, &secret::digest(key)).await? else {
+    let Some(found) = token_store::authenticate(&state.db.pool, &secret::digest(key)).await? else {
         return Err(ApiError::unauthorized());
     };
     let now = state.clock.unix();
@@ -142,31 +100,43 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
             timestamp(expired_at)
         )));
     }
-    let kind = TokenKind::parse(&found.token.kind).ok_or_else(ApiError::unauthorized)?;
-    let role = match kind {
+    let token = found.token;
+    let (role, owner) = match token.kind {
         // The owner left the account or was locked: the token is worth nothing.
-        TokenKind::User if found.owner_locked => None,
-        TokenKind::User => found.member_role.as_deref(),
-        TokenKind::Automation => found.token.role.as_deref(),
+        TokenKind::User if found.owner_locked => (None, None),
+        TokenKind::User => (found.member_role, token.user_id.clone()),
+        TokenKind::Automation => (token.role, None),
     };
-    let role: Role = role
-        .and_then(|r| r.parse().ok())
-        .ok_or_else(ApiError::unauthorized)?;
-    let scopes = ScopeSet::parse(&found.token.scope).map_err(|_| ApiError::unauthorized())?;
-    let ClientIp(ip) = ClientIp::from_request_parts(parts, state)
-        .await
-        .map_err(|_| ApiError::internal("no client address"))?;
+    let role = role.ok_or_else(ApiError::unauthorized)?;
+    // Only engineers are ever limited to some services, and only as members: an
+    // automation token belongs to no one.
+    let services = match &owner {
+        Some(user) => {
+            member_store::service_access(&state.db.pool, &token.account_id, user, role).await?
+        }
+        None => ServiceAccess::All,
+    };
+    let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
     let agent = parts
         .headers
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    state.usage.note(&found.token.id, now, &ip, agent);
-    Ok(Caller {
-        token: found.token,
-        kind,
+    state.usage.note(&token.id, now, &ip, agent);
+    let principal = Principal {
+        account_id: token.account_id.clone(),
         role,
-        scopes,
-        services: found.services,
+        user_id: owner,
+        token: Some(TokenGrant {
+            id: token.id.clone(),
+            kind: token.kind,
+            scopes: token.scope.clone(),
+            services: found.services,
+        }),
+        services,
+    };
+    Ok(Caller {
+        principal,
+        token,
         sudo_until: found.sudo_until,
         ip,
     })
@@ -204,20 +174,27 @@ impl FromRequestParts<AppState> for MaybeCaller {
     }
 }
 
+/// The account, which must exist for a token or membership to be valid.
+pub async fn account(ctx: &Context, id: &AccountId) -> ApiResult<Account> {
+    account_store::find(&ctx.db.pool, id)
+        .await?
+        .ok_or_else(ApiError::unauthorized)
+}
+
 /// Checks the `Fastly-OTP` code of a user with two-factor authentication (and spends
 /// it); users without it pass. Missing or wrong: 400 `2fa.verify`, as Fastly answers;
 /// locked out after repeated wrong codes: 429.
-pub async fn second_factor(state: &AppState, user: &User, code: Option<&str>) -> ApiResult<()> {
+pub async fn second_factor(ctx: &Context, user: &User, code: Option<&str>) -> ApiResult<()> {
     if !user.has_two_factor() {
         return Ok(());
     }
-    if let Some(wait) = auth::second_factor_locked(state, &user.id).await? {
+    if let Some(wait) = authentication::second_factor_locked(ctx, &user.id).await? {
         return Err(ApiError::throttled(wait));
     }
     let Some(code) = code else {
         return Err(ApiError::two_factor());
     };
-    if auth::check_second_factor(state, user, code).await? {
+    if authentication::check_second_factor(ctx, user, code).await? {
         Ok(())
     } else {
         Err(ApiError::two_factor())
@@ -239,7 +216,7 @@ pub fn two_factor_required(account: &Account, user: &User) -> ApiResult<()> {
 /// they have two-factor authentication, the `Fastly-OTP` code. `wrong` is the answer to
 /// a wrong password.
 pub async fn reauthenticate(
-    state: &AppState,
+    ctx: &Context,
     caller: &Caller,
     user: &User,
     password: &str,
@@ -247,7 +224,7 @@ pub async fn reauthenticate(
     wrong: impl Fn() -> ApiError,
 ) -> ApiResult<()> {
     let code = if user.has_two_factor() {
-        if let Some(wait) = auth::second_factor_locked(state, &user.id).await? {
+        if let Some(wait) = authentication::second_factor_locked(ctx, &user.id).await? {
             return Err(ApiError::throttled(wait));
         }
         // The caller already holds the user's token: saying a code is needed tells
@@ -257,15 +234,9 @@ pub async fn reauthenticate(
         None
     };
     let password = Password::new(password);
-    let outcome = auth::reauthenticate(
-        state,
-        user,
-        caller.account_id(),
-        &password,
-        code,
-        &caller.ip,
-    )
-    .await?;
+    let outcome =
+        authentication::reauthenticate(ctx, user, caller.account_id(), &password, code, &caller.ip)
+            .await?;
     match outcome {
         Outcome::Accepted(_) => Ok(()),
         // The password was right but the code was not.

@@ -1,10 +1,12 @@
 //! Issuing and revoking tokens: the one place a token is stored and its event written,
 //! for the pages, the API and the command line alike.
 
-use crate::app::AppState;
-use crate::db::events::{self, NewEvent};
-use crate::db::tokens::{self as store, Created, NewToken};
-use crate::domain::random;
+use super::Context;
+use crate::db::event_store::{self, NewEvent};
+use crate::db::token_store::{self as store, Created, NewToken};
+use crate::db::{member_store, user_store};
+use crate::domain::event_type::EventType;
+use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
 use crate::domain::roles::{Role, ScopeSet};
 use crate::domain::secret::{TokenKind, TokenSecret};
 
@@ -12,13 +14,13 @@ use crate::domain::secret::{TokenKind, TokenSecret};
 #[derive(Debug)]
 pub struct TokenRequest<'a> {
     pub kind: TokenKind,
-    pub account_id: &'a str,
+    pub account_id: &'a AccountId,
     /// The acting user: the owner of a user token, the creator of an automation token.
-    pub actor_id: &'a str,
+    pub actor_id: &'a UserId,
     pub name: &'a str,
     pub scopes: &'a ScopeSet,
     /// Empty: all services.
-    pub services: &'a [String],
+    pub services: &'a [ServiceId],
     pub role: Option<Role>,
     pub tls_access: bool,
     pub expires_at: Option<i64>,
@@ -27,7 +29,7 @@ pub struct TokenRequest<'a> {
 
 #[derive(Debug)]
 pub struct Issued {
-    pub id: String,
+    pub id: TokenId,
     pub secret: TokenSecret,
     pub created_at: i64,
 }
@@ -58,40 +60,39 @@ impl IssueError {
     }
 }
 
-pub async fn issue(state: &AppState, request: &TokenRequest<'_>) -> Result<Issued, IssueError> {
-    issue_with_secret(state, request, TokenSecret::generate(request.kind)).await
+pub async fn issue(ctx: &Context, request: &TokenRequest<'_>) -> Result<Issued, IssueError> {
+    issue_with_secret(ctx, request, TokenSecret::generate(request.kind)).await
 }
 
 /// Stores a token whose secret the caller supplies: imported legacy API keys.
 pub async fn issue_with_secret(
-    state: &AppState,
+    ctx: &Context,
     request: &TokenRequest<'_>,
     secret: TokenSecret,
 ) -> Result<Issued, IssueError> {
-    let id = random::id();
-    let now = state.clock.unix();
-    let scope = request.scopes.to_string();
+    let id = TokenId::generate();
+    let now = ctx.clock.unix();
     let owner = (request.kind == TokenKind::User).then_some(request.actor_id);
     let token = NewToken {
         id: &id,
         account_id: request.account_id,
-        kind: request.kind.as_str(),
+        kind: request.kind,
         user_id: owner,
         created_by: request.actor_id,
         name: request.name,
-        scope: &scope,
-        role: request.role.map(Role::as_str),
+        scope: request.scopes,
+        role: request.role,
         tls_access: request.tls_access,
         digest: &secret.digest(),
         created_at: now,
         expires_at: request.expires_at,
         service_ids: request.services,
     };
-    let limit = state.settings.token_limit;
-    let mut tx = state.db.pool.begin().await?;
+    let limit = ctx.settings.token_limit;
+    let mut tx = ctx.db.pool.begin().await?;
     // The handlers checked the services, but one can be deleted in between: its lock
-    // (db::services::lock) makes this insert wait, then fail on the foreign key.
-    let created = match store::create(&mut tx, state.db.backend, &token, limit).await {
+    // (service_store::lock) makes this insert wait, then fail on the foreign key.
+    let created = match store::create(&mut tx, ctx.db.backend, &token, limit).await {
         Err(e) if crate::db::is_foreign_key_violation(&e) => {
             tx.rollback().await?;
             return Err(IssueError::ServiceGone);
@@ -109,29 +110,28 @@ pub async fn issue_with_secret(
             return Err(IssueError::NotMember);
         }
     }
-    let event = NewEvent {
-        account_id: Some(request.account_id),
-        event_type: "token.create",
-        actor_id: Some(request.actor_id),
-        token_id: Some(&id),
-        ip: request.ip,
-        description: format!(
+    let scope = request.scopes.to_string();
+    let event = NewEvent::new(
+        EventType::TokenCreate,
+        format!(
             "Created {} token {:?} with scope {scope}",
-            request.kind.as_str(),
-            request.name
+            request.kind, request.name
         ),
-        metadata: Some(serde_json::json!({
-            "kind": request.kind.as_str(),
-            "name": request.name,
-            "scope": scope,
-            "services": request.services,
-            "expires_at": request.expires_at,
-            "role": request.role.map(Role::as_str),
-            "tls_access": request.tls_access,
-        })),
-        ..NewEvent::default()
-    };
-    events::record(&mut *tx, &event, now).await?;
+    )
+    .account(request.account_id)
+    .actor(Some(request.actor_id))
+    .token(&id)
+    .ip(request.ip)
+    .metadata(serde_json::json!({
+        "kind": request.kind.as_str(),
+        "name": request.name,
+        "scope": scope,
+        "services": request.services,
+        "expires_at": request.expires_at,
+        "role": request.role.map(Role::as_str),
+        "tls_access": request.tls_access,
+    }));
+    event_store::record(&mut *tx, &event, now).await?;
     tx.commit().await?;
     Ok(Issued {
         id,
@@ -142,28 +142,24 @@ pub async fn issue_with_secret(
 
 /// Deletes one of the actor's own user tokens; false when they have no such token.
 pub async fn delete_own(
-    state: &AppState,
-    account_id: &str,
-    user_id: &str,
-    token_id: &str,
+    ctx: &Context,
+    account_id: &AccountId,
+    user_id: &UserId,
+    token_id: &TokenId,
     ip: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
-    let now = state.clock.unix();
-    let mut tx = state.db.pool.begin().await?;
-    let Some(name) = store::delete_owned(&mut *tx, token_id, account_id, user_id).await? else {
+    let now = ctx.clock.unix();
+    let mut tx = ctx.db.pool.begin().await?;
+    let Some(name) = store::delete_owned(&mut *tx, account_id, user_id, token_id).await? else {
         return Ok(false);
     };
-    let event = NewEvent {
-        account_id: Some(account_id),
-        event_type: "token.destroy",
-        actor_id: Some(user_id),
-        token_id: Some(token_id),
-        ip,
-        description: format!("Deleted token {name:?}"),
-        metadata: Some(serde_json::json!({ "reason": "owner", "name": name })),
-        ..NewEvent::default()
-    };
-    events::record(&mut *tx, &event, now).await?;
+    let event = NewEvent::new(EventType::TokenDestroy, format!("Deleted token {name:?}"))
+        .account(account_id)
+        .actor(Some(user_id))
+        .token(token_id)
+        .ip(ip)
+        .metadata(serde_json::json!({ "reason": "owner", "name": name }));
+    event_store::record(&mut *tx, &event, now).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -183,27 +179,24 @@ pub fn unused_cutoff(now: time::OffsetDateTime) -> i64 {
 /// Deletes every token unused for two years, even those set never to expire, each with
 /// its `token.destroy` event. Safe to run on several nodes at once: a row is deleted
 /// (and its event written) by exactly one of them.
-pub async fn sweep_unused(state: &AppState) -> Result<u64, sqlx::Error> {
-    let now = state.clock.now();
-    let mut tx = state.db.pool.begin().await?;
+pub async fn sweep_unused(ctx: &Context) -> Result<u64, sqlx::Error> {
+    let now = ctx.clock.now();
+    let mut tx = ctx.db.pool.begin().await?;
     let deleted = store::delete_unused_before(&mut *tx, unused_cutoff(now)).await?;
     for token in &deleted {
-        let event = NewEvent {
-            account_id: Some(&token.account_id),
-            event_type: "token.destroy",
-            actor_id: None,
-            token_id: Some(&token.id),
-            ip: None,
-            description: format!("Deleted token {:?}: unused for two years", token.name),
-            metadata: Some(serde_json::json!({
-                "reason": "unused for two years",
-                "name": token.name,
-                "owner": token.user_id,
-                "last_used_at": token.last_used_at,
-            })),
-            ..NewEvent::default()
-        };
-        events::record(&mut *tx, &event, now.unix_timestamp()).await?;
+        let event = NewEvent::new(
+            EventType::TokenDestroy,
+            format!("Deleted token {:?}: unused for two years", token.name),
+        )
+        .account(&token.account_id)
+        .token(&token.id)
+        .metadata(serde_json::json!({
+            "reason": "unused for two years",
+            "name": token.name,
+            "owner": token.user_id,
+            "last_used_at": token.last_used_at,
+        }));
+        event_store::record(&mut *tx, &event, now.unix_timestamp()).await?;
     }
     tx.commit().await?;
     Ok(deleted.len() as u64)
@@ -248,21 +241,21 @@ impl std::fmt::Display for ImportError {
 /// owned by the account's synthetic "Global API Token" user (made once; it has no
 /// password, so it cannot sign in). Only the key's digest is stored.
 pub async fn import_legacy_key(
-    state: &AppState,
-    account_id: &str,
+    ctx: &Context,
+    account_id: &AccountId,
     key: &str,
-) -> Result<String, ImportError> {
+) -> Result<TokenId, ImportError> {
     let secret = TokenSecret::from_legacy_key(key.trim()).ok_or(ImportError::Malformed)?;
-    if crate::db::accounts::find(&state.db.pool, account_id)
+    if crate::db::account_store::find(&ctx.db.pool, account_id)
         .await?
         .is_none()
     {
         return Err(ImportError::UnknownAccount);
     }
-    if store::digest_exists(&state.db.pool, &secret.digest()).await? {
+    if store::digest_exists(&ctx.db.pool, &secret.digest()).await? {
         return Err(ImportError::AlreadyImported);
     }
-    let user_id = legacy_user(state, account_id).await?;
+    let user_id = legacy_user(ctx, account_id).await?;
     let scopes = ScopeSet::parse("global").map_err(|_| ImportError::Malformed)?;
     let request = TokenRequest {
         kind: TokenKind::User,
@@ -276,7 +269,7 @@ pub async fn import_legacy_key(
         expires_at: None,
         ip: None,
     };
-    match issue_with_secret(state, &request, secret).await {
+    match issue_with_secret(ctx, &request, secret).await {
         Ok(issued) => Ok(issued.id),
         Err(IssueError::Database(e)) if crate::db::is_unique_violation(&e) => {
             Err(ImportError::AlreadyImported)
@@ -289,30 +282,26 @@ pub async fn import_legacy_key(
 }
 
 /// The account's synthetic legacy-key user, created on first use.
-async fn legacy_user(state: &AppState, account_id: &str) -> Result<String, sqlx::Error> {
+async fn legacy_user(ctx: &Context, account_id: &AccountId) -> Result<UserId, sqlx::Error> {
     let email = format!(
         "global-api-token@{}.legacy.invalid",
-        account_id.to_lowercase()
+        account_id.as_str().to_lowercase()
     );
-    if let Some(user) = crate::db::users::find_by_email(&state.db.pool, &email).await? {
+    if let Some(user) = user_store::find_by_email(&ctx.db.pool, &email).await? {
         return Ok(user.id);
     }
-    let id = random::id();
-    let now = state.clock.unix();
-    let mut tx = state.db.pool.begin().await?;
-    crate::db::users::create(&mut *tx, &id, &email, LEGACY_USER_NAME, None, now).await?;
+    let id = UserId::generate();
+    let now = ctx.clock.unix();
+    let mut tx = ctx.db.pool.begin().await?;
+    user_store::create(&mut *tx, &id, &email, LEGACY_USER_NAME, None, now).await?;
     // Legacy keys had the whole account's powers.
-    crate::db::accounts::add_member(&mut *tx, account_id, &id, Role::Superuser, now).await?;
-    let event = NewEvent {
-        account_id: Some(account_id),
-        event_type: "user.create",
-        actor_id: None,
-        description: format!(
-            "Created the synthetic user {LEGACY_USER_NAME:?} for imported legacy API keys"
-        ),
-        ..NewEvent::default()
-    };
-    events::record(&mut *tx, &event, now).await?;
+    member_store::add(&mut *tx, account_id, &id, Role::Superuser, now).await?;
+    let event = NewEvent::new(
+        EventType::UserCreate,
+        format!("Created the synthetic user {LEGACY_USER_NAME:?} for imported legacy API keys"),
+    )
+    .account(account_id);
+    event_store::record(&mut *tx, &event, now).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -322,9 +311,9 @@ async fn legacy_user(state: &AppState, account_id: &str) -> Result<String, sqlx:
 pub struct Revocation<'a> {
     pub scope: store::DeleteScope<'a>,
     /// The person acting (None for an automation token).
-    pub actor_id: Option<&'a str>,
+    pub actor_id: Option<&'a UserId>,
     /// The token the request came with.
-    pub via_token: Option<&'a str>,
+    pub via_token: Option<&'a TokenId>,
     /// Why, for the event: "owner", "superuser" or "self".
     pub reason: &'a str,
     pub ip: Option<&'a str>,
@@ -333,7 +322,7 @@ pub struct Revocation<'a> {
 #[derive(Debug)]
 pub enum RevokeError {
     /// This id is not a token the actor may delete; nothing was deleted.
-    NotFound(String),
+    NotFound(TokenId),
     Database(sqlx::Error),
 }
 
@@ -346,43 +335,40 @@ impl From<sqlx::Error> for RevokeError {
 /// Deletes every token in `ids` or none of them, each with its event, in one
 /// transaction. Revocation is seen at once by every node: nothing caches tokens.
 pub async fn revoke(
-    state: &AppState,
-    ids: &[String],
+    ctx: &Context,
+    ids: &[TokenId],
     revocation: &Revocation<'_>,
 ) -> Result<(), RevokeError> {
     // The same id twice is one deletion, not a missing token.
-    let mut unique: Vec<&String> = Vec::with_capacity(ids.len());
+    let mut unique: Vec<&TokenId> = Vec::with_capacity(ids.len());
     for id in ids {
         if !unique.contains(&id) {
             unique.push(id);
         }
     }
-    let now = state.clock.unix();
-    let mut tx = state.db.pool.begin().await?;
+    let now = ctx.clock.unix();
+    let mut tx = ctx.db.pool.begin().await?;
     for id in unique {
-        let Some((name, kind, owner)) =
-            store::delete_scoped(&mut *tx, id, &revocation.scope).await?
-        else {
+        let Some(deleted) = store::delete_scoped(&mut *tx, &revocation.scope, id).await? else {
             tx.rollback().await?;
             return Err(RevokeError::NotFound(id.clone()));
         };
-        let event = NewEvent {
-            account_id: Some(revocation.scope.account_id),
-            event_type: "token.destroy",
-            actor_id: revocation.actor_id,
-            token_id: Some(id),
-            ip: revocation.ip,
-            description: format!("Deleted {kind} token {name:?}"),
-            metadata: Some(serde_json::json!({
-                "reason": revocation.reason,
-                "name": name,
-                "kind": kind,
-                "owner": owner,
-                "via_token": revocation.via_token,
-            })),
-            ..NewEvent::default()
-        };
-        events::record(&mut *tx, &event, now).await?;
+        let event = NewEvent::new(
+            EventType::TokenDestroy,
+            format!("Deleted {} token {:?}", deleted.kind, deleted.name),
+        )
+        .account(revocation.scope.account_id)
+        .actor(revocation.actor_id)
+        .token(id)
+        .ip(revocation.ip)
+        .metadata(serde_json::json!({
+            "reason": revocation.reason,
+            "name": deleted.name,
+            "kind": deleted.kind.as_str(),
+            "owner": deleted.user_id,
+            "via_token": revocation.via_token,
+        }));
+        event_store::record(&mut *tx, &event, now).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -390,27 +376,23 @@ pub async fn revoke(
 
 /// Puts an API token in sudo mode until `until` (after its owner re-authenticated).
 pub async fn elevate(
-    state: &AppState,
-    account_id: &str,
-    actor_id: &str,
-    token_id: &str,
+    ctx: &Context,
+    account_id: &AccountId,
+    actor_id: &UserId,
+    token_id: &TokenId,
     until: i64,
     ip: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    let now = state.clock.unix();
-    let mut tx = state.db.pool.begin().await?;
+    let now = ctx.clock.unix();
+    let mut tx = ctx.db.pool.begin().await?;
     store::set_sudo(&mut *tx, token_id, until).await?;
-    let event = NewEvent {
-        account_id: Some(account_id),
-        event_type: "token.sudo",
-        actor_id: Some(actor_id),
-        token_id: Some(token_id),
-        ip,
-        description: "Put an API token in sudo mode".to_owned(),
-        metadata: Some(serde_json::json!({ "until": until })),
-        ..NewEvent::default()
-    };
-    events::record(&mut *tx, &event, now).await?;
+    let event = NewEvent::new(EventType::TokenSudo, "Put an API token in sudo mode")
+        .account(account_id)
+        .actor(Some(actor_id))
+        .token(token_id)
+        .ip(ip)
+        .metadata(serde_json::json!({ "until": until }));
+    event_store::record(&mut *tx, &event, now).await?;
     tx.commit().await
 }
 

@@ -8,15 +8,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 
-use super::auth::Caller;
-use super::body::Fields;
-use super::error::{ApiError, ApiResult};
+use super::api_error::{ApiError, ApiResult};
+use super::caller::Caller;
+use super::fields::Fields;
 use super::{json, timestamp};
-use crate::app::AppState;
-use crate::db::accounts::{self, Service};
-use crate::db::events::{self, NewEvent};
-use crate::domain::policy::Action;
+use crate::db::event_store::{self, NewEvent};
+use crate::db::service_store::{self, Service};
+use crate::domain::access::Action;
+use crate::domain::event_type::EventType;
+use crate::domain::ids::{AccountId, ServiceId};
 use crate::domain::random;
+use crate::state::AppState;
 
 /// Surrogate keys one batch purge may name, as Fastly allows.
 pub const MAX_KEYS: usize = 256;
@@ -24,9 +26,9 @@ const MAX_KEY_BYTES: usize = 1024;
 
 #[derive(Serialize)]
 struct ServiceJson {
-    id: String,
+    id: ServiceId,
     name: String,
-    customer_id: String,
+    customer_id: AccountId,
     created_at: String,
 }
 
@@ -42,16 +44,11 @@ fn service_json(s: &Service) -> ServiceJson {
 /// The services the token may read, limited to its own services and, for a limited
 /// engineer, to theirs.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    caller.authorize(Action::Read)?;
-    let limits = caller.service_limits(&state).await?;
-    let all = accounts::services(&state.db.pool, caller.account_id()).await?;
+    caller.require(Action::ReadAccount)?;
+    let all = service_store::list(&state.db.pool, caller.account_id()).await?;
     let visible: Vec<ServiceJson> = all
         .iter()
-        .filter(|s| {
-            caller
-                .authorize_with(limits.as_deref(), Action::ReadService(&s.id))
-                .is_ok()
-        })
+        .filter(|s| caller.principal.may(Action::ReadService(&s.id)))
         .map(service_json)
         .collect();
     Ok(json(StatusCode::OK, &visible))
@@ -66,7 +63,7 @@ enum On {
 }
 
 impl On {
-    fn action(self, service: &str) -> Action<'_> {
+    fn action(self, service: &ServiceId) -> Action<'_> {
         match self {
             On::Read => Action::ReadService(service),
             On::PurgeAll => Action::PurgeAll(service),
@@ -79,14 +76,14 @@ impl On {
 async fn authorized_service(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    id: String,
     on: On,
 ) -> ApiResult<Service> {
-    let service = accounts::service(&state.db.pool, caller.account_id(), id)
+    let id = ServiceId::from_raw(id);
+    let service = service_store::find(&state.db.pool, caller.account_id(), &id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Record not found").with_detail(id.to_owned()))?;
-    let limits = caller.service_limits(state).await?;
-    caller.authorize_with(limits.as_deref(), on.action(&service.id))?;
+        .ok_or_else(|| ApiError::not_found("Record not found").with_detail(id.to_string()))?;
+    caller.require(on.action(&service.id))?;
     Ok(service)
 }
 
@@ -95,7 +92,7 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let service = authorized_service(&state, &caller, &id, On::Read).await?;
+    let service = authorized_service(&state, &caller, id, On::Read).await?;
     Ok(json(StatusCode::OK, &service_json(&service)))
 }
 
@@ -109,21 +106,18 @@ async fn record(
     state: &AppState,
     caller: &Caller,
     service: &Service,
-    event_type: &str,
+    event_type: EventType,
     description: String,
     metadata: serde_json::Value,
 ) -> ApiResult<()> {
-    let event = NewEvent {
-        account_id: Some(caller.account_id()),
-        event_type,
-        actor_id: caller.user_id(),
-        token_id: Some(&caller.token.id),
-        service_id: Some(&service.id),
-        ip: Some(&caller.ip),
-        description,
-        metadata: Some(metadata),
-    };
-    events::record(&state.db.pool, &event, state.clock.unix()).await?;
+    let event = NewEvent::new(event_type, description)
+        .account(caller.account_id())
+        .actor(caller.user_id())
+        .token(&caller.token.id)
+        .service(&service.id)
+        .ip(Some(&caller.ip))
+        .metadata(metadata);
+    event_store::record(&state.db.pool, &event, state.clock.unix()).await?;
     Ok(())
 }
 
@@ -140,12 +134,12 @@ pub async fn purge_all(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let service = authorized_service(&state, &caller, &id, On::PurgeAll).await?;
+    let service = authorized_service(&state, &caller, id, On::PurgeAll).await?;
     record(
         &state,
         &caller,
         &service,
-        "service.purge_all",
+        EventType::ServicePurgeAll,
         format!("Purged all content of {}", service.name),
         serde_json::json!({ "soft": soft(&headers) }),
     )
@@ -178,14 +172,14 @@ pub async fn purge_key(
     headers: HeaderMap,
     Path((id, key)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let service = authorized_service(&state, &caller, &id, On::PurgeSelect).await?;
+    let service = authorized_service(&state, &caller, id, On::PurgeSelect).await?;
     check_key(&key)?;
     let purge_id = random::id();
     record(
         &state,
         &caller,
         &service,
-        "service.purge",
+        EventType::ServicePurge,
         format!("Purged surrogate key {key:?} of {}", service.name),
         serde_json::json!({ "keys": [key], "purge_ids": [purge_id], "soft": soft(&headers) }),
     )
@@ -234,14 +228,14 @@ pub async fn purge_keys(
     Path(id): Path<String>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let service = authorized_service(&state, &caller, &id, On::PurgeSelect).await?;
+    let service = authorized_service(&state, &caller, id, On::PurgeSelect).await?;
     let keys = requested_keys(&headers, &fields)?;
     let ids: BTreeMap<String, String> = keys.iter().map(|k| (k.clone(), random::id())).collect();
     record(
         &state,
         &caller,
         &service,
-        "service.purge",
+        EventType::ServicePurge,
         format!("Purged {} surrogate keys of {}", ids.len(), service.name),
         serde_json::json!({ "keys": keys, "purge_ids": ids, "soft": soft(&headers) }),
     )

@@ -1,11 +1,12 @@
-//! Strict `application/x-www-form-urlencoded` parsing. The CSRF middleware parses the
-//! body once and leaves the fields in the request's extensions; handlers take them with
-//! the `Form` extractor. Repeated names (multi-selects, checkboxes) are kept in order.
+//! Strict `application/x-www-form-urlencoded` parsing, for page forms, query strings and
+//! API bodies. The pages' CSRF middleware parses a form body once and leaves the fields
+//! in the request's extensions; page handlers take them with the `Form` extractor.
+//! Repeated names (multi-selects, checkboxes) are kept in order.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use super::error::WebError;
+use axum::http::StatusCode;
 
 #[derive(Debug, Clone, Default)]
 pub struct Form {
@@ -85,14 +86,23 @@ fn decode(raw: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "The form data is not valid UTF-8.".to_owned())
 }
 
+/// The form a page's CSRF check parsed. A request without one never reaches a handler
+/// through the pages' router; elsewhere it is a 400.
 impl<S: Send + Sync> FromRequestParts<S> for Form {
-    type Rejection = WebError;
+    type Rejection = (StatusCode, &'static str);
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
             .remove::<Form>()
-            .ok_or_else(|| WebError::BadRequest("The request carried no form data.".to_owned()))
+            .ok_or((StatusCode::BAD_REQUEST, "The request carried no form data."))
+    }
+}
+
+impl Form {
+    /// A query string, parsed like a form body.
+    pub fn from_query(raw: Option<&str>) -> Result<Form, String> {
+        Form::parse(raw.unwrap_or("").as_bytes())
     }
 }
 

@@ -4,20 +4,27 @@ use std::collections::HashMap;
 
 use sqlx::{AnyConnection, FromRow};
 
+use super::types::Flag;
 use super::{Backend, Exec};
+use crate::domain::access::TokenFacts;
+use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
+use crate::domain::roles::{Role, ScopeSet};
+use crate::domain::secret::TokenKind;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct Token {
-    pub id: String,
-    pub account_id: String,
-    pub kind: String,
-    pub user_id: Option<String>,
-    pub created_by: Option<String>,
+    pub id: TokenId,
+    pub account_id: AccountId,
+    pub kind: TokenKind,
+    /// The owner of a user token; None for automation tokens.
+    pub user_id: Option<UserId>,
+    /// Who created the token (automation tokens outlive their creator).
+    pub created_by: Option<UserId>,
     pub name: String,
-    pub scope: String,
-    pub role: Option<String>,
-    /// 0/1 flag.
-    pub tls_access: i64,
+    pub scope: ScopeSet,
+    /// An automation token's role; None for user tokens (they carry their owner's).
+    pub role: Option<Role>,
+    pub tls_access: Flag,
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
@@ -26,6 +33,14 @@ pub struct Token {
 }
 
 impl Token {
+    /// What the rules about reaching a token look at.
+    pub fn facts(&self) -> TokenFacts<'_> {
+        TokenFacts {
+            kind: self.kind,
+            owner: self.user_id.as_ref(),
+        }
+    }
+
     pub fn is_expired(&self, now: i64) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
@@ -38,19 +53,19 @@ const TOKEN_COLUMNS: &str =
 /// Everything needed to store a new token. `digest` is the SHA-256 of the secret.
 #[derive(Debug)]
 pub struct NewToken<'a> {
-    pub id: &'a str,
-    pub account_id: &'a str,
-    pub kind: &'a str,
-    pub user_id: Option<&'a str>,
-    pub created_by: &'a str,
+    pub id: &'a TokenId,
+    pub account_id: &'a AccountId,
+    pub kind: TokenKind,
+    pub user_id: Option<&'a UserId>,
+    pub created_by: &'a UserId,
     pub name: &'a str,
-    pub scope: &'a str,
-    pub role: Option<&'a str>,
+    pub scope: &'a ScopeSet,
+    pub role: Option<Role>,
     pub tls_access: bool,
     pub digest: &'a str,
     pub created_at: i64,
     pub expires_at: Option<i64>,
-    pub service_ids: &'a [String],
+    pub service_ids: &'a [ServiceId],
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -99,7 +114,7 @@ pub async fn create(
     .bind(token.name)
     .bind(token.scope)
     .bind(token.role)
-    .bind(i64::from(token.tls_access))
+    .bind(Flag(token.tls_access))
     .bind(token.digest)
     .bind(token.created_at)
     .bind(token.expires_at)
@@ -132,8 +147,8 @@ pub async fn create(
 /// A user's own user tokens in one account, newest first.
 pub async fn owned_by<'e>(
     ex: impl Exec<'e>,
-    account_id: &str,
-    user_id: &str,
+    account_id: &AccountId,
+    user_id: &UserId,
 ) -> sqlx::Result<Vec<Token>> {
     sqlx::query_as(&format!(
         "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND user_id = $2 AND kind = 'user' \
@@ -147,16 +162,16 @@ pub async fn owned_by<'e>(
 
 pub async fn find_owned<'e>(
     ex: impl Exec<'e>,
-    id: &str,
-    account_id: &str,
-    user_id: &str,
+    account_id: &AccountId,
+    user_id: &UserId,
+    id: &TokenId,
 ) -> sqlx::Result<Option<Token>> {
     sqlx::query_as(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1 AND account_id = $2 AND user_id = $3 AND kind = 'user'"
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND user_id = $2 AND id = $3 AND kind = 'user'"
     ))
-    .bind(id)
     .bind(account_id)
     .bind(user_id)
+    .bind(id)
     .fetch_optional(ex)
     .await
 }
@@ -165,16 +180,16 @@ pub async fn find_owned<'e>(
 /// no such token of theirs.
 pub async fn delete_owned<'e>(
     ex: impl Exec<'e>,
-    id: &str,
-    account_id: &str,
-    user_id: &str,
+    account_id: &AccountId,
+    user_id: &UserId,
+    id: &TokenId,
 ) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar(
-        "DELETE FROM tokens WHERE id = $1 AND account_id = $2 AND user_id = $3 AND kind = 'user' RETURNING name",
+        "DELETE FROM tokens WHERE account_id = $1 AND user_id = $2 AND id = $3 AND kind = 'user' RETURNING name",
     )
-    .bind(id)
     .bind(account_id)
     .bind(user_id)
+    .bind(id)
     .fetch_optional(ex)
     .await
 }
@@ -182,10 +197,10 @@ pub async fn delete_owned<'e>(
 /// Service names per token for a user's own tokens: token id → [(service id, name)].
 pub async fn services_of_owned<'e>(
     ex: impl Exec<'e>,
-    account_id: &str,
-    user_id: &str,
-) -> sqlx::Result<HashMap<String, Vec<(String, String)>>> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
+    account_id: &AccountId,
+    user_id: &UserId,
+) -> sqlx::Result<HashMap<TokenId, Vec<(ServiceId, String)>>> {
+    let rows: Vec<(TokenId, ServiceId, String)> = sqlx::query_as(
         "SELECT ts.token_id, s.id, s.name FROM token_services ts \
          JOIN tokens t ON t.id = ts.token_id JOIN services s ON s.id = ts.service_id \
          WHERE t.account_id = $1 AND t.user_id = $2 AND t.kind = 'user' ORDER BY s.name",
@@ -194,38 +209,20 @@ pub async fn services_of_owned<'e>(
     .bind(user_id)
     .fetch_all(ex)
     .await?;
-    let mut map: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    let mut map: HashMap<TokenId, Vec<(ServiceId, String)>> = HashMap::new();
     for (token_id, service_id, name) in rows {
         map.entry(token_id).or_default().push((service_id, name));
     }
     Ok(map)
 }
 
-/// Active user tokens a user holds in an account.
-pub async fn count_active<'e>(
-    ex: impl Exec<'e>,
-    account_id: &str,
-    user_id: &str,
-    now: i64,
-) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "SELECT COUNT(*) FROM tokens WHERE account_id = $1 AND user_id = $2 AND kind = 'user' \
-         AND (expires_at IS NULL OR expires_at > $3)",
-    )
-    .bind(account_id)
-    .bind(user_id)
-    .bind(now)
-    .fetch_one(ex)
-    .await
-}
-
 /// What the two-year sweep removed, for its events.
 #[derive(Debug, FromRow)]
 pub struct Swept {
-    pub id: String,
-    pub account_id: String,
+    pub id: TokenId,
+    pub account_id: AccountId,
     pub name: String,
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub last_used_at: Option<i64>,
 }
 
@@ -256,10 +253,10 @@ pub struct Presented {
     pub sudo_until: Option<i64>,
     /// The owner's role in the account; None for automation tokens, or when the owner
     /// no longer belongs to the account.
-    pub member_role: Option<String>,
+    pub member_role: Option<Role>,
     pub owner_locked: bool,
     /// Empty: all services.
-    pub services: Vec<String>,
+    pub services: Vec<ServiceId>,
 }
 
 #[derive(FromRow)]
@@ -267,9 +264,9 @@ struct PresentedRow {
     #[sqlx(flatten)]
     token: Token,
     sudo_until: Option<i64>,
-    member_role: Option<String>,
-    owner_locked: Option<i64>,
-    service_id: Option<String>,
+    member_role: Option<Role>,
+    owner_locked: Option<Flag>,
+    service_id: Option<ServiceId>,
 }
 
 /// Looks a token up by the digest of its secret: one indexed query that also brings
@@ -292,13 +289,13 @@ pub async fn authenticate<'e>(ex: impl Exec<'e>, digest: &str) -> sqlx::Result<O
     let Some(first) = rows.next() else {
         return Ok(None);
     };
-    let mut services: Vec<String> = first.service_id.into_iter().collect();
+    let mut services: Vec<ServiceId> = first.service_id.into_iter().collect();
     services.extend(rows.filter_map(|r| r.service_id));
     Ok(Some(Presented {
         token: first.token,
         sudo_until: first.sudo_until,
         member_role: first.member_role,
-        owner_locked: first.owner_locked.unwrap_or(0) != 0,
+        owner_locked: first.owner_locked.is_some_and(Flag::get),
         services,
     }))
 }
@@ -306,14 +303,14 @@ pub async fn authenticate<'e>(ex: impl Exec<'e>, digest: &str) -> sqlx::Result<O
 /// One token of an account, any kind.
 pub async fn find_in_account<'e>(
     ex: impl Exec<'e>,
-    id: &str,
-    account_id: &str,
+    account_id: &AccountId,
+    id: &TokenId,
 ) -> sqlx::Result<Option<Token>> {
     sqlx::query_as(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1 AND account_id = $2"
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND id = $2"
     ))
-    .bind(id)
     .bind(account_id)
+    .bind(id)
     .fetch_optional(ex)
     .await
 }
@@ -321,8 +318,8 @@ pub async fn find_in_account<'e>(
 /// An account's tokens, newest first; only those of `kind` when given.
 pub async fn in_account<'e>(
     ex: impl Exec<'e>,
-    account_id: &str,
-    kind: Option<&str>,
+    account_id: &AccountId,
+    kind: Option<TokenKind>,
 ) -> sqlx::Result<Vec<Token>> {
     sqlx::query_as(&format!(
         "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND ($2 IS NULL OR kind = $2) \
@@ -337,16 +334,16 @@ pub async fn in_account<'e>(
 /// Service ids per token, for every token of an account that is limited to some.
 pub async fn services_in_account<'e>(
     ex: impl Exec<'e>,
-    account_id: &str,
-) -> sqlx::Result<HashMap<String, Vec<String>>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
+    account_id: &AccountId,
+) -> sqlx::Result<HashMap<TokenId, Vec<ServiceId>>> {
+    let rows: Vec<(TokenId, ServiceId)> = sqlx::query_as(
         "SELECT ts.token_id, ts.service_id FROM token_services ts JOIN tokens t ON t.id = ts.token_id \
          WHERE t.account_id = $1 ORDER BY ts.service_id",
     )
     .bind(account_id)
     .fetch_all(ex)
     .await?;
-    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    let mut map: HashMap<TokenId, Vec<ServiceId>> = HashMap::new();
     for (token_id, service_id) in rows {
         map.entry(token_id).or_default().push(service_id);
     }
@@ -354,7 +351,10 @@ pub async fn services_in_account<'e>(
 }
 
 /// The service ids of one token (empty: all services).
-pub async fn services_of<'e>(ex: impl Exec<'e>, token_id: &str) -> sqlx::Result<Vec<String>> {
+pub async fn services_of<'e>(
+    ex: impl Exec<'e>,
+    token_id: &TokenId,
+) -> sqlx::Result<Vec<ServiceId>> {
     sqlx::query_scalar(
         "SELECT service_id FROM token_services WHERE token_id = $1 ORDER BY service_id",
     )
@@ -366,20 +366,28 @@ pub async fn services_of<'e>(ex: impl Exec<'e>, token_id: &str) -> sqlx::Result<
 /// Which tokens a deletion may touch.
 #[derive(Debug, Clone, Copy)]
 pub struct DeleteScope<'a> {
-    pub account_id: &'a str,
+    pub account_id: &'a AccountId,
     /// Only this user's user tokens (None: any token of the account).
-    pub owner: Option<&'a str>,
+    pub owner: Option<&'a UserId>,
     /// Only tokens of this kind.
-    pub kind: Option<&'a str>,
+    pub kind: Option<TokenKind>,
 }
 
-/// Deletes one token within `scope`; its (name, kind, owner), or None when there is
-/// no such token there.
+/// What a deletion removed, for its event.
+#[derive(Debug, FromRow)]
+pub struct Deleted {
+    pub name: String,
+    pub kind: TokenKind,
+    pub user_id: Option<UserId>,
+}
+
+/// Deletes one token within `scope`; what it was, or None when there is no such token
+/// there.
 pub async fn delete_scoped<'e>(
     ex: impl Exec<'e>,
-    id: &str,
     scope: &DeleteScope<'_>,
-) -> sqlx::Result<Option<(String, String, Option<String>)>> {
+    id: &TokenId,
+) -> sqlx::Result<Option<Deleted>> {
     sqlx::query_as(
         "DELETE FROM tokens WHERE id = $1 AND account_id = $2 \
          AND ($3 IS NULL OR (user_id = $3 AND kind = 'user')) AND ($4 IS NULL OR kind = $4) \
@@ -394,7 +402,7 @@ pub async fn delete_scoped<'e>(
 }
 
 /// Puts a token in sudo mode until `until`.
-pub async fn set_sudo<'e>(ex: impl Exec<'e>, id: &str, until: i64) -> sqlx::Result<()> {
+pub async fn set_sudo<'e>(ex: impl Exec<'e>, id: &TokenId, until: i64) -> sqlx::Result<()> {
     sqlx::query("UPDATE tokens SET sudo_until = $1 WHERE id = $2")
         .bind(until)
         .bind(id)
@@ -407,7 +415,7 @@ pub async fn set_sudo<'e>(ex: impl Exec<'e>, id: &str, until: i64) -> sqlx::Resu
 /// backwards (another node may have written a later use).
 pub async fn record_use<'e>(
     ex: impl Exec<'e>,
-    id: &str,
+    id: &TokenId,
     at: i64,
     ip: &str,
     agent: Option<&str>,
@@ -425,7 +433,7 @@ pub async fn record_use<'e>(
     .map(|_| ())
 }
 
-pub async fn find_by_id<'e>(ex: impl Exec<'e>, id: &str) -> sqlx::Result<Option<Token>> {
+pub async fn find_by_id<'e>(ex: impl Exec<'e>, id: &TokenId) -> sqlx::Result<Option<Token>> {
     sqlx::query_as(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
         .bind(id)
         .fetch_optional(ex)
@@ -435,8 +443,8 @@ pub async fn find_by_id<'e>(ex: impl Exec<'e>, id: &str) -> sqlx::Result<Option<
 /// All user tokens (active or expired) a user holds in an account.
 pub async fn count_owned<'e>(
     ex: impl Exec<'e>,
-    account_id: &str,
-    user_id: &str,
+    account_id: &AccountId,
+    user_id: &UserId,
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM tokens WHERE account_id = $1 AND user_id = $2 AND kind = 'user'",

@@ -5,8 +5,8 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
 
-use super::error::ApiError;
-use crate::web::form::Form;
+use super::api_error::ApiError;
+use crate::http::Form;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Value {

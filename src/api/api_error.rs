@@ -6,7 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::domain::policy::Denied;
+use crate::domain::access::Denied;
 
 /// Fastly's wording for a missing, unknown or revoked token.
 pub const INVALID_CREDENTIALS: &str = "Provided credentials are missing or invalid";
@@ -84,14 +84,15 @@ impl ApiError {
             retry_after: Some(retry_after),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                crate::auth::throttled_message(retry_after),
+                crate::ops::authentication::throttled_message(retry_after),
             )
         }
     }
 
-    /// Logs the cause; the client sees a plain message.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(%cause, "API request failed");
+    /// Logs the cause, with its sources; the client sees a plain message.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        let cause: Box<dyn std::error::Error + Send + Sync> = cause.into();
+        tracing::error!(error = %crate::http::error_chain(cause.as_ref()), "API request failed");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
     }
 }
@@ -104,12 +105,12 @@ impl From<Denied> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::internal(format!("database: {e}"))
+        ApiError::internal(e)
     }
 }
 
-impl From<crate::auth::AuthError> for ApiError {
-    fn from(e: crate::auth::AuthError) -> Self {
+impl From<crate::ops::authentication::AuthError> for ApiError {
+    fn from(e: crate::ops::authentication::AuthError) -> Self {
         ApiError::internal(e)
     }
 }

@@ -6,13 +6,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 
-use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
+use super::api_error::{ApiError, ApiResult};
+use super::caller::Caller;
 use super::{json, parse_time, timestamp};
-use crate::app::AppState;
-use crate::db::events::{self, Event, EventFilter};
-use crate::domain::policy::{self, Action, Viewer};
-use crate::domain::secret::TokenKind;
+use crate::db::event_store::{self, Event, EventFilter};
+use crate::domain::access::Action;
+use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
+use crate::state::AppState;
 
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
 pub const MAX_PAGE_SIZE: i64 = 100;
@@ -105,18 +105,18 @@ struct Attributes {
     admin: bool,
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    customer_id: Option<String>,
+    customer_id: Option<AccountId>,
     description: String,
-    event_type: String,
+    event_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     ip: Option<String>,
     metadata: serde_json::Value,
     #[serde(skip_serializing_if = "Option::is_none")]
-    service_id: Option<String>,
+    service_id: Option<ServiceId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    user_id: Option<String>,
+    user_id: Option<UserId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    token_id: Option<String>,
+    token_id: Option<TokenId>,
 }
 
 #[derive(Serialize)]
@@ -182,7 +182,7 @@ fn resource(event: Event) -> Resource {
             created_at: timestamp(event.created_at),
             customer_id: event.account_id,
             description: event.description,
-            event_type: event.event_type,
+            event_type: event.event_type.as_str(),
             ip: event.ip,
             metadata,
             service_id: event.service_id,
@@ -197,21 +197,13 @@ pub async fn list(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    caller.authorize(Action::Read)?;
+    caller.require(Action::ReadAccount)?;
     let query = parse_query(raw.as_deref())?;
-    let viewer = match (caller.kind, caller.user_id()) {
-        (TokenKind::User, Some(user_id)) => Viewer::User(user_id.to_owned()),
-        _ => Viewer::Token(caller.token.id.clone()),
-    };
-    let limited = caller
-        .service_limits(&state)
-        .await?
-        .map(|limits| limits.into_iter().map(|(id, _)| id).collect());
-    let scope = policy::event_scope(caller.role, viewer, limited);
+    let scope = caller.principal.event_scope();
     let account = caller.account_id();
-    let total = events::count_visible(&state.db.pool, account, &scope, &query.filter).await?;
+    let total = event_store::count_visible(&state.db.pool, account, &scope, &query.filter).await?;
     let offset = (query.page - 1).saturating_mul(query.size);
-    let rows = events::visible(
+    let rows = event_store::visible(
         &state.db.pool,
         account,
         &scope,

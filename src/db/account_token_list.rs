@@ -10,8 +10,11 @@ use std::collections::HashMap;
 use sqlx::any::AnyArguments;
 use sqlx::{Arguments, FromRow};
 
+use super::types::Flag;
 use super::{Backend, Exec};
-use crate::domain::roles::{Scope, ScopeSet};
+use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
+use crate::domain::roles::{Role, Scope, ScopeSet};
+use crate::domain::secret::TokenKind;
 
 /// Stands in for "never expires" in the expiry sort key: 10000-01-01.
 pub const NEVER: i64 = 253_402_300_800;
@@ -52,8 +55,8 @@ pub enum Status {
 /// What to list. `name_contains` is matched case-insensitively.
 #[derive(Debug, Clone, Default)]
 pub struct Filter<'a> {
-    pub kind: Option<&'a str>,
-    pub owner: Option<&'a str>,
+    pub kind: Option<TokenKind>,
+    pub owner: Option<&'a UserId>,
     pub scope: Option<Scope>,
     pub status: Option<Status>,
     pub name_contains: Option<&'a str>,
@@ -63,21 +66,21 @@ pub struct Filter<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Position {
     First,
-    After(i64, String),
-    Before(i64, String),
+    After(i64, TokenId),
+    Before(i64, TokenId),
 }
 
 #[derive(Debug, Clone, FromRow)]
 pub struct Row {
-    pub id: String,
-    pub account_id: String,
-    pub kind: String,
-    pub user_id: Option<String>,
-    pub created_by: Option<String>,
+    pub id: TokenId,
+    pub account_id: AccountId,
+    pub kind: TokenKind,
+    pub user_id: Option<UserId>,
+    pub created_by: Option<UserId>,
     pub name: String,
-    pub scope: String,
-    pub role: Option<String>,
-    pub tls_access: i64,
+    pub scope: ScopeSet,
+    pub role: Option<Role>,
+    pub tls_access: Flag,
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
@@ -145,27 +148,27 @@ impl<'q> Statement<'q> {
 pub async fn page_ids<'e>(
     ex: impl Exec<'e>,
     backend: Backend,
-    account_id: &str,
+    account_id: &AccountId,
     filter: &Filter<'_>,
     sort: Sort,
     descending: bool,
     position: &Position,
     limit: i64,
     now: i64,
-) -> sqlx::Result<(Vec<String>, bool)> {
+) -> sqlx::Result<(Vec<TokenId>, bool)> {
     let mut q = Statement {
         sql: String::new(),
         args: AnyArguments::default(),
         count: 0,
     };
-    let account = q.arg(account_id.to_owned())?;
+    let account = q.arg(account_id.clone())?;
     q.sql = format!("SELECT t.id FROM tokens t WHERE t.account_id = {account}");
     if let Some(kind) = filter.kind {
-        let p = q.arg(kind.to_owned())?;
+        let p = q.arg(kind)?;
         q.sql.push_str(&format!(" AND t.kind = {p}"));
     }
     if let Some(owner) = filter.owner {
-        let p = q.arg(owner.to_owned())?;
+        let p = q.arg(owner.clone())?;
         q.sql.push_str(&format!(" AND t.user_id = {p}"));
     }
     if let Some(scope) = filter.scope {
@@ -239,7 +242,7 @@ pub async fn page_ids<'e>(
     let p = q.arg(limit + 1)?;
     q.sql
         .push_str(&format!(" ORDER BY {key} {dir}, t.id {dir} LIMIT {p}"));
-    let mut ids: Vec<String> = sqlx::query_scalar_with(&q.sql, q.args)
+    let mut ids: Vec<TokenId> = sqlx::query_scalar_with(&q.sql, q.args)
         .fetch_all(ex)
         .await?;
     let more = ids.len() as i64 > limit;
@@ -253,8 +256,8 @@ pub async fn page_ids<'e>(
 /// The tokens of the account with these ids, with their owners, in the order of `ids`.
 pub async fn rows<'e>(
     ex: impl Exec<'e>,
-    account_id: &str,
-    ids: &[String],
+    account_id: &AccountId,
+    ids: &[TokenId],
 ) -> sqlx::Result<Vec<Row>> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -277,7 +280,7 @@ pub async fn rows<'e>(
         query = query.bind(id);
     }
     let mut found = query.fetch_all(ex).await?;
-    found.retain(|row| row.account_id == account_id);
+    found.retain(|row| row.account_id == *account_id);
     found.sort_by_key(|row| ids.iter().position(|id| *id == row.id));
     Ok(found)
 }
@@ -286,9 +289,9 @@ pub async fn rows<'e>(
 /// without services has access to all of them.
 pub async fn services_of<'e>(
     ex: impl Exec<'e>,
-    token_ids: &[String],
-) -> sqlx::Result<HashMap<String, Vec<(String, String)>>> {
-    let mut map: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    token_ids: &[TokenId],
+) -> sqlx::Result<HashMap<TokenId, Vec<(ServiceId, String)>>> {
+    let mut map: HashMap<TokenId, Vec<(ServiceId, String)>> = HashMap::new();
     if token_ids.is_empty() {
         return Ok(map);
     }
@@ -298,7 +301,7 @@ pub async fn services_of<'e>(
          WHERE ts.token_id IN ({}) ORDER BY s.name, s.id",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query_as::<_, (String, String, String)>(&sql);
+    let mut query = sqlx::query_as::<_, (TokenId, ServiceId, String)>(&sql);
     for id in token_ids {
         query = query.bind(id);
     }

@@ -2,11 +2,12 @@
 //! a link's secret is stored; using the link deletes it.
 
 use super::Exec;
+use crate::domain::ids::UserId;
 
 pub async fn add<'e>(
     ex: impl Exec<'e>,
     digest: &str,
-    user_id: &str,
+    user_id: &UserId,
     now: i64,
     expires_at: i64,
 ) -> sqlx::Result<()> {
@@ -27,7 +28,7 @@ pub async fn user_of<'e>(
     ex: impl Exec<'e>,
     digest: &str,
     now: i64,
-) -> sqlx::Result<Option<String>> {
+) -> sqlx::Result<Option<UserId>> {
     sqlx::query_scalar("SELECT user_id FROM password_links WHERE digest = $1 AND expires_at > $2")
         .bind(digest)
         .bind(now)
@@ -41,7 +42,7 @@ pub async fn consume<'e>(
     ex: impl Exec<'e>,
     digest: &str,
     now: i64,
-) -> sqlx::Result<Option<String>> {
+) -> sqlx::Result<Option<UserId>> {
     sqlx::query_scalar(
         "DELETE FROM password_links WHERE digest = $1 AND expires_at > $2 RETURNING user_id",
     )
@@ -52,7 +53,7 @@ pub async fn consume<'e>(
 }
 
 /// Forgets every link of a user (once one has been used).
-pub async fn delete_for_user<'e>(ex: impl Exec<'e>, user_id: &str) -> sqlx::Result<()> {
+pub async fn delete_for_user<'e>(ex: impl Exec<'e>, user_id: &UserId) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM password_links WHERE user_id = $1")
         .bind(user_id)
         .execute(ex)

@@ -15,7 +15,7 @@ use axum::Router;
 use super::error::WebError;
 use super::form::Form;
 use super::page::{date, date_time, is_htmx, render, safe_next, url_encode};
-use super::page::{Nav, Section};
+use super::page::{Layout, Section};
 use super::session::{ClientIp, SignedIn};
 use crate::app::AppState;
 use crate::db::account_tokens::{self as list, Filter, Position, Sort, Status};
@@ -266,8 +266,7 @@ fn choices(current: &str, options: &[(&str, &str)]) -> Vec<Choice> {
 #[derive(Template)]
 #[template(path = "account_tokens/list.html")]
 struct ListPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     query: Query,
     types: Vec<Choice>,
     /// The Owner filter as a list of members, or (large accounts) as an email field
@@ -428,8 +427,7 @@ pub async fn page(
     let mut scope_options = vec![("", "Any scope")];
     scope_options.extend(Scope::ALL.map(|s| (s.as_str(), s.label())));
     let page = ListPage {
-        title: "Account tokens".into(),
-        nav: Some(signed_in.nav(Section::AccountTokens)),
+        layout: signed_in.layout("Account tokens", Section::AccountTokens),
         types: choices(
             &query.kind,
             &[
@@ -512,11 +510,11 @@ fn selection(form: &Form) -> Result<(Vec<String>, String), WebError> {
 #[derive(Template)]
 #[template(path = "account_tokens/confirm_revoke.html")]
 struct ConfirmPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     tokens: Vec<AccountTokenRow>,
     back: String,
     csrf: String,
+    refusal: Option<String>,
 }
 
 #[derive(Template)]
@@ -525,6 +523,8 @@ struct ConfirmFragment<'a> {
     tokens: &'a [AccountTokenRow],
     back: &'a str,
     csrf: &'a str,
+    /// Why there is nothing to confirm, shown in the dialog's place.
+    refusal: Option<&'a str>,
 }
 
 pub async fn confirm_revoke(
@@ -541,14 +541,13 @@ pub async fn confirm_revoke(
     let (ids, back) = match selection(&form) {
         Ok(selected) => selected,
         // htmx does not swap an error response: answer the dialog with the reason.
-        // (The messages are fixed text, never user input.)
         Err(WebError::BadRequest(message)) if is_htmx(&headers) => {
-            return Ok((
-                StatusCode::OK,
-                [("content-type", "text/html; charset=utf-8")],
-                format!(r#"<p class="error" role="alert">{message}</p>"#),
-            )
-                .into_response())
+            return render(&ConfirmFragment {
+                tokens: &[],
+                back: PATH,
+                csrf: &signed_in.csrf,
+                refusal: Some(message.as_str()),
+            })
         }
         Err(e) => return Err(e),
     };
@@ -569,6 +568,7 @@ pub async fn confirm_revoke(
             tokens: &tokens,
             back: &back,
             csrf: &signed_in.csrf,
+            refusal: None,
         });
     }
     let title = if tokens.len() == 1 {
@@ -577,8 +577,8 @@ pub async fn confirm_revoke(
         format!("Delete {} tokens", tokens.len())
     };
     render(&ConfirmPage {
-        title,
-        nav: Some(signed_in.nav(Section::AccountTokens)),
+        layout: signed_in.layout(title, Section::AccountTokens),
+        refusal: None,
         tokens,
         back,
         csrf: signed_in.csrf.clone(),

@@ -14,7 +14,7 @@ use time::{Date, Month, Time};
 
 use super::error::WebError;
 use super::form::Form;
-use super::page::{date_time, render, url_encode, Nav, Section};
+use super::page::{date_time, render, url_encode, Layout, Section};
 use super::session::SignedIn;
 use crate::app::AppState;
 use crate::db::events::{self, Event, EventFilter};
@@ -237,8 +237,7 @@ pub struct Choice {
 #[derive(Template)]
 #[template(path = "events.html")]
 struct EventLogPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     rows: Vec<Row>,
     event_types: Vec<Choice>,
     users: Vec<Choice>,
@@ -329,8 +328,7 @@ pub async fn page(
     service_options.sort_by(|a, b| a.1.cmp(&b.1));
     let rows = found.into_iter().map(|e| names.row(e)).collect();
     let page = EventLogPage {
-        title: "Event log".into(),
-        nav: Some(signed_in.nav(Section::EventLog)),
+        layout: signed_in.layout("Event log", Section::EventLog),
         rows,
         event_types: choices(
             EVENT_TYPES

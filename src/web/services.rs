@@ -12,7 +12,7 @@ use axum::Router;
 
 use super::error::WebError;
 use super::form::Form;
-use super::page::{date, render, render_with, Nav, Section};
+use super::page::{date, render, render_with, Layout, Section};
 use super::session::{ClientIp, SignedIn};
 use crate::app::AppState;
 use crate::db::accounts::{self, Service};
@@ -54,8 +54,7 @@ pub struct ServiceRow {
 #[derive(Template)]
 #[template(path = "services/list.html")]
 struct ListPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     services: Vec<ServiceRow>,
     /// Show each service's permission (a limited engineer's view).
     show_permission: bool,
@@ -85,8 +84,7 @@ async fn list_page(
         })
         .collect();
     Ok(ListPage {
-        title: "Services".into(),
-        nav: Some(signed_in.nav(Section::Services)),
+        layout: signed_in.layout("Services", Section::Services),
         services,
         show_permission: signed_in.actor.services.is_limited(),
         can_create: signed_in.actor.may(Action::CreateServices),
@@ -182,8 +180,7 @@ async fn manageable(state: &AppState, signed_in: &SignedIn, id: &str) -> Result<
 #[derive(Template)]
 #[template(path = "services/edit.html")]
 struct EditPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     service: ServiceRow,
     name: String,
     error: Option<String>,
@@ -196,8 +193,7 @@ fn edit_page(
     error: Option<String>,
 ) -> EditPage {
     EditPage {
-        title: format!("Service {}", service.name),
-        nav: Some(signed_in.nav(Section::Services)),
+        layout: signed_in.layout(format!("Service {}", service.name), Section::Services),
         service: ServiceRow {
             permission: permission_label(signed_in, &service.id),
             manageable: true,
@@ -270,8 +266,7 @@ pub async fn rename(
 #[derive(Template)]
 #[template(path = "services/confirm_delete.html")]
 struct ConfirmPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     service: ServiceRow,
     refusal: Option<String>,
 }
@@ -315,8 +310,7 @@ pub async fn confirm_delete(
     let members = store::members_limited_to_only(&state.db.pool, &id).await?;
     let page = edit_page(&signed_in, service, String::new(), None);
     render(&ConfirmPage {
-        title: "Delete service".into(),
-        nav: page.nav,
+        layout: signed_in.layout("Delete service", Section::Services),
         service: page.service,
         refusal: refusal(tokens, members),
     })
@@ -344,8 +338,7 @@ pub async fn delete(
         return render_with(
             StatusCode::CONFLICT,
             &ConfirmPage {
-                title: "Delete service".into(),
-                nav: page.nav,
+                layout: signed_in.layout("Delete service", Section::Services),
                 service: page.service,
                 refusal: Some(message),
             },

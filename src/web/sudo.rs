@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::error::WebError;
 use super::form::Form;
-use super::page::{render, render_with, safe_next, Nav, Section};
+use super::page::{render, render_with, safe_next, Layout, Section};
 use super::session::{ClientIp, SignedIn};
 use crate::app::AppState;
 use crate::auth::{self, Outcome};
@@ -92,8 +92,7 @@ pub async fn reauthenticate(
 #[derive(Template)]
 #[template(path = "sudo.html")]
 struct SudoPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     next: String,
     needs_code: bool,
     error: Option<String>,
@@ -115,9 +114,8 @@ pub async fn page(
     Query(query): Query<NextQuery>,
 ) -> Result<Response, WebError> {
     let page = SudoPage {
-        title: "Re-authenticate".into(),
+        layout: signed_in.layout("Re-authenticate", Section::PersonalTokens),
         needs_code: signed_in.member.user.has_two_factor(),
-        nav: Some(signed_in.nav(Section::PersonalTokens)),
         next: next_or_default(query.next.as_deref()),
         error: None,
     };
@@ -143,9 +141,8 @@ pub async fn submit(
         Reauth::Elevated => Ok(Redirect::to(&next).into_response()),
         Reauth::Failed(message) => {
             let page = SudoPage {
-                title: "Re-authenticate".into(),
+                layout: signed_in.layout("Re-authenticate", Section::PersonalTokens),
                 needs_code: signed_in.member.user.has_two_factor(),
-                nav: Some(signed_in.nav(Section::PersonalTokens)),
                 next,
                 error: Some(message),
             };

@@ -514,6 +514,8 @@ struct ConfirmPage {
     tokens: Vec<AccountTokenRow>,
     back: String,
     csrf: String,
+    /// Always None on the page: without htmx a bad selection is an error page. The field
+    /// is here because the dialog block, shared with the fragment, reads it.
     refusal: Option<String>,
 }
 

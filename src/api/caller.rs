@@ -1,7 +1,7 @@
 //! Who is calling: the token in `Fastly-Key`. A malformed key is refused by its
-//! checksum before any database work; a well-formed one costs one indexed query (token
-//! + owner's membership + services), and one more for an engineer's service limits.
-//! Nothing is cached, so a revoked token is refused at once by every node.
+//! checksum before any database work; a well-formed one costs one indexed query (the
+//! token with its owner's membership and its services), and one more for an engineer's
+//! service limits. Nothing is cached, so a revoked token is refused at once by every node.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

@@ -14,7 +14,7 @@ use axum::Router;
 
 use super::error::WebError;
 use super::page::{access_label, date, date_time, render, safe_next, url_encode};
-use super::page::{Nav, Section};
+use super::page::{Layout, Section};
 use super::session::SignedIn;
 use crate::db::account_token_list::{self as list, Filter, Position, Sort, Status};
 use crate::db::token_store::DeleteScope;
@@ -246,8 +246,7 @@ fn choices(current: &str, options: &[(&str, &str)]) -> Vec<Choice> {
 #[derive(Template)]
 #[template(path = "account_tokens/list.html")]
 struct ListPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     query: Query,
     types: Vec<Choice>,
     /// The Owner filter as a list of members, or (large accounts) as an email field
@@ -403,8 +402,7 @@ pub async fn page(
     let mut scope_options = vec![("", "Any scope")];
     scope_options.extend(Scope::ALL.map(|s| (s.as_str(), s.label())));
     let page = ListPage {
-        title: "Account tokens".into(),
-        nav: Some(signed_in.nav(Section::AccountTokens)),
+        layout: signed_in.layout("Account tokens", Section::AccountTokens),
         types: choices(
             &query.kind,
             &[
@@ -487,11 +485,13 @@ fn selection(form: &Form) -> Result<(Vec<TokenId>, String), WebError> {
 #[derive(Template)]
 #[template(path = "account_tokens/confirm_revoke.html")]
 struct ConfirmPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     tokens: Vec<AccountTokenRow>,
     back: String,
     csrf: String,
+    /// Always None on the page: without htmx a bad selection is an error page. The field
+    /// is here because the dialog block, shared with the fragment, reads it.
+    refusal: Option<String>,
 }
 
 #[derive(Template)]
@@ -500,6 +500,8 @@ struct ConfirmFragment<'a> {
     tokens: &'a [AccountTokenRow],
     back: &'a str,
     csrf: &'a str,
+    /// Why there is nothing to confirm, shown in the dialog's place.
+    refusal: Option<&'a str>,
 }
 
 pub async fn confirm_revoke(
@@ -513,14 +515,13 @@ pub async fn confirm_revoke(
     let (ids, back) = match selection(&form) {
         Ok(selected) => selected,
         // htmx does not swap an error response: answer the dialog with the reason.
-        // (The messages are fixed text, never user input.)
         Err(WebError::BadRequest(message)) if is_htmx(&headers) => {
-            return Ok((
-                StatusCode::OK,
-                [("content-type", "text/html; charset=utf-8")],
-                format!(r#"<p class="error" role="alert">{message}</p>"#),
-            )
-                .into_response())
+            return render(&ConfirmFragment {
+                tokens: &[],
+                back: PATH,
+                csrf: &signed_in.csrf,
+                refusal: Some(message.as_str()),
+            })
         }
         Err(e) => return Err(e),
     };
@@ -541,6 +542,7 @@ pub async fn confirm_revoke(
             tokens: &tokens,
             back: &back,
             csrf: &signed_in.csrf,
+            refusal: None,
         });
     }
     let title = if tokens.len() == 1 {
@@ -549,8 +551,8 @@ pub async fn confirm_revoke(
         format!("Delete {} tokens", tokens.len())
     };
     render(&ConfirmPage {
-        title,
-        nav: Some(signed_in.nav(Section::AccountTokens)),
+        layout: signed_in.layout(title, Section::AccountTokens),
+        refusal: None,
         tokens,
         back,
         csrf: signed_in.csrf.clone(),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::error::WebError;
-use super::page::{render, render_with, safe_next, Nav};
+use super::page::{render, render_with, safe_next, FieldErrors, Layout};
 use super::session;
 use crate::db::user_store;
 use crate::domain::ids::{AccountId, UserId};
@@ -24,8 +24,7 @@ const AFTER_SIGN_IN: &str = "/account/tokens";
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     csrf: String,
     email: String,
     next: String,
@@ -52,8 +51,7 @@ pub async fn login_page(
         .unwrap_or("")
         .to_owned();
     let page = LoginPage {
-        title: "Sign in".into(),
-        nav: None,
+        layout: Layout::anonymous("Sign in"),
         csrf: super::csrf::token(&session).await?,
         email: String::new(),
         next,
@@ -73,8 +71,7 @@ pub async fn login(
     let password = Password::new(form.text("password"));
     let fail = |status: StatusCode, message: String, csrf: String| {
         let page = LoginPage {
-            title: "Sign in".into(),
-            nav: None,
+            layout: Layout::anonymous("Sign in"),
             csrf,
             email: typed_email.clone(),
             next: next.clone(),
@@ -150,8 +147,7 @@ async fn finish_sign_in(
 #[derive(Template)]
 #[template(path = "two_factor_step.html")]
 struct SecondStepPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     csrf: String,
     error: Option<String>,
 }
@@ -167,8 +163,7 @@ pub async fn second_step_page(
         return Ok(Redirect::to("/login").into_response());
     }
     let page = SecondStepPage {
-        title: "Two-factor authentication".into(),
-        nav: None,
+        layout: Layout::anonymous("Two-factor authentication"),
         csrf: super::csrf::token(&session).await?,
         error: None,
     };
@@ -189,8 +184,7 @@ pub async fn second_step(
     let csrf = super::csrf::token(&session).await?;
     let fail = |status: StatusCode, message: String| {
         let page = SecondStepPage {
-            title: "Two-factor authentication".into(),
-            nav: None,
+            layout: Layout::anonymous("Two-factor authentication"),
             csrf: csrf.clone(),
             error: Some(message),
         };
@@ -252,22 +246,12 @@ pub async fn logout(
 #[derive(Template)]
 #[template(path = "setup.html")]
 struct SetupPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     csrf: String,
     account_name: String,
     name: String,
     email: String,
-    errors: Vec<(&'static str, String)>,
-}
-
-impl SetupPage {
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
-    }
+    errors: FieldErrors,
 }
 
 pub async fn setup_page(
@@ -279,13 +263,12 @@ pub async fn setup_page(
         return Err(WebError::NotFound);
     }
     let page = SetupPage {
-        title: "Set up tokenpanel".into(),
-        nav: None,
+        layout: Layout::anonymous("Set up tokenpanel"),
         csrf: super::csrf::token(&session).await?,
         account_name: String::new(),
         name: String::new(),
         email: String::new(),
-        errors: Vec::new(),
+        errors: FieldErrors::default(),
     };
     render(&page)
 }
@@ -300,21 +283,20 @@ pub async fn setup(
     if !first_run::setup_allowed(&state, &secret_value).await? {
         return Err(WebError::NotFound);
     }
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::default();
     let account_name = validate::name(form.text("account_name"), "Account name")
-        .map_err(|e| errors.push(("account_name", e)));
-    let name = validate::name(form.text("name"), "Your name").map_err(|e| errors.push(("name", e)));
-    let email = validate::email(form.text("email")).map_err(|e| errors.push(("email", e)));
+        .map_err(|e| errors.add("account_name", e));
+    let name = validate::name(form.text("name"), "Your name").map_err(|e| errors.add("name", e));
+    let email = validate::email(form.text("email")).map_err(|e| errors.add("email", e));
     let password = form.text("password");
     if let Err(e) = validate::new_password(password, form.text("password_confirmation")) {
-        errors.push(("password", e));
+        errors.add("password", e);
     }
     let (Ok(account_name), Ok(name), Ok(email), true) =
         (account_name, name, email, errors.is_empty())
     else {
         let page = SetupPage {
-            title: "Set up tokenpanel".into(),
-            nav: None,
+            layout: Layout::anonymous("Set up tokenpanel"),
             csrf: super::csrf::token(&session).await?,
             account_name: form.text("account_name").to_owned(),
             name: form.text("name").to_owned(),

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::page::Nav;
+use super::page::Layout;
 
 #[derive(Debug)]
 pub enum WebError {
@@ -71,17 +71,14 @@ impl From<crate::domain::access::Denied> for WebError {
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
-    pub title: String,
+    pub layout: Layout,
     pub message: String,
-    pub nav: Option<Nav>,
 }
 
 pub fn error_page(status: StatusCode, message: &str) -> Response {
-    let title = status.canonical_reason().unwrap_or("Error").to_owned();
     let page = ErrorPage {
-        title,
+        layout: Layout::anonymous(status.canonical_reason().unwrap_or("Error")),
         message: message.to_owned(),
-        nav: None,
     };
     let body = page.render().unwrap_or_else(|_| message.to_owned());
     (

@@ -13,7 +13,7 @@ use axum::Router;
 use time::{Date, Month, Time};
 
 use super::error::WebError;
-use super::page::{date_time, render, url_encode, Nav, Section};
+use super::page::{date_time, render, url_encode, Layout, Section};
 use super::session::SignedIn;
 use crate::db::event_store::{self, Event, EventFilter};
 use crate::db::{service_store, user_store};
@@ -198,8 +198,7 @@ pub struct Choice {
 #[derive(Template)]
 #[template(path = "events.html")]
 struct EventLogPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     rows: Vec<Row>,
     event_types: Vec<Choice>,
     users: Vec<Choice>,
@@ -290,8 +289,7 @@ pub async fn page(
     service_options.sort_by(|a, b| a.1.cmp(&b.1));
     let rows = found.into_iter().map(|e| names.row(e)).collect();
     let page = EventLogPage {
-        title: "Event log".into(),
-        nav: Some(signed_in.nav(Section::EventLog)),
+        layout: signed_in.layout("Event log", Section::EventLog),
         rows,
         event_types: choices(
             EventType::ALL

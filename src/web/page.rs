@@ -85,6 +85,67 @@ impl Nav {
     }
 }
 
+/// What base.html draws around every page: the title, and for a signed-in member the
+/// header and the Account navigation. Built by `SignedIn::layout` or `Layout::anonymous`.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub title: String,
+    pub nav: Option<Nav>,
+}
+
+impl Layout {
+    /// For the pages of someone not signed in: sign-in, setup, set-password, errors.
+    pub fn anonymous(title: impl Into<String>) -> Layout {
+        Layout {
+            title: title.into(),
+            nav: None,
+        }
+    }
+
+    /// For templates: the session's CSRF token, which every form of a signed-in page
+    /// carries. Anonymous pages have none here; their forms get theirs from the handler.
+    pub fn csrf(&self) -> &str {
+        self.nav.as_ref().map_or("", |nav| nav.csrf.as_str())
+    }
+}
+
+/// The messages of a rejected form, each for the field (or group of fields) it is about,
+/// in the order found. Templates show them with the macros in templates/macros.html.
+#[derive(Debug, Default)]
+pub struct FieldErrors(Vec<(&'static str, String)>);
+
+impl FieldErrors {
+    pub fn one(field: &'static str, message: impl Into<String>) -> FieldErrors {
+        FieldErrors(vec![(field, message.into())])
+    }
+
+    pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
+        self.0.push((field, message.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The message about `field`, the first one when there are several.
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, m)| m.as_str())
+    }
+}
+
+impl FromIterator<(&'static str, String)> for FieldErrors {
+    fn from_iter<I: IntoIterator<Item = (&'static str, String)>>(iter: I) -> Self {
+        FieldErrors(iter.into_iter().collect())
+    }
+}
+
+/// The "no error" default of the field macros (templates/macros.html): a bare `None`
+/// there would leave the message type unknown.
+pub const NO_ERROR: Option<&str> = None;
+
 /// Renders a template as an HTML response with the given status.
 pub fn render_with(status: StatusCode, page: &impl Template) -> Result<Response, WebError> {
     let body = page.render().map_err(WebError::internal)?;

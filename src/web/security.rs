@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::error::WebError;
-use super::page::{render, render_with, Nav, Section};
+use super::page::{render, render_with, Layout, Section};
 use super::session::SignedIn;
 use super::sudo::Sudo;
 use crate::db::user_store;
@@ -33,8 +33,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(Template)]
 #[template(path = "security/index.html")]
 struct SecurityPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     enabled: bool,
     recovery_left: i64,
     in_sudo: bool,
@@ -53,8 +52,7 @@ async fn security_page(
 ) -> Result<SecurityPage, WebError> {
     let user = &signed_in.member.user;
     Ok(SecurityPage {
-        title: "Security".into(),
-        nav: Some(signed_in.nav(Section::Security)),
+        layout: signed_in.layout("Security", Section::Security),
         enabled: user.has_two_factor(),
         recovery_left: user_store::unused_recovery_codes(&state.db.pool, &user.id).await?,
         in_sudo: signed_in
@@ -79,8 +77,7 @@ pub async fn page(
 #[derive(Template)]
 #[template(path = "security/enrol.html")]
 struct EnrolPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     secret: String,
     uri: String,
     qr_svg: String,
@@ -114,8 +111,7 @@ async fn enrol_view(
     let qr_svg =
         totp::qr_svg(&uri).ok_or_else(|| WebError::internal("the QR code could not be drawn"))?;
     Ok(EnrolPage {
-        title: "Set up two-factor authentication".into(),
-        nav: Some(signed_in.nav(Section::Security)),
+        layout: signed_in.layout("Set up two-factor authentication", Section::Security),
         secret,
         uri,
         qr_svg,
@@ -137,8 +133,7 @@ pub async fn enrol_page(
 #[derive(Template)]
 #[template(path = "security/recovery_codes.html")]
 struct RecoveryCodesPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     codes: Vec<String>,
 }
 
@@ -173,8 +168,7 @@ pub async fn enrol(
     .await?;
     signed_in.session.remove::<String>(PENDING_SECRET).await?;
     render(&RecoveryCodesPage {
-        title: "Recovery codes".into(),
-        nav: Some(signed_in.nav(Section::Security)),
+        layout: signed_in.layout("Recovery codes", Section::Security),
         codes,
     })
 }

@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::error::WebError;
-use super::page::{date, render, render_with, Nav, Section};
+use super::page::{date, render, render_with, Layout, Section};
 use super::session::SignedIn;
 use crate::db::service_store::{self, Service};
 use crate::domain::access::Action;
@@ -50,8 +50,7 @@ pub struct ServiceRow {
 #[derive(Template)]
 #[template(path = "services/list.html")]
 struct ListPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     services: Vec<ServiceRow>,
     /// Show each service's permission (a limited engineer's view).
     show_permission: bool,
@@ -81,8 +80,7 @@ async fn list_page(
         })
         .collect();
     Ok(ListPage {
-        title: "Services".into(),
-        nav: Some(signed_in.nav(Section::Services)),
+        layout: signed_in.layout("Services", Section::Services),
         services,
         show_permission: signed_in.principal.services.is_limited(),
         can_create: signed_in.may(Action::CreateServices),
@@ -171,8 +169,7 @@ fn catalog_failure(e: CatalogError) -> WebError {
 #[derive(Template)]
 #[template(path = "services/edit.html")]
 struct EditPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     service: ServiceRow,
     name: String,
     error: Option<String>,
@@ -185,8 +182,7 @@ fn edit_page(
     error: Option<String>,
 ) -> EditPage {
     EditPage {
-        title: format!("Service {}", service.name),
-        nav: Some(signed_in.nav(Section::Services)),
+        layout: signed_in.layout(format!("Service {}", service.name), Section::Services),
         service: ServiceRow {
             permission: permission_label(signed_in, &service.id),
             manageable: true,
@@ -246,8 +242,7 @@ pub async fn rename(
 #[derive(Template)]
 #[template(path = "services/confirm_delete.html")]
 struct ConfirmPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     service: ServiceRow,
     refusal: Option<String>,
 }
@@ -261,8 +256,7 @@ pub async fn confirm_delete(
     let in_use = service_catalog::in_use(&state, &service.id).await?;
     let page = edit_page(&signed_in, service, String::new(), None);
     render(&ConfirmPage {
-        title: "Delete service".into(),
-        nav: page.nav,
+        layout: signed_in.layout("Delete service", Section::Services),
         service: page.service,
         refusal: in_use.refusal(),
     })
@@ -283,8 +277,7 @@ pub async fn delete(
             render_with(
                 StatusCode::CONFLICT,
                 &ConfirmPage {
-                    title: "Delete service".into(),
-                    nav: page.nav,
+                    layout: signed_in.layout("Delete service", Section::Services),
                     service: page.service,
                     refusal: in_use.refusal(),
                 },

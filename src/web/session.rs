@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 use tower_sessions::Session;
 
 use super::error::WebError;
-use super::page::{Nav, Opens, Section};
+use super::page::{Layout, Nav, Opens, Section};
 use crate::db::member_store::{self, Member};
 use crate::domain::access::{Action, Principal};
 use crate::domain::ids::{AccountId, UserId};
@@ -122,7 +122,15 @@ pub struct SignedIn {
 }
 
 impl SignedIn {
-    pub fn nav(&self, section: Section) -> Nav {
+    /// The layout of a signed-in page titled `title` in `section` of the navigation.
+    pub fn layout(&self, title: impl Into<String>, section: Section) -> Layout {
+        Layout {
+            title: title.into(),
+            nav: Some(self.nav(section)),
+        }
+    }
+
+    fn nav(&self, section: Section) -> Nav {
         Nav {
             user_name: self.member.user.name.clone(),
             account_name: self.member.account.name.clone(),

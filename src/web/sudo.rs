@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::error::WebError;
-use super::page::{render, render_with, safe_next, Nav, Section};
+use super::page::{render, render_with, safe_next, Layout, Section};
 use super::session::SignedIn;
 use crate::domain::password::Password;
 use crate::http::{ClientIp, Form};
@@ -174,8 +174,7 @@ async fn reauthenticate(
 #[derive(Template)]
 #[template(path = "sudo.html")]
 struct SudoPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     next: String,
     needs_code: bool,
     error: Option<String>,
@@ -197,9 +196,8 @@ pub async fn page(
     Query(query): Query<NextQuery>,
 ) -> Result<Response, WebError> {
     let page = SudoPage {
-        title: "Re-authenticate".into(),
+        layout: signed_in.layout("Re-authenticate", Section::PersonalTokens),
         needs_code: signed_in.member.user.has_two_factor(),
-        nav: Some(signed_in.nav(Section::PersonalTokens)),
         next: next_or_default(query.next.as_deref()),
         error: None,
     };
@@ -225,9 +223,8 @@ pub async fn submit(
         Reauth::Elevated => Ok(Redirect::to(&next).into_response()),
         Reauth::Failed(message) => {
             let page = SudoPage {
-                title: "Re-authenticate".into(),
+                layout: signed_in.layout("Re-authenticate", Section::PersonalTokens),
                 needs_code: signed_in.member.user.has_two_factor(),
-                nav: Some(signed_in.nav(Section::PersonalTokens)),
                 next,
                 error: Some(message),
             };

@@ -9,7 +9,9 @@ use axum::Router;
 use time::{Date, Month, OffsetDateTime, Time};
 
 use super::error::WebError;
-use super::page::{access_label, date, date_time, render, render_with, Nav, Section};
+use super::page::{
+    access_label, date, date_time, render, render_with, FieldErrors, Layout, Section,
+};
 use super::session::SignedIn;
 use super::sudo::{self, Elevated, Sudo};
 use crate::db::service_store::{self, Service};
@@ -99,11 +101,19 @@ fn row(
 #[derive(Template)]
 #[template(path = "tokens/list.html")]
 struct ListPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     rows: Vec<TokenRow>,
     active: i64,
     limit: i64,
+    dialog_oob: bool,
+}
+
+/// After an htmx delete: the row is swapped for nothing, and the list's dialog region,
+/// out of band, closes the confirmation.
+#[derive(Template)]
+#[template(path = "tokens/list.html", block = "dialog")]
+struct DialogClosed {
+    dialog_oob: bool,
 }
 
 pub async fn list(
@@ -120,11 +130,11 @@ pub async fn list(
         .collect();
     let active = rows.iter().filter(|r| !r.expired).count() as i64;
     let page = ListPage {
-        title: "Personal tokens".into(),
-        nav: Some(signed_in.nav(Section::PersonalTokens)),
+        layout: signed_in.layout("Personal tokens", Section::PersonalTokens),
         rows,
         active,
         limit: state.settings.token_limit,
+        dialog_oob: false,
     };
     render(&page)
 }
@@ -154,8 +164,7 @@ pub struct ServiceOption {
 #[derive(Template)]
 #[template(path = "tokens/new.html")]
 struct NewTokenPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     nonce: String,
     /// The Type, Role and TLS management controls are offered (superusers).
     offers_automation: bool,
@@ -171,19 +180,10 @@ struct NewTokenPage {
     expires_on: String,
     default_expiry: String,
     tomorrow: String,
-    errors: Vec<(&'static str, String)>,
+    errors: FieldErrors,
     /// Sudo mode ran out while the form was open: ask for the password inline.
     reauth: bool,
     needs_code: bool,
-}
-
-impl NewTokenPage {
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
-    }
 }
 
 /// The services a member may give a token: all of the account's, or those a limited
@@ -251,7 +251,7 @@ async fn form_page(
     state: &AppState,
     signed_in: &SignedIn,
     typed: Typed,
-    errors: Vec<(&'static str, String)>,
+    errors: FieldErrors,
     reauth: bool,
 ) -> Result<NewTokenPage, WebError> {
     let now = state.clock.now();
@@ -304,8 +304,7 @@ async fn form_page(
         })
         .collect();
     Ok(NewTokenPage {
-        title: "Create a Token".into(),
-        nav: Some(signed_in.nav(Section::PersonalTokens)),
+        layout: signed_in.layout("Create a Token", Section::PersonalTokens),
         nonce,
         offers_automation,
         kind: if automation {
@@ -334,7 +333,14 @@ pub async fn new_form(
     State(state): State<AppState>,
     elevated: Elevated,
 ) -> Result<Response, WebError> {
-    let page = form_page(&state, &elevated, Typed::defaults(), Vec::new(), false).await?;
+    let page = form_page(
+        &state,
+        &elevated,
+        Typed::defaults(),
+        FieldErrors::default(),
+        false,
+    )
+    .await?;
     render(&page)
 }
 
@@ -372,8 +378,7 @@ fn expiry(typed: &Typed, now: OffsetDateTime) -> Result<Option<i64>, String> {
 #[derive(Template)]
 #[template(path = "tokens/created.html")]
 struct CreatedPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     /// Where Okay leads: the list the new token appears on.
     okay: &'static str,
     name: String,
@@ -399,7 +404,7 @@ pub async fn create(
         return Ok(Redirect::to("/account/tokens").into_response());
     };
     let typed = Typed::from_form(&form);
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::default();
     // Sudo mode may have run out while the form was open: the form then carries the
     // password, and keeps every field while asking for it.
     let signed_in = match sudo {
@@ -420,7 +425,7 @@ pub async fn create(
             match refused {
                 Ok(elevated) => elevated,
                 Err((signed_in, message)) => {
-                    errors.push(("sudo", message));
+                    errors.add("sudo", message);
                     let page = form_page(&state, &signed_in, typed, errors, true).await?;
                     return render_with(StatusCode::UNAUTHORIZED, &page);
                 }
@@ -429,7 +434,7 @@ pub async fn create(
     };
 
     let name = validate::name(&typed.name, "Name")
-        .map_err(|e| errors.push(("name", e)))
+        .map_err(|e| errors.add("name", e))
         .ok();
     // Only those who may create automation tokens see (and may send) a Type.
     let kind = match form.get("type") {
@@ -438,7 +443,7 @@ pub async fn create(
         Some(t) => TokenKind::parse(t),
     };
     let Some(kind) = kind else {
-        errors.push(("type", "Choose a token type you may create.".into()));
+        errors.add("type", "Choose a token type you may create.");
         let page = form_page(&state, &signed_in, typed, errors, false).await?;
         return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
@@ -449,7 +454,7 @@ pub async fn create(
         TokenKind::Automation => match Role::for_automation(&typed.role) {
             Ok(chosen) => (chosen, Some(chosen)),
             Err(e) => {
-                errors.push(("role", e));
+                errors.add("role", e);
                 (signed_in.member.role, None)
             }
         },
@@ -457,7 +462,7 @@ pub async fn create(
     let scopes = match ScopeSet::parse(&typed.scopes.join(" ")) {
         Ok(set) => Some(set),
         Err(_) => {
-            errors.push(("scope", "Choose scopes from the list.".into()));
+            errors.add("scope", "Choose scopes from the list.");
             None
         }
     };
@@ -479,11 +484,11 @@ pub async fn create(
             &refs,
             limited.as_deref(),
         ) {
-            errors.push((e.field(), e.message()));
+            errors.add(e.field(), e.message());
         }
     }
     let expires_at = expiry(&typed, state.clock.now())
-        .map_err(|e| errors.push(("expiration", e)))
+        .map_err(|e| errors.add("expiration", e))
         .ok();
 
     let (Some(name), Some(scopes), Some(expires_at), true) =
@@ -512,12 +517,12 @@ pub async fn create(
     let issued = match token_lifecycle::issue(&state, &request).await {
         Ok(issued) => issued,
         Err(IssueError::LimitReached(limit)) => {
-            errors.push(("form", IssueError::limit_message(limit)));
+            errors.add("form", IssueError::limit_message(limit));
             let page = form_page(&state, &signed_in, typed, errors, false).await?;
             return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
         Err(IssueError::ServiceGone) => {
-            errors.push(("access", IssueError::SERVICE_GONE.into()));
+            errors.add("access", IssueError::SERVICE_GONE);
             let page = form_page(&state, &signed_in, typed, errors, false).await?;
             return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
@@ -529,8 +534,7 @@ pub async fn create(
     nonces.remove(position);
     signed_in.session.insert(NONCES, &nonces).await?;
     let page = CreatedPage {
-        title: "Token created".into(),
-        nav: Some(signed_in.nav(Section::PersonalTokens)),
+        layout: signed_in.layout("Token created", Section::PersonalTokens),
         okay: match kind {
             TokenKind::User => "/account/tokens",
             TokenKind::Automation => "/account/account-tokens",
@@ -543,7 +547,7 @@ pub async fn create(
 }
 
 #[derive(Template)]
-#[template(path = "tokens/service_options.html")]
+#[template(path = "tokens/new.html", block = "service_options")]
 struct ServiceOptions {
     services: Vec<ServiceOption>,
 }
@@ -574,14 +578,13 @@ pub async fn service_options(
 #[derive(Template)]
 #[template(path = "tokens/confirm_delete.html")]
 struct ConfirmDeletePage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     token: TokenRow,
     csrf: String,
 }
 
 #[derive(Template)]
-#[template(path = "tokens/confirm_delete_fragment.html")]
+#[template(path = "tokens/confirm_delete.html", block = "dialog")]
 struct ConfirmDeleteFragment {
     token: TokenRow,
     csrf: String,
@@ -609,8 +612,7 @@ pub async fn confirm_delete(
         });
     }
     render(&ConfirmDeletePage {
-        title: "Delete token".into(),
-        nav: Some(signed_in.nav(Section::PersonalTokens)),
+        layout: signed_in.layout("Delete token", Section::PersonalTokens),
         token,
         csrf: signed_in.csrf.clone(),
     })
@@ -636,13 +638,7 @@ pub async fn delete(
         return Err(WebError::NotFound);
     }
     if is_htmx(&headers) {
-        // The row is swapped for nothing; the confirmation dialog is cleared out of band.
-        return Ok((
-            StatusCode::OK,
-            [("content-type", "text/html; charset=utf-8")],
-            r#"<div id="dialog" hx-swap-oob="true"></div>"#,
-        )
-            .into_response());
+        return render(&DialogClosed { dialog_oob: true });
     }
     Ok(Redirect::to("/account/tokens").into_response())
 }

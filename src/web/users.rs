@@ -12,7 +12,7 @@ use axum::Router;
 use tower_sessions::Session;
 
 use super::error::WebError;
-use super::page::{date, render, render_with, Nav, Section};
+use super::page::{date, render, render_with, FieldErrors, Layout, Section};
 use super::session::SignedIn;
 use crate::db::member_store::{self, MemberSummary};
 use crate::db::service_store::{self, Service};
@@ -135,8 +135,7 @@ async fn one_member_row(
 #[derive(Template)]
 #[template(path = "users/list.html")]
 struct ListPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     members: Vec<MemberRow>,
     notice: Option<String>,
 }
@@ -168,8 +167,7 @@ pub async fn list(
             _ => None,
         });
     render(&ListPage {
-        title: "Users".into(),
-        nav: Some(signed_in.nav(Section::Users)),
+        layout: signed_in.layout("Users", Section::Users),
         members: rows,
         notice,
     })
@@ -195,43 +193,31 @@ fn role_choices(current: &str) -> Vec<RoleChoice> {
 #[derive(Template)]
 #[template(path = "users/new.html")]
 struct NewUserPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     email: String,
     name: String,
     roles: Vec<RoleChoice>,
     /// "password" or "link".
     method: String,
-    errors: Vec<(&'static str, String)>,
-}
-
-impl NewUserPage {
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
-    }
+    errors: FieldErrors,
 }
 
 pub async fn new_form(signed_in: SignedIn) -> Result<Response, WebError> {
     signed_in.require(Action::ManageUsers)?;
     render(&NewUserPage {
-        title: "Add user".into(),
-        nav: Some(signed_in.nav(Section::Users)),
+        layout: signed_in.layout("Add user", Section::Users),
         email: String::new(),
         name: String::new(),
         roles: role_choices(Role::User.as_str()),
         method: "link".into(),
-        errors: Vec::new(),
+        errors: FieldErrors::default(),
     })
 }
 
 #[derive(Template)]
 #[template(path = "users/added.html")]
 struct AddedPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     name: String,
     email: String,
     /// The one-time set-password link, shown on this response only.
@@ -251,46 +237,42 @@ pub async fn create(
     form: Form,
 ) -> Result<Response, WebError> {
     signed_in.require(Action::ManageUsers)?;
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::default();
     let email = validate::email(form.text("email"))
-        .map_err(|e| errors.push(("email", e)))
+        .map_err(|e| errors.add("email", e))
         .ok();
     let name = validate::name(form.text("name"), "Name")
-        .map_err(|e| errors.push(("name", e)))
+        .map_err(|e| errors.add("name", e))
         .ok();
     let role = form
         .text("role")
         .parse::<Role>()
-        .map_err(|_| errors.push(("role", "Choose a role.".to_owned())))
+        .map_err(|_| errors.add("role", "Choose a role."))
         .ok();
     let method = form.text("method");
     let password = form.text("password");
     match method {
         "password" => {
             if let Err(e) = validate::new_password(password, form.text("password_confirmation")) {
-                errors.push(("password", e));
+                errors.add("password", e);
             }
         }
         "link" => {}
-        _ => errors.push((
-            "method",
-            "Choose how the user gets their password.".to_owned(),
-        )),
+        _ => errors.add("method", "Choose how the user gets their password."),
     }
     if let Some(email) = &email {
         if user_store::find_by_email(&state.db.pool, email)
             .await?
             .is_some()
         {
-            errors.push(("email", user_exists_message()));
+            errors.add("email", user_exists_message());
         }
     }
-    let fail = |errors: Vec<(&'static str, String)>| {
+    let fail = |errors: FieldErrors| {
         render_with(
             StatusCode::UNPROCESSABLE_ENTITY,
             &NewUserPage {
-                title: "Add user".into(),
-                nav: Some(signed_in.nav(Section::Users)),
+                layout: signed_in.layout("Add user", Section::Users),
                 email: form.text("email").to_owned(),
                 name: form.text("name").to_owned(),
                 roles: role_choices(form.text("role")),
@@ -318,13 +300,14 @@ pub async fn create(
         role,
         password_hash: hash.as_deref(),
     };
-    let link_secret = match membership::add_new_user(&state, acting(&signed_in, &ip), &new_user)
-        .await
-    {
-        Ok(link) => link,
-        Err(MembershipError::EmailTaken) => return fail(vec![("email", user_exists_message())]),
-        Err(e) => return Err(membership_failure(e)),
-    };
+    let link_secret =
+        match membership::add_new_user(&state, acting(&signed_in, &ip), &new_user).await {
+            Ok(link) => link,
+            Err(MembershipError::EmailTaken) => {
+                return fail(FieldErrors::one("email", user_exists_message()))
+            }
+            Err(e) => return Err(membership_failure(e)),
+        };
     let link = link_secret.map(|s| {
         let host = headers
             .get(axum::http::header::HOST)
@@ -343,8 +326,7 @@ pub async fn create(
         format!("{scheme}://{host}/set-password?key={s}")
     });
     render(&AddedPage {
-        title: "User added".into(),
-        nav: Some(signed_in.nav(Section::Users)),
+        layout: signed_in.layout("User added", Section::Users),
         name,
         email,
         link,
@@ -355,30 +337,19 @@ pub async fn create(
 #[derive(Template)]
 #[template(path = "users/existing.html")]
 struct ExistingPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     email: String,
     roles: Vec<RoleChoice>,
-    errors: Vec<(&'static str, String)>,
-}
-
-impl ExistingPage {
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
-    }
+    errors: FieldErrors,
 }
 
 pub async fn existing_form(signed_in: SignedIn) -> Result<Response, WebError> {
     signed_in.require(Action::ManageUsers)?;
     render(&ExistingPage {
-        title: "Add existing user".into(),
-        nav: Some(signed_in.nav(Section::Users)),
+        layout: signed_in.layout("Add existing user", Section::Users),
         email: String::new(),
         roles: role_choices(Role::User.as_str()),
-        errors: Vec::new(),
+        errors: FieldErrors::default(),
     })
 }
 
@@ -390,25 +361,25 @@ pub async fn add_existing(
 ) -> Result<Response, WebError> {
     signed_in.require(Action::ManageUsers)?;
     let account_id = signed_in.account_id();
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::default();
     let role = form
         .text("role")
         .parse::<Role>()
-        .map_err(|_| errors.push(("role", "Choose a role.".to_owned())))
+        .map_err(|_| errors.add("role", "Choose a role."))
         .ok();
     let user = match validate::email(form.text("email")) {
         Ok(email) => match user_store::find_by_email(&state.db.pool, &email).await? {
             Some(user) => Some(user),
             None => {
-                errors.push((
+                errors.add(
                     "email",
-                    "No user has this email address. Add them as a new user instead.".into(),
-                ));
+                    "No user has this email address. Add them as a new user instead.",
+                );
                 None
             }
         },
         Err(e) => {
-            errors.push(("email", e));
+            errors.add("email", e);
             None
         }
     };
@@ -417,18 +388,14 @@ pub async fn add_existing(
             .await?
             .is_some()
         {
-            errors.push((
-                "email",
-                "This user is already a member of this account.".into(),
-            ));
+            errors.add("email", "This user is already a member of this account.");
         }
     }
     let fail = |errors| {
         render_with(
             StatusCode::UNPROCESSABLE_ENTITY,
             &ExistingPage {
-                title: "Add existing user".into(),
-                nav: Some(signed_in.nav(Section::Users)),
+                layout: signed_in.layout("Add existing user", Section::Users),
                 email: form.text("email").to_owned(),
                 roles: role_choices(form.text("role")),
                 errors,
@@ -441,10 +408,10 @@ pub async fn add_existing(
     match membership::add_existing_user(&state, acting(&signed_in, &ip), &user, role).await {
         Ok(()) => {}
         Err(MembershipError::AlreadyMember) => {
-            return fail(vec![(
+            return fail(FieldErrors::one(
                 "email",
-                "This user is already a member of this account.".into(),
-            )])
+                "This user is already a member of this account.",
+            ))
         }
         Err(e) => return Err(membership_failure(e)),
     }
@@ -466,24 +433,14 @@ pub struct ServiceLimit {
 #[derive(Template)]
 #[template(path = "users/edit.html")]
 struct EditPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     member: MemberRow,
     roles: Vec<RoleChoice>,
     limited: bool,
     services: Vec<ServiceLimit>,
-    /// (form, message): "role" or "services".
-    error: Option<(&'static str, String)>,
+    /// About the "role" or the "services" form.
+    errors: FieldErrors,
     notice: Option<String>,
-}
-
-impl EditPage {
-    fn error_for(&self, form: &str) -> Option<&str> {
-        self.error
-            .as_ref()
-            .filter(|(f, _)| *f == form)
-            .map(|(_, m)| m.as_str())
-    }
 }
 
 fn tokens_link(user_id: &UserId) -> String {
@@ -546,13 +503,12 @@ async fn edit_page(
         })
         .collect();
     Ok(EditPage {
-        title: format!("User {}", row.name),
-        nav: Some(signed_in.nav(Section::Users)),
+        layout: signed_in.layout(format!("User {}", row.name), Section::Users),
         roles: role_choices(member.role.as_str()),
         member: row,
         limited,
         services,
-        error,
+        errors: error.into_iter().collect(),
         notice,
     })
 }
@@ -678,8 +634,7 @@ pub async fn set_services(
 #[derive(Template)]
 #[template(path = "users/confirm.html")]
 struct ConfirmPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     member: MemberRow,
     /// "remove" or "delete".
     action: &'static str,
@@ -705,12 +660,14 @@ async fn confirm(
     let tokens_link = matches!(refused, Some(MemberError::HasTokens(_))).then(|| tokens_link(id));
     let row = one_member_row(state, signed_in, &member).await?;
     Ok(ConfirmPage {
-        title: if action == "delete" {
-            "Delete user".into()
-        } else {
-            "Remove from account".into()
-        },
-        nav: Some(signed_in.nav(Section::Users)),
+        layout: signed_in.layout(
+            if action == "delete" {
+                "Delete user"
+            } else {
+                "Remove from account"
+            },
+            Section::Users,
+        ),
         member: row,
         action,
         refusal: refused.map(|r| r.message()),
@@ -785,8 +742,7 @@ pub async fn delete(
 #[derive(Template)]
 #[template(path = "users/set_password.html")]
 struct SetPasswordPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     csrf: String,
     /// The link's secret, posted back with the form.
     key: String,
@@ -809,8 +765,7 @@ pub async fn set_password_page(
         .await?
         .ok_or_else(link_gone)?;
     render(&SetPasswordPage {
-        title: "Set your password".into(),
-        nav: None,
+        layout: Layout::anonymous("Set your password"),
         csrf: super::csrf::token(&session).await?,
         key: link,
         email: user.email,
@@ -833,8 +788,7 @@ pub async fn set_password(
         return render_with(
             StatusCode::UNPROCESSABLE_ENTITY,
             &SetPasswordPage {
-                title: "Set your password".into(),
-                nav: None,
+                layout: Layout::anonymous("Set your password"),
                 csrf: super::csrf::token(&session).await?,
                 key: link,
                 email: user.email,

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Fastly's official Python and JavaScript clients against a live tokenpanel server.
+# Fastly's official Python and JavaScript clients, and a replay of its Go client's exact
+# requests, against a live tokenpanel server.
 #
 # Builds the server, seeds a demo account (one user per role, three services) in a
 # temporary SQLite database, starts the server on a free loopback port, runs
-# tests/compat/python/suite.py and tests/compat/node/suite.js, stops the server and exits
-# non-zero if either suite failed. Downloads nothing but the pinned client packages
+# tests/compat/go/replay.py, tests/compat/python/suite.py and tests/compat/node/suite.js
+# (each with a fresh token of its own), stops the server and exits non-zero if any failed. Downloads nothing but the pinned client packages
 # (pip install --require-hashes, npm ci) from their registries.
 #
 # Settings (environment):
 #   COMPAT_RELEASE=1      build and run the release binary (default: debug)
 #   COMPAT_KEEP_GOING=1   run every check instead of stopping at each suite's first failure
 #   COMPAT_INVITATIONS=1  add the /invitations checks
-#   COMPAT_ONLY=python|node   run one suite
+#   COMPAT_ONLY=go|python|node   run one suite
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -24,7 +25,11 @@ if [[ "${COMPAT_RELEASE:-}" == 1 ]]; then
   build_flags=(--release)
 fi
 suite_flags=()
-[[ "${COMPAT_KEEP_GOING:-}" == 1 ]] && suite_flags+=(--keep-going)
+go_flags=()
+if [[ "${COMPAT_KEEP_GOING:-}" == 1 ]]; then
+  suite_flags+=(--keep-going)
+  go_flags+=(--keep-going)
+fi
 [[ "${COMPAT_INVITATIONS:-}" == 1 ]] && suite_flags+=(--with-invitations)
 only="${COMPAT_ONLY:-}"
 
@@ -102,6 +107,12 @@ if ! helper wait; then
 fi
 
 status=0
+run_go() {
+  echo "== Go client's requests replayed (tests/compat/GO_SHAPES.md)"
+  local token
+  token=$(helper token "compat go") || return 1
+  COMPAT_TOKEN="$token" python3 "$compat/go/replay.py" "${go_flags[@]}"
+}
 run_python() {
   echo "== Python client (PyPI fastly, tests/compat/python/requirements.txt)"
   local venv="$compat/python/.venv"
@@ -126,6 +137,9 @@ run_node() {
   token=$(helper token "compat node") || return 1
   COMPAT_TOKEN="$token" node "$compat/node/suite.js" "${suite_flags[@]}"
 }
+if [[ -z "$only" || "$only" == go ]]; then
+  run_go || status=1
+fi
 if [[ -z "$only" || "$only" == python ]]; then
   run_python || status=1
 fi

@@ -493,7 +493,6 @@ function main() {
             data: {
               type: 'invitation',
               attributes: { email, role: 'user' },
-              relationships: { service_invitations: { data: [] } },
             },
           },
         });

@@ -582,18 +582,12 @@ def main():
             from fastly.model.invitation import Invitation
             from fastly.model.invitation_create_data import InvitationCreateData
             from fastly.model.invitation_data_attributes import InvitationDataAttributes
-            from fastly.model.relationships_for_invitation import RelationshipsForInvitation
-            from fastly.model.relationship_service_invitations_create import \
-                RelationshipServiceInvitationsCreate
-            from fastly.model.relationship_service_invitations_create_service_invitations \
-                import RelationshipServiceInvitationsCreateServiceInvitations
+            from fastly.model.role_user import RoleUser
             from fastly.model.type_invitation import TypeInvitation
+            # Sent as {"data":{"type":"invitation","attributes":{"email":…,"role":"user"}}}.
             created = invites.create_invitation(invitation=Invitation(data=InvitationCreateData(
                 type=TypeInvitation("invitation"),
-                attributes=InvitationDataAttributes(email=email, role="user"),
-                relationships=RelationshipsForInvitation(
-                    service_invitations=RelationshipServiceInvitationsCreate(
-                        data=RelationshipServiceInvitationsCreateServiceInvitations([]))))))
+                attributes=InvitationDataAttributes(email=email, role=RoleUser("user")))))
             invitation_id = created.data.id
             listed = invites.list_invitations()
             expect(invitation_id in {i.id for i in listed.data}, "not listed")

@@ -2,18 +2,18 @@
 
 mod account_tokens;
 mod assets;
-mod auth;
 mod csrf;
 mod error;
-mod events;
+mod event_log;
 mod headers;
 mod page;
+mod personal_tokens;
 mod security;
-mod services;
+mod service_pages;
 mod session;
+mod sign_in;
 mod sudo;
 mod switch;
-mod tokens;
 mod users;
 
 use axum::http::StatusCode;
@@ -44,20 +44,23 @@ pub fn router(state: &AppState) -> Router<AppState> {
 
     let pages = Router::new()
         .route("/", get(home))
-        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/login", get(sign_in::login_page).post(sign_in::login))
         .route(
             "/login/two-factor",
-            get(auth::second_step_page).post(auth::second_step),
+            get(sign_in::second_step_page).post(sign_in::second_step),
         )
-        .route("/logout", post(auth::logout))
-        .route("/setup/{secret}", get(auth::setup_page).post(auth::setup))
-        .merge(tokens::routes())
+        .route("/logout", post(sign_in::logout))
+        .route(
+            "/setup/{secret}",
+            get(sign_in::setup_page).post(sign_in::setup),
+        )
+        .merge(personal_tokens::routes())
         .merge(account_tokens::routes())
         .merge(users::routes())
         .merge(switch::routes())
-        .merge(services::routes())
+        .merge(service_pages::routes())
         .merge(security::routes())
-        .merge(events::routes())
+        .merge(event_log::routes())
         .layer(axum::middleware::from_fn(csrf::protect))
         .layer(sessions);
 

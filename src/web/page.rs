@@ -209,6 +209,15 @@ pub fn access_label(services: Option<&Vec<(ServiceId, String)>>) -> String {
     }
 }
 
+/// A date typed as `YYYY-MM-DD`.
+pub fn parse_date(s: &str) -> Option<time::Date> {
+    let mut parts = s.trim().splitn(3, '-');
+    let year: i32 = parts.next()?.parse().ok()?;
+    let month: u8 = parts.next()?.parse().ok()?;
+    let day: u8 = parts.next()?.parse().ok()?;
+    time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()
+}
+
 /// `2026-11-28`
 pub fn date(unix: i64) -> String {
     match time::OffsetDateTime::from_unix_timestamp(unix) {

@@ -10,10 +10,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use time::{Date, Month, Time};
+use time::{Date, Time};
 
 use super::error::WebError;
-use super::page::{date_time, render, url_encode, Layout, Section};
+use super::page::{date_time, parse_date, render, url_encode, Layout, Section};
 use super::session::SignedIn;
 use crate::db::event_store::{self, Event, EventFilter};
 use crate::db::{service_store, user_store};
@@ -43,14 +43,6 @@ struct Query {
     from: String,
     to: String,
     page: i64,
-}
-
-fn parse_day(s: &str) -> Option<Date> {
-    let mut parts = s.trim().splitn(3, '-');
-    let year: i32 = parts.next()?.parse().ok()?;
-    let month: u8 = parts.next()?.parse().ok()?;
-    let day: u8 = parts.next()?.parse().ok()?;
-    Date::from_calendar_date(year, Month::try_from(month).ok()?, day).ok()
 }
 
 fn start_of(day: Date) -> i64 {
@@ -86,13 +78,13 @@ impl Query {
             ..EventFilter::default()
         };
         if !query.from.is_empty() {
-            match parse_day(&query.from) {
+            match parse_date(&query.from) {
                 Some(day) => filter.created_gte = Some(start_of(day)),
                 None => errors.push("Enter the From date as YYYY-MM-DD.".to_owned()),
             }
         }
         if !query.to.is_empty() {
-            match parse_day(&query.to).and_then(|d| d.next_day()) {
+            match parse_date(&query.to).and_then(|d| d.next_day()) {
                 Some(next) => filter.created_lt = Some(start_of(next)),
                 None => errors.push("Enter the To date as YYYY-MM-DD.".to_owned()),
             }

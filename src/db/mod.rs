@@ -154,6 +154,9 @@ pub fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
 }
 
 #[cfg(test)]
+mod migration_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -40,6 +40,16 @@ const REFUSED: &[&str] = &[
     "UPDATE tokens SET user_id = 'u1' WHERE id = 't2'",
 ];
 
+/// id, scope, role, tls_access, expires_at, last_used_agent
+type TokenColumns = (
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
+
 async fn rebuilds_with_data_and_checks(db: Db) {
     let before = Migrator {
         migrations: Cow::Owned(MIGRATOR.iter().filter(|m| m.version < 7).cloned().collect()),
@@ -57,14 +67,7 @@ async fn rebuilds_with_data_and_checks(db: Db) {
     }
     db.migrate().await.expect("0007 applies over data");
 
-    let tokens: Vec<(
-        String,
-        String,
-        Option<String>,
-        i64,
-        Option<i64>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let tokens: Vec<TokenColumns> = sqlx::query_as(
         "SELECT id, scope, role, tls_access, expires_at, last_used_agent FROM tokens ORDER BY id",
     )
     .fetch_all(&db.pool)

@@ -100,8 +100,14 @@ fn init_logging(filter: &str) -> Result<(), String> {
         .map_err(|e| format!("LOG_LEVEL {filter:?} is not a valid filter: {e}"))?;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
+    // Colour only for a person at a terminal: escape codes garble files and pipes.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_target(false))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_ansi(colour),
+        )
         .with(targets)
         .try_init()
         .map_err(|e| e.to_string())

@@ -12,12 +12,12 @@ use super::api_error::{ApiError, ApiResult};
 use super::caller::Caller;
 use super::fields::Fields;
 use super::{json, timestamp};
-use crate::db::event_store::{self, NewEvent};
 use crate::db::service_store::{self, Service};
 use crate::domain::access::Action;
 use crate::domain::event_type::EventType;
 use crate::domain::ids::{AccountId, ServiceId};
 use crate::domain::random;
+use crate::ops::service_catalog::{self, Purge};
 use crate::state::AppState;
 
 /// Surrogate keys one batch purge may name, as Fastly allows.
@@ -110,15 +110,15 @@ async fn record(
     description: String,
     metadata: serde_json::Value,
 ) -> ApiResult<()> {
-    let event = NewEvent::new(event_type, description)
-        .account(caller.account_id())
-        .actor(caller.user_id())
-        .token(&caller.token.id)
-        .service(&service.id)
-        .ip(Some(&caller.ip))
-        .metadata(metadata);
-    event_store::record(&state.db.pool, &event, state.clock.unix()).await?;
-    Ok(())
+    let purge = Purge {
+        event_type,
+        description,
+        metadata,
+        actor: caller.user_id(),
+        token: &caller.token.id,
+        ip: &caller.ip,
+    };
+    Ok(service_catalog::record_purge(state, service, purge).await?)
 }
 
 #[derive(Serialize)]

@@ -5,7 +5,7 @@ use crate::db::event_store::{self, NewEvent};
 use crate::db::is_unique_violation;
 use crate::db::service_store::{self, Service};
 use crate::domain::event_type::EventType;
-use crate::domain::ids::{AccountId, ServiceId, UserId};
+use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
 
 #[derive(Debug)]
 pub enum CatalogError {
@@ -168,6 +168,34 @@ pub async fn delete(
     event_store::record(&mut *tx, &event, now).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A purge through the API. Nothing is cached behind tokenpanel, so a purge is its event.
+pub struct Purge<'a> {
+    /// `ServicePurgeAll` or `ServicePurge` (by key).
+    pub event_type: EventType,
+    pub description: String,
+    /// What was purged: the keys and their purge ids, and whether softly.
+    pub metadata: serde_json::Value,
+    /// The owner of the token (none for an automation token) and the token.
+    pub actor: Option<&'a UserId>,
+    pub token: &'a TokenId,
+    pub ip: &'a str,
+}
+
+pub async fn record_purge(
+    ctx: &Context,
+    service: &Service,
+    purge: Purge<'_>,
+) -> Result<(), sqlx::Error> {
+    let event = NewEvent::new(purge.event_type, purge.description)
+        .account(&service.account_id)
+        .actor(purge.actor)
+        .token(purge.token)
+        .service(&service.id)
+        .ip(Some(purge.ip))
+        .metadata(purge.metadata);
+    event_store::record(&ctx.db.pool, &event, ctx.clock.unix()).await
 }
 
 #[cfg(test)]

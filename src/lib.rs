@@ -13,6 +13,8 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod tokens;
 pub mod web;
 

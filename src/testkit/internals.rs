@@ -1,0 +1,388 @@
+//! Everything the kit takes from the rest of the crate, in this one file. When the
+//! crate's insides move (modules, ids, visibility), this is the file to adapt: the kit's
+//! other files, the tests, the benchmarks and the examples only see what it offers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use sqlx::AnyPool;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::app::{AppState, Server};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::{accounts, events, users, Backend};
+use crate::domain::password::Password;
+use crate::domain::policy::{self, EventFacts};
+use crate::domain::{crypto, random, secret, totp};
+
+use super::{EventSpec, TokenSpec};
+
+pub use crate::domain::roles::{Role, Scope, ScopeSet, ServicePermission};
+pub use crate::domain::secret::TokenKind;
+pub use crate::tokens::{ImportError, IssueError};
+
+/// The application state of one running server: the kit passes it around opaquely.
+pub type State = AppState;
+
+/// The name of the session cookie the panel sets.
+pub const SESSION_COOKIE: &str = crate::web::SESSION_COOKIE;
+
+/// The length of a TOTP step, in seconds.
+pub const TOTP_STEP: i64 = totp::STEP_SECONDS;
+
+/// The TOTP code of `secret` (base32) at Unix time `unix`.
+pub fn totp_code(secret: &str, unix: i64) -> Option<String> {
+    totp::code_at(secret, unix)
+}
+
+/// A date as the pages write it (`2026-11-28`).
+pub fn page_date(unix: i64) -> String {
+    crate::web::page::date(unix)
+}
+
+/// The digest stored for a token string.
+pub fn digest(key: &str) -> String {
+    secret::digest(key)
+}
+
+/// Whether a string has the shape of a token the panel issues (prefix, body, checksum).
+pub fn is_token_shaped(key: &str) -> bool {
+    secret::check_shape(key).is_ok()
+}
+
+/// A well-formed token string that was never issued.
+pub fn unissued_key(kind: TokenKind) -> String {
+    secret::TokenSecret::generate(kind).expose().to_owned()
+}
+
+pub fn random_id() -> String {
+    random::id()
+}
+
+pub fn random_base62(len: usize) -> String {
+    random::base62(len)
+}
+
+/// A fresh server key, as `SECRET_KEY` takes it.
+pub fn generated_secret_key() -> String {
+    crypto::SecretKey::generate().to_hex()
+}
+
+/// The settings of a test server on `database_url`.
+pub fn config(database_url: &str, secret_key: Option<String>, trust_forwarded_for: bool) -> Config {
+    let mut config = Config::for_database(database_url);
+    config.secret_key = secret_key;
+    config.trust_forwarded_for = trust_forwarded_for;
+    config
+}
+
+/// A fingerprint of the migration set (versions and checksums), so a database migrated
+/// by one set is never taken for another.
+pub fn migrations_fingerprint() -> String {
+    let mut hash = Sha256::new();
+    for migration in crate::db::MIGRATOR.iter() {
+        hash.update(migration.version.to_be_bytes());
+        hash.update(&migration.checksum[..]);
+    }
+    hash.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Creates (SQLite) or opens `url` and applies the migrations, then lets go of it.
+pub async fn migrate(url: &str) -> Result<(), String> {
+    let db = crate::db::connect(url).await.map_err(|e| e.to_string())?;
+    let migrated = db.migrate().await.map_err(|e| e.to_string());
+    if db.backend == Backend::Sqlite {
+        // Fold the write-ahead log into the file, which is then copied as it is.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&db.pool)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    db.pool.close().await;
+    migrated
+}
+
+/// The clock of a test server: the system clock, moved forward by the test.
+#[derive(Debug, Clone, Default)]
+pub struct TestClock(Arc<crate::clock::ShiftedClock>);
+
+impl TestClock {
+    pub fn advance(&self, seconds: i64) {
+        self.0.advance(seconds);
+    }
+
+    /// Unix seconds, the unit every timestamp is stored in.
+    pub fn unix(&self) -> i64 {
+        self.0.unix()
+    }
+
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.0.now()
+    }
+}
+
+/// A server running in the background.
+pub struct Running {
+    pub state: State,
+    pub addr: SocketAddr,
+    pub shutdown: oneshot::Sender<()>,
+    pub task: JoinHandle<()>,
+}
+
+pub async fn start_server(config: &Config, clock: &TestClock) -> Running {
+    let server = Server::build(config, clock.0.clone())
+        .await
+        .expect("server starts");
+    let addr = server.addr;
+    let state = server.state.clone();
+    let (shutdown, stop) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        server
+            .run(async {
+                let _ = stop.await;
+            })
+            .await
+            .expect("server runs");
+    });
+    Running {
+        state,
+        addr,
+        shutdown,
+        task,
+    }
+}
+
+pub fn pool(state: &State) -> &AnyPool {
+    &state.db.pool
+}
+
+pub fn is_postgres(state: &State) -> bool {
+    state.db.backend == Backend::Postgres
+}
+
+fn now(state: &State) -> i64 {
+    state.clock.unix()
+}
+
+pub async fn create_account(state: &State, name: &str) -> String {
+    let id = random::id();
+    accounts::create(pool(state), &id, name, now(state))
+        .await
+        .expect("create an account");
+    id
+}
+
+pub async fn create_service(state: &State, account: &str, name: &str) -> String {
+    let id = random::id();
+    accounts::create_service(pool(state), &id, account, name, now(state))
+        .await
+        .expect("create a service");
+    id
+}
+
+/// A user with a member role in `account`; without a password they cannot sign in.
+pub async fn create_member(
+    state: &State,
+    account: &str,
+    email: &str,
+    name: &str,
+    password: Option<&str>,
+    role: Role,
+) -> String {
+    let hash = match password {
+        Some(password) => Some(
+            state
+                .passwords
+                .hash(&Password::new(password))
+                .await
+                .expect("hash a password"),
+        ),
+        None => None,
+    };
+    let id = random::id();
+    let mut tx = pool(state).begin().await.expect("begin");
+    users::create(&mut *tx, &id, email, name, hash.as_deref(), now(state))
+        .await
+        .expect("create a user");
+    accounts::add_member(&mut *tx, account, &id, role, now(state))
+        .await
+        .expect("add the user to the account");
+    tx.commit().await.expect("commit");
+    id
+}
+
+/// Many password-less members at once, in one transaction: (email, name, role) each.
+pub async fn create_members(
+    state: &State,
+    account: &str,
+    members: &[(String, String, Role)],
+) -> Vec<String> {
+    let mut tx = pool(state).begin().await.expect("begin");
+    let mut ids = Vec::with_capacity(members.len());
+    for (email, name, role) in members {
+        let id = random::id();
+        users::create(&mut *tx, &id, email, name, None, now(state))
+            .await
+            .expect("create a user");
+        accounts::add_member(&mut *tx, account, &id, *role, now(state))
+            .await
+            .expect("add the user to the account");
+        ids.push(id);
+    }
+    tx.commit().await.expect("commit");
+    ids
+}
+
+pub async fn add_member(state: &State, account: &str, user: &str, role: Role) {
+    accounts::add_member(pool(state), account, user, role, now(state))
+        .await
+        .expect("add a member");
+}
+
+pub async fn limit_to(
+    state: &State,
+    account: &str,
+    user: &str,
+    service: &str,
+    permission: ServicePermission,
+) {
+    accounts::set_service_permission(pool(state), account, user, service, permission.as_str())
+        .await
+        .expect("limit a member to a service");
+}
+
+pub async fn service_limits(
+    state: &State,
+    account: &str,
+    user: &str,
+) -> Vec<(String, ServicePermission)> {
+    accounts::service_permissions(pool(state), account, user)
+        .await
+        .expect("read service limits")
+        .into_iter()
+        .map(|(service, permission)| {
+            let permission = permission.parse().expect("a stored permission parses");
+            (service, permission)
+        })
+        .collect()
+}
+
+/// Issues a token as the pages and the API would after their checks: (id, string).
+pub async fn issue(state: &State, spec: &TokenSpec) -> Result<(String, String), IssueError> {
+    let scopes = ScopeSet::parse(&spec.scope).expect("a valid scope");
+    let request = crate::tokens::TokenRequest {
+        kind: spec.kind,
+        account_id: &spec.account_id,
+        actor_id: &spec.actor_id,
+        name: &spec.name,
+        scopes: &scopes,
+        services: &spec.services,
+        role: spec.role,
+        tls_access: spec.tls_access,
+        expires_at: spec.expires_at,
+        ip: None,
+    };
+    let issued = crate::tokens::issue(state, &request).await?;
+    Ok((issued.id, issued.secret.expose().to_owned()))
+}
+
+/// Turns on two-factor authentication for `user` with a fresh secret, as enrolment
+/// does; returns the secret (base32).
+pub async fn enrol_two_factor(state: &State, user: &str) -> String {
+    let secret = totp::generate_secret();
+    let sealed = crate::auth::seal_totp_secret(state, user, &secret);
+    users::enable_totp(pool(state), user, &sealed, 0)
+        .await
+        .expect("store the two-factor secret");
+    secret
+}
+
+pub async fn setup_path(state: &State) -> Option<String> {
+    crate::app::setup_path(state)
+        .await
+        .expect("read or make the setup secret")
+}
+
+pub async fn sweep_unused(state: &State) -> u64 {
+    crate::tokens::sweep_unused(state)
+        .await
+        .expect("sweep unused tokens")
+}
+
+pub async fn import_legacy_key(
+    state: &State,
+    account: &str,
+    key: &str,
+) -> Result<String, ImportError> {
+    crate::tokens::import_legacy_key(state, account, key).await
+}
+
+pub fn usage_writes(state: &State) -> u64 {
+    state.usage.writes()
+}
+
+/// Records an event as the panel would have, at Unix time `at`.
+pub async fn record_event(state: &State, event: &EventSpec<'_>, at: i64) {
+    let event = events::NewEvent {
+        account_id: event.account_id,
+        event_type: event.event_type,
+        actor_id: event.actor_id,
+        token_id: event.token_id,
+        service_id: event.service_id,
+        ip: event.ip,
+        description: event.description.to_owned(),
+        metadata: event.metadata.clone(),
+    };
+    events::record(pool(state), &event, at)
+        .await
+        .expect("record an event");
+}
+
+/// Who looks at the event log, for `visible_by_rule`.
+#[derive(Debug, Clone)]
+pub enum Viewer {
+    /// A person, by user id.
+    User(String),
+    /// An automation token, by token id.
+    Token(String),
+}
+
+/// The ids of the events of `account` that the domain rule lets `viewer` (with `role`,
+/// limited to `limits` when an engineer is) see: what the event log's SQL must agree with.
+pub async fn visible_by_rule(
+    state: &State,
+    account: &str,
+    role: Role,
+    viewer: Viewer,
+    limits: Option<Vec<String>>,
+) -> Vec<String> {
+    let viewer = match viewer {
+        Viewer::User(id) => policy::Viewer::User(id),
+        Viewer::Token(id) => policy::Viewer::Token(id),
+    };
+    let scope = policy::event_scope(role, viewer, limits);
+    events::recent(pool(state), i64::MAX)
+        .await
+        .expect("read the events")
+        .into_iter()
+        .filter(|e| e.account_id.as_deref() == Some(account))
+        .filter(|e| {
+            policy::event_visible(
+                &scope,
+                &EventFacts {
+                    actor_id: e.actor_id.as_deref(),
+                    token_id: e.token_id.as_deref(),
+                    service_id: e.service_id.as_deref(),
+                },
+            )
+        })
+        .map(|e| e.id)
+        .collect()
+}

@@ -1,10 +1,8 @@
 //! The same flows with JavaScript off: every page works as plain HTML forms and links.
 
-use tokenpanel::domain::roles::Role;
-use tokenpanel::domain::secret::digest;
+use tokenpanel::testkit::{digest, Role, TestApp};
 
 use crate::browser::{fail, Browser, Js, Result, Role as Aria};
-use crate::common::TestApp;
 use crate::steps::{open_create_form, page_holds, sign_in, submit_and_read_token};
 
 /// The session really has JavaScript off (else these tests would prove nothing).
@@ -58,7 +56,7 @@ async fn sign_in_and_create_a_token_without_javascript() {
         let stored: Option<String> =
             sqlx::query_scalar("SELECT name FROM tokens WHERE secret_digest = $1")
                 .bind(digest(&secret))
-                .fetch_optional(&app.state.db.pool)
+                .fetch_optional(app.pool())
                 .await?;
         if stored.as_deref() != Some("Cron job") {
             fail!("the string shown is not the stored token");
@@ -105,7 +103,7 @@ async fn delete_a_token_without_javascript() {
         }
         b.link("Delete token Build server").await?;
         let names: Vec<String> = sqlx::query_scalar("SELECT name FROM tokens")
-            .fetch_all(&app.state.db.pool)
+            .fetch_all(app.pool())
             .await?;
         if names != ["Build server"] {
             fail!("the database holds {names:?}");

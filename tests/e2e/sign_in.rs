@@ -1,9 +1,8 @@
 //! Signing in and out with a password.
 
-use tokenpanel::domain::roles::Role;
+use tokenpanel::testkit::{Role, TestApp};
 
 use crate::browser::{fail, Browser, Js};
-use crate::common::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_and_sign_out() {

@@ -108,12 +108,16 @@ impl From<&Persona> for TokenSpec {
 #[derive(Debug, Default, Clone)]
 pub struct EventSpec<'a> {
     pub account_id: Option<&'a str>,
+    /// e.g. `token.create`
     pub event_type: &'a str,
+    pub description: &'a str,
+    /// The user who acted; None for an automation token or the system.
     pub actor_id: Option<&'a str>,
+    /// The token the event is about (or that acted).
     pub token_id: Option<&'a str>,
     pub service_id: Option<&'a str>,
     pub ip: Option<&'a str>,
-    pub description: &'a str,
+    /// Details, stored as JSON (`{}` when None).
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -319,14 +323,25 @@ impl TestApp {
             internals::random_base62(6).to_lowercase()
         );
         let password = format!("pw-{}", internals::random_base62(16));
+        self.persona_with_login(account, role, &email, &password)
+            .await
+    }
+
+    /// A persona whose email and password the caller chooses.
+    pub async fn persona_with_login(
+        &self,
+        account: &str,
+        role: Role,
+        email: &str,
+        password: &str,
+    ) -> Persona {
         let name = format!("Test {}", role.label());
-        let id =
-            internals::create_member(&self.state, account, &email, &name, Some(&password), role)
-                .await;
+        let id = internals::create_member(&self.state, account, email, &name, Some(password), role)
+            .await;
         Persona {
             id,
-            email,
-            password,
+            email: email.to_owned(),
+            password: password.to_owned(),
             account_id: account.to_owned(),
         }
     }

@@ -24,41 +24,21 @@ pub async fn database() -> TestDb {
     db
 }
 
-/// A value of a row written by `insert_rows`.
+/// A value of a row written by `insert_rows`: text or an integer, either maybe NULL.
 #[derive(Debug, Clone)]
 pub enum Cell {
     Text(Option<String>),
     Int(Option<i64>),
 }
 
-impl From<&str> for Cell {
-    fn from(s: &str) -> Cell {
-        Cell::Text(Some(s.to_owned()))
-    }
+/// A text cell.
+pub fn text(s: impl Into<String>) -> Cell {
+    Cell::Text(Some(s.into()))
 }
 
-impl From<String> for Cell {
-    fn from(s: String) -> Cell {
-        Cell::Text(Some(s))
-    }
-}
-
-impl From<Option<String>> for Cell {
-    fn from(s: Option<String>) -> Cell {
-        Cell::Text(s)
-    }
-}
-
-impl From<i64> for Cell {
-    fn from(n: i64) -> Cell {
-        Cell::Int(Some(n))
-    }
-}
-
-impl From<Option<i64>> for Cell {
-    fn from(n: Option<i64>) -> Cell {
-        Cell::Int(n)
-    }
+/// An integer cell.
+pub fn int(n: i64) -> Cell {
+    Cell::Int(Some(n))
 }
 
 /// Writes rows straight into `table`, 500 to a statement: seeding at a scale where

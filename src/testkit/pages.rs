@@ -174,16 +174,21 @@ impl Client {
         self.page(response).await
     }
 
+    /// Opens the sign-in page and posts the persona's email and password: the first
+    /// (or only) step of signing in.
+    pub async fn submit_password(&self, persona: &Persona) -> Page {
+        self.get("/login").await;
+        self.post(
+            "/login",
+            &[("email", &persona.email), ("password", &persona.password)],
+        )
+        .await
+    }
+
     /// Signs in through the sign-in form (the persona has no second factor) and loads a
     /// signed-in page, so the new session's CSRF token is known.
     pub async fn sign_in(&self, persona: &Persona) -> Page {
-        self.get("/login").await;
-        let page = self
-            .post(
-                "/login",
-                &[("email", &persona.email), ("password", &persona.password)],
-            )
-            .await;
+        let page = self.submit_password(persona).await;
         assert_eq!(
             page.status,
             StatusCode::SEE_OTHER,

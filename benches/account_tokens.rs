@@ -17,8 +17,8 @@
 
 use std::time::Instant;
 
-use tokenpanel::testkit::bench::{self, int, text, Cell};
-use tokenpanel::testkit::{random_base62, random_id, Persona, Role, TestApp, TestDb};
+use tokenpanel::testkit::bench;
+use tokenpanel::testkit::{Persona, Role, TestApp, TestDb, TokenSpec};
 
 const MEMBERS: usize = 1_000;
 const SERVICES: usize = 20;
@@ -80,65 +80,42 @@ async fn seed(app: &TestApp, tokens: usize) -> Persona {
 
     let mut rng = Lcg(42);
     let two_years = 2 * 365 * 86_400;
-    let mut token_services: Vec<Vec<Cell>> = Vec::new();
-    let mut rows = Vec::with_capacity(tokens);
+    let mut seeds = Vec::with_capacity(tokens);
     for i in 0..tokens {
         // 3% automation tokens; user tokens spread over the members, 100 at most each.
         let automation = i % 33 == 0;
         let owner = &members[i % MEMBERS];
-        let id = random_id();
-        let created = now - rng.below(two_years) as i64;
-        let expires: Option<i64> = match rng.below(3) {
+        let created_at = now - rng.below(two_years) as i64;
+        let expires_at = match rng.below(3) {
             0 => None,
             1 => Some(now - rng.below(86_400 * 300) as i64),
             _ => Some(now + 1 + rng.below(86_400 * 300) as i64),
         };
-        let last_used: Option<i64> =
-            (rng.below(2) == 0).then(|| now - rng.below(86_400 * 365) as i64);
+        let last_used_at = (rng.below(2) == 0).then(|| now - rng.below(86_400 * 365) as i64);
         let name = match rng.below(10) {
             0 => format!("deploy {i}"),
             1 => format!("CI pipeline {i}"),
             _ => format!("token {i}"),
         };
         let scope = SCOPES[rng.below(SCOPES.len() as u64) as usize];
-        if rng.below(10) == 0 {
-            let service = &services[rng.below(SERVICES as u64) as usize];
-            token_services.push(vec![text(id.as_str()), text(service.as_str())]);
-        }
-        rows.push(vec![
-            text(id),
-            text(account.as_str()),
-            text(if automation { "automation" } else { "user" }),
-            Cell::Text((!automation).then(|| owner.clone())),
-            text(owner.as_str()),
-            text(name),
-            text(scope),
-            Cell::Text(automation.then(|| "engineer".to_owned())),
-            int(0),
-            text(random_base62(40)),
-            int(created),
-            Cell::Int(expires),
-            Cell::Int(last_used),
-        ]);
+        let services = if rng.below(10) == 0 {
+            vec![services[rng.below(SERVICES as u64) as usize].clone()]
+        } else {
+            Vec::new()
+        };
+        let spec = if automation {
+            TokenSpec::automation(owner, Role::Engineer)
+        } else {
+            TokenSpec::user(owner)
+        };
+        let spec = spec.named(&name).scope(scope).services(&services);
+        let spec = match expires_at {
+            Some(at) => spec.expires_at(at),
+            None => spec,
+        };
+        seeds.push((spec, created_at, last_used_at));
     }
-    let columns = [
-        "id",
-        "account_id",
-        "kind",
-        "user_id",
-        "created_by",
-        "name",
-        "scope",
-        "role",
-        "tls_access",
-        "secret_digest",
-        "created_at",
-        "expires_at",
-        "last_used_at",
-    ];
-    bench::insert_rows(app, "tokens", &columns, rows).await;
-    let columns = ["token_id", "service_id"];
-    bench::insert_rows(app, "token_services", &columns, token_services).await;
+    bench::insert_tokens(app, seeds).await;
     boss
 }
 

@@ -29,8 +29,8 @@ async fn main() {
         .unwrap_or(1_000_000);
     let app = TestApp::start_on(bench::database().await).await;
     let account = app.account("Bench").await;
-    let superuser = app.persona(&account, Role::Superuser).await;
-    let engineer = app.persona(&account, Role::Engineer).await;
+    let superuser = app.member(&account, Role::Superuser).await;
+    let engineer = app.member(&account, Role::Engineer).await;
     let mut services = Vec::new();
     for i in 0..10 {
         services.push(app.service(&account, &format!("svc-{i}.example")).await);

@@ -9,7 +9,7 @@ const REQUESTS: usize = 1000;
 async fn main() {
     let app = TestApp::start_on(bench::database().await).await;
     let account = app.account("Bench").await;
-    let user = app.persona(&account, Role::Engineer).await;
+    let user = app.member(&account, Role::Engineer).await;
     let mut services = Vec::new();
     for i in 0..5 {
         services.push(app.service(&account, &format!("service-{i}.example")).await);

@@ -14,7 +14,7 @@ async fn main() {
     let account = app.account("Bench").await;
     let mut known = Vec::new();
     for _ in 0..ROUNDS {
-        known.push(app.persona(&account, Role::User).await.email);
+        known.push(app.member(&account, Role::User).await.email);
     }
     let client = app.client();
     client.get("/login").await;

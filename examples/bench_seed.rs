@@ -4,8 +4,8 @@
 //!
 //! Usage: bench_seed DATABASE_URL [TOKENS]
 
-use tokenpanel::testkit::bench::{self, int, text, Cell};
-use tokenpanel::testkit::{random_base62, random_id, Role, TestApp, TestDb, TokenSpec};
+use tokenpanel::testkit::bench;
+use tokenpanel::testkit::{Role, TestApp, TestDb, TokenSpec};
 
 const PER_USER: usize = 100;
 const PASSWORD: &str = "bench password 0123456789";
@@ -40,36 +40,13 @@ async fn main() -> Result<(), Failure> {
         })
         .collect();
     let users = app.members_without_password(&account, &users).await;
-    let rows = (0..total).map(|i| {
-        let user = &users[i / PER_USER];
-        vec![
-            text(random_id()),
-            text(account.as_str()),
-            text("user"),
-            text(user.as_str()),
-            text(user.as_str()),
-            text("seeded"),
-            text("global"),
-            int(0),
-            text(random_base62(40)),
-            int(now),
-            Cell::Int(Some(now + 90 * 86_400)),
-        ]
+    let seeds = (0..total).map(|i| {
+        let spec = TokenSpec::user(&users[i / PER_USER])
+            .named("seeded")
+            .expires_at(now + 90 * 86_400);
+        (spec, now, None)
     });
-    let columns = [
-        "id",
-        "account_id",
-        "kind",
-        "user_id",
-        "created_by",
-        "name",
-        "scope",
-        "tls_access",
-        "secret_digest",
-        "created_at",
-        "expires_at",
-    ];
-    bench::insert_rows(&app, "tokens", &columns, rows).await;
+    bench::insert_tokens(&app, seeds).await;
 
     let email = "bench@bench.example";
     let user = app

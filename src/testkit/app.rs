@@ -315,8 +315,14 @@ impl TestApp {
         internals::create_service(&self.state, account, name).await
     }
 
+    /// A user with `role` in an account of their own ("Acme") and a password.
+    pub async fn persona(&self, role: Role) -> Persona {
+        let account = self.account("Acme").await;
+        self.member(&account, role).await
+    }
+
     /// A user with `role` in `account` and a password of their own.
-    pub async fn persona(&self, account: &str, role: Role) -> Persona {
+    pub async fn member(&self, account: &str, role: Role) -> Persona {
         let email = format!(
             "{}-{}@example.test",
             role.as_str(),
@@ -348,8 +354,7 @@ impl TestApp {
 
     /// A client signed in as a fresh persona of `role` in a fresh account.
     pub async fn signed_in(&self, role: Role) -> (Client, Persona) {
-        let account = self.account("Acme").await;
-        let persona = self.persona(&account, role).await;
+        let persona = self.persona(role).await;
         let client = self.client();
         client.sign_in(&persona).await;
         (client, persona)
@@ -366,13 +371,23 @@ impl TestApp {
         internals::create_member(&self.state, account, email, name, None, role).await
     }
 
-    /// Many members without a password, in one transaction: (email, name, role) each.
+    /// Many members without a password (who cannot sign in), in one transaction:
+    /// (email, name, role) each.
     pub async fn members_without_password(
         &self,
         account: &str,
         members: &[(String, String, Role)],
-    ) -> Vec<String> {
-        internals::create_members(&self.state, account, members).await
+    ) -> Vec<Persona> {
+        let ids = internals::create_members(&self.state, account, members).await;
+        ids.into_iter()
+            .zip(members)
+            .map(|(id, (email, _, _))| Persona {
+                id,
+                email: email.clone(),
+                password: String::new(),
+                account_id: account.to_owned(),
+            })
+            .collect()
     }
 
     /// Makes `persona` a member of another account too.
@@ -464,6 +479,14 @@ impl TestApp {
             .fetch_all(self.pool())
             .await
             .expect("read the event types")
+    }
+
+    /// The names of the stored tokens, sorted.
+    pub async fn token_names(&self) -> Vec<String> {
+        sqlx::query_scalar("SELECT name FROM tokens ORDER BY name")
+            .fetch_all(self.pool())
+            .await
+            .expect("read the token names")
     }
 
     pub async fn count(&self, table: &str) -> i64 {

@@ -6,8 +6,9 @@ use std::time::Instant;
 use sqlx::any::AnyArguments;
 use sqlx::Arguments;
 
-use super::app::TestApp;
+use super::app::{TestApp, TokenSpec};
 use super::database::TestDb;
+use super::internals::{random_base62, random_id, TokenKind};
 
 /// The database a benchmark runs on: a fresh database on the PostgreSQL server of
 /// BENCH_DATABASE_URL (any database there, e.g. `postgres`) when it is set, else a fresh
@@ -77,6 +78,60 @@ pub async fn insert_rows(
             .await
             .expect("insert seeded rows");
     }
+}
+
+/// Writes tokens straight into the database (see `insert_rows`): each a token as
+/// `TokenSpec` describes it, with the Unix times it was made and last used. Rows of the
+/// real shape (a random digest), without events or limit checks.
+pub async fn insert_tokens(
+    app: &TestApp,
+    tokens: impl IntoIterator<Item = (TokenSpec, i64, Option<i64>)>,
+) {
+    let mut links = Vec::new();
+    let rows: Vec<Vec<Cell>> = tokens
+        .into_iter()
+        .map(|(t, created_at, last_used_at)| {
+            let id = random_id();
+            links.extend(
+                t.services
+                    .iter()
+                    .map(|s| vec![text(id.as_str()), text(s.as_str())]),
+            );
+            let owner = (t.kind == TokenKind::User).then(|| t.actor_id.clone());
+            vec![
+                text(id),
+                text(t.account_id),
+                text(t.kind.as_str()),
+                Cell::Text(owner),
+                text(t.actor_id),
+                text(t.name),
+                text(t.scope),
+                Cell::Text(t.role.map(|r| r.as_str().to_owned())),
+                int(i64::from(t.tls_access)),
+                text(random_base62(40)),
+                int(created_at),
+                Cell::Int(t.expires_at),
+                Cell::Int(last_used_at),
+            ]
+        })
+        .collect();
+    let columns = [
+        "id",
+        "account_id",
+        "kind",
+        "user_id",
+        "created_by",
+        "name",
+        "scope",
+        "role",
+        "tls_access",
+        "secret_digest",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+    ];
+    insert_rows(app, "tokens", &columns, rows).await;
+    insert_rows(app, "token_services", &["token_id", "service_id"], links).await;
 }
 
 /// Sends `warm_up` untimed requests, then times `n` round trips in milliseconds. Each

@@ -5,9 +5,11 @@
 //! - `TestApp`: a real server on a random port over a fresh database (SQLite, or
 //!   PostgreSQL from TEST_DATABASE_URL), copied from a migrated template; an injectable
 //!   clock; restarts, second nodes.
-//! - Scene-setting by intent: `account`, `service`, `persona(account, role)`,
-//!   `signed_in(role)`, `add_member`, `limit_to`, `issue_token(TokenSpec)`,
-//!   `enrol_two_factor`; and `pool()` for direct SQL in assertions.
+//! - Scene-setting by intent: `account`, `service`, `persona(role)` (in an account of
+//!   their own), `member(account, role)`, `signed_in(role)`, `add_member`, `limit_to`,
+//!   `issue_token(TokenSpec)`, `enrol_two_factor`, `record_event`; assertions by intent
+//!   (`token_exists`, `token_names`, `role_in`, `event_types`, `count`), and
+//!   `pool()` for direct SQL.
 //! - `Client` for the pages (cookies, CSRF token, `sign_in`, `enter_sudo`,
 //!   `create_token`) and `Api` for the JSON API (`Fastly-Key`, `enter_sudo`).
 //! - `on_both_databases!`: each scenario once on SQLite and once on PostgreSQL.

@@ -10,9 +10,8 @@ use crate::steps::{sign_in, wait_for_rows};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filter_account_tokens_and_revoke_another_users_token() {
     let app = TestApp::sqlite().await;
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::Superuser).await;
-    let bob = app.persona(&account, Role::Engineer).await;
+    let ada = app.persona(Role::Superuser).await;
+    let bob = app.member(&ada.account_id, Role::Engineer).await;
     app.issue_token(TokenSpec::user(&ada).named("Ada laptop"))
         .await;
     let laptop = app
@@ -99,9 +98,7 @@ async fn filter_account_tokens_and_revoke_another_users_token() {
             fail!("the revoked token is still listed");
         }
         b.check_accessibility().await?;
-        let left: Vec<String> = sqlx::query_scalar("SELECT name FROM tokens ORDER BY name")
-            .fetch_all(app.pool())
-            .await?;
+        let left = app.token_names().await;
         if left != ["Ada laptop", "Bob old phone", "Deploy bot"] {
             fail!("the database holds {left:?} after revoking Bob laptop");
         }

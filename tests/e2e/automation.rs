@@ -10,8 +10,7 @@ use crate::steps::{open_create_form, page_holds, sign_in, wait_for_rows};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_an_automation_token() {
     let app = TestApp::sqlite().await;
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::Superuser).await;
+    let ada = app.persona(Role::Superuser).await;
     let Some(b) = Browser::open("create_an_automation_token", Js::On).await else {
         return;
     };

@@ -25,8 +25,7 @@ fn filters_in(url: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filter_the_event_log() {
     let app = TestApp::sqlite().await;
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::Superuser).await;
+    let ada = app.persona(Role::Superuser).await;
     app.issue_token(TokenSpec::user(&ada).named("Older token"))
         .await;
     app.clock.advance(3 * 86_400);

@@ -20,7 +20,7 @@ async fn sign_in_and_create_a_token_without_javascript() {
     for service in ["Production site", "Docs"] {
         app.service(&account, service).await;
     }
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.member(&account, Role::User).await;
     let Some(b) = Browser::open("create_a_token_without_javascript", Js::Off).await else {
         return;
     };
@@ -69,8 +69,7 @@ async fn sign_in_and_create_a_token_without_javascript() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_a_token_without_javascript() {
     let app = TestApp::sqlite().await;
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
     let Some(b) = Browser::open("delete_a_token_without_javascript", Js::Off).await else {
         return;
     };
@@ -102,9 +101,7 @@ async fn delete_a_token_without_javascript() {
             fail!("the deleted token is still listed");
         }
         b.link("Delete token Build server").await?;
-        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM tokens")
-            .fetch_all(app.pool())
-            .await?;
+        let names = app.token_names().await;
         if names != ["Build server"] {
             fail!("the database holds {names:?}");
         }

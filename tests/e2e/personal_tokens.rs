@@ -34,7 +34,7 @@ async fn create_token_and_see_the_string_once() {
     for service in ["Production site", "Staging site", "Staging API", "Docs"] {
         app.service(&account, service).await;
     }
-    let ada = app.persona(&account, Role::Engineer).await;
+    let ada = app.member(&account, Role::Engineer).await;
     let expires =
         (OffsetDateTime::from_unix_timestamp(app.now()).unwrap() + Duration::days(200)).date();
     let Some(b) = Browser::open("create_token_and_see_the_string_once", Js::On).await else {
@@ -192,8 +192,7 @@ async fn wait_for_options(b: &Browser, select: &str, wanted: &[&str]) -> crate::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_token_in_the_confirmation_dialog() {
     let app = TestApp::sqlite().await;
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
     let old = app
         .issue_token(TokenSpec::user(&ada).named("Old laptop"))
         .await

@@ -26,7 +26,7 @@ async fn switch_account_in_the_header() {
     let app = TestApp::sqlite().await;
     let acme = app.account("Acme").await;
     let beta = app.account("Beta").await;
-    let ada = app.persona(&acme, Role::Engineer).await;
+    let ada = app.member(&acme, Role::Engineer).await;
     app.add_member(&beta, &ada, Role::User).await;
     app.issue_token(TokenSpec::user(&ada).named("Acme laptop"))
         .await;

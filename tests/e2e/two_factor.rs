@@ -20,8 +20,7 @@ fn secret_in(text: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_with_a_totp_code() {
     let app = TestApp::sqlite().await;
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::Engineer).await;
+    let ada = app.persona(Role::Engineer).await;
     let Some(b) = Browser::open("sign_in_with_a_totp_code", Js::On).await else {
         return;
     };

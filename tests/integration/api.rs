@@ -41,8 +41,7 @@ const SUDO: &str = "You must POST /sudo to access this endpoint";
 
 async fn missing_malformed_unknown_and_revoked_keys_are_401(app: TestApp) {
     let api = app.api();
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
     let Token { id, key } = app.issue_token(&ada).await;
 
     api.send(api.request(Method::GET, "/tokens/self", None))
@@ -90,8 +89,7 @@ async fn missing_malformed_unknown_and_revoked_keys_are_401(app: TestApp) {
 
 async fn expired_tokens_get_401_with_id_and_time(app: TestApp) {
     let api = app.api();
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
     let expires = app.now() + 60;
     let Token { id, key } = app
         .issue_token(TokenSpec::user(&ada).expires_at(expires))
@@ -118,9 +116,8 @@ async fn expired_tokens_get_401_with_id_and_time(app: TestApp) {
 
 async fn owners_who_leave_or_are_locked_lose_their_tokens(app: TestApp) {
     let api = app.api();
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
-    let bob = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
+    let bob = app.member(&ada.account_id, Role::User).await;
     let ada_key = app.issue_token(&ada).await.key;
     let bob_key = app.issue_token(&bob).await.key;
     api.get("/current_user", &ada_key).await.expect(200);
@@ -146,7 +143,7 @@ async fn token_object_has_fastlys_shape(app: TestApp) {
     let api = app.api();
     let account = app.account("Acme").await;
     let service = app.service(&account, "www").await;
-    let ada = app.persona(&account, Role::Engineer).await;
+    let ada = app.member(&account, Role::Engineer).await;
     let spec = TokenSpec::user(&ada)
         .scope("purge_select global:read")
         .services(std::slice::from_ref(&service));
@@ -179,7 +176,7 @@ async fn token_object_has_fastlys_shape(app: TestApp) {
 async fn create_with_username_and_password_form_json_and_basic(app: TestApp) {
     let api = app.api();
     let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.member(&account, Role::User).await;
 
     // Form, with the empty `Basic Og==` header some clients always send.
     let reply = api
@@ -285,8 +282,7 @@ async fn create_with_username_and_password_form_json_and_basic(app: TestApp) {
 
 async fn create_with_a_key_needs_password_or_sudo(app: TestApp) {
     let api = app.api();
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
     let key = app.issue_token(&ada).await.key;
 
     let reply = api
@@ -302,7 +298,7 @@ async fn create_with_a_key_needs_password_or_sudo(app: TestApp) {
         .await
         .expect_msg(401, INVALID);
     // The username, when sent with a key, must be the key's owner.
-    let bob = app.persona(&account, Role::User).await;
+    let bob = app.member(&ada.account_id, Role::User).await;
     api.post_form(
         "/tokens",
         Some(&key),
@@ -342,7 +338,7 @@ async fn create_validates_and_never_exceeds_the_creating_token(app: TestApp) {
     let a = app.service(&account, "a").await;
     let b = app.service(&account, "b").await;
     let foreign = app.service(&other_account, "foreign").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.member(&account, Role::User).await;
     let creds = |extra: &[(&'static str, String)]| {
         let mut fields = vec![
             ("username", ada.email.clone()),
@@ -405,7 +401,7 @@ async fn create_validates_and_never_exceeds_the_creating_token(app: TestApp) {
     .expect(403);
 
     // An engineer's token with purge scopes cannot mint a global one.
-    let eve = app.persona(&account, Role::Engineer).await;
+    let eve = app.member(&account, Role::Engineer).await;
     let purge_key = app
         .issue_token(TokenSpec::user(&eve).scope("purge_all"))
         .await
@@ -422,8 +418,7 @@ async fn create_validates_and_never_exceeds_the_creating_token(app: TestApp) {
 
 async fn create_respects_the_token_limit(app: TestApp) {
     let api = app.api();
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
     for _ in 0..100 {
         app.issue_token(&ada).await;
     }
@@ -441,9 +436,8 @@ async fn create_respects_the_token_limit(app: TestApp) {
 
 async fn sudo_endpoint(app: TestApp) {
     let api = app.api();
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::Superuser).await;
-    let bob = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::Superuser).await;
+    let bob = app.member(&ada.account_id, Role::User).await;
     let Token { id, key } = app.issue_token(&ada).await;
 
     let reply = api
@@ -525,8 +519,7 @@ async fn sudo_endpoint(app: TestApp) {
 
 async fn two_factor_users_must_send_an_otp(app: TestApp) {
     let api = app.api();
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::Superuser).await;
+    let ada = app.persona(Role::Superuser).await;
     let Token { id: key_id, key } = app.issue_token(&ada).await;
     let secret = app.enrol_two_factor(&ada).await;
     let code = |app: &TestApp| totp_code(&secret, app.now()).unwrap();
@@ -639,13 +632,12 @@ async fn two_factor_users_must_send_an_otp(app: TestApp) {
 
 async fn accounts_forcing_two_factor_refuse_users_without_it(app: TestApp) {
     let api = app.api();
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
-    let bob = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
+    let bob = app.member(&ada.account_id, Role::User).await;
     let ada_key = app.issue_token(&ada).await.key;
     let secret = app.enrol_two_factor(&bob).await;
     sqlx::query("UPDATE accounts SET force_2fa = 1 WHERE id = $1")
-        .bind(&account)
+        .bind(&ada.account_id)
         .execute(app.pool())
         .await
         .unwrap();
@@ -684,10 +676,10 @@ async fn list_show_and_delete_own_and_account_tokens(app: TestApp) {
     let api = app.api();
     let account = app.account("Acme").await;
     let other = app.account("Other").await;
-    let ada = app.persona(&account, Role::User).await;
-    let bob = app.persona(&account, Role::User).await;
-    let root = app.persona(&account, Role::Superuser).await;
-    let stranger = app.persona(&other, Role::Superuser).await;
+    let ada = app.member(&account, Role::User).await;
+    let bob = app.member(&account, Role::User).await;
+    let root = app.member(&account, Role::Superuser).await;
+    let stranger = app.member(&other, Role::Superuser).await;
     let Token {
         id: ada_id,
         key: ada_key,
@@ -787,9 +779,8 @@ async fn list_show_and_delete_own_and_account_tokens(app: TestApp) {
 
 async fn bulk_delete_is_all_or_nothing(app: TestApp) {
     let api = app.api();
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
-    let bob = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
+    let bob = app.member(&ada.account_id, Role::User).await;
     let key = app.issue_token(&ada).await.key;
     let t1 = app.issue_token(&ada).await.id;
     let t2 = app.issue_token(&ada).await.id;
@@ -841,8 +832,8 @@ async fn automation_tokens(app: TestApp) {
     let api = app.api();
     let account = app.account("Acme").await;
     let service = app.service(&account, "www").await;
-    let root = app.persona(&account, Role::Superuser).await;
-    let eng = app.persona(&account, Role::Engineer).await;
+    let root = app.member(&account, Role::Superuser).await;
+    let eng = app.member(&account, Role::Engineer).await;
     let root_key = app.issue_token(&root).await.key;
     let eng_key = app.issue_token(&eng).await.key;
     let fields = [
@@ -987,7 +978,7 @@ async fn permission_matrix(app: TestApp) {
     let mut checked = 0;
     for role in Role::ALL {
         for perm in perms {
-            let persona = app.persona(&account, role).await;
+            let persona = app.member(&account, role).await;
             if let Some(p) = perm {
                 app.limit_to(&persona, &service, p).await;
             }
@@ -1072,7 +1063,7 @@ async fn services_follow_token_and_member_limits(app: TestApp) {
     let b = app.service(&account, "b").await;
     let c = app.service(&account, "c").await;
     let foreign = app.service(&other, "foreign").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.member(&account, Role::User).await;
     let names = |reply: &Reply| -> Vec<String> {
         reply
             .json
@@ -1104,7 +1095,7 @@ async fn services_follow_token_and_member_limits(app: TestApp) {
     api.get("/service/nope", &ab_key).await.expect(404);
 
     // An engineer limited to some services sees those only, whatever the token says.
-    let eve = app.persona(&account, Role::Engineer).await;
+    let eve = app.member(&account, Role::Engineer).await;
     for (service, perm) in [
         (&b, ServicePermission::ReadOnly),
         (&c, ServicePermission::Full),
@@ -1138,7 +1129,7 @@ async fn purges_answer_like_fastly_and_record_events(app: TestApp) {
     let api = app.api();
     let account = app.account("Acme").await;
     let service = app.service(&account, "www").await;
-    let eve = app.persona(&account, Role::Engineer).await;
+    let eve = app.member(&account, Role::Engineer).await;
     let Token { id: key_id, key } = app.issue_token(&eve).await;
 
     let reply = api
@@ -1225,12 +1216,12 @@ async fn events_filter_page_and_follow_visibility(app: TestApp) {
     let other = app.account("Other").await;
     let a = app.service(&account, "a").await;
     let b = app.service(&account, "b").await;
-    let user = app.persona(&account, Role::User).await;
-    let limited = app.persona(&account, Role::Engineer).await;
+    let user = app.member(&account, Role::User).await;
+    let limited = app.member(&account, Role::Engineer).await;
     app.limit_to(&limited, &a, ServicePermission::Full).await;
-    let engineer = app.persona(&account, Role::Engineer).await;
-    let root = app.persona(&account, Role::Superuser).await;
-    let outsider = app.persona(&other, Role::Superuser).await;
+    let engineer = app.member(&account, Role::Engineer).await;
+    let root = app.member(&account, Role::Superuser).await;
+    let outsider = app.member(&other, Role::Superuser).await;
     let user_key = app.issue_token(&user).await.key;
     let limited_key = app.issue_token(&limited).await.key;
     let engineer_key = app.issue_token(&engineer).await.key;
@@ -1462,8 +1453,7 @@ async fn events_filter_page_and_follow_visibility(app: TestApp) {
 
 async fn last_use_is_recorded_coalesced(app: TestApp) {
     let api = app.api();
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
     let Token { id, key } = app.issue_token(&ada).await;
     let writes_before = app.usage_writes();
     let started = Instant::now();
@@ -1514,8 +1504,7 @@ async fn last_use_is_recorded_coalesced(app: TestApp) {
 async fn revocation_is_seen_by_another_node_at_once(app: TestApp) {
     let node_b = app.second_node().await;
     let (api_a, api_b) = (app.api(), node_b.api());
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
     let Token { id, key } = app.issue_token(&ada).await;
     let other_key = app.issue_token(&ada).await.key;
     // Warm node B: the token is in use there.

@@ -49,10 +49,10 @@ async fn world(app: &TestApp) -> World {
     let www = app.service(&account, "www.example.com").await;
     let api = app.service(&account, "api.example.com").await;
     let personas = [
-        app.persona(&account, Role::Superuser).await,
-        app.persona(&account, Role::Engineer).await,
-        app.persona(&account, Role::User).await,
-        app.persona(&account, Role::Billing).await,
+        app.member(&account, Role::Superuser).await,
+        app.member(&account, Role::Engineer).await,
+        app.member(&account, Role::User).await,
+        app.member(&account, Role::Billing).await,
     ];
     app.limit_to(&personas[1], &www, ServicePermission::Full)
         .await;

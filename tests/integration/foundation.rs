@@ -78,8 +78,7 @@ async fn setup_validates_and_keeps_input(app: TestApp) {
 }
 
 async fn sign_in_and_failures_look_alike(app: TestApp) {
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
     let client = app.client();
     let login = client.get("/login").await;
     login.assert(200, "Sign in");
@@ -147,8 +146,7 @@ async fn sign_in_and_failures_look_alike(app: TestApp) {
 }
 
 async fn failures_are_throttled_per_email_and_per_ip(app: TestApp) {
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
     let client = app.client();
     client.get("/login").await;
     for _ in 0..5 {

@@ -10,16 +10,8 @@ on_both_databases!(
 
 const DAY: i64 = 86_400;
 
-async fn remaining(app: &TestApp) -> Vec<String> {
-    sqlx::query_scalar("SELECT name FROM tokens ORDER BY name")
-        .fetch_all(app.pool())
-        .await
-        .unwrap()
-}
-
 async fn sweep_deletes_tokens_unused_for_two_years(app: TestApp) {
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
     let never_used = app
         .issue_token(TokenSpec::user(&ada).named("never used"))
         .await
@@ -43,11 +35,11 @@ async fn sweep_deletes_tokens_unused_for_two_years(app: TestApp) {
     app.clock
         .advance((deadline - created).whole_seconds() - DAY);
     assert_eq!(app.sweep_unused().await, 0);
-    assert_eq!(remaining(&app).await, vec!["never used", "used later"]);
+    assert_eq!(app.token_names().await, vec!["never used", "used later"]);
     app.clock.advance(2 * DAY);
     assert_eq!(app.sweep_unused().await, 1);
     assert_eq!(
-        remaining(&app).await,
+        app.token_names().await,
         vec!["used later"],
         "never-used tokens count from creation"
     );
@@ -63,7 +55,7 @@ async fn sweep_deletes_tokens_unused_for_two_years(app: TestApp) {
     assert_eq!(app.sweep_unused().await, 0);
     app.clock.advance(2 * DAY);
     assert_eq!(app.sweep_unused().await, 1);
-    assert!(remaining(&app).await.is_empty());
+    assert!(app.token_names().await.is_empty());
 }
 
 async fn legacy_keys_import_once_under_a_synthetic_user(app: TestApp) {

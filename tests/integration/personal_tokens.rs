@@ -304,7 +304,7 @@ async fn engineer_limited_to_some_services(app: TestApp) {
     let api = app.service(&account, "api").await;
     let other_account = app.account("Other").await;
     let foreign = app.service(&other_account, "foreign").await;
-    let eng = app.persona(&account, Role::Engineer).await;
+    let eng = app.member(&account, Role::Engineer).await;
     app.limit_to(&eng, &www, ServicePermission::Full).await;
     let client = app.client();
     client.sign_in(&eng).await;
@@ -481,7 +481,7 @@ async fn list_shows_columns_expiry_and_access(app: TestApp) {
 
 async fn limit_of_100_holds_under_concurrency(app: TestApp) {
     let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.member(&account, Role::User).await;
     let mut tasks = Vec::new();
     for i in 0..150 {
         let (issuer, spec) = (
@@ -507,8 +507,7 @@ async fn limit_of_100_holds_under_concurrency(app: TestApp) {
 /// the removal sees the tokens and is refused, or it wins and no token appears after it.
 /// Never a token for a non-member, never a 500.
 async fn a_removed_member_gets_no_token_even_mid_request(app: TestApp) {
-    let account = app.account("Acme").await;
-    let boss = app.persona(&account, Role::Superuser).await;
+    let boss = app.persona(Role::Superuser).await;
     let admin = app.client();
     admin.sign_in(&boss).await;
     let issue_for = |user: &Persona| {
@@ -516,7 +515,7 @@ async fn a_removed_member_gets_no_token_even_mid_request(app: TestApp) {
         tokio::spawn(async move { issuer.issue(spec).await })
     };
     for _ in 0..5 {
-        let ada = app.persona(&account, Role::User).await;
+        let ada = app.member(&boss.account_id, Role::User).await;
         admin
             .get(&format!("/account/users/{}/remove", ada.id))
             .await;
@@ -538,7 +537,7 @@ async fn a_removed_member_gets_no_token_even_mid_request(app: TestApp) {
             removal.status,
             removal.body
         );
-        let member = app.role_in(&account, &ada.id).await.is_some();
+        let member = app.role_in(&boss.account_id, &ada.id).await.is_some();
         let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE user_id = $1")
             .bind(&ada.id)
             .fetch_one(app.pool())
@@ -552,7 +551,7 @@ async fn a_removed_member_gets_no_token_even_mid_request(app: TestApp) {
         }
     }
     // Once removed, a member gets a clear refusal, not a token.
-    let gone = app.persona(&account, Role::User).await;
+    let gone = app.member(&boss.account_id, Role::User).await;
     admin
         .get(&format!("/account/users/{}/remove", gone.id))
         .await;
@@ -569,8 +568,7 @@ async fn a_removed_member_gets_no_token_even_mid_request(app: TestApp) {
 /// The form checked the services, then one was deleted before the insert: the
 /// creation is refused with a message (not a 500) and nothing is written.
 async fn a_service_deleted_mid_request_refuses_the_token(app: TestApp) {
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::Engineer).await;
+    let ada = app.persona(Role::Engineer).await;
     let deleted = vec![random_id()];
     let late = TokenSpec::user(&ada).named("late").services(&deleted);
     assert!(matches!(
@@ -619,7 +617,7 @@ async fn the_101st_token_gets_a_clear_message(app: TestApp) {
 
 async fn delete_with_confirmation_and_only_own_tokens(app: TestApp) {
     let (alice, alice_p) = app.signed_in(Role::User).await;
-    let bob_p = app.persona(&alice_p.account_id, Role::Superuser).await;
+    let bob_p = app.member(&alice_p.account_id, Role::Superuser).await;
     let bob = app.client();
     bob.sign_in(&bob_p).await;
     alice.enter_sudo(&alice_p).await;

@@ -40,16 +40,15 @@ async fn events(app: &TestApp) -> Vec<(String, Option<String>, String)> {
 }
 
 async fn admin_pages_and_actions_are_refused_to_other_roles(app: TestApp) {
-    let account = app.account("Acme").await;
-    let boss = app.persona(&account, Role::Superuser).await;
-    let victim = app.persona(&account, Role::User).await;
+    let boss = app.persona(Role::Superuser).await;
+    let victim = app.member(&boss.account_id, Role::User).await;
     let victim_token = app
         .issue_token(TokenSpec::user(&victim).named("victims token"))
         .await
         .id;
-    let www = app.service(&account, "www").await;
+    let www = app.service(&boss.account_id, "www").await;
     for role in [Role::User, Role::Billing, Role::Engineer] {
-        let me = app.persona(&account, role).await;
+        let me = app.member(&boss.account_id, role).await;
         let client = app.client();
         client.sign_in(&me).await;
         let home = client.get("/account/tokens").await;
@@ -161,15 +160,15 @@ async fn admin_pages_and_actions_are_refused_to_other_roles(app: TestApp) {
             "{role}: only user.sudo"
         );
         assert_eq!(
-            app.role_in(&account, &boss.id).await.as_deref(),
+            app.role_in(&boss.account_id, &boss.id).await.as_deref(),
             Some("superuser")
         );
         assert_eq!(
-            app.role_in(&account, &me.id).await.as_deref(),
+            app.role_in(&boss.account_id, &me.id).await.as_deref(),
             Some(role.as_str())
         );
         assert_eq!(
-            app.role_in(&account, &victim.id).await.as_deref(),
+            app.role_in(&boss.account_id, &victim.id).await.as_deref(),
             Some("user")
         );
         assert_eq!(
@@ -204,8 +203,8 @@ async fn admin_pages_and_actions_are_refused_to_other_roles(app: TestApp) {
 async fn a_superuser_cannot_reach_another_account(app: TestApp) {
     let (client, _boss) = app.signed_in(Role::Superuser).await;
     let other = app.account("Other").await;
-    let their_boss = app.persona(&other, Role::Superuser).await;
-    let their_user = app.persona(&other, Role::User).await;
+    let their_boss = app.member(&other, Role::Superuser).await;
+    let their_user = app.member(&other, Role::User).await;
     let their_token = app
         .issue_token(TokenSpec::user(&their_user).named("their secret token"))
         .await
@@ -314,8 +313,8 @@ async fn a_superuser_cannot_reach_another_account(app: TestApp) {
 async fn account_tokens_list_filters_sorts_and_pages(app: TestApp) {
     let (client, boss) = app.signed_in(Role::Superuser).await;
     let account = boss.account_id.clone();
-    let ada = app.persona(&account, Role::Engineer).await;
-    let bob = app.persona(&account, Role::User).await;
+    let ada = app.member(&account, Role::Engineer).await;
+    let bob = app.member(&account, Role::User).await;
     let www = app.service(&account, "www.example.com").await;
     let now = app.now();
     app.issue_token(
@@ -544,7 +543,7 @@ async fn account_tokens_list_filters_sorts_and_pages(app: TestApp) {
 async fn revoke_one_or_several_all_or_nothing(app: TestApp) {
     let (client, boss) = app.signed_in(Role::Superuser).await;
     let account = boss.account_id.clone();
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.member(&account, Role::User).await;
     let one = app
         .issue_token(TokenSpec::user(&ada).named("ada one"))
         .await
@@ -558,7 +557,7 @@ async fn revoke_one_or_several_all_or_nothing(app: TestApp) {
         .await
         .id;
     let other = app.account("Other").await;
-    let stranger = app.persona(&other, Role::User).await;
+    let stranger = app.member(&other, Role::User).await;
     let foreign = app
         .issue_token(TokenSpec::user(&stranger).named("foreign"))
         .await
@@ -880,9 +879,8 @@ async fn automation_tokens_need_sudo_and_follow_their_role(app: TestApp) {
 }
 
 async fn automation_tokens_survive_their_creator(app: TestApp) {
-    let account = app.account("Acme").await;
-    let creator = app.persona(&account, Role::Superuser).await;
-    let other_boss = app.persona(&account, Role::Superuser).await;
+    let creator = app.persona(Role::Superuser).await;
+    let other_boss = app.member(&creator.account_id, Role::Superuser).await;
     let robot = app
         .issue_token(TokenSpec::automation(&creator, Role::Engineer).named("deploy robot"))
         .await
@@ -932,7 +930,7 @@ async fn automation_tokens_survive_their_creator(app: TestApp) {
 async fn user_deletion_is_refused_while_they_hold_tokens(app: TestApp) {
     let (client, boss) = app.signed_in(Role::Superuser).await;
     let account = boss.account_id.clone();
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.member(&account, Role::User).await;
     let t1 = app
         .issue_token(TokenSpec::user(&ada).named("ada one"))
         .await
@@ -1027,7 +1025,7 @@ async fn user_deletion_is_refused_while_they_hold_tokens(app: TestApp) {
 
     // A user of several accounts is removed, not deleted.
     let other = app.account("Other").await;
-    let shared = app.persona(&other, Role::Engineer).await;
+    let shared = app.member(&other, Role::Engineer).await;
     app.add_member(&account, &shared, Role::User).await;
     client.get("/account/users").await;
     client
@@ -1051,7 +1049,7 @@ async fn two_superusers_demoting_each_other_at_once_leave_one(app: TestApp) {
     for round in 0..5 {
         let (first, ann) = app.signed_in(Role::Superuser).await;
         let account = ann.account_id.clone();
-        let bob = app.persona(&account, Role::Superuser).await;
+        let bob = app.member(&account, Role::Superuser).await;
         let second = app.client();
         second.sign_in(&bob).await;
         first.get("/account/users").await;
@@ -1107,7 +1105,7 @@ async fn the_last_superuser_cannot_be_removed_or_demoted(app: TestApp) {
     );
 
     // With a second superuser, the first may step down, and then the second is the last.
-    let second = app.persona(&account, Role::User).await;
+    let second = app.member(&account, Role::User).await;
     client.get(&me).await;
     let promoted = client
         .post(
@@ -1370,7 +1368,7 @@ async fn existing_users_roles_and_service_limits(app: TestApp) {
     let www = app.service(&account, "www").await;
     let api = app.service(&account, "api").await;
     let other = app.account("Other").await;
-    let outsider = app.persona(&other, Role::Superuser).await;
+    let outsider = app.member(&other, Role::Superuser).await;
 
     client
         .get("/account/users/existing")
@@ -1481,10 +1479,10 @@ async fn existing_users_roles_and_service_limits(app: TestApp) {
 async fn the_switcher_changes_what_every_list_shows(app: TestApp) {
     let a = app.account("Alpha Corp").await;
     let b = app.account("Beta Corp").await;
-    let me = app.persona(&a, Role::Superuser).await;
+    let me = app.member(&a, Role::Superuser).await;
     app.add_member(&b, &me, Role::User).await;
-    let a_user = app.persona(&a, Role::User).await;
-    let b_boss = app.persona(&b, Role::Superuser).await;
+    let a_user = app.member(&a, Role::User).await;
+    let b_boss = app.member(&b, Role::Superuser).await;
     app.service(&a, "alpha-service").await;
     app.service(&b, "beta-service").await;
     app.issue_token(TokenSpec::user(&me).named("my alpha token"))
@@ -1631,7 +1629,7 @@ async fn services_are_managed_by_superusers_and_full_engineers(app: TestApp) {
         .assert(200, "web.example.com");
 
     // An engineer limited to web (full) and api (read only).
-    let eng = app.persona(&account, Role::Engineer).await;
+    let eng = app.member(&account, Role::Engineer).await;
     app.limit_to(&eng, &www, ServicePermission::Full).await;
     app.limit_to(&eng, &api, ServicePermission::ReadOnly).await;
     let hidden_svc = app.service(&account, "hidden.example.com").await;
@@ -1680,7 +1678,7 @@ async fn services_are_managed_by_superusers_and_full_engineers(app: TestApp) {
         .await;
     assert_eq!(ok.status, 303);
     // An engineer without limits creates services.
-    let free = app.persona(&account, Role::Engineer).await;
+    let free = app.member(&account, Role::Engineer).await;
     let free_client = app.client();
     free_client.sign_in(&free).await;
     assert_eq!(

@@ -310,7 +310,7 @@ async fn pending_second_step_grants_nothing_and_expires(app: TestApp) {
 
 async fn account_can_require_two_factor(app: TestApp) {
     let (admin, admin_p) = app.signed_in(Role::Superuser).await;
-    let user_p = app.persona(&admin_p.account_id, Role::User).await;
+    let user_p = app.member(&admin_p.account_id, Role::User).await;
     // Only superusers may change the setting.
     let user = app.client();
     user.sign_in(&user_p).await;

@@ -65,18 +65,13 @@ impl TestDb {
             "tokenpanel_test_{}",
             internals::random_base62(12).to_lowercase()
         );
-        let mut admin = PgConnection::connect(admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("connect to {admin_url}: {e}"));
         let started = Instant::now();
-        let mut rebuilt = 0;
+        let mut looked_again = 0;
         loop {
             let template = postgres_template(admin_url).await;
-            let created = sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
-                .execute(&mut admin)
-                .await;
-            match created {
-                Ok(_) => break,
+            let sql = format!("CREATE DATABASE {name} TEMPLATE {template}");
+            match execute_alone(admin_url, &sql).await {
+                Ok(()) => break,
                 // Someone is still connected to the template (a build letting go of it):
                 // wait for them to leave.
                 Err(e)
@@ -85,15 +80,15 @@ impl TestDb {
                 {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                // Dropped by another process since we looked: build it again.
-                Err(e) if code(&e).as_deref() == Some("3D000") && rebuilt < 3 => {
-                    rebuilt += 1;
+                // Dropped (or being dropped) by a process with other migrations since we
+                // looked: find or build it again.
+                Err(_) if looked_again < 3 => {
+                    looked_again += 1;
                     forget_postgres_template(&template).await;
                 }
                 Err(e) => panic!("create a test database from {template}: {e}"),
             }
         }
-        let _ = admin.close().await;
         TestDb {
             url: replace_database(admin_url, &name),
             place: Place::Postgres {
@@ -270,6 +265,7 @@ async fn find_or_build_postgres_template(admin_url: &str) -> String {
     let mut admin = PgConnection::connect(admin_url)
         .await
         .unwrap_or_else(|e| panic!("connect to {admin_url}: {e}"));
+    // Held until this connection closes.
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(BUILD_LOCK)
         .execute(&mut admin)
@@ -279,15 +275,11 @@ async fn find_or_build_postgres_template(admin_url: &str) -> String {
     while !template_exists(&mut admin, &name).await {
         attempts += 1;
         match build_postgres_template(&mut admin, admin_url, &name).await {
-            Ok(()) => drop_stale_postgres_templates(&mut admin, &name).await,
+            Ok(()) => drop_stale_postgres_templates(admin_url, &name).await,
             Err(e) if attempts < 3 => eprintln!("building {name} failed, again: {e}"),
             Err(e) => panic!("build the PostgreSQL template {name}: {e}"),
         }
     }
-    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(BUILD_LOCK)
-        .execute(&mut admin)
-        .await;
     let _ = admin.close().await;
     name
 }
@@ -301,13 +293,17 @@ async fn template_exists(admin: &mut PgConnection, name: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Migrates a database of its own, then makes it the template by renaming it: the
+/// template's name never stands for half a migration.
 async fn build_postgres_template(
     admin: &mut PgConnection,
     admin_url: &str,
     name: &str,
 ) -> Result<(), String> {
+    // The time in the name lets a later run tell an abandoned build from a running one.
     let building = format!(
-        "{name}_build_{}",
+        "{name}_build_{}_{}",
+        unix_now(),
         internals::random_base62(6).to_lowercase()
     );
     sqlx::query(&format!("CREATE DATABASE {building}"))
@@ -315,7 +311,7 @@ async fn build_postgres_template(
         .await
         .map_err(|e| e.to_string())?;
     if let Err(e) = internals::migrate(&replace_database(admin_url, &building)).await {
-        drop_database(admin, &building).await;
+        drop_database(admin_url, &building).await;
         return Err(e);
     }
     for sql in [
@@ -336,11 +332,11 @@ async fn build_postgres_template(
                 // Another process (holding the lock in another database) finished the
                 // same template first: theirs is as good.
                 Err(e) if code(&e).as_deref() == Some("42P04") => {
-                    drop_database(admin, &building).await;
+                    drop_database(admin_url, &building).await;
                     return Ok(());
                 }
                 Err(e) => {
-                    drop_database(admin, &building).await;
+                    drop_database(admin_url, &building).await;
                     return Err(format!("{sql}: {e}"));
                 }
             }
@@ -349,26 +345,58 @@ async fn build_postgres_template(
     Ok(())
 }
 
-/// Templates (and abandoned builds) of other migration sets. One in use (a build still
-/// connected) refuses to go and stays.
-async fn drop_stale_postgres_templates(admin: &mut PgConnection, current: &str) {
-    let stale: Vec<String> = sqlx::query_scalar(
+/// Templates of other migration sets, and builds abandoned over an hour ago. A template
+/// being copied or a database in use refuses to go and stays.
+async fn drop_stale_postgres_templates(admin_url: &str, current: &str) {
+    let Ok(mut admin) = PgConnection::connect(admin_url).await else {
+        return;
+    };
+    let names: Vec<String> = sqlx::query_scalar(
         "SELECT datname FROM pg_database WHERE datname LIKE 'tokenpanel\\_template\\_%' AND datname <> $1",
     )
     .bind(current)
-    .fetch_all(&mut *admin)
+    .fetch_all(&mut admin)
     .await
     .unwrap_or_default();
-    for name in stale {
-        drop_database(admin, &name).await;
+    let _ = admin.close().await;
+    let hour_ago = unix_now() - 3600;
+    for name in names {
+        let stale = match name.split_once("_build_") {
+            Some((_, rest)) => rest
+                .split('_')
+                .next()
+                .and_then(|t| t.parse::<i64>().ok())
+                .is_some_and(|started| started < hour_ago),
+            None => true,
+        };
+        if stale {
+            drop_database(admin_url, &name).await;
+        }
     }
 }
 
-async fn drop_database(admin: &mut PgConnection, name: &str) {
-    let _ = sqlx::query(&format!("ALTER DATABASE {name} WITH IS_TEMPLATE false"))
-        .execute(&mut *admin)
-        .await;
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&mut *admin)
-        .await;
+/// Drops a database nobody is connected to, on a connection of its own: PostgreSQL
+/// ends a session that touches a database another session is dropping.
+async fn drop_database(admin_url: &str, name: &str) {
+    let _ = execute_alone(
+        admin_url,
+        &format!("ALTER DATABASE {name} WITH IS_TEMPLATE false"),
+    )
+    .await;
+    let _ = execute_alone(admin_url, &format!("DROP DATABASE IF EXISTS {name}")).await;
+}
+
+/// One statement on a connection of its own.
+async fn execute_alone(admin_url: &str, sql: &str) -> Result<(), sqlx::Error> {
+    let mut admin = PgConnection::connect(admin_url).await?;
+    let done = sqlx::query(sql).execute(&mut admin).await.map(|_| ());
+    let _ = admin.close().await;
+    done
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

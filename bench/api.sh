@@ -31,7 +31,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --quiet --bin tokenpanel --example bench_seed
+# Two builds: the example needs the test kit (a feature of dev builds); in one build the
+# server measured here would be linked against the library with the kit.
+cargo build --release --quiet --bin tokenpanel
+cargo build --release --quiet --example bench_seed
 db="sqlite://$work/bench.db"
 echo "Seeding $TOKENS tokens..."
 "$TARGET/release/examples/bench_seed" "$db" "$TOKENS" > "$work/seed.env"

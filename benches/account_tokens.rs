@@ -15,17 +15,10 @@
 //! Seeding writes rows directly (in batches) rather than through `tokens::issue`, which
 //! would take minutes and record 100,000 events; the rows are the same shape.
 
-mod support;
-
 use std::time::Instant;
 
-use sqlx::any::AnyArguments;
-use sqlx::Arguments;
-use tokenpanel::clock::{Clock, SystemClock};
-use tokenpanel::db::{accounts, users};
-use tokenpanel::domain::password::Password;
-use tokenpanel::domain::random;
-use tokenpanel::domain::roles::Role;
+use tokenpanel::testkit::bench;
+use tokenpanel::testkit::{Persona, Role, TestApp, TestDb, TokenSpec};
 
 const MEMBERS: usize = 1_000;
 const SERVICES: usize = 20;
@@ -58,183 +51,117 @@ impl Lcg {
 const SUPERUSER: &str = "boss@bench.example";
 const PASSWORD: &str = "bench password 1234";
 
-async fn seed(state: &tokenpanel::AppState, tokens: usize) {
-    let pool = &state.db.pool;
-    let now = SystemClock.unix();
-    let account = random::id();
-    accounts::create(pool, &account, "Bench account", now)
-        .await
-        .unwrap();
-    let hash = state
-        .passwords
-        .hash(&Password::new(PASSWORD))
-        .await
-        .unwrap();
-    let boss = random::id();
-    users::create(pool, &boss, SUPERUSER, "Bench Boss", Some(&hash), now)
-        .await
-        .unwrap();
-    accounts::add_member(pool, &account, &boss, Role::Superuser, now)
-        .await
-        .unwrap();
-    let mut members = Vec::with_capacity(MEMBERS);
-    let mut tx = pool.begin().await.unwrap();
-    for i in 0..MEMBERS {
-        let id = random::id();
-        let email = format!("member{i}@bench.example");
-        users::create(&mut *tx, &id, &email, &format!("Member {i:04}"), None, now)
-            .await
-            .unwrap();
-        let role = if i % 3 == 0 {
-            Role::Engineer
-        } else {
-            Role::User
-        };
-        accounts::add_member(&mut *tx, &account, &id, role, now)
-            .await
-            .unwrap();
-        members.push(id);
-    }
+/// Seeds the account; returns its superuser.
+async fn seed(app: &TestApp, tokens: usize) -> Persona {
+    let now = app.now();
+    let account = app.account("Bench account").await;
+    let boss = app
+        .persona_with_login(&account, Role::Superuser, SUPERUSER, PASSWORD)
+        .await;
+    let new_members: Vec<(String, String, Role)> = (0..MEMBERS)
+        .map(|i| {
+            let role = if i % 3 == 0 {
+                Role::Engineer
+            } else {
+                Role::User
+            };
+            (
+                format!("member{i}@bench.example"),
+                format!("Member {i:04}"),
+                role,
+            )
+        })
+        .collect();
+    let members = app.members_without_password(&account, &new_members).await;
     let mut services = Vec::new();
     for i in 0..SERVICES {
-        let id = random::id();
-        accounts::create_service(
-            &mut *tx,
-            &id,
-            &account,
-            &format!("service-{i}.example"),
-            now,
-        )
-        .await
-        .unwrap();
-        services.push(id);
+        services.push(app.service(&account, &format!("service-{i}.example")).await);
     }
-    tx.commit().await.unwrap();
 
     let mut rng = Lcg(42);
     let two_years = 2 * 365 * 86_400;
-    const BATCH: usize = 500;
-    let mut token_services: Vec<(String, String)> = Vec::new();
-    let mut written = 0;
-    while written < tokens {
-        let n = BATCH.min(tokens - written);
-        let mut sql = String::from(
-            "INSERT INTO tokens (id, account_id, kind, user_id, created_by, name, scope, role, tls_access, \
-             secret_digest, created_at, expires_at, last_used_at) VALUES ",
-        );
-        let mut args = AnyArguments::default();
-        for j in 0..n {
-            let i = written + j;
-            // 3% automation tokens; user tokens spread over the members, 100 at most each.
-            let automation = i % 33 == 0;
-            let owner = &members[i % MEMBERS];
-            let id = random::id();
-            let created = now - rng.below(two_years) as i64;
-            let expires: Option<i64> = match rng.below(3) {
-                0 => None,
-                1 => Some(now - rng.below(86_400 * 300) as i64),
-                _ => Some(now + 1 + rng.below(86_400 * 300) as i64),
-            };
-            let last_used: Option<i64> =
-                (rng.below(2) == 0).then(|| now - rng.below(86_400 * 365) as i64);
-            let name = match rng.below(10) {
-                0 => format!("deploy {i}"),
-                1 => format!("CI pipeline {i}"),
-                _ => format!("token {i}"),
-            };
-            let p = j * 13;
-            sql.push_str(&format!(
-                "{}(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                if j == 0 { "" } else { ", " },
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5,
-                p + 6,
-                p + 7,
-                p + 8,
-                p + 9,
-                p + 10,
-                p + 11,
-                p + 12,
-                p + 13
-            ));
-            args.add(id.clone()).unwrap();
-            args.add(account.clone()).unwrap();
-            args.add(if automation { "automation" } else { "user" })
-                .unwrap();
-            args.add((!automation).then(|| owner.clone())).unwrap();
-            args.add(owner.clone()).unwrap();
-            args.add(name).unwrap();
-            args.add(SCOPES[rng.below(SCOPES.len() as u64) as usize])
-                .unwrap();
-            args.add(automation.then_some("engineer")).unwrap();
-            args.add(0_i64).unwrap();
-            args.add(random::base62(40)).unwrap();
-            args.add(created).unwrap();
-            args.add(expires).unwrap();
-            args.add(last_used).unwrap();
-            if rng.below(10) == 0 {
-                token_services.push((id, services[rng.below(SERVICES as u64) as usize].clone()));
-            }
-        }
-        sqlx::query_with(&sql, args).execute(pool).await.unwrap();
-        written += n;
+    let mut seeds = Vec::with_capacity(tokens);
+    for i in 0..tokens {
+        // 3% automation tokens; user tokens spread over the members, 100 at most each.
+        let automation = i % 33 == 0;
+        let owner = &members[i % MEMBERS];
+        let created_at = now - rng.below(two_years) as i64;
+        let expires_at = match rng.below(3) {
+            0 => None,
+            1 => Some(now - rng.below(86_400 * 300) as i64),
+            _ => Some(now + 1 + rng.below(86_400 * 300) as i64),
+        };
+        let last_used_at = (rng.below(2) == 0).then(|| now - rng.below(86_400 * 365) as i64);
+        let name = match rng.below(10) {
+            0 => format!("deploy {i}"),
+            1 => format!("CI pipeline {i}"),
+            _ => format!("token {i}"),
+        };
+        let scope = SCOPES[rng.below(SCOPES.len() as u64) as usize];
+        let services = if rng.below(10) == 0 {
+            vec![services[rng.below(SERVICES as u64) as usize].clone()]
+        } else {
+            Vec::new()
+        };
+        let spec = if automation {
+            TokenSpec::automation(owner, Role::Engineer)
+        } else {
+            TokenSpec::user(owner)
+        };
+        let spec = spec.named(&name).scope(scope).services(&services);
+        let spec = match expires_at {
+            Some(at) => spec.expires_at(at),
+            None => spec,
+        };
+        seeds.push((spec, created_at, last_used_at));
     }
-    for chunk in token_services.chunks(BATCH) {
-        let mut sql = String::from("INSERT INTO token_services (token_id, service_id) VALUES ");
-        let mut args = AnyArguments::default();
-        for (j, (token, service)) in chunk.iter().enumerate() {
-            sql.push_str(&format!(
-                "{}(${}, ${})",
-                if j == 0 { "" } else { ", " },
-                j * 2 + 1,
-                j * 2 + 2
-            ));
-            args.add(token.clone()).unwrap();
-            args.add(service.clone()).unwrap();
-        }
-        sqlx::query_with(&sql, args).execute(pool).await.unwrap();
-    }
+    bench::insert_tokens(app, seeds).await;
+    boss
 }
 
-async fn run(database: support::Database, tokens: usize, iterations: usize, reuse: bool) {
-    let label = database.backend;
-    let bench = support::start_on(database, false).await;
-    let state = &bench.state;
-    if reuse {
+async fn run(database: TestDb, tokens: usize, iterations: usize, reuse: bool) {
+    let app = TestApp::start_on(database).await;
+    let label = app.backend_name();
+    let boss = if reuse {
         println!("{label}: reusing the seeded database");
+        // Signing in needs only the login.
+        Persona {
+            id: String::new(),
+            email: SUPERUSER.to_owned(),
+            password: PASSWORD.to_owned(),
+            account_id: String::new(),
+        }
     } else {
         let started = Instant::now();
-        seed(state, tokens).await;
+        let boss = seed(&app, tokens).await;
         println!(
             "{label}: seeded {tokens} tokens in one account in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-    }
-    if state.db.backend == tokenpanel::db::Backend::Postgres {
+        boss
+    };
+    if app.is_postgres() {
         // What autovacuum does shortly after a bulk load (PostgreSQL 13+ vacuums after
         // inserts too). SQLite is left without statistics, as a panel's database is.
         sqlx::query("VACUUM ANALYZE")
-            .execute(&state.db.pool)
+            .execute(app.pool())
             .await
             .unwrap();
     }
     let owner: String =
         sqlx::query_scalar("SELECT id FROM users WHERE email = 'member7@bench.example'")
-            .fetch_one(&state.db.pool)
+            .fetch_one(app.pool())
             .await
             .unwrap();
-    let client = bench.client();
-    bench.sign_in(&client, SUPERUSER, PASSWORD).await;
+    let client = app.client();
+    client.sign_in(&boss).await;
 
     // A cursor in the middle of the newest-first order, as "Next page" links carry.
     let middle: (i64, String) = sqlx::query_as(
         "SELECT created_at, id FROM tokens ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET $1",
     )
     .bind((tokens / 2) as i64)
-    .fetch_one(&state.db.pool)
+    .fetch_one(app.pool())
     .await
     .unwrap();
     let scenarios = [
@@ -264,30 +191,34 @@ async fn run(database: support::Database, tokens: usize, iterations: usize, reus
     ];
     println!("{label}: {iterations} requests each, in ms: full page median, p90 | htmx results block median, p90 | rows");
     for (name, query) in &scenarios {
-        let url = format!("{}/account/account-tokens?{query}", bench.base);
-        let page = client.get(&url).send().await.unwrap().text().await.unwrap();
-        let rows = page.matches("name=\"token\" value=").count();
+        let path = format!("/account/account-tokens?{query}");
+        let rows = client
+            .get(&path)
+            .await
+            .body
+            .matches("name=\"token\" value=")
+            .count();
+        let url = app.url(&path);
         let mut line = format!("  {name:<55}");
         for htmx in [false, true] {
             let get = || {
-                let request = client.get(&url);
+                let request = client.raw().get(&url);
                 if htmx {
                     request.header("HX-Request", "true")
                 } else {
                     request
                 }
             };
-            let mut times = support::time_requests(get, 5, iterations, |_| {}).await;
+            let mut times = bench::time_requests(get, 5, iterations, |_| {}).await;
             times.sort_by(f64::total_cmp);
             let (median, p90) = (
-                support::percentile(&times, 0.5),
-                support::percentile(&times, 0.9),
+                bench::percentile(&times, 0.5),
+                bench::percentile(&times, 0.9),
             );
             line.push_str(&format!(" {median:>7.2} {p90:>7.2} |"));
         }
         println!("{line} {rows:>3}");
     }
-    bench.finish().await;
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -309,10 +240,10 @@ async fn main() {
         .filter(|_| bench && std::env::var("BENCH_DATABASE_URL").is_err());
     let (database, reuse) = match kept {
         Some(path) => {
-            let path = std::path::Path::new(&path);
-            (support::Database::kept_sqlite(path), path.exists())
+            let reuse = std::path::Path::new(&path).exists();
+            (TestDb::existing(&format!("sqlite://{path}")), reuse)
         }
-        None => (support::Database::fresh().await, false),
+        None => (bench::database().await, false),
     };
     run(database, tokens, iterations, reuse).await;
 }

@@ -1,29 +1,24 @@
 //! Failed sign-ins: unknown email vs wrong password should take the same time (both
 //! verify one argon2id hash). Run: `cargo bench --bench sign_in_timing`.
 
-mod support;
-
 use std::time::Instant;
 
-use tokenpanel::domain::roles::Role;
+use tokenpanel::testkit::{bench, Role, TestApp};
 
 const ROUNDS: usize = 60;
 
 #[tokio::main]
 async fn main() {
-    let bench = support::start(true).await;
-    let account = bench.account().await;
+    // Behind a "proxy", so each request can come from an address of its own.
+    let app = TestApp::start_behind_proxy(bench::database().await).await;
+    let account = app.account("Bench").await;
     let mut known = Vec::new();
     for _ in 0..ROUNDS {
-        known.push(
-            bench
-                .user(&account, Role::User, "the right password")
-                .await
-                .1,
-        );
+        known.push(app.member(&account, Role::User).await.email);
     }
-    let client = bench.client();
-    let csrf = bench.csrf(&client, "/login").await;
+    let client = app.client();
+    client.get("/login").await;
+    let csrf = client.csrf().expect("the sign-in form's CSRF token");
     let (mut unknown_ms, mut wrong_ms) = (Vec::new(), Vec::new());
     for (i, email) in known.iter().enumerate() {
         // Alternate the two cases so drift in machine load hits both alike; a fresh
@@ -41,7 +36,8 @@ async fn main() {
             ];
             let started = Instant::now();
             let response = client
-                .post(format!("{}/login", bench.base))
+                .raw()
+                .post(app.url("/login"))
                 .header(
                     "x-forwarded-for",
                     format!("10.0.{}.{}", i / 200, (i % 200) * 2 + usize::from(unknown)),
@@ -59,12 +55,11 @@ async fn main() {
             }
         }
     }
-    println!("backend: {}", bench.backend);
-    let a = support::summary("failed sign-in, unknown email ", unknown_ms);
-    let b = support::summary("failed sign-in, wrong password", wrong_ms);
+    println!("backend: {}", app.backend_name());
+    let a = bench::summary("failed sign-in, unknown email ", unknown_ms);
+    let b = bench::summary("failed sign-in, wrong password", wrong_ms);
     println!(
         "difference of medians: {:.1}%",
         (a - b).abs() / a.max(b) * 100.0
     );
-    bench.finish().await;
 }

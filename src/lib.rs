@@ -16,6 +16,8 @@ pub mod domain;
 pub mod http;
 pub mod ops;
 pub mod state;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod web;
 
 pub use app::Server;

@@ -2,48 +2,29 @@
 //! status (htmx refreshes the table), then revoke another user's token through the
 //! confirmation dialog.
 
-use tokenpanel::domain::roles::{Role, ScopeSet};
-use tokenpanel::domain::secret::TokenKind;
-use tokenpanel::tokens::{issue, TokenRequest};
+use tokenpanel::testkit::{Role, TestApp, TokenSpec};
 
 use crate::browser::{fail, Browser, Js, Role as Aria};
-use crate::common::{Persona, TestApp};
 use crate::steps::{sign_in, wait_for_rows};
-
-async fn token(
-    app: &TestApp,
-    actor: &Persona,
-    kind: TokenKind,
-    name: &str,
-    expires_at: Option<i64>,
-) -> String {
-    let scopes = ScopeSet::parse("global").unwrap();
-    let request = TokenRequest {
-        kind,
-        account_id: &actor.account_id,
-        actor_id: &actor.id,
-        name,
-        scopes: &scopes,
-        services: &[],
-        role: (kind == TokenKind::Automation).then_some(Role::Engineer),
-        tls_access: false,
-        expires_at,
-        ip: None,
-    };
-    issue(&app.state, &request).await.unwrap().id
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filter_account_tokens_and_revoke_another_users_token() {
     let app = TestApp::sqlite().await;
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::Superuser).await;
-    let bob = app.persona(&account, Role::Engineer).await;
-    token(&app, &ada, TokenKind::User, "Ada laptop", None).await;
-    let laptop = token(&app, &bob, TokenKind::User, "Bob laptop", None).await;
+    let ada = app.persona(Role::Superuser).await;
+    let bob = app.member(&ada.account_id, Role::Engineer).await;
+    app.issue_token(TokenSpec::user(&ada).named("Ada laptop"))
+        .await;
+    let laptop = app
+        .issue_token(TokenSpec::user(&bob).named("Bob laptop"))
+        .await
+        .id;
     let soon = app.now() + 60;
-    token(&app, &bob, TokenKind::User, "Bob old phone", Some(soon)).await;
-    token(&app, &ada, TokenKind::Automation, "Deploy bot", None).await;
+    let old_phone = TokenSpec::user(&bob)
+        .named("Bob old phone")
+        .expires_at(soon);
+    app.issue_token(old_phone).await;
+    let bot = TokenSpec::automation(&ada, Role::Engineer).named("Deploy bot");
+    app.issue_token(bot).await;
     app.clock.advance(120);
     let all = ["Ada laptop", "Bob laptop", "Bob old phone", "Deploy bot"];
     let Some(b) = Browser::open(
@@ -117,9 +98,7 @@ async fn filter_account_tokens_and_revoke_another_users_token() {
             fail!("the revoked token is still listed");
         }
         b.check_accessibility().await?;
-        let left: Vec<String> = sqlx::query_scalar("SELECT name FROM tokens ORDER BY name")
-            .fetch_all(&app.state.db.pool)
-            .await?;
+        let left = app.token_names().await;
         if left != ["Ada laptop", "Bob old phone", "Deploy bot"] {
             fail!("the database holds {left:?} after revoking Bob laptop");
         }
@@ -132,7 +111,7 @@ async fn filter_account_tokens_and_revoke_another_users_token() {
         .await?;
         let destroyed: Vec<String> =
             sqlx::query_scalar("SELECT token_id FROM events WHERE event_type = 'token.destroy'")
-                .fetch_all(&app.state.db.pool)
+                .fetch_all(app.pool())
                 .await?;
         if destroyed != [laptop.clone()] {
             fail!("token.destroy events: {destroyed:?}");

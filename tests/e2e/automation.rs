@@ -2,18 +2,15 @@
 //! management (JavaScript on), the string is shown once, and the token is listed on
 //! Account tokens as owned by "Automation".
 
-use tokenpanel::domain::roles::Role;
-use tokenpanel::domain::secret::digest;
+use tokenpanel::testkit::{digest, Role, TestApp};
 
 use crate::browser::{fail, Browser, Js};
-use crate::common::TestApp;
 use crate::steps::{open_create_form, page_holds, sign_in, wait_for_rows};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_an_automation_token() {
     let app = TestApp::sqlite().await;
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::Superuser).await;
+    let ada = app.persona(Role::Superuser).await;
     let Some(b) = Browser::open("create_an_automation_token", Js::On).await else {
         return;
     };
@@ -49,7 +46,7 @@ async fn create_an_automation_token() {
         let stored: Option<(String, String, Option<String>, String)> =
             sqlx::query_as("SELECT name, kind, role, scope FROM tokens WHERE secret_digest = $1")
                 .bind(digest(&secret))
-                .fetch_optional(&app.state.db.pool)
+                .fetch_optional(app.pool())
                 .await?;
         let Some((name, kind, role, scope)) = stored else {
             fail!("the string shown is not the token that was stored");

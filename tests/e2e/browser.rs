@@ -209,7 +209,7 @@ impl Browser {
         let profile = std::env::temp_dir().join(format!(
             "tokenpanel-e2e-{}-{}",
             std::process::id(),
-            tokenpanel::domain::random::base62(10)
+            tokenpanel::testkit::random_base62(10)
         ));
         // Offline machine: keep Chromium from calling home (and from waiting on it).
         let args = [

@@ -2,30 +2,10 @@
 //! and "Download CSV" carries the same filters.
 
 use time::OffsetDateTime;
-use tokenpanel::domain::roles::{Role, ScopeSet};
-use tokenpanel::domain::secret::TokenKind;
-use tokenpanel::tokens::{issue, TokenRequest};
+use tokenpanel::testkit::{Role, TestApp, TokenSpec};
 
 use crate::browser::{fail, Browser, Js};
-use crate::common::{Persona, TestApp};
 use crate::steps::{sign_in, wait_for_rows};
-
-async fn token(app: &TestApp, owner: &Persona, name: &str) {
-    let scopes = ScopeSet::parse("global").unwrap();
-    let request = TokenRequest {
-        kind: TokenKind::User,
-        account_id: &owner.account_id,
-        actor_id: &owner.id,
-        name,
-        scopes: &scopes,
-        services: &[],
-        role: None,
-        tls_access: false,
-        expires_at: None,
-        ip: None,
-    };
-    issue(&app.state, &request).await.unwrap();
-}
 
 /// The filters a URL's query sets, as decoded (name, value) pairs, sorted (empty
 /// fields set nothing).
@@ -45,11 +25,12 @@ fn filters_in(url: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filter_the_event_log() {
     let app = TestApp::sqlite().await;
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::Superuser).await;
-    token(&app, &ada, "Older token").await;
+    let ada = app.persona(Role::Superuser).await;
+    app.issue_token(TokenSpec::user(&ada).named("Older token"))
+        .await;
     app.clock.advance(3 * 86_400);
-    token(&app, &ada, "Newer token").await;
+    app.issue_token(TokenSpec::user(&ada).named("Newer token"))
+        .await;
     let today = OffsetDateTime::from_unix_timestamp(app.now())
         .unwrap()
         .date();

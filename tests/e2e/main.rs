@@ -3,13 +3,9 @@
 //! the seed's wording, and each page is checked with axe-core.
 //!
 //! One module per flow. A new flow: a module with `#[tokio::test]`s that open a
-//! `Browser`, start a `TestApp`, and `b.run(async { ... })` the steps (see steps.rs for
-//! the shared ones). Failures leave a screenshot and the HTML in target/e2e-artifacts/.
-
-// The integration suite's harness (server on a random port, fresh database, personas).
-#[allow(dead_code)]
-#[path = "../integration/common.rs"]
-mod common;
+//! `Browser`, start a `tokenpanel::testkit::TestApp` (the integration tests' kit), and
+//! `b.run(async { ... })` the steps (see steps.rs for the shared ones). Failures leave a
+//! screenshot and the HTML in target/e2e-artifacts/.
 
 mod browser;
 mod steps;

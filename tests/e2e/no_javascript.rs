@@ -1,10 +1,8 @@
 //! The same flows with JavaScript off: every page works as plain HTML forms and links.
 
-use tokenpanel::domain::roles::Role;
-use tokenpanel::domain::secret::digest;
+use tokenpanel::testkit::{digest, Role, TestApp};
 
 use crate::browser::{fail, Browser, Js, Result, Role as Aria};
-use crate::common::TestApp;
 use crate::steps::{open_create_form, page_holds, sign_in, submit_and_read_token};
 
 /// The session really has JavaScript off (else these tests would prove nothing).
@@ -22,7 +20,7 @@ async fn sign_in_and_create_a_token_without_javascript() {
     for service in ["Production site", "Docs"] {
         app.service(&account, service).await;
     }
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.member(&account, Role::User).await;
     let Some(b) = Browser::open("create_a_token_without_javascript", Js::Off).await else {
         return;
     };
@@ -58,7 +56,7 @@ async fn sign_in_and_create_a_token_without_javascript() {
         let stored: Option<String> =
             sqlx::query_scalar("SELECT name FROM tokens WHERE secret_digest = $1")
                 .bind(digest(&secret))
-                .fetch_optional(&app.state.db.pool)
+                .fetch_optional(app.pool())
                 .await?;
         if stored.as_deref() != Some("Cron job") {
             fail!("the string shown is not the stored token");
@@ -71,8 +69,7 @@ async fn sign_in_and_create_a_token_without_javascript() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_a_token_without_javascript() {
     let app = TestApp::sqlite().await;
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
     let Some(b) = Browser::open("delete_a_token_without_javascript", Js::Off).await else {
         return;
     };
@@ -104,9 +101,7 @@ async fn delete_a_token_without_javascript() {
             fail!("the deleted token is still listed");
         }
         b.link("Delete token Build server").await?;
-        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM tokens")
-            .fetch_all(&app.state.db.pool)
-            .await?;
+        let names = app.token_names().await;
         if names != ["Build server"] {
             fail!("the database holds {names:?}");
         }

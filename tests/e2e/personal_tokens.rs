@@ -3,12 +3,9 @@
 //! button, and deletion confirmed in the htmx dialog.
 
 use time::{Duration, OffsetDateTime};
-use tokenpanel::domain::roles::{Role, ScopeSet};
-use tokenpanel::domain::secret::{digest, TokenKind};
-use tokenpanel::tokens::{issue, TokenRequest};
+use tokenpanel::testkit::{digest, Role, ScopeSet, TestApp, TokenSpec};
 
 use crate::browser::{fail, Browser, Js, Role as Aria};
-use crate::common::{Persona, TestApp};
 use crate::steps::{open_create_form, page_holds, sign_in, submit_and_read_token};
 
 /// What the database holds for the token with this string.
@@ -16,7 +13,7 @@ async fn stored(app: &TestApp, secret: &str) -> Option<(String, String, Option<i
     let (id, name, scope, expires_at): (String, String, String, Option<i64>) =
         sqlx::query_as("SELECT id, name, scope, expires_at FROM tokens WHERE secret_digest = $1")
             .bind(digest(secret))
-            .fetch_optional(&app.state.db.pool)
+            .fetch_optional(app.pool())
             .await
             .unwrap()?;
     let services: Vec<String> = sqlx::query_scalar(
@@ -24,7 +21,7 @@ async fn stored(app: &TestApp, secret: &str) -> Option<(String, String, Option<i
          WHERE ts.token_id = $1 ORDER BY s.name",
     )
     .bind(&id)
-    .fetch_all(&app.state.db.pool)
+    .fetch_all(app.pool())
     .await
     .unwrap();
     Some((name, scope, expires_at, services))
@@ -37,7 +34,7 @@ async fn create_token_and_see_the_string_once() {
     for service in ["Production site", "Staging site", "Staging API", "Docs"] {
         app.service(&account, service).await;
     }
-    let ada = app.persona(&account, Role::Engineer).await;
+    let ada = app.member(&account, Role::Engineer).await;
     let expires =
         (OffsetDateTime::from_unix_timestamp(app.now()).unwrap() + Duration::days(200)).date();
     let Some(b) = Browser::open("create_token_and_see_the_string_once", Js::On).await else {
@@ -192,30 +189,16 @@ async fn wait_for_options(b: &Browser, select: &str, wanted: &[&str]) -> crate::
     Ok(())
 }
 
-async fn token(app: &TestApp, owner: &Persona, name: &str) -> String {
-    let scopes = ScopeSet::parse("global").unwrap();
-    let request = TokenRequest {
-        kind: TokenKind::User,
-        account_id: &owner.account_id,
-        actor_id: &owner.id,
-        name,
-        scopes: &scopes,
-        services: &[],
-        role: None,
-        tls_access: false,
-        expires_at: None,
-        ip: None,
-    };
-    issue(&app.state, &request).await.unwrap().id
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_token_in_the_confirmation_dialog() {
     let app = TestApp::sqlite().await;
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
-    let old = token(&app, &ada, "Old laptop").await;
-    token(&app, &ada, "Build server").await;
+    let ada = app.persona(Role::User).await;
+    let old = app
+        .issue_token(TokenSpec::user(&ada).named("Old laptop"))
+        .await
+        .id;
+    app.issue_token(TokenSpec::user(&ada).named("Build server"))
+        .await;
     let Some(b) = Browser::open("delete_token_in_the_confirmation_dialog", Js::On).await else {
         return;
     };
@@ -252,7 +235,7 @@ async fn delete_token_in_the_confirmation_dialog() {
         }
         b.link("Delete token Build server").await?;
         let left: Vec<String> = sqlx::query_scalar("SELECT id FROM tokens")
-            .fetch_all(&app.state.db.pool)
+            .fetch_all(app.pool())
             .await?;
         if left.contains(&old) || left.len() != 1 {
             fail!("the database holds {left:?} after deleting {old}");

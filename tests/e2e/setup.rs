@@ -1,16 +1,15 @@
 //! First-run setup: the one-time URL creates the account and its first superuser.
 
-use tokenpanel::app::setup_path;
+use tokenpanel::testkit::TestApp;
 
 use crate::browser::{fail, Browser, Js};
-use crate::common::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_run_setup_creates_the_superuser() {
     let app = TestApp::sqlite().await;
-    let path = setup_path(&app.state)
+    let path = app
+        .setup_path()
         .await
-        .expect("setup secret")
         .expect("no user yet, so a setup path");
     let Some(b) = Browser::open("first_run_setup", Js::On).await else {
         return;

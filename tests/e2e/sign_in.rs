@@ -1,15 +1,13 @@
 //! Signing in and out with a password.
 
-use tokenpanel::domain::roles::Role;
+use tokenpanel::testkit::{Role, TestApp};
 
 use crate::browser::{fail, Browser, Js};
-use crate::common::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_and_sign_out() {
     let app = TestApp::sqlite().await;
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::Engineer).await;
+    let ada = app.persona(Role::Engineer).await;
     let Some(b) = Browser::open("sign_in_and_sign_out", Js::On).await else {
         return;
     };

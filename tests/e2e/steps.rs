@@ -1,7 +1,8 @@
 //! Steps that several flows share, written as a person does them (the seed's words).
 
+use tokenpanel::testkit::{Persona, TestApp};
+
 use crate::browser::{fail, Browser, Result};
-use crate::common::{Persona, TestApp};
 
 /// Signs in on the sign-in page and lands on Personal tokens.
 pub async fn sign_in(b: &Browser, app: &TestApp, persona: &Persona) -> Result {

@@ -1,31 +1,10 @@
 //! The account switcher in the header: a user in two accounts switches, and the
 //! header and Personal tokens follow the chosen account.
 
-use tokenpanel::db::accounts;
-use tokenpanel::domain::roles::{Role, ScopeSet};
-use tokenpanel::domain::secret::TokenKind;
-use tokenpanel::tokens::{issue, TokenRequest};
+use tokenpanel::testkit::{Role, TestApp, TokenSpec};
 
 use crate::browser::{fail, Browser, Js, Result};
-use crate::common::TestApp;
 use crate::steps::{sign_in, wait_for_rows};
-
-async fn token(app: &TestApp, account_id: &str, user_id: &str, name: &str) {
-    let scopes = ScopeSet::parse("global").unwrap();
-    let request = TokenRequest {
-        kind: TokenKind::User,
-        account_id,
-        actor_id: user_id,
-        name,
-        scopes: &scopes,
-        services: &[],
-        role: None,
-        tls_access: false,
-        expires_at: None,
-        ip: None,
-    };
-    issue(&app.state, &request).await.unwrap();
-}
 
 /// Waits until the header's switcher names `name` as the current account.
 async fn current_account_is(b: &Browser, name: &str) -> Result {
@@ -47,12 +26,12 @@ async fn switch_account_in_the_header() {
     let app = TestApp::sqlite().await;
     let acme = app.account("Acme").await;
     let beta = app.account("Beta").await;
-    let ada = app.persona(&acme, Role::Engineer).await;
-    accounts::add_member(&app.state.db.pool, &beta, &ada.id, Role::User, app.now())
-        .await
-        .unwrap();
-    token(&app, &acme, &ada.id, "Acme laptop").await;
-    token(&app, &beta, &ada.id, "Beta laptop").await;
+    let ada = app.member(&acme, Role::Engineer).await;
+    app.add_member(&beta, &ada, Role::User).await;
+    app.issue_token(TokenSpec::user(&ada).named("Acme laptop"))
+        .await;
+    let beta_laptop = TokenSpec::user(&ada).in_account(&beta).named("Beta laptop");
+    app.issue_token(beta_laptop).await;
     let Some(b) = Browser::open("switch_account_in_the_header", Js::On).await else {
         return;
     };

@@ -2,11 +2,9 @@
 //! the page (as an authenticator app would), sign out, and sign in with the password
 //! and then the code.
 
-use tokenpanel::domain::roles::Role;
-use tokenpanel::domain::totp::code_at;
+use tokenpanel::testkit::{totp_code, Role, TestApp};
 
 use crate::browser::{fail, Browser, Js};
-use crate::common::TestApp;
 use crate::steps::{reauthenticate_if_asked, sign_in};
 
 /// The secret printed after "Enter this secret in the app instead:".
@@ -22,8 +20,7 @@ fn secret_in(text: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_with_a_totp_code() {
     let app = TestApp::sqlite().await;
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::Engineer).await;
+    let ada = app.persona(Role::Engineer).await;
     let Some(b) = Browser::open("sign_in_with_a_totp_code", Js::On).await else {
         return;
     };
@@ -41,7 +38,7 @@ async fn sign_in_with_a_totp_code() {
         let Some(secret) = secret_in(&b.text().await?) else {
             fail!("the setup page shows no secret to type into an app");
         };
-        let Some(code) = code_at(&secret, app.now()) else {
+        let Some(code) = totp_code(&secret, app.now()) else {
             fail!("the secret shown, {secret:?}, is not a TOTP secret");
         };
         b.fill("Authentication code", &code).await?;
@@ -79,7 +76,7 @@ async fn sign_in_with_a_totp_code() {
         let now = app.now();
         let valid: Vec<String> = [now - 30, now, now + 30]
             .iter()
-            .filter_map(|t| code_at(&secret, *t))
+            .filter_map(|t| totp_code(&secret, *t))
             .collect();
         let Some(wrong) = ["000000", "111111", "222222", "333333"]
             .into_iter()
@@ -96,7 +93,7 @@ async fn sign_in_with_a_totp_code() {
         b.heading("Two-factor authentication").await?;
         b.check_accessibility().await?;
 
-        let Some(right) = code_at(&secret, app.now()) else {
+        let Some(right) = totp_code(&secret, app.now()) else {
             fail!("no code for now");
         };
         b.fill("Authentication code", &right).await?;

@@ -4,17 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, RequestBuilder};
+use reqwest::Method;
 use serde_json::{json, Value};
-use tokenpanel::db::{accounts, events as event_store, users};
-use tokenpanel::domain::policy::{self, EventFacts, Viewer};
-use tokenpanel::domain::roles::{Role, ScopeSet, ServicePermission};
-use tokenpanel::domain::secret::{digest, TokenKind};
-use tokenpanel::domain::totp;
-use tokenpanel::tokens::{issue, TokenRequest};
-
-use crate::common::{Persona, TestApp};
-use crate::on_both_databases;
+use tokenpanel::testkit::{
+    digest, on_both_databases, totp_code, unissued_key, Api, Reply, Role, ServicePermission,
+    TestApp, Token, TokenKind, TokenSpec, Viewer, TOTP_STEP,
+};
 
 on_both_databases!(
     missing_malformed_unknown_and_revoked_keys_are_401,
@@ -40,200 +35,14 @@ on_both_databases!(
     the_api_ignores_session_cookies,
 );
 
-/// A bare HTTP client: no cookies, no redirects.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    text: String,
-    json: Value,
-}
-
-impl Reply {
-    fn msg(&self) -> &str {
-        self.json["msg"].as_str().unwrap_or("")
-    }
-
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    #[track_caller]
-    fn expect(&self, status: u16) -> &Self {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; body: {}",
-            self.text
-        );
-        self
-    }
-
-    #[track_caller]
-    fn expect_msg(&self, status: u16, msg: &str) -> &Self {
-        self.expect(status);
-        assert_eq!(self.msg(), msg, "body: {}", self.text);
-        assert!(
-            self.header("content-type").starts_with("application/json"),
-            "errors are JSON"
-        );
-        self
-    }
-}
-
-impl Api {
-    fn new(app: &TestApp) -> Api {
-        Api {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: format!("http://{}", app.addr),
-        }
-    }
-
-    fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
-        let builder = self.http.request(method, format!("{}{}", self.base, path));
-        match key {
-            Some(key) => builder.header("Fastly-Key", key),
-            None => builder,
-        }
-    }
-
-    async fn send(&self, builder: RequestBuilder) -> Reply {
-        let response = builder.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            text,
-            json,
-        }
-    }
-
-    async fn get(&self, path: &str, key: &str) -> Reply {
-        self.send(self.request(Method::GET, path, Some(key))).await
-    }
-
-    async fn delete(&self, path: &str, key: &str) -> Reply {
-        self.send(self.request(Method::DELETE, path, Some(key)))
-            .await
-    }
-
-    async fn post(&self, path: &str, key: Option<&str>) -> Reply {
-        self.send(self.request(Method::POST, path, key)).await
-    }
-
-    async fn post_form(&self, path: &str, key: Option<&str>, fields: &[(&str, &str)]) -> Reply {
-        self.send(self.request(Method::POST, path, key).form(fields))
-            .await
-    }
-
-    async fn post_json(&self, path: &str, key: Option<&str>, body: Value) -> Reply {
-        self.send(self.request(Method::POST, path, key).json(&body))
-            .await
-    }
-}
-
-/// Issues a user token directly (no grant checks), as if made earlier in the UI.
-async fn token(
-    app: &TestApp,
-    owner: &Persona,
-    scope: &str,
-    services: &[String],
-    expires_at: Option<i64>,
-) -> (String, String) {
-    let scopes = ScopeSet::parse(scope).unwrap();
-    let issued = issue(
-        &app.state,
-        &TokenRequest {
-            kind: TokenKind::User,
-            account_id: &owner.account_id,
-            actor_id: &owner.id,
-            name: "test token",
-            scopes: &scopes,
-            services,
-            role: None,
-            tls_access: false,
-            expires_at,
-            ip: None,
-        },
-    )
-    .await
-    .unwrap();
-    (issued.id, issued.secret.expose().to_owned())
-}
-
-async fn automation_token(
-    app: &TestApp,
-    creator: &Persona,
-    role: Role,
-    scope: &str,
-    services: &[String],
-) -> (String, String) {
-    let scopes = ScopeSet::parse(scope).unwrap();
-    let issued = issue(
-        &app.state,
-        &TokenRequest {
-            kind: TokenKind::Automation,
-            account_id: &creator.account_id,
-            actor_id: &creator.id,
-            name: "robot",
-            scopes: &scopes,
-            services,
-            role: Some(role),
-            tls_access: false,
-            expires_at: None,
-            ip: None,
-        },
-    )
-    .await
-    .unwrap();
-    (issued.id, issued.secret.expose().to_owned())
-}
-
-async fn exists(app: &TestApp, token_id: &str) -> bool {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE id = $1")
-        .bind(token_id)
-        .fetch_one(&app.state.db.pool)
-        .await
-        .unwrap();
-    n == 1
-}
-
-async fn sudo(app: &TestApp, api: &Api, key: &str, persona: &Persona) {
-    api.post_form(
-        "/sudo",
-        Some(key),
-        &[
-            ("username", &persona.email),
-            ("password", &persona.password),
-        ],
-    )
-    .await
-    .expect(200);
-    let _ = app;
-}
-
 const INVALID: &str = "Provided credentials are missing or invalid";
 const READ_ONLY: &str = "Read only tokens are not allowed to access this endpoint.";
 const SUDO: &str = "You must POST /sudo to access this endpoint";
 
 async fn missing_malformed_unknown_and_revoked_keys_are_401(app: TestApp) {
-    let api = Api::new(&app);
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
-    let (id, key) = token(&app, &ada, "global", &[], None).await;
+    let api = app.api();
+    let ada = app.persona(Role::User).await;
+    let Token { id, key } = app.issue_token(&ada).await;
 
     api.send(api.request(Method::GET, "/tokens/self", None))
         .await
@@ -251,7 +60,7 @@ async fn missing_malformed_unknown_and_revoked_keys_are_401(app: TestApp) {
     sqlx::query("UPDATE tokens SET secret_digest = $1 WHERE id = $2")
         .bind(digest(&broken))
         .bind(&id)
-        .execute(&app.state.db.pool)
+        .execute(app.pool())
         .await
         .unwrap();
     api.get("/tokens/self", &broken)
@@ -260,12 +69,12 @@ async fn missing_malformed_unknown_and_revoked_keys_are_401(app: TestApp) {
     sqlx::query("UPDATE tokens SET secret_digest = $1 WHERE id = $2")
         .bind(digest(&key))
         .bind(&id)
-        .execute(&app.state.db.pool)
+        .execute(app.pool())
         .await
         .unwrap();
 
-    let well_formed_unknown = tokenpanel::domain::secret::TokenSecret::generate(TokenKind::User);
-    api.get("/tokens/self", well_formed_unknown.expose())
+    let well_formed_unknown = unissued_key(TokenKind::User);
+    api.get("/tokens/self", &well_formed_unknown)
         .await
         .expect_msg(401, INVALID);
     api.get("/tokens/self", "not a key at all!")
@@ -279,11 +88,12 @@ async fn missing_malformed_unknown_and_revoked_keys_are_401(app: TestApp) {
 }
 
 async fn expired_tokens_get_401_with_id_and_time(app: TestApp) {
-    let api = Api::new(&app);
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let api = app.api();
+    let ada = app.persona(Role::User).await;
     let expires = app.now() + 60;
-    let (id, key) = token(&app, &ada, "global", &[], Some(expires)).await;
+    let Token { id, key } = app
+        .issue_token(TokenSpec::user(&ada).expires_at(expires))
+        .await;
     api.get("/tokens/self", &key).await.expect(200);
     app.clock.advance(61);
     let when = time::OffsetDateTime::from_unix_timestamp(expires).unwrap();
@@ -305,16 +115,15 @@ async fn expired_tokens_get_401_with_id_and_time(app: TestApp) {
 }
 
 async fn owners_who_leave_or_are_locked_lose_their_tokens(app: TestApp) {
-    let api = Api::new(&app);
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
-    let bob = app.persona(&account, Role::User).await;
-    let (_, ada_key) = token(&app, &ada, "global", &[], None).await;
-    let (_, bob_key) = token(&app, &bob, "global", &[], None).await;
+    let api = app.api();
+    let ada = app.persona(Role::User).await;
+    let bob = app.member(&ada.account_id, Role::User).await;
+    let ada_key = app.issue_token(&ada).await.key;
+    let bob_key = app.issue_token(&bob).await.key;
     api.get("/current_user", &ada_key).await.expect(200);
     sqlx::query("UPDATE users SET locked = 1 WHERE id = $1")
         .bind(&ada.id)
-        .execute(&app.state.db.pool)
+        .execute(app.pool())
         .await
         .unwrap();
     api.get("/current_user", &ada_key)
@@ -322,7 +131,7 @@ async fn owners_who_leave_or_are_locked_lose_their_tokens(app: TestApp) {
         .expect_msg(401, INVALID);
     sqlx::query("DELETE FROM memberships WHERE user_id = $1")
         .bind(&bob.id)
-        .execute(&app.state.db.pool)
+        .execute(app.pool())
         .await
         .unwrap();
     api.get("/tokens/self", &bob_key)
@@ -331,18 +140,14 @@ async fn owners_who_leave_or_are_locked_lose_their_tokens(app: TestApp) {
 }
 
 async fn token_object_has_fastlys_shape(app: TestApp) {
-    let api = Api::new(&app);
+    let api = app.api();
     let account = app.account("Acme").await;
     let service = app.service(&account, "www").await;
-    let ada = app.persona(&account, Role::Engineer).await;
-    let (id, key) = token(
-        &app,
-        &ada,
-        "purge_select global:read",
-        std::slice::from_ref(&service),
-        None,
-    )
-    .await;
+    let ada = app.member(&account, Role::Engineer).await;
+    let spec = TokenSpec::user(&ada)
+        .scope("purge_select global:read")
+        .services(std::slice::from_ref(&service));
+    let Token { id, key } = app.issue_token(spec).await;
     let reply = api.get("/tokens/self", &key).await;
     reply.expect(200);
     assert_eq!(reply.header("cache-control"), "no-store");
@@ -369,9 +174,9 @@ async fn token_object_has_fastlys_shape(app: TestApp) {
 }
 
 async fn create_with_username_and_password_form_json_and_basic(app: TestApp) {
-    let api = Api::new(&app);
+    let api = app.api();
     let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.member(&account, Role::User).await;
 
     // Form, with the empty `Basic Og==` header some clients always send.
     let reply = api
@@ -401,7 +206,7 @@ async fn create_with_username_and_password_form_json_and_basic(app: TestApp) {
     assert!(me.json.get("access_token").is_none(), "shown only once");
     let stored: String = sqlx::query_scalar("SELECT secret_digest FROM tokens WHERE id = $1")
         .bind(t["id"].as_str().unwrap())
-        .fetch_one(&app.state.db.pool)
+        .fetch_one(app.pool())
         .await
         .unwrap();
     assert_eq!(stored, digest(&secret), "only the digest is stored");
@@ -476,10 +281,9 @@ async fn create_with_username_and_password_form_json_and_basic(app: TestApp) {
 }
 
 async fn create_with_a_key_needs_password_or_sudo(app: TestApp) {
-    let api = Api::new(&app);
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
-    let (_, key) = token(&app, &ada, "global", &[], None).await;
+    let api = app.api();
+    let ada = app.persona(Role::User).await;
+    let key = app.issue_token(&ada).await.key;
 
     let reply = api
         .post_form(
@@ -494,7 +298,7 @@ async fn create_with_a_key_needs_password_or_sudo(app: TestApp) {
         .await
         .expect_msg(401, INVALID);
     // The username, when sent with a key, must be the key's owner.
-    let bob = app.persona(&account, Role::User).await;
+    let bob = app.member(&ada.account_id, Role::User).await;
     api.post_form(
         "/tokens",
         Some(&key),
@@ -505,33 +309,36 @@ async fn create_with_a_key_needs_password_or_sudo(app: TestApp) {
 
     // The key alone works only in sudo mode, which lasts five minutes.
     api.post("/tokens", Some(&key)).await.expect_msg(403, SUDO);
-    sudo(&app, &api, &key, &ada).await;
+    api.enter_sudo(&key, &ada).await;
     api.post("/tokens", Some(&key)).await.expect(200);
     app.clock.advance(5 * 60 + 1);
     api.post("/tokens", Some(&key)).await.expect_msg(403, SUDO);
 
     // Sudo mode belongs to the token that asked for it.
-    let (_, other_key) = token(&app, &ada, "global", &[], None).await;
-    sudo(&app, &api, &key, &ada).await;
+    let other_key = app.issue_token(&ada).await.key;
+    api.enter_sudo(&key, &ada).await;
     api.post("/tokens", Some(&other_key))
         .await
         .expect_msg(403, SUDO);
 
     // A read-only token cannot create tokens, even with the password.
-    let (_, read_key) = token(&app, &ada, "global:read", &[], None).await;
+    let read_key = app
+        .issue_token(TokenSpec::user(&ada).scope("global:read"))
+        .await
+        .key;
     api.post_form("/tokens", Some(&read_key), &[("password", &ada.password)])
         .await
         .expect_msg(403, READ_ONLY);
 }
 
 async fn create_validates_and_never_exceeds_the_creating_token(app: TestApp) {
-    let api = Api::new(&app);
+    let api = app.api();
     let account = app.account("Acme").await;
     let other_account = app.account("Other").await;
     let a = app.service(&account, "a").await;
     let b = app.service(&account, "b").await;
     let foreign = app.service(&other_account, "foreign").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.member(&account, Role::User).await;
     let creds = |extra: &[(&'static str, String)]| {
         let mut fields = vec![
             ("username", ada.email.clone()),
@@ -571,8 +378,11 @@ async fn create_validates_and_never_exceeds_the_creating_token(app: TestApp) {
     assert_eq!(app.count("tokens").await, 0, "nothing was written");
 
     // A token limited to service a can create tokens for a only.
-    let (_, key_a) = token(&app, &ada, "global", std::slice::from_ref(&a), None).await;
-    sudo(&app, &api, &key_a, &ada).await;
+    let key_a = app
+        .issue_token(TokenSpec::user(&ada).services(std::slice::from_ref(&a)))
+        .await
+        .key;
+    api.enter_sudo(&key_a, &ada).await;
     let reply = api
         .post_form("/tokens", Some(&key_a), &[("services[]", &a)])
         .await;
@@ -591,8 +401,11 @@ async fn create_validates_and_never_exceeds_the_creating_token(app: TestApp) {
     .expect(403);
 
     // An engineer's token with purge scopes cannot mint a global one.
-    let eve = app.persona(&account, Role::Engineer).await;
-    let (_, purge_key) = token(&app, &eve, "purge_all", &[], None).await;
+    let eve = app.member(&account, Role::Engineer).await;
+    let purge_key = app
+        .issue_token(TokenSpec::user(&eve).scope("purge_all"))
+        .await
+        .key;
     let reply = api
         .post_form(
             "/tokens",
@@ -604,11 +417,10 @@ async fn create_validates_and_never_exceeds_the_creating_token(app: TestApp) {
 }
 
 async fn create_respects_the_token_limit(app: TestApp) {
-    let api = Api::new(&app);
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let api = app.api();
+    let ada = app.persona(Role::User).await;
     for _ in 0..100 {
-        token(&app, &ada, "global", &[], None).await;
+        app.issue_token(&ada).await;
     }
     let reply = api
         .post_form(
@@ -623,11 +435,10 @@ async fn create_respects_the_token_limit(app: TestApp) {
 }
 
 async fn sudo_endpoint(app: TestApp) {
-    let api = Api::new(&app);
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::Superuser).await;
-    let bob = app.persona(&account, Role::User).await;
-    let (id, key) = token(&app, &ada, "global", &[], None).await;
+    let api = app.api();
+    let ada = app.persona(Role::Superuser).await;
+    let bob = app.member(&ada.account_id, Role::User).await;
+    let Token { id, key } = app.issue_token(&ada).await;
 
     let reply = api
         .post_form(
@@ -641,7 +452,7 @@ async fn sudo_endpoint(app: TestApp) {
     assert!(expiry.ends_with("+00:00"), "{expiry}");
     let until: i64 = sqlx::query_scalar("SELECT sudo_until FROM tokens WHERE id = $1")
         .bind(&id)
-        .fetch_one(&app.state.db.pool)
+        .fetch_one(app.pool())
         .await
         .unwrap();
     let expected = time::OffsetDateTime::from_unix_timestamp(until).unwrap();
@@ -693,7 +504,10 @@ async fn sudo_endpoint(app: TestApp) {
         .await
         .contains(&"user.sudo_failure".to_owned()));
     // Automation tokens have no user to re-authenticate.
-    let (_, robot) = automation_token(&app, &ada, Role::Engineer, "global", &[]).await;
+    let robot = app
+        .issue_token(TokenSpec::automation(&ada, Role::Engineer))
+        .await
+        .key;
     api.post_form(
         "/sudo",
         Some(&robot),
@@ -703,23 +517,12 @@ async fn sudo_endpoint(app: TestApp) {
     .expect(403);
 }
 
-/// Gives `persona` two-factor authentication with a fresh secret, as enrolment would.
-async fn enrol_two_factor(app: &TestApp, persona: &Persona) -> String {
-    let secret = totp::generate_secret();
-    let sealed = tokenpanel::auth::seal_totp_secret(&app.state, &persona.id, &secret);
-    users::enable_totp(&app.state.db.pool, &persona.id, &sealed, 0)
-        .await
-        .unwrap();
-    secret
-}
-
 async fn two_factor_users_must_send_an_otp(app: TestApp) {
-    let api = Api::new(&app);
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::Superuser).await;
-    let (key_id, key) = token(&app, &ada, "global", &[], None).await;
-    let secret = enrol_two_factor(&app, &ada).await;
-    let code = |app: &TestApp| totp::code_at(&secret, app.now()).unwrap();
+    let api = app.api();
+    let ada = app.persona(Role::Superuser).await;
+    let Token { id: key_id, key } = app.issue_token(&ada).await;
+    let secret = app.enrol_two_factor(&ada).await;
+    let code = |app: &TestApp| totp_code(&secret, app.now()).unwrap();
     let wrong = |app: &TestApp| {
         let right = code(app);
         let first = if right.starts_with('0') { '1' } else { '0' };
@@ -762,7 +565,7 @@ async fn two_factor_users_must_send_an_otp(app: TestApp) {
     assert_eq!(app.count("tokens").await, 2);
 
     // POST /sudo: the code is needed, a wrong password is still 403.
-    app.clock.advance(totp::STEP_SECONDS);
+    app.clock.advance(TOTP_STEP);
     api.post_form("/sudo", Some(&key), &creds)
         .await
         .expect_msg(400, "2fa.verify");
@@ -780,7 +583,7 @@ async fn two_factor_users_must_send_an_otp(app: TestApp) {
     .expect(403);
     let sudo_until: Option<i64> = sqlx::query_scalar("SELECT sudo_until FROM tokens WHERE id = $1")
         .bind(&key_id)
-        .fetch_one(&app.state.db.pool)
+        .fetch_one(app.pool())
         .await
         .unwrap();
     assert_eq!(sudo_until, None);
@@ -791,11 +594,11 @@ async fn two_factor_users_must_send_an_otp(app: TestApp) {
 
     // In sudo mode (reached with the code) the key alone creates tokens; a key with
     // the password needs the code too.
-    app.clock.advance(totp::STEP_SECONDS);
+    app.clock.advance(TOTP_STEP);
     api.post("/tokens", Some(&key)).await.expect(200);
     sqlx::query("UPDATE tokens SET sudo_until = NULL WHERE id = $1")
         .bind(&key_id)
-        .execute(&app.state.db.pool)
+        .execute(app.pool())
         .await
         .unwrap();
     api.post_form("/tokens", Some(&key), &[("password", &ada.password)])
@@ -811,7 +614,7 @@ async fn two_factor_users_must_send_an_otp(app: TestApp) {
     .expect(200);
 
     // Five wrong codes lock the second factor out.
-    app.clock.advance(totp::STEP_SECONDS);
+    app.clock.advance(TOTP_STEP);
     for _ in 0..5 {
         api.send(with_otp("/tokens", None, &wrong(&app), &creds))
             .await
@@ -828,15 +631,14 @@ async fn two_factor_users_must_send_an_otp(app: TestApp) {
 }
 
 async fn accounts_forcing_two_factor_refuse_users_without_it(app: TestApp) {
-    let api = Api::new(&app);
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
-    let bob = app.persona(&account, Role::User).await;
-    let (_, ada_key) = token(&app, &ada, "global", &[], None).await;
-    let secret = enrol_two_factor(&app, &bob).await;
+    let api = app.api();
+    let ada = app.persona(Role::User).await;
+    let bob = app.member(&ada.account_id, Role::User).await;
+    let ada_key = app.issue_token(&ada).await.key;
+    let secret = app.enrol_two_factor(&bob).await;
     sqlx::query("UPDATE accounts SET force_2fa = 1 WHERE id = $1")
-        .bind(&account)
-        .execute(&app.state.db.pool)
+        .bind(&ada.account_id)
+        .execute(app.pool())
         .await
         .unwrap();
     let reply = api
@@ -863,7 +665,7 @@ async fn accounts_forcing_two_factor_refuse_users_without_it(app: TestApp) {
     api.get("/tokens/self", &ada_key).await.expect(200);
     api.send(
         api.request(Method::POST, "/tokens", None)
-            .header("Fastly-OTP", totp::code_at(&secret, app.now()).unwrap())
+            .header("Fastly-OTP", totp_code(&secret, app.now()).unwrap())
             .form(&[("username", &bob.email), ("password", &bob.password)]),
     )
     .await
@@ -871,19 +673,31 @@ async fn accounts_forcing_two_factor_refuse_users_without_it(app: TestApp) {
 }
 
 async fn list_show_and_delete_own_and_account_tokens(app: TestApp) {
-    let api = Api::new(&app);
+    let api = app.api();
     let account = app.account("Acme").await;
     let other = app.account("Other").await;
-    let ada = app.persona(&account, Role::User).await;
-    let bob = app.persona(&account, Role::User).await;
-    let root = app.persona(&account, Role::Superuser).await;
-    let stranger = app.persona(&other, Role::Superuser).await;
-    let (ada_id, ada_key) = token(&app, &ada, "global", &[], None).await;
-    let (ada2_id, _) = token(&app, &ada, "global:read", &[], None).await;
-    let (bob_id, bob_key) = token(&app, &bob, "global", &[], None).await;
-    let (_, root_key) = token(&app, &root, "global", &[], None).await;
-    let (_, stranger_key) = token(&app, &stranger, "global", &[], None).await;
-    let (robot_id, _) = automation_token(&app, &root, Role::Engineer, "global", &[]).await;
+    let ada = app.member(&account, Role::User).await;
+    let bob = app.member(&account, Role::User).await;
+    let root = app.member(&account, Role::Superuser).await;
+    let stranger = app.member(&other, Role::Superuser).await;
+    let Token {
+        id: ada_id,
+        key: ada_key,
+    } = app.issue_token(&ada).await;
+    let ada2_id = app
+        .issue_token(TokenSpec::user(&ada).scope("global:read"))
+        .await
+        .id;
+    let Token {
+        id: bob_id,
+        key: bob_key,
+    } = app.issue_token(&bob).await;
+    let root_key = app.issue_token(&root).await.key;
+    let stranger_key = app.issue_token(&stranger).await.key;
+    let robot_id = app
+        .issue_token(TokenSpec::automation(&root, Role::Engineer))
+        .await
+        .id;
 
     let own = api.get("/tokens", &ada_key).await;
     own.expect(200);
@@ -932,11 +746,11 @@ async fn list_show_and_delete_own_and_account_tokens(app: TestApp) {
     api.delete(&format!("/tokens/{bob_id}"), &ada_key)
         .await
         .expect(404);
-    assert!(exists(&app, &bob_id).await);
+    assert!(app.token_exists(&bob_id).await);
     api.delete(&format!("/tokens/{ada2_id}"), &ada_key)
         .await
         .expect(204);
-    assert!(!exists(&app, &ada2_id).await);
+    assert!(!app.token_exists(&ada2_id).await);
     api.delete(&format!("/tokens/{bob_id}"), &stranger_key)
         .await
         .expect(404);
@@ -947,7 +761,7 @@ async fn list_show_and_delete_own_and_account_tokens(app: TestApp) {
         .await
         .expect_msg(401, INVALID);
     api.delete("/tokens/self", &ada_key).await.expect(204);
-    assert!(!exists(&app, &ada_id).await);
+    assert!(!app.token_exists(&ada_id).await);
     api.get("/tokens/self", &ada_key)
         .await
         .expect_msg(401, INVALID);
@@ -955,7 +769,7 @@ async fn list_show_and_delete_own_and_account_tokens(app: TestApp) {
     let destroyed: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT actor_id, token_id FROM events WHERE event_type = 'token.destroy' ORDER BY created_at, id",
     )
-    .fetch_all(&app.state.db.pool)
+    .fetch_all(app.pool())
     .await
     .unwrap();
     assert_eq!(destroyed.len(), 3);
@@ -964,14 +778,13 @@ async fn list_show_and_delete_own_and_account_tokens(app: TestApp) {
 }
 
 async fn bulk_delete_is_all_or_nothing(app: TestApp) {
-    let api = Api::new(&app);
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
-    let bob = app.persona(&account, Role::User).await;
-    let (_, key) = token(&app, &ada, "global", &[], None).await;
-    let (t1, _) = token(&app, &ada, "global", &[], None).await;
-    let (t2, _) = token(&app, &ada, "global", &[], None).await;
-    let (bobs, _) = token(&app, &bob, "global", &[], None).await;
+    let api = app.api();
+    let ada = app.persona(Role::User).await;
+    let bob = app.member(&ada.account_id, Role::User).await;
+    let key = app.issue_token(&ada).await.key;
+    let t1 = app.issue_token(&ada).await.id;
+    let t2 = app.issue_token(&ada).await.id;
+    let bobs = app.issue_token(&bob).await.id;
     let bulk = |ids: &[&str]| {
         let data: Vec<Value> = ids
             .iter()
@@ -985,11 +798,11 @@ async fn bulk_delete_is_all_or_nothing(app: TestApp) {
     reply.expect_msg(404, "Token not found");
     assert_eq!(reply.json["detail"], bobs);
     for id in [&t1, &t2, &bobs] {
-        assert!(exists(&app, id).await, "nothing deleted");
+        assert!(app.token_exists(id).await, "nothing deleted");
     }
     api.send(bulk(&[&t1, &t2])).await.expect(204);
-    assert!(!exists(&app, &t1).await && !exists(&app, &t2).await);
-    assert!(exists(&app, &bobs).await);
+    assert!(!app.token_exists(&t1).await && !app.token_exists(&t2).await);
+    assert!(app.token_exists(&bobs).await);
 
     api.send(bulk(&[])).await.expect(400);
     api.send(
@@ -1016,13 +829,13 @@ async fn bulk_delete_is_all_or_nothing(app: TestApp) {
 }
 
 async fn automation_tokens(app: TestApp) {
-    let api = Api::new(&app);
+    let api = app.api();
     let account = app.account("Acme").await;
     let service = app.service(&account, "www").await;
-    let root = app.persona(&account, Role::Superuser).await;
-    let eng = app.persona(&account, Role::Engineer).await;
-    let (_, root_key) = token(&app, &root, "global", &[], None).await;
-    let (_, eng_key) = token(&app, &eng, "global", &[], None).await;
+    let root = app.member(&account, Role::Superuser).await;
+    let eng = app.member(&account, Role::Engineer).await;
+    let root_key = app.issue_token(&root).await.key;
+    let eng_key = app.issue_token(&eng).await.key;
     let fields = [
         ("name", "ci"),
         ("role", "engineer"),
@@ -1030,14 +843,14 @@ async fn automation_tokens(app: TestApp) {
         ("tls_access", "true"),
     ];
 
-    sudo(&app, &api, &eng_key, &eng).await;
+    api.enter_sudo(&eng_key, &eng).await;
     api.post_form("/automation-tokens", Some(&eng_key), &fields)
         .await
         .expect(403);
     api.post_form("/automation-tokens", Some(&root_key), &fields)
         .await
         .expect_msg(403, SUDO);
-    sudo(&app, &api, &root_key, &root).await;
+    api.enter_sudo(&root_key, &root).await;
     api.post_form(
         "/automation-tokens",
         Some(&root_key),
@@ -1087,7 +900,7 @@ async fn automation_tokens(app: TestApp) {
         .await
         .expect(200);
     api.get("/automation-tokens", &eng_key).await.expect(403);
-    let (own_user_token, _) = token(&app, &root, "global", &[], None).await;
+    let own_user_token = app.issue_token(&root).await.id;
     api.get(&format!("/automation-tokens/{own_user_token}"), &root_key)
         .await
         .expect(404);
@@ -1096,7 +909,7 @@ async fn automation_tokens(app: TestApp) {
     for flag in ["force_sso", "force_2fa"] {
         sqlx::query(&format!("UPDATE accounts SET {flag} = 1 WHERE id = $1"))
             .bind(&account)
-            .execute(&app.state.db.pool)
+            .execute(app.pool())
             .await
             .unwrap();
         let reply = api
@@ -1110,7 +923,7 @@ async fn automation_tokens(app: TestApp) {
         );
         sqlx::query(&format!("UPDATE accounts SET {flag} = 0 WHERE id = $1"))
             .bind(&account)
-            .execute(&app.state.db.pool)
+            .execute(app.pool())
             .await
             .unwrap();
     }
@@ -1152,7 +965,7 @@ fn allowed(role: Role, scope: &str, perm: Option<ServicePermission>, endpoint: &
 }
 
 async fn permission_matrix(app: TestApp) {
-    let api = Api::new(&app);
+    let api = app.api();
     let account = app.account("Acme").await;
     let service = app.service(&account, "www").await;
     let perms = [
@@ -1165,21 +978,19 @@ async fn permission_matrix(app: TestApp) {
     let mut checked = 0;
     for role in Role::ALL {
         for perm in perms {
-            let persona = app.persona(&account, role).await;
+            let persona = app.member(&account, role).await;
             if let Some(p) = perm {
-                accounts::set_service_permission(
-                    &app.state.db.pool,
-                    &account,
-                    &persona.id,
-                    &service,
-                    p.as_str(),
-                )
-                .await
-                .unwrap();
+                app.limit_to(&persona, &service, p).await;
             }
             for scope in ["global", "purge_all", "purge_select", "global:read"] {
-                let (_, key) = token(&app, &persona, scope, &[], None).await;
-                let (spare, _) = token(&app, &persona, scope, &[], None).await;
+                let key = app
+                    .issue_token(TokenSpec::user(&persona).scope(scope))
+                    .await
+                    .key;
+                let spare = app
+                    .issue_token(TokenSpec::user(&persona).scope(scope))
+                    .await
+                    .id;
                 let calls = [
                     ("read", api.get(&format!("/service/{service}"), &key).await),
                     (
@@ -1217,7 +1028,7 @@ async fn permission_matrix(app: TestApp) {
                     checked += 1;
                 }
                 assert_eq!(
-                    exists(&app, &spare).await,
+                    app.token_exists(&spare).await,
                     !allowed(role, scope, perm, "tokens_write"),
                     "{role} / {perm:?} / {scope}: the spare token"
                 );
@@ -1229,7 +1040,7 @@ async fn permission_matrix(app: TestApp) {
     let purges: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM events WHERE event_type IN ('service.purge_all', 'service.purge')",
     )
-    .fetch_one(&app.state.db.pool)
+    .fetch_one(app.pool())
     .await
     .unwrap();
     let mut expected = 0;
@@ -1245,14 +1056,14 @@ async fn permission_matrix(app: TestApp) {
 }
 
 async fn services_follow_token_and_member_limits(app: TestApp) {
-    let api = Api::new(&app);
+    let api = app.api();
     let account = app.account("Acme").await;
     let other = app.account("Other").await;
     let a = app.service(&account, "a").await;
     let b = app.service(&account, "b").await;
     let c = app.service(&account, "c").await;
     let foreign = app.service(&other, "foreign").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.member(&account, Role::User).await;
     let names = |reply: &Reply| -> Vec<String> {
         reply
             .json
@@ -1263,12 +1074,18 @@ async fn services_follow_token_and_member_limits(app: TestApp) {
             .collect()
     };
 
-    let (_, all_key) = token(&app, &ada, "global:read", &[], None).await;
+    let all_key = app
+        .issue_token(TokenSpec::user(&ada).scope("global:read"))
+        .await
+        .key;
     let reply = api.get("/service", &all_key).await;
     reply.expect(200);
     assert_eq!(names(&reply), ["a", "b", "c"]);
     assert_eq!(reply.json[0]["customer_id"], account);
-    let (_, ab_key) = token(&app, &ada, "global", &[a.clone(), b.clone()], None).await;
+    let ab_key = app
+        .issue_token(TokenSpec::user(&ada).services(&[a.clone(), b.clone()]))
+        .await
+        .key;
     assert_eq!(names(&api.get("/service", &ab_key).await), ["a", "b"]);
     api.get(&format!("/service/{a}"), &ab_key).await.expect(200);
     api.get(&format!("/service/{c}"), &ab_key).await.expect(403);
@@ -1278,28 +1095,23 @@ async fn services_follow_token_and_member_limits(app: TestApp) {
     api.get("/service/nope", &ab_key).await.expect(404);
 
     // An engineer limited to some services sees those only, whatever the token says.
-    let eve = app.persona(&account, Role::Engineer).await;
+    let eve = app.member(&account, Role::Engineer).await;
     for (service, perm) in [
         (&b, ServicePermission::ReadOnly),
         (&c, ServicePermission::Full),
     ] {
-        accounts::set_service_permission(
-            &app.state.db.pool,
-            &account,
-            &eve.id,
-            service,
-            perm.as_str(),
-        )
-        .await
-        .unwrap();
+        app.limit_to(&eve, service, perm).await;
     }
-    let (_, eve_key) = token(&app, &eve, "global", &[], None).await;
+    let eve_key = app.issue_token(&eve).await.key;
     assert_eq!(names(&api.get("/service", &eve_key).await), ["b", "c"]);
     api.get(&format!("/service/{a}"), &eve_key)
         .await
         .expect(403);
     // A purge-only token may not list services.
-    let (_, purge_key) = token(&app, &eve, "purge_all", &[], None).await;
+    let purge_key = app
+        .issue_token(TokenSpec::user(&eve).scope("purge_all"))
+        .await
+        .key;
     api.get("/service", &purge_key).await.expect(403);
 
     // current_user says who the token belongs to.
@@ -1314,11 +1126,11 @@ async fn services_follow_token_and_member_limits(app: TestApp) {
 }
 
 async fn purges_answer_like_fastly_and_record_events(app: TestApp) {
-    let api = Api::new(&app);
+    let api = app.api();
     let account = app.account("Acme").await;
     let service = app.service(&account, "www").await;
-    let eve = app.persona(&account, Role::Engineer).await;
-    let (key_id, key) = token(&app, &eve, "global", &[], None).await;
+    let eve = app.member(&account, Role::Engineer).await;
+    let Token { id: key_id, key } = app.issue_token(&eve).await;
 
     let reply = api
         .post(&format!("/service/{service}/purge_all"), Some(&key))
@@ -1383,7 +1195,7 @@ async fn purges_answer_like_fastly_and_record_events(app: TestApp) {
         "SELECT event_type, actor_id, token_id, service_id FROM events \
          WHERE event_type LIKE 'service.%' ORDER BY created_at, id",
     )
-    .fetch_all(&app.state.db.pool)
+    .fetch_all(app.pool())
     .await
     .unwrap();
     assert_eq!(rows.len(), 5, "{rows:?}");
@@ -1399,31 +1211,28 @@ async fn purges_answer_like_fastly_and_record_events(app: TestApp) {
 }
 
 async fn events_filter_page_and_follow_visibility(app: TestApp) {
-    let api = Api::new(&app);
+    let api = app.api();
     let account = app.account("Acme").await;
     let other = app.account("Other").await;
     let a = app.service(&account, "a").await;
     let b = app.service(&account, "b").await;
-    let user = app.persona(&account, Role::User).await;
-    let limited = app.persona(&account, Role::Engineer).await;
-    accounts::set_service_permission(
-        &app.state.db.pool,
-        &account,
-        &limited.id,
-        &a,
-        ServicePermission::Full.as_str(),
-    )
-    .await
-    .unwrap();
-    let engineer = app.persona(&account, Role::Engineer).await;
-    let root = app.persona(&account, Role::Superuser).await;
-    let outsider = app.persona(&other, Role::Superuser).await;
-    let (_, user_key) = token(&app, &user, "global", &[], None).await;
-    let (_, limited_key) = token(&app, &limited, "global", &[], None).await;
-    let (_, engineer_key) = token(&app, &engineer, "global", &[], None).await;
-    let (_, root_key) = token(&app, &root, "global", &[], None).await;
-    let (_, outsider_key) = token(&app, &outsider, "global", &[], None).await;
-    let (robot_id, robot_key) = automation_token(&app, &root, Role::Engineer, "global", &[]).await;
+    let user = app.member(&account, Role::User).await;
+    let limited = app.member(&account, Role::Engineer).await;
+    app.limit_to(&limited, &a, ServicePermission::Full).await;
+    let engineer = app.member(&account, Role::Engineer).await;
+    let root = app.member(&account, Role::Superuser).await;
+    let outsider = app.member(&other, Role::Superuser).await;
+    let user_key = app.issue_token(&user).await.key;
+    let limited_key = app.issue_token(&limited).await.key;
+    let engineer_key = app.issue_token(&engineer).await.key;
+    let root_key = app.issue_token(&root).await.key;
+    let outsider_key = app.issue_token(&outsider).await.key;
+    let Token {
+        id: robot_id,
+        key: robot_key,
+    } = app
+        .issue_token(TokenSpec::automation(&root, Role::Engineer))
+        .await;
     // Actions on services by different people and the robot.
     api.post(&format!("/service/{a}/purge_all"), Some(&engineer_key))
         .await
@@ -1463,7 +1272,6 @@ async fn events_filter_page_and_follow_visibility(app: TestApp) {
         }
     }
 
-    let stored = event_store::recent(&app.state.db.pool, 1000).await.unwrap();
     for (persona, key, viewer, role, limits) in [
         (
             &user,
@@ -1501,22 +1309,7 @@ async fn events_filter_page_and_follow_visibility(app: TestApp) {
             None,
         ),
     ] {
-        let scope = policy::event_scope(role, viewer, limits);
-        let mut expected: Vec<String> = stored
-            .iter()
-            .filter(|e| e.account_id.as_deref() == Some(account.as_str()))
-            .filter(|e| {
-                policy::event_visible(
-                    &scope,
-                    &EventFacts {
-                        actor_id: e.actor_id.as_deref(),
-                        token_id: e.token_id.as_deref(),
-                        service_id: e.service_id.as_deref(),
-                    },
-                )
-            })
-            .map(|e| e.id.clone())
-            .collect();
+        let mut expected = app.visible_by_rule(&account, role, viewer, limits).await;
         let got = all_events(&api, key, "").await;
         let mut got_ids: Vec<String> = got
             .iter()
@@ -1651,16 +1444,18 @@ async fn events_filter_page_and_follow_visibility(app: TestApp) {
     api.get("/events?filter[created_at][gte]=yesterday", &root_key)
         .await
         .expect(400);
-    let (_, purge_key) = token(&app, &engineer, "purge_all", &[], None).await;
+    let purge_key = app
+        .issue_token(TokenSpec::user(&engineer).scope("purge_all"))
+        .await
+        .key;
     api.get("/events", &purge_key).await.expect(403);
 }
 
 async fn last_use_is_recorded_coalesced(app: TestApp) {
-    let api = Api::new(&app);
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
-    let (id, key) = token(&app, &ada, "global", &[], None).await;
-    let writes_before = app.state.usage.writes();
+    let api = app.api();
+    let ada = app.persona(Role::User).await;
+    let Token { id, key } = app.issue_token(&ada).await;
+    let writes_before = app.usage_writes();
     let started = Instant::now();
     for i in 0..40 {
         api.send(
@@ -1678,7 +1473,7 @@ async fn last_use_is_recorded_coalesced(app: TestApp) {
             "SELECT last_used_at, last_used_ip, last_used_agent FROM tokens WHERE id = $1",
         )
         .bind(&id)
-        .fetch_one(&app.state.db.pool)
+        .fetch_one(app.pool())
         .await
         .unwrap();
         if row.2.as_deref() == Some("probe/39") || Instant::now() > deadline {
@@ -1694,7 +1489,7 @@ async fn last_use_is_recorded_coalesced(app: TestApp) {
     assert_eq!(row.1.as_deref(), Some("127.0.0.1"));
     assert!((row.0.unwrap() - app.now()).abs() <= 6);
     // One write per flush at most: 40 requests in `burst` cost a handful of writes.
-    let writes = app.state.usage.writes() - writes_before;
+    let writes = app.usage_writes() - writes_before;
     let flushes = burst.as_secs() + 3;
     assert!(
         writes <= flushes,
@@ -1708,11 +1503,10 @@ async fn last_use_is_recorded_coalesced(app: TestApp) {
 
 async fn revocation_is_seen_by_another_node_at_once(app: TestApp) {
     let node_b = app.second_node().await;
-    let (api_a, api_b) = (Api::new(&app), Api::new(&node_b));
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
-    let (id, key) = token(&app, &ada, "global", &[], None).await;
-    let (_, other_key) = token(&app, &ada, "global", &[], None).await;
+    let (api_a, api_b) = (app.api(), node_b.api());
+    let ada = app.persona(Role::User).await;
+    let Token { id, key } = app.issue_token(&ada).await;
+    let other_key = app.issue_token(&ada).await.key;
     // Warm node B: the token is in use there.
     for _ in 0..5 {
         api_b.get("/tokens/self", &key).await.expect(200);
@@ -1749,7 +1543,7 @@ async fn the_api_ignores_session_cookies(app: TestApp) {
         reply.body
     );
     // And the API needs no CSRF token.
-    let api = Api::new(&app);
+    let api = app.api();
     api.post_form(
         "/tokens",
         None,

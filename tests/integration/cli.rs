@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use tokenpanel::domain::random;
+use tokenpanel::testkit::random_base62;
 
 fn tokenpanel(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tokenpanel"))
@@ -49,7 +49,7 @@ fn assert_one_clear_line(output: &Output, contains: &str) {
 }
 
 fn temp_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("tokenpanel-cli-{}", random::base62(10)));
+    let dir = std::env::temp_dir().join(format!("tokenpanel-cli-{}", random_base62(10)));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -1,11 +1,8 @@
 //! Account > Event log: who sees what, filters, pages of 50 and the CSV download.
 
-use tokenpanel::db::accounts;
-use tokenpanel::db::events::{record, NewEvent};
-use tokenpanel::domain::roles::{Role, ServicePermission};
-
-use crate::common::{Client, TestApp};
-use crate::on_both_databases;
+use tokenpanel::testkit::{
+    on_both_databases, page_date, Client, EventSpec, Role, ServicePermission, TestApp,
+};
 
 on_both_databases!(
     each_role_sees_what_the_seed_says,
@@ -23,25 +20,28 @@ struct World {
     api: String,
 }
 
+/// (actor, service, token) of an event.
+type Who<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
 async fn event(
     app: &TestApp,
     account: &str,
-    (actor, service, token): (Option<&str>, Option<&str>, Option<&str>),
+    (actor, service, token): Who<'_>,
     kind: &str,
     description: &str,
     at: i64,
 ) {
-    let event = NewEvent {
+    let event = EventSpec {
         account_id: Some(account),
         event_type: kind,
         actor_id: actor,
         service_id: service,
         token_id: token,
         ip: Some("192.0.2.7"),
-        description: description.to_owned(),
+        description,
         metadata: token.map(|_| serde_json::json!({ "name": "deploy key" })),
     };
-    record(&app.state.db.pool, &event, at).await.unwrap();
+    app.record_event(&event, at).await;
 }
 
 async fn world(app: &TestApp) -> World {
@@ -49,20 +49,13 @@ async fn world(app: &TestApp) -> World {
     let www = app.service(&account, "www.example.com").await;
     let api = app.service(&account, "api.example.com").await;
     let personas = [
-        app.persona(&account, Role::Superuser).await,
-        app.persona(&account, Role::Engineer).await,
-        app.persona(&account, Role::User).await,
-        app.persona(&account, Role::Billing).await,
+        app.member(&account, Role::Superuser).await,
+        app.member(&account, Role::Engineer).await,
+        app.member(&account, Role::User).await,
+        app.member(&account, Role::Billing).await,
     ];
-    accounts::set_service_permission(
-        &app.state.db.pool,
-        &account,
-        &personas[1].id,
-        &www,
-        ServicePermission::Full.as_str(),
-    )
-    .await
-    .unwrap();
+    app.limit_to(&personas[1], &www, ServicePermission::Full)
+        .await;
     let mut clients = Vec::new();
     for persona in &personas {
         let client = app.client();
@@ -76,70 +69,55 @@ async fn world(app: &TestApp) -> World {
         &personas[2].id,
         &personas[3].id,
     ];
-    event(
-        app,
-        &account,
-        (Some(s), Some(&www), None),
-        "service.purge_all",
-        "superuser purged www",
-        base,
-    )
-    .await;
-    event(
-        app,
-        &account,
-        (Some(s), Some(&api), None),
-        "service.purge_all",
-        "superuser purged api",
-        base + 1,
-    )
-    .await;
-    event(
-        app,
-        &account,
-        (Some(s), None, None),
-        "account.update",
-        "superuser changed settings",
-        base + 2,
-    )
-    .await;
-    event(
-        app,
-        &account,
-        (Some(e), None, Some("tok-eng")),
-        "token.create",
-        "engineer made a token",
-        base + 3,
-    )
-    .await;
-    event(
-        app,
-        &account,
-        (Some(u), None, Some("tok-user")),
-        "token.create",
-        "user made a token",
-        base + 4,
-    )
-    .await;
-    event(
-        app,
-        &account,
-        (Some(b), None, None),
-        "user.logout",
-        "billing signed out",
-        base + 5,
-    )
-    .await;
     let other = app.account("Other").await;
-    event(
-        app,
-        &other,
-        (None, None, None),
-        "account.update",
-        "another account's event",
-        base + 6,
-    )
-    .await;
+    // One second apart, oldest first.
+    let seeded: [(&str, Who, &str, &str); 7] = [
+        (
+            &account,
+            (Some(s), Some(&www), None),
+            "service.purge_all",
+            "superuser purged www",
+        ),
+        (
+            &account,
+            (Some(s), Some(&api), None),
+            "service.purge_all",
+            "superuser purged api",
+        ),
+        (
+            &account,
+            (Some(s), None, None),
+            "account.update",
+            "superuser changed settings",
+        ),
+        (
+            &account,
+            (Some(e), None, Some("tok-eng")),
+            "token.create",
+            "engineer made a token",
+        ),
+        (
+            &account,
+            (Some(u), None, Some("tok-user")),
+            "token.create",
+            "user made a token",
+        ),
+        (
+            &account,
+            (Some(b), None, None),
+            "user.logout",
+            "billing signed out",
+        ),
+        (
+            &other,
+            (None, None, None),
+            "account.update",
+            "another account's event",
+        ),
+    ];
+    for (at, (account, who, kind, description)) in (base..).zip(seeded) {
+        event(app, account, who, kind, description, at).await;
+    }
     let mut clients = clients.into_iter();
     World {
         superuser: clients.next().unwrap(),
@@ -232,8 +210,8 @@ async fn filters_pages_and_csv_agree(app: TestApp) {
         visible(s, "?token=tok-eng").await,
         vec!["engineer made a token"]
     );
-    let today = tokenpanel::web::page::date(app.now());
-    let yesterday = tokenpanel::web::page::date(app.now() - 86_400 * 2);
+    let today = page_date(app.now());
+    let yesterday = page_date(app.now() - 86_400 * 2);
     assert_eq!(
         visible(
             s,
@@ -279,7 +257,7 @@ async fn filters_pages_and_csv_agree(app: TestApp) {
     let account: String =
         sqlx::query_scalar("SELECT account_id FROM memberships WHERE user_id = $1")
             .bind(&w.super_id)
-            .fetch_one(&app.state.db.pool)
+            .fetch_one(app.pool())
             .await
             .unwrap();
     for i in 0..120 {

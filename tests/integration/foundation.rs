@@ -1,10 +1,6 @@
 //! Set-up, sign-in and sign-out, sessions, throttling and the security basics.
 
-use tokenpanel::app;
-use tokenpanel::domain::roles::Role;
-
-use crate::common::{session_cookie_from, TestApp};
-use crate::on_both_databases;
+use tokenpanel::testkit::{on_both_databases, Role, TestApp};
 
 on_both_databases!(
     setup_works_once_then_answers_404,
@@ -22,10 +18,7 @@ on_both_databases!(
 );
 
 async fn setup_works_once_then_answers_404(app: TestApp) {
-    let path = app::setup_path(&app.state)
-        .await
-        .unwrap()
-        .expect("no users yet");
+    let path = app.setup_path().await.expect("no users yet");
     let client = app.client();
     client.get(&path).await.assert(200, "Set up tokenpanel");
     assert_eq!(client.get("/setup/not-the-secret").await.status, 404);
@@ -44,14 +37,14 @@ async fn setup_works_once_then_answers_404(app: TestApp) {
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(done.location(), "/account/tokens");
-    assert_ne!(session_cookie_from(&done), session_cookie_from(&before));
+    assert_ne!(done.session_cookie(), before.session_cookie());
     let home = client.get("/account/tokens").await;
     home.assert(200, "Personal tokens")
         .assert(200, "Acme")
         .assert(200, "Ada Lovelace");
     // Once a user exists the page is gone, for the old secret and for any new one.
     assert_eq!(client.get(&path).await.status, 404);
-    assert!(app::setup_path(&app.state).await.unwrap().is_none());
+    assert!(app.setup_path().await.is_none());
     let again = client.post(&path, &[("account_name", "Evil")]).await;
     assert_eq!(again.status, 404);
     assert_eq!(app.count("users").await, 1);
@@ -60,7 +53,7 @@ async fn setup_works_once_then_answers_404(app: TestApp) {
 }
 
 async fn setup_validates_and_keeps_input(app: TestApp) {
-    let path = app::setup_path(&app.state).await.unwrap().unwrap();
+    let path = app.setup_path().await.unwrap();
     let client = app.client();
     client.get(&path).await;
     let page = client
@@ -85,8 +78,7 @@ async fn setup_validates_and_keeps_input(app: TestApp) {
 }
 
 async fn sign_in_and_failures_look_alike(app: TestApp) {
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
     let client = app.client();
     let login = client.get("/login").await;
     login.assert(200, "Sign in");
@@ -128,8 +120,8 @@ async fn sign_in_and_failures_look_alike(app: TestApp) {
     assert_eq!(ok.status, 303);
     assert_eq!(ok.location(), "/account/tokens");
     assert_ne!(
-        session_cookie_from(&ok),
-        session_cookie_from(&login),
+        ok.session_cookie(),
+        login.session_cookie(),
         "a new session id at sign-in"
     );
     client
@@ -154,8 +146,7 @@ async fn sign_in_and_failures_look_alike(app: TestApp) {
 }
 
 async fn failures_are_throttled_per_email_and_per_ip(app: TestApp) {
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
+    let ada = app.persona(Role::User).await;
     let client = app.client();
     client.get("/login").await;
     for _ in 0..5 {
@@ -427,7 +418,7 @@ async fn unknown_routes_and_health(app: TestApp) {
     let js = client.get("/static/htmx.min.js").await;
     assert_eq!(js.status, 200);
     assert!(js.body.contains("2.0.11"));
-    app.state.db.pool.close().await;
+    app.close_database().await;
     assert_eq!(client.get("/healthz").await.status, 503);
 }
 

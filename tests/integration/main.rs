@@ -1,9 +1,9 @@
 //! Integration tests: the real server on a random port, on SQLite and (with
-//! TEST_DATABASE_URL) on PostgreSQL. One binary, so it links once.
+//! TEST_DATABASE_URL) on PostgreSQL, set up through `tokenpanel::testkit`. One binary,
+//! so it links once.
 
 mod api;
 mod cli;
-mod common;
 mod event_log;
 mod foundation;
 mod lifecycle;

@@ -1,15 +1,10 @@
 //! Account > API tokens > Personal tokens: sudo, the create form and its rules, the
 //! secret shown exactly once, the 100-token limit, and deletion.
 
-use std::sync::Arc;
-
-use tokenpanel::db::accounts;
-use tokenpanel::domain::roles::{Role, ScopeSet, ServicePermission};
-use tokenpanel::domain::secret::{digest, TokenKind};
-use tokenpanel::tokens::{issue, IssueError, TokenRequest};
-
-use crate::common::{hidden, issue_global_token, session_cookie_from, Client, Persona, TestApp};
-use crate::on_both_databases;
+use tokenpanel::testkit::{
+    digest, hidden, is_token_shaped, on_both_databases, page_date, random_id, IssueError, Persona,
+    Role, ServicePermission, TestApp, TokenSpec,
+};
 
 on_both_databases!(
     creating_requires_sudo_which_expires,
@@ -27,31 +22,6 @@ on_both_databases!(
     sudo_expiring_while_the_form_is_open_loses_nothing,
     service_search_returns_matching_options,
 );
-
-/// Enters sudo mode through the re-authentication page.
-async fn sudo(client: &Client, persona: &Persona) {
-    client.get("/account/sudo?next=/account/tokens/new").await;
-    let page = client
-        .post(
-            "/account/sudo",
-            &[
-                ("password", &persona.password),
-                ("next", "/account/tokens/new"),
-            ],
-        )
-        .await;
-    assert_eq!(page.status, 303, "{}", page.body);
-}
-
-/// Opens the create form (in sudo mode) and posts it with these fields.
-async fn create(client: &Client, fields: &[(&str, &str)]) -> crate::common::Page {
-    let form = client.get("/account/tokens/new").await;
-    assert_eq!(form.status, 200, "{}", form.body);
-    let nonce = hidden(&form.body, "nonce").unwrap();
-    let mut all = vec![("nonce", nonce.as_str())];
-    all.extend_from_slice(fields);
-    client.post("/account/tokens", &all).await
-}
 
 fn secret_in(html: &str) -> Option<String> {
     let start = html.find("tpu_")?;
@@ -93,7 +63,7 @@ async fn creating_requires_sudo_which_expires(app: TestApp) {
         "/account/tokens/new",
         "lands on the form asked for"
     );
-    let (old_id, new_id) = (session_cookie_from(&before), session_cookie_from(&elevated));
+    let (old_id, new_id) = (before.session_cookie(), elevated.session_cookie());
     assert!(new_id.is_some(), "a new session cookie is set on elevation");
     assert_ne!(old_id, new_id);
     client
@@ -156,7 +126,7 @@ async fn role_scope_matrix_on_form_and_server(app: TestApp) {
     ];
     for (role, may_purge) in expectations {
         let (client, persona) = app.signed_in(role).await;
-        sudo(&client, &persona).await;
+        client.enter_sudo(&persona).await;
         let form = client.get("/account/tokens/new").await;
         for scope in ["purge_all", "purge_select"] {
             let disabled = form.body.contains(&format!("value=\"{scope}\" disabled"));
@@ -173,68 +143,58 @@ async fn role_scope_matrix_on_form_and_server(app: TestApp) {
             role == Role::Superuser,
             "Type shown to superusers only"
         );
-        let page = create(
-            &client,
-            &[
+        let page = client
+            .create_token(&[
                 ("name", "purger"),
                 ("scope", "purge_all"),
                 ("access", "all"),
                 ("expiration", "90d"),
-            ],
-        )
-        .await;
+            ])
+            .await;
         if may_purge {
             assert_eq!(page.status, 200, "{role}: {}", page.body);
         } else {
             page.assert(422, "Your role cannot grant the scope");
         }
-        let page = create(
-            &client,
-            &[
+        let page = client
+            .create_token(&[
                 ("name", "reader"),
                 ("scope", "global:read"),
                 ("access", "all"),
                 ("expiration", "90d"),
-            ],
-        )
-        .await;
+            ])
+            .await;
         assert_eq!(page.status, 200, "{role}");
-        let tampered = create(
-            &client,
-            &[
+        let tampered = client
+            .create_token(&[
                 ("name", "x"),
                 ("scope", "admin"),
                 ("access", "all"),
                 ("expiration", "90d"),
-            ],
-        )
-        .await;
+            ])
+            .await;
         tampered.assert(422, "Choose scopes from the list.");
         if role != Role::Superuser {
-            let typed = create(
-                &client,
-                &[
+            let typed = client
+                .create_token(&[
                     ("name", "x"),
                     ("type", "user"),
                     ("scope", "global"),
                     ("access", "all"),
                     ("expiration", "90d"),
-                ],
-            )
-            .await;
+                ])
+                .await;
             typed.assert(422, "Choose a token type you may create.");
         }
-        let automation = create(
-            &client,
-            &[
+        let automation = client
+            .create_token(&[
                 ("name", "x"),
                 ("type", "automation"),
                 ("scope", "global"),
                 ("access", "all"),
                 ("expiration", "90d"),
-            ],
-        )
-        .await;
+            ])
+            .await;
         if role == Role::Superuser {
             // Superusers may create automation tokens, which need a role.
             automation.assert(422, "Choose the role of the automation token");
@@ -244,7 +204,7 @@ async fn role_scope_matrix_on_form_and_server(app: TestApp) {
         let stored: Vec<String> =
             sqlx::query_scalar("SELECT scope FROM tokens WHERE user_id = $1 ORDER BY scope")
                 .bind(&persona.id)
-                .fetch_all(&app.state.db.pool)
+                .fetch_all(app.pool())
                 .await
                 .unwrap();
         let expected: Vec<&str> = if may_purge {
@@ -258,7 +218,7 @@ async fn role_scope_matrix_on_form_and_server(app: TestApp) {
 
 async fn form_errors_keep_input_and_write_nothing(app: TestApp) {
     let (client, ada) = app.signed_in(Role::User).await;
-    sudo(&client, &ada).await;
+    client.enter_sudo(&ada).await;
     let long = "n".repeat(256);
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (
@@ -328,7 +288,7 @@ async fn form_errors_keep_input_and_write_nothing(app: TestApp) {
         ),
     ];
     for (fields, message) in cases {
-        let page = create(&client, &fields).await;
+        let page = client.create_token(&fields).await;
         page.assert(422, message);
         if fields[0].1 == "kept name" {
             page.assert(422, "value=\"kept name\"");
@@ -344,74 +304,58 @@ async fn engineer_limited_to_some_services(app: TestApp) {
     let api = app.service(&account, "api").await;
     let other_account = app.account("Other").await;
     let foreign = app.service(&other_account, "foreign").await;
-    let eng = app.persona(&account, Role::Engineer).await;
-    accounts::set_service_permission(
-        &app.state.db.pool,
-        &account,
-        &eng.id,
-        &www,
-        ServicePermission::Full.as_str(),
-    )
-    .await
-    .unwrap();
+    let eng = app.member(&account, Role::Engineer).await;
+    app.limit_to(&eng, &www, ServicePermission::Full).await;
     let client = app.client();
     client.sign_in(&eng).await;
-    sudo(&client, &eng).await;
+    client.enter_sudo(&eng).await;
     let form = client.get("/account/tokens/new").await;
     assert!(
         form.body.contains(">www<") && !form.body.contains(">api<"),
         "only their services are offered"
     );
-    create(
-        &client,
-        &[
+    client
+        .create_token(&[
             ("name", "t"),
             ("scope", "global"),
             ("access", "selected"),
             ("services", &api),
             ("expiration", "90d"),
-        ],
-    )
-    .await
-    .assert(
-        422,
-        "You do not have access to the service \u{201c}api\u{201d}.",
-    );
-    create(
-        &client,
-        &[
+        ])
+        .await
+        .assert(
+            422,
+            "You do not have access to the service \u{201c}api\u{201d}.",
+        );
+    client
+        .create_token(&[
             ("name", "t"),
             ("scope", "global"),
             ("access", "all"),
             ("expiration", "90d"),
-        ],
-    )
-    .await
-    .assert(422, "select the services this token may access");
-    create(
-        &client,
-        &[
+        ])
+        .await
+        .assert(422, "select the services this token may access");
+    client
+        .create_token(&[
             ("name", "t"),
             ("scope", "global"),
             ("access", "selected"),
             ("services", &foreign),
             ("expiration", "90d"),
-        ],
-    )
-    .await
-    .assert(422, "There is no service");
-    create(
-        &client,
-        &[
+        ])
+        .await
+        .assert(422, "There is no service");
+    client
+        .create_token(&[
             ("name", "www only"),
             ("scope", "purge_select"),
             ("access", "selected"),
             ("services", &www),
             ("expiration", "never"),
-        ],
-    )
-    .await
-    .assert(200, "Token created");
+        ])
+        .await
+        .assert(200, "Token created");
     let list = client.get("/account/tokens").await;
     list.assert(200, "www only")
         .assert(200, "Purge select content")
@@ -421,7 +365,7 @@ async fn engineer_limited_to_some_services(app: TestApp) {
 
 async fn secret_is_shown_exactly_once(app: TestApp) {
     let (client, ada) = app.signed_in(Role::User).await;
-    sudo(&client, &ada).await;
+    client.enter_sudo(&ada).await;
     let form = client.get("/account/tokens/new").await;
     let nonce = hidden(&form.body, "nonce").unwrap();
     let fields = [
@@ -438,22 +382,22 @@ async fn secret_is_shown_exactly_once(app: TestApp) {
         .assert(200, "Copy to clipboard");
     assert_eq!(created.headers.get("cache-control").unwrap(), "no-store");
     let secret = secret_in(&created.body).expect("the token string is on the page");
-    assert_eq!(tokenpanel::domain::secret::check_shape(&secret), Ok(()));
+    assert!(is_token_shaped(&secret), "{secret}");
     // Only the digest is stored, and no event or session carries the secret.
     let stored: String = sqlx::query_scalar("SELECT secret_digest FROM tokens")
-        .fetch_one(&app.state.db.pool)
+        .fetch_one(app.pool())
         .await
         .unwrap();
     assert_eq!(stored, digest(&secret));
     let events: Vec<(String, String)> = sqlx::query_as("SELECT description, metadata FROM events")
-        .fetch_all(&app.state.db.pool)
+        .fetch_all(app.pool())
         .await
         .unwrap();
     assert!(events
         .iter()
         .all(|(d, m)| !d.contains(&secret) && !m.contains(&secret)));
     let sessions: Vec<String> = sqlx::query_scalar("SELECT data FROM sessions")
-        .fetch_all(&app.state.db.pool)
+        .fetch_all(app.pool())
         .await
         .unwrap();
     assert!(sessions.iter().all(|s| !s.contains(&secret)));
@@ -481,32 +425,28 @@ async fn secret_is_shown_exactly_once(app: TestApp) {
 async fn list_shows_columns_expiry_and_access(app: TestApp) {
     let (client, ada) = app.signed_in(Role::User).await;
     let www = app.service(&ada.account_id, "www.example.com").await;
-    sudo(&client, &ada).await;
-    create(
-        &client,
-        &[
+    client.enter_sudo(&ada).await;
+    client
+        .create_token(&[
             ("name", "for www"),
             ("scope", "global:read"),
             ("access", "selected"),
             ("services", &www),
             ("expiration", "never"),
-        ],
-    )
-    .await
-    .assert(200, "Token created");
-    let in_ten_days = tokenpanel::web::page::date(app.now() + 10 * 86_400);
-    create(
-        &client,
-        &[
+        ])
+        .await
+        .assert(200, "Token created");
+    let in_ten_days = page_date(app.now() + 10 * 86_400);
+    client
+        .create_token(&[
             ("name", "short lived"),
             ("scope", "global"),
             ("access", "all"),
             ("expiration", "date"),
             ("expires_on", &in_ten_days),
-        ],
-    )
-    .await
-    .assert(200, "Token created");
+        ])
+        .await
+        .assert(200, "Token created");
     let list = client.get("/account/tokens").await;
     for text in [
         "Name",
@@ -541,14 +481,14 @@ async fn list_shows_columns_expiry_and_access(app: TestApp) {
 
 async fn limit_of_100_holds_under_concurrency(app: TestApp) {
     let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::User).await;
-    let state = Arc::new(app.state.clone());
+    let ada = app.member(&account, Role::User).await;
     let mut tasks = Vec::new();
     for i in 0..150 {
-        let (state, account, user) = (state.clone(), account.clone(), ada.id.clone());
-        tasks.push(tokio::spawn(async move {
-            issue_global_token(&state, &account, &user, &format!("token {i}"), &[]).await
-        }));
+        let (issuer, spec) = (
+            app.issuer(),
+            TokenSpec::user(&ada).named(&format!("token {i}")),
+        );
+        tasks.push(tokio::spawn(async move { issuer.issue(spec).await }));
     }
     let mut created = 0;
     let mut refused = 0;
@@ -567,23 +507,19 @@ async fn limit_of_100_holds_under_concurrency(app: TestApp) {
 /// the removal sees the tokens and is refused, or it wins and no token appears after it.
 /// Never a token for a non-member, never a 500.
 async fn a_removed_member_gets_no_token_even_mid_request(app: TestApp) {
-    let account = app.account("Acme").await;
-    let boss = app.persona(&account, Role::Superuser).await;
+    let boss = app.persona(Role::Superuser).await;
     let admin = app.client();
     admin.sign_in(&boss).await;
-    let state = Arc::new(app.state.clone());
-    let issue_for = |user: String| {
-        let (state, account) = (state.clone(), account.clone());
-        tokio::spawn(
-            async move { issue_global_token(&state, &account, &user, "racing", &[]).await },
-        )
+    let issue_for = |user: &Persona| {
+        let (issuer, spec) = (app.issuer(), TokenSpec::user(user).named("racing"));
+        tokio::spawn(async move { issuer.issue(spec).await })
     };
     for _ in 0..5 {
-        let ada = app.persona(&account, Role::User).await;
+        let ada = app.member(&boss.account_id, Role::User).await;
         admin
             .get(&format!("/account/users/{}/remove", ada.id))
             .await;
-        let tasks: Vec<_> = (0..20).map(|_| issue_for(ada.id.clone())).collect();
+        let tasks: Vec<_> = (0..20).map(|_| issue_for(&ada)).collect();
         let removal = admin
             .post(&format!("/account/users/{}/remove", ada.id), &[])
             .await;
@@ -601,13 +537,10 @@ async fn a_removed_member_gets_no_token_even_mid_request(app: TestApp) {
             removal.status,
             removal.body
         );
-        let member = accounts::role_of(&app.state.db.pool, &account, &ada.id)
-            .await
-            .unwrap()
-            .is_some();
+        let member = app.role_in(&boss.account_id, &ada.id).await.is_some();
         let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE user_id = $1")
             .bind(&ada.id)
-            .fetch_one(&app.state.db.pool)
+            .fetch_one(app.pool())
             .await
             .unwrap();
         assert_eq!(stored, created, "every created token is stored");
@@ -618,7 +551,7 @@ async fn a_removed_member_gets_no_token_even_mid_request(app: TestApp) {
         }
     }
     // Once removed, a member gets a clear refusal, not a token.
-    let gone = app.persona(&account, Role::User).await;
+    let gone = app.member(&boss.account_id, Role::User).await;
     admin
         .get(&format!("/account/users/{}/remove", gone.id))
         .await;
@@ -627,7 +560,7 @@ async fn a_removed_member_gets_no_token_even_mid_request(app: TestApp) {
         .await;
     assert_eq!(removal.status, 303, "{}", removal.body);
     assert!(matches!(
-        issue_for(gone.id.clone()).await.unwrap(),
+        issue_for(&gone).await.unwrap(),
         Err(IssueError::NotMember)
     ));
 }
@@ -635,11 +568,11 @@ async fn a_removed_member_gets_no_token_even_mid_request(app: TestApp) {
 /// The form checked the services, then one was deleted before the insert: the
 /// creation is refused with a message (not a 500) and nothing is written.
 async fn a_service_deleted_mid_request_refuses_the_token(app: TestApp) {
-    let account = app.account("Acme").await;
-    let ada = app.persona(&account, Role::Engineer).await;
-    let deleted = vec![tokenpanel::domain::random::id()];
+    let ada = app.persona(Role::Engineer).await;
+    let deleted = vec![random_id()];
+    let late = TokenSpec::user(&ada).named("late").services(&deleted);
     assert!(matches!(
-        issue_global_token(&app.state, &account, &ada.id, "late", &deleted).await,
+        app.try_issue_token(late).await,
         Err(IssueError::ServiceGone)
     ));
     assert_eq!(app.count("tokens").await, 0);
@@ -648,83 +581,66 @@ async fn a_service_deleted_mid_request_refuses_the_token(app: TestApp) {
 
 async fn the_101st_token_gets_a_clear_message(app: TestApp) {
     let (client, ada) = app.signed_in(Role::User).await;
-    let scopes = ScopeSet::parse("global").unwrap();
     for i in 0..100 {
-        let name = format!("t{i}");
+        let spec = TokenSpec::user(&ada).named(&format!("t{i}"));
         // One of them expired: expired tokens do not count against the limit.
-        let expires_at = if i == 0 { Some(app.now() + 60) } else { None };
-        let request = TokenRequest {
-            kind: TokenKind::User,
-            account_id: &ada.account_id,
-            actor_id: &ada.id,
-            name: &name,
-            scopes: &scopes,
-            services: &[],
-            role: None,
-            tls_access: false,
-            expires_at,
-            ip: None,
+        let spec = if i == 0 {
+            spec.expires_at(app.now() + 60)
+        } else {
+            spec
         };
-        issue(&app.state, &request).await.unwrap();
+        app.issue_token(spec).await;
     }
-    sudo(&client, &ada).await;
-    let page = create(
-        &client,
-        &[
+    client.enter_sudo(&ada).await;
+    let page = client
+        .create_token(&[
             ("name", "one too many"),
             ("scope", "global"),
             ("access", "all"),
             ("expiration", "90d"),
-        ],
-    )
-    .await;
+        ])
+        .await;
     page.assert(422, "You already have 100 active tokens")
         .assert(422, "value=\"one too many\"");
     app.clock.advance(61);
-    sudo(&client, &ada).await;
-    create(
-        &client,
-        &[
+    client.enter_sudo(&ada).await;
+    client
+        .create_token(&[
             ("name", "fits now"),
             ("scope", "global"),
             ("access", "all"),
             ("expiration", "90d"),
-        ],
-    )
-    .await
-    .assert(200, "Token created");
+        ])
+        .await
+        .assert(200, "Token created");
 }
 
 async fn delete_with_confirmation_and_only_own_tokens(app: TestApp) {
     let (alice, alice_p) = app.signed_in(Role::User).await;
-    let bob_p = app.persona(&alice_p.account_id, Role::Superuser).await;
+    let bob_p = app.member(&alice_p.account_id, Role::Superuser).await;
     let bob = app.client();
     bob.sign_in(&bob_p).await;
-    sudo(&alice, &alice_p).await;
-    create(
-        &alice,
-        &[
+    alice.enter_sudo(&alice_p).await;
+    alice
+        .create_token(&[
             ("name", "alice one"),
             ("scope", "global"),
             ("access", "all"),
             ("expiration", "90d"),
-        ],
-    )
-    .await
-    .assert(200, "Token created");
-    create(
-        &alice,
-        &[
+        ])
+        .await
+        .assert(200, "Token created");
+    alice
+        .create_token(&[
             ("name", "alice two"),
             ("scope", "global"),
             ("access", "all"),
             ("expiration", "90d"),
-        ],
-    )
-    .await
-    .assert(200, "Token created");
+        ])
+        .await
+        .assert(200, "Token created");
     let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM tokens ORDER BY name")
-        .fetch_all(&app.state.db.pool)
+        .fetch_all(app.pool())
         .await
         .unwrap();
     let (one, two) = (&ids[0], &ids[1]);
@@ -803,7 +719,7 @@ async fn delete_with_confirmation_and_only_own_tokens(app: TestApp) {
 
 async fn sudo_expiring_while_the_form_is_open_loses_nothing(app: TestApp) {
     let (client, ada) = app.signed_in(Role::User).await;
-    sudo(&client, &ada).await;
+    client.enter_sudo(&ada).await;
     let form = client.get("/account/tokens/new").await;
     let nonce = hidden(&form.body, "nonce").unwrap();
     app.clock.advance(6 * 60);

@@ -2,13 +2,10 @@
 //! several), automation tokens, users, services, the account switcher, and that every
 //! one of them is refused to other roles and confined to the current account.
 
-use tokenpanel::db::{accounts, users};
-use tokenpanel::domain::roles::{Role, Scope, ScopeSet, ServicePermission};
-use tokenpanel::domain::secret::TokenKind;
-use tokenpanel::tokens::{issue, TokenRequest};
-
-use crate::common::{hidden, urlencode, Client, Page, Persona, TestApp};
-use crate::on_both_databases;
+use tokenpanel::testkit::{
+    digest, hidden, on_both_databases, urlencode, Page, Role, Scope, ServicePermission, TestApp,
+    TokenSpec,
+};
 
 on_both_databases!(
     admin_pages_and_actions_are_refused_to_other_roles,
@@ -26,89 +23,10 @@ on_both_databases!(
     services_are_managed_by_superusers_and_full_engineers,
 );
 
-/// A token issued directly (no page), for setting the scene.
-#[allow(clippy::too_many_arguments)]
-async fn token(
-    app: &TestApp,
-    account: &str,
-    actor: &str,
-    name: &str,
-    kind: TokenKind,
-    scope: &str,
-    services: &[String],
-    expires_at: Option<i64>,
-) -> String {
-    let scopes = ScopeSet::parse(scope).unwrap();
-    let request = TokenRequest {
-        kind,
-        account_id: account,
-        actor_id: actor,
-        name,
-        scopes: &scopes,
-        services,
-        role: (kind == TokenKind::Automation).then_some(Role::Engineer),
-        tls_access: false,
-        expires_at,
-        ip: None,
-    };
-    issue(&app.state, &request).await.unwrap().id
-}
-
-async fn user_token(app: &TestApp, who: &Persona, name: &str) -> String {
-    token(
-        app,
-        &who.account_id,
-        &who.id,
-        name,
-        TokenKind::User,
-        "global",
-        &[],
-        None,
-    )
-    .await
-}
-
-async fn sudo(client: &Client, persona: &Persona) {
-    client.get("/account/sudo").await;
-    let page = client
-        .post(
-            "/account/sudo",
-            &[
-                ("password", &persona.password),
-                ("next", "/account/tokens/new"),
-            ],
-        )
-        .await;
-    assert_eq!(page.status, 303, "{}", page.body);
-}
-
-/// Opens the create form (in sudo mode) and posts it with these fields.
-async fn create_token(client: &Client, fields: &[(&str, &str)]) -> Page {
-    let form = client.get("/account/tokens/new").await;
-    assert_eq!(form.status, 200, "{}", form.body);
-    let nonce = hidden(&form.body, "nonce").unwrap();
-    let mut all = vec![("nonce", nonce.as_str())];
-    all.extend_from_slice(fields);
-    client.post("/account/tokens", &all).await
-}
-
 async fn scalar_i64(app: &TestApp, sql: &str, bind: &str) -> i64 {
     sqlx::query_scalar(sql)
         .bind(bind)
-        .fetch_one(&app.state.db.pool)
-        .await
-        .unwrap()
-}
-
-async fn token_exists(app: &TestApp, id: &str) -> bool {
-    scalar_i64(app, "SELECT COUNT(*) FROM tokens WHERE id = $1", id).await == 1
-}
-
-async fn role_in(app: &TestApp, account: &str, user: &str) -> Option<String> {
-    sqlx::query_scalar("SELECT role FROM memberships WHERE account_id = $1 AND user_id = $2")
-        .bind(account)
-        .bind(user)
-        .fetch_optional(&app.state.db.pool)
+        .fetch_one(app.pool())
         .await
         .unwrap()
 }
@@ -116,19 +34,21 @@ async fn role_in(app: &TestApp, account: &str, user: &str) -> Option<String> {
 /// (event type, actor, metadata) of every event, oldest first.
 async fn events(app: &TestApp) -> Vec<(String, Option<String>, String)> {
     sqlx::query_as("SELECT event_type, actor_id, metadata FROM events ORDER BY created_at, id")
-        .fetch_all(&app.state.db.pool)
+        .fetch_all(app.pool())
         .await
         .unwrap()
 }
 
 async fn admin_pages_and_actions_are_refused_to_other_roles(app: TestApp) {
-    let account = app.account("Acme").await;
-    let boss = app.persona(&account, Role::Superuser).await;
-    let victim = app.persona(&account, Role::User).await;
-    let victim_token = user_token(&app, &victim, "victims token").await;
-    let www = app.service(&account, "www").await;
+    let boss = app.persona(Role::Superuser).await;
+    let victim = app.member(&boss.account_id, Role::User).await;
+    let victim_token = app
+        .issue_token(TokenSpec::user(&victim).named("victims token"))
+        .await
+        .id;
+    let www = app.service(&boss.account_id, "www").await;
     for role in [Role::User, Role::Billing, Role::Engineer] {
-        let me = app.persona(&account, role).await;
+        let me = app.member(&boss.account_id, role).await;
         let client = app.client();
         client.sign_in(&me).await;
         let home = client.get("/account/tokens").await;
@@ -220,21 +140,19 @@ async fn admin_pages_and_actions_are_refused_to_other_roles(app: TestApp) {
             );
         }
         // Automation tokens through the create form, even in sudo mode.
-        sudo(&client, &me).await;
-        create_token(
-            &client,
-            &[
+        client.enter_sudo(&me).await;
+        client
+            .create_token(&[
                 ("name", "robot"),
                 ("type", "automation"),
                 ("role", "engineer"),
                 ("scope", "global"),
                 ("access", "all"),
                 ("expiration", "90d"),
-            ],
-        )
-        .await
-        .assert(422, "Choose a token type you may create.");
-        assert!(token_exists(&app, &victim_token).await, "{role}");
+            ])
+            .await
+            .assert(422, "Choose a token type you may create.");
+        assert!(app.token_exists(&victim_token).await, "{role}");
         assert_eq!(app.count("users").await, users_before, "{role}");
         assert_eq!(
             app.count("events").await,
@@ -242,15 +160,15 @@ async fn admin_pages_and_actions_are_refused_to_other_roles(app: TestApp) {
             "{role}: only user.sudo"
         );
         assert_eq!(
-            role_in(&app, &account, &boss.id).await.as_deref(),
+            app.role_in(&boss.account_id, &boss.id).await.as_deref(),
             Some("superuser")
         );
         assert_eq!(
-            role_in(&app, &account, &me.id).await.as_deref(),
+            app.role_in(&boss.account_id, &me.id).await.as_deref(),
             Some(role.as_str())
         );
         assert_eq!(
-            role_in(&app, &account, &victim.id).await.as_deref(),
+            app.role_in(&boss.account_id, &victim.id).await.as_deref(),
             Some("user")
         );
         assert_eq!(
@@ -285,9 +203,12 @@ async fn admin_pages_and_actions_are_refused_to_other_roles(app: TestApp) {
 async fn a_superuser_cannot_reach_another_account(app: TestApp) {
     let (client, _boss) = app.signed_in(Role::Superuser).await;
     let other = app.account("Other").await;
-    let their_boss = app.persona(&other, Role::Superuser).await;
-    let their_user = app.persona(&other, Role::User).await;
-    let their_token = user_token(&app, &their_user, "their secret token").await;
+    let their_boss = app.member(&other, Role::Superuser).await;
+    let their_user = app.member(&other, Role::User).await;
+    let their_token = app
+        .issue_token(TokenSpec::user(&their_user).named("their secret token"))
+        .await
+        .id;
     let their_service = app.service(&other, "their-service").await;
     let before = (
         app.count("tokens").await,
@@ -384,7 +305,7 @@ async fn a_superuser_cannot_reach_another_account(app: TestApp) {
     );
     assert_eq!(before, after, "nothing changed");
     assert_eq!(
-        role_in(&app, &other, &their_boss.id).await.as_deref(),
+        app.role_in(&other, &their_boss.id).await.as_deref(),
         Some("superuser")
     );
 }
@@ -392,53 +313,35 @@ async fn a_superuser_cannot_reach_another_account(app: TestApp) {
 async fn account_tokens_list_filters_sorts_and_pages(app: TestApp) {
     let (client, boss) = app.signed_in(Role::Superuser).await;
     let account = boss.account_id.clone();
-    let ada = app.persona(&account, Role::Engineer).await;
-    let bob = app.persona(&account, Role::User).await;
+    let ada = app.member(&account, Role::Engineer).await;
+    let bob = app.member(&account, Role::User).await;
     let www = app.service(&account, "www.example.com").await;
     let now = app.now();
-    token(
-        &app,
-        &account,
-        &ada.id,
-        "ada purge",
-        TokenKind::User,
-        "purge_all",
-        std::slice::from_ref(&www),
-        Some(now + 100),
+    app.issue_token(
+        TokenSpec::user(&ada)
+            .named("ada purge")
+            .scope("purge_all")
+            .services(std::slice::from_ref(&www))
+            .expires_at(now + 100),
     )
     .await;
-    token(
-        &app,
-        &account,
-        &bob.id,
-        "bob reader",
-        TokenKind::User,
-        "global:read",
-        &[],
-        None,
+    app.issue_token(
+        TokenSpec::user(&bob)
+            .named("bob reader")
+            .scope("global:read"),
     )
     .await;
-    token(
-        &app,
-        &account,
-        &boss.id,
-        "CI robot",
-        TokenKind::Automation,
-        "global",
-        &[],
-        Some(now + 50),
+    app.issue_token(
+        TokenSpec::automation(&boss, Role::Engineer)
+            .named("CI robot")
+            .expires_at(now + 50),
     )
     .await;
     app.clock.advance(10);
-    token(
-        &app,
-        &account,
-        &bob.id,
-        "bob old",
-        TokenKind::User,
-        "global",
-        &[],
-        Some(app.now() + 5),
+    app.issue_token(
+        TokenSpec::user(&bob)
+            .named("bob old")
+            .expires_at(app.now() + 5),
     )
     .await;
     app.clock.advance(10);
@@ -525,7 +428,7 @@ async fn account_tokens_list_filters_sorts_and_pages(app: TestApp) {
     // Last used: a used token comes first, newest first.
     sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE name = 'bob reader'")
         .bind(app.now())
-        .execute(&app.state.db.pool)
+        .execute(app.pool())
         .await
         .unwrap();
     let by_use = client.get("/account/account-tokens?sort=last_used").await;
@@ -545,15 +448,8 @@ async fn account_tokens_list_filters_sorts_and_pages(app: TestApp) {
 
     // Pages of 50, walked forwards and back.
     for i in 0..116 {
-        token(
-            &app,
-            &account,
-            &boss.id,
-            &format!("bulk {i:03}"),
-            TokenKind::Automation,
-            "global",
-            &[],
-            None,
+        app.issue_token(
+            TokenSpec::automation(&boss, Role::Engineer).named(&format!("bulk {i:03}")),
         )
         .await;
         if i % 7 == 0 {
@@ -602,22 +498,16 @@ async fn account_tokens_list_filters_sorts_and_pages(app: TestApp) {
     assert!(first
         .body
         .contains("<select id=\"filter-owner\" name=\"owner\">"));
-    for i in 0..100 {
-        let id = tokenpanel::domain::random::id();
-        users::create(
-            &app.state.db.pool,
-            &id,
-            &format!("extra{i}@example.test"),
-            "Extra",
-            None,
-            app.now(),
-        )
-        .await
-        .unwrap();
-        accounts::add_member(&app.state.db.pool, &account, &id, Role::User, app.now())
-            .await
-            .unwrap();
-    }
+    let extra: Vec<(String, String, Role)> = (0..100)
+        .map(|i| {
+            (
+                format!("extra{i}@example.test"),
+                "Extra".to_owned(),
+                Role::User,
+            )
+        })
+        .collect();
+    app.members_without_password(&account, &extra).await;
     let large = client.get("/account/account-tokens").await;
     large.assert(200, "name=\"owner_email\"");
     assert!(
@@ -653,23 +543,25 @@ async fn account_tokens_list_filters_sorts_and_pages(app: TestApp) {
 async fn revoke_one_or_several_all_or_nothing(app: TestApp) {
     let (client, boss) = app.signed_in(Role::Superuser).await;
     let account = boss.account_id.clone();
-    let ada = app.persona(&account, Role::User).await;
-    let one = user_token(&app, &ada, "ada one").await;
-    let two = user_token(&app, &ada, "ada two").await;
-    let robot = token(
-        &app,
-        &account,
-        &boss.id,
-        "robot",
-        TokenKind::Automation,
-        "global",
-        &[],
-        None,
-    )
-    .await;
+    let ada = app.member(&account, Role::User).await;
+    let one = app
+        .issue_token(TokenSpec::user(&ada).named("ada one"))
+        .await
+        .id;
+    let two = app
+        .issue_token(TokenSpec::user(&ada).named("ada two"))
+        .await
+        .id;
+    let robot = app
+        .issue_token(TokenSpec::automation(&boss, Role::Engineer).named("robot"))
+        .await
+        .id;
     let other = app.account("Other").await;
-    let stranger = app.persona(&other, Role::User).await;
-    let foreign = user_token(&app, &stranger, "foreign").await;
+    let stranger = app.member(&other, Role::User).await;
+    let foreign = app
+        .issue_token(TokenSpec::user(&stranger).named("foreign"))
+        .await
+        .id;
 
     // One token: a confirmation page, then Delete.
     let confirm = client
@@ -697,7 +589,7 @@ async fn revoke_one_or_several_all_or_nothing(app: TestApp) {
         .get(done.location())
         .await
         .assert(200, "Deleted 1 token.");
-    assert!(!token_exists(&app, &one).await);
+    assert!(!app.token_exists(&one).await);
     let destroyed: Vec<_> = events(&app)
         .await
         .into_iter()
@@ -737,7 +629,7 @@ async fn revoke_one_or_several_all_or_nothing(app: TestApp) {
         .await;
     refused.assert(404, "Nothing was deleted");
     for id in [&two, &robot, &foreign] {
-        assert!(token_exists(&app, id).await);
+        assert!(app.token_exists(id).await);
     }
     // A made-up id: nothing either.
     let made_up = client
@@ -747,7 +639,7 @@ async fn revoke_one_or_several_all_or_nothing(app: TestApp) {
         )
         .await;
     assert_eq!(made_up.status, 404);
-    assert!(token_exists(&app, &two).await);
+    assert!(app.token_exists(&two).await);
     // Nothing selected: a message (in the dialog, with htmx).
     assert_eq!(
         client
@@ -790,8 +682,8 @@ async fn revoke_one_or_several_all_or_nothing(app: TestApp) {
         "/account/account-tokens?deleted=2",
         "no open redirect"
     );
-    assert!(!token_exists(&app, &two).await && !token_exists(&app, &robot).await);
-    assert!(token_exists(&app, &foreign).await);
+    assert!(!app.token_exists(&two).await && !app.token_exists(&robot).await);
+    assert!(app.token_exists(&foreign).await);
     let bulk: Vec<_> = events(&app)
         .await
         .into_iter()
@@ -808,7 +700,7 @@ async fn automation_tokens_need_sudo_and_follow_their_role(app: TestApp) {
     // Without sudo mode, the form is not even shown.
     let prompt = client.get("/account/tokens/new").await;
     assert_eq!(prompt.status, 303);
-    sudo(&client, &boss).await;
+    client.enter_sudo(&boss).await;
     let form = client.get("/account/tokens/new").await;
     for text in [
         "User token",
@@ -829,18 +721,16 @@ async fn automation_tokens_need_sudo_and_follow_their_role(app: TestApp) {
     for role in [Role::Engineer, Role::User, Role::Billing] {
         for scope in Scope::ALL {
             let name = format!("{} {}", role.as_str(), scope.as_str());
-            let page = create_token(
-                &client,
-                &[
+            let page = client
+                .create_token(&[
                     ("name", &name),
                     ("type", "automation"),
                     ("role", role.as_str()),
                     ("scope", scope.as_str()),
                     ("access", "all"),
                     ("expiration", "never"),
-                ],
-            )
-            .await;
+                ])
+                .await;
             if role.may_use(scope) {
                 page.assert(200, "Token created").assert(200, "tpa_");
                 assert!(
@@ -860,7 +750,7 @@ async fn automation_tokens_need_sudo_and_follow_their_role(app: TestApp) {
     let stored: Vec<Stored> = sqlx::query_as(
         "SELECT kind, user_id, role, created_by, tls_access FROM tokens ORDER BY created_at, id",
     )
-    .fetch_all(&app.state.db.pool)
+    .fetch_all(app.pool())
     .await
     .unwrap();
     assert_eq!(stored.len(), made);
@@ -877,25 +767,22 @@ async fn automation_tokens_need_sudo_and_follow_their_role(app: TestApp) {
         ("", "Choose the role of the automation token"),
         ("superuser", "Choose the role of the automation token"),
     ] {
-        create_token(
-            &client,
-            &[
+        client
+            .create_token(&[
                 ("name", "no role"),
                 ("type", "automation"),
                 ("role", role),
                 ("scope", "global"),
                 ("access", "all"),
                 ("expiration", "90d"),
-            ],
-        )
-        .await
-        .assert(422, message)
-        .assert(422, "value=\"no role\"");
+            ])
+            .await
+            .assert(422, message)
+            .assert(422, "value=\"no role\"");
     }
     // TLS management is kept for automation tokens, ignored for user tokens.
-    create_token(
-        &client,
-        &[
+    client
+        .create_token(&[
             ("name", "tls robot"),
             ("type", "automation"),
             ("role", "engineer"),
@@ -903,13 +790,11 @@ async fn automation_tokens_need_sudo_and_follow_their_role(app: TestApp) {
             ("scope", "global"),
             ("access", "all"),
             ("expiration", "90d"),
-        ],
-    )
-    .await
-    .assert(200, "Token created");
-    create_token(
-        &client,
-        &[
+        ])
+        .await
+        .assert(200, "Token created");
+    client
+        .create_token(&[
             ("name", "mine"),
             ("type", "user"),
             ("role", "billing"),
@@ -917,13 +802,12 @@ async fn automation_tokens_need_sudo_and_follow_their_role(app: TestApp) {
             ("scope", "purge_all"),
             ("access", "all"),
             ("expiration", "90d"),
-        ],
-    )
-    .await
-    .assert(200, "Token created");
+        ])
+        .await
+        .assert(200, "Token created");
     let tls: Vec<(String, i64, Option<String>, Option<String>)> =
         sqlx::query_as("SELECT name, tls_access, role, user_id FROM tokens WHERE name IN ('tls robot', 'mine') ORDER BY name")
-            .fetch_all(&app.state.db.pool)
+            .fetch_all(app.pool())
             .await
             .unwrap();
     assert_eq!(tls[0], ("mine".into(), 0, None, Some(boss.id.clone())));
@@ -942,21 +826,20 @@ async fn automation_tokens_need_sudo_and_follow_their_role(app: TestApp) {
         .assert(200, "tls robot")
         .assert(200, "TLS management");
     for i in 0..99 {
-        user_token(&app, &boss, &format!("filler {i}")).await;
+        app.issue_token(TokenSpec::user(&boss).named(&format!("filler {i}")))
+            .await;
     }
-    create_token(
-        &client,
-        &[
+    client
+        .create_token(&[
             ("name", "beyond the limit"),
             ("type", "automation"),
             ("role", "user"),
             ("scope", "global:read"),
             ("access", "all"),
             ("expiration", "90d"),
-        ],
-    )
-    .await
-    .assert(200, "Token created");
+        ])
+        .await
+        .assert(200, "Token created");
 
     // Sudo mode running out while the form is open: the password is asked for again
     // and nothing is made until it is given.
@@ -989,27 +872,19 @@ async fn automation_tokens_need_sudo_and_follow_their_role(app: TestApp) {
         .assert(200, "tpa_");
     assert_eq!(app.count("tokens").await, count + 1);
     let kind: String = sqlx::query_scalar("SELECT kind FROM tokens WHERE name = 'late robot'")
-        .fetch_one(&app.state.db.pool)
+        .fetch_one(app.pool())
         .await
         .unwrap();
     assert_eq!(kind, "automation");
 }
 
 async fn automation_tokens_survive_their_creator(app: TestApp) {
-    let account = app.account("Acme").await;
-    let creator = app.persona(&account, Role::Superuser).await;
-    let other_boss = app.persona(&account, Role::Superuser).await;
-    let robot = token(
-        &app,
-        &account,
-        &creator.id,
-        "deploy robot",
-        TokenKind::Automation,
-        "global",
-        &[],
-        None,
-    )
-    .await;
+    let creator = app.persona(Role::Superuser).await;
+    let other_boss = app.member(&creator.account_id, Role::Superuser).await;
+    let robot = app
+        .issue_token(TokenSpec::automation(&creator, Role::Engineer).named("deploy robot"))
+        .await
+        .id;
     let client = app.client();
     client.sign_in(&other_boss).await;
     client
@@ -1030,12 +905,12 @@ async fn automation_tokens_survive_their_creator(app: TestApp) {
         0
     );
     assert!(
-        token_exists(&app, &robot).await,
+        app.token_exists(&robot).await,
         "the automation token lives on"
     );
     let created_by: String = sqlx::query_scalar("SELECT created_by FROM tokens WHERE id = $1")
         .bind(&robot)
-        .fetch_one(&app.state.db.pool)
+        .fetch_one(app.pool())
         .await
         .unwrap();
     assert_eq!(created_by, creator.id);
@@ -1055,19 +930,19 @@ async fn automation_tokens_survive_their_creator(app: TestApp) {
 async fn user_deletion_is_refused_while_they_hold_tokens(app: TestApp) {
     let (client, boss) = app.signed_in(Role::Superuser).await;
     let account = boss.account_id.clone();
-    let ada = app.persona(&account, Role::User).await;
-    let t1 = user_token(&app, &ada, "ada one").await;
-    let t2 = token(
-        &app,
-        &account,
-        &ada.id,
-        "ada expired",
-        TokenKind::User,
-        "global",
-        &[],
-        Some(app.now() + 1),
-    )
-    .await;
+    let ada = app.member(&account, Role::User).await;
+    let t1 = app
+        .issue_token(TokenSpec::user(&ada).named("ada one"))
+        .await
+        .id;
+    let t2 = app
+        .issue_token(
+            TokenSpec::user(&ada)
+                .named("ada expired")
+                .expires_at(app.now() + 1),
+        )
+        .await
+        .id;
     app.clock.advance(5);
 
     // The message links to their tokens on Account tokens (`&` is escaped in HTML).
@@ -1090,7 +965,7 @@ async fn user_deletion_is_refused_while_they_hold_tokens(app: TestApp) {
         .await;
     refused.assert(409, "still has 2 user tokens");
     assert_eq!(
-        role_in(&app, &account, &ada.id).await.as_deref(),
+        app.role_in(&account, &ada.id).await.as_deref(),
         Some("user")
     );
     assert_eq!(
@@ -1150,16 +1025,8 @@ async fn user_deletion_is_refused_while_they_hold_tokens(app: TestApp) {
 
     // A user of several accounts is removed, not deleted.
     let other = app.account("Other").await;
-    let shared = app.persona(&other, Role::Engineer).await;
-    accounts::add_member(
-        &app.state.db.pool,
-        &account,
-        &shared.id,
-        Role::User,
-        app.now(),
-    )
-    .await
-    .unwrap();
+    let shared = app.member(&other, Role::Engineer).await;
+    app.add_member(&account, &shared, Role::User).await;
     client.get("/account/users").await;
     client
         .post(&format!("/account/users/{}/delete", shared.id), &[])
@@ -1169,9 +1036,9 @@ async fn user_deletion_is_refused_while_they_hold_tokens(app: TestApp) {
         .post(&format!("/account/users/{}/remove", shared.id), &[])
         .await;
     assert_eq!(removed.status, 303);
-    assert_eq!(role_in(&app, &account, &shared.id).await, None);
+    assert_eq!(app.role_in(&account, &shared.id).await, None);
     assert_eq!(
-        role_in(&app, &other, &shared.id).await.as_deref(),
+        app.role_in(&other, &shared.id).await.as_deref(),
         Some("engineer")
     );
 }
@@ -1182,7 +1049,7 @@ async fn two_superusers_demoting_each_other_at_once_leave_one(app: TestApp) {
     for round in 0..5 {
         let (first, ann) = app.signed_in(Role::Superuser).await;
         let account = ann.account_id.clone();
-        let bob = app.persona(&account, Role::Superuser).await;
+        let bob = app.member(&account, Role::Superuser).await;
         let second = app.client();
         second.sign_in(&bob).await;
         first.get("/account/users").await;
@@ -1202,8 +1069,8 @@ async fn two_superusers_demoting_each_other_at_once_leave_one(app: TestApp) {
             "round {round}: {statuses:?}"
         );
         let superusers = [
-            role_in(&app, &account, &ann.id).await,
-            role_in(&app, &account, &bob.id).await,
+            app.role_in(&account, &ann.id).await,
+            app.role_in(&account, &bob.id).await,
         ]
         .iter()
         .filter(|r| r.as_deref() == Some("superuser"))
@@ -1233,12 +1100,12 @@ async fn the_last_superuser_cannot_be_removed_or_demoted(app: TestApp) {
         .await
         .assert(200, "This is the last superuser of the account.");
     assert_eq!(
-        role_in(&app, &account, &boss.id).await.as_deref(),
+        app.role_in(&account, &boss.id).await.as_deref(),
         Some("superuser")
     );
 
     // With a second superuser, the first may step down, and then the second is the last.
-    let second = app.persona(&account, Role::User).await;
+    let second = app.member(&account, Role::User).await;
     client.get(&me).await;
     let promoted = client
         .post(
@@ -1377,15 +1244,15 @@ async fn adding_users_with_a_password_or_a_one_time_link(app: TestApp) {
     let secret = path.trim_start_matches("/set-password?key=").to_owned();
     assert_eq!(secret.len(), 32);
     let stored: Vec<String> = sqlx::query_scalar("SELECT digest FROM password_links")
-        .fetch_all(&app.state.db.pool)
+        .fetch_all(app.pool())
         .await
         .unwrap();
-    assert_eq!(stored, vec![tokenpanel::domain::secret::digest(&secret)]);
+    assert_eq!(stored, vec![digest(&secret)]);
     let leaked: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM events WHERE metadata LIKE $1 OR description LIKE $1",
     )
     .bind(format!("%{secret}%"))
-    .fetch_one(&app.state.db.pool)
+    .fetch_one(app.pool())
     .await
     .unwrap();
     assert_eq!(leaked, 0, "no event carries the link");
@@ -1481,7 +1348,7 @@ async fn adding_users_with_a_password_or_a_one_time_link(app: TestApp) {
     assert_eq!(kinds.iter().filter(|t| *t == "user.create").count(), 3);
     assert!(kinds.contains(&"user.password_update".to_owned()));
     assert_eq!(
-        role_in(&app, &account, &linus_id(&app).await)
+        app.role_in(&account, &linus_id(&app).await)
             .await
             .as_deref(),
         Some("engineer")
@@ -1490,7 +1357,7 @@ async fn adding_users_with_a_password_or_a_one_time_link(app: TestApp) {
 
 async fn linus_id(app: &TestApp) -> String {
     sqlx::query_scalar("SELECT id FROM users WHERE email = 'linus@example.test'")
-        .fetch_one(&app.state.db.pool)
+        .fetch_one(app.pool())
         .await
         .unwrap()
 }
@@ -1501,7 +1368,7 @@ async fn existing_users_roles_and_service_limits(app: TestApp) {
     let www = app.service(&account, "www").await;
     let api = app.service(&account, "api").await;
     let other = app.account("Other").await;
-    let outsider = app.persona(&other, Role::Superuser).await;
+    let outsider = app.member(&other, Role::Superuser).await;
 
     client
         .get("/account/users/existing")
@@ -1529,11 +1396,11 @@ async fn existing_users_roles_and_service_limits(app: TestApp) {
         .await;
     assert_eq!(added.status, 303);
     assert_eq!(
-        role_in(&app, &account, &outsider.id).await.as_deref(),
+        app.role_in(&account, &outsider.id).await.as_deref(),
         Some("engineer")
     );
     assert_eq!(
-        role_in(&app, &other, &outsider.id).await.as_deref(),
+        app.role_in(&other, &outsider.id).await.as_deref(),
         Some("superuser"),
         "roles are per account"
     );
@@ -1567,9 +1434,7 @@ async fn existing_users_roles_and_service_limits(app: TestApp) {
         )
         .await;
     assert_eq!(saved.status, 303, "{}", saved.body);
-    let perms = accounts::service_permissions(&app.state.db.pool, &account, &outsider.id)
-        .await
-        .unwrap();
+    let perms = app.service_limits(&account, &outsider.id).await;
     assert_eq!(perms.len(), 2);
     client
         .get("/account/users")
@@ -1585,12 +1450,7 @@ async fn existing_users_roles_and_service_limits(app: TestApp) {
         )
         .await;
     assert_eq!(changed.status, 303);
-    assert!(
-        accounts::service_permissions(&app.state.db.pool, &account, &outsider.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(app.service_limits(&account, &outsider.id).await.is_empty());
     client
         .post(
             &format!("/account/users/{}/services", outsider.id),
@@ -1610,7 +1470,7 @@ async fn existing_users_roles_and_service_limits(app: TestApp) {
     assert_eq!(kinds.iter().filter(|t| *t == "user.update").count(), 2);
     let limits = perms
         .iter()
-        .map(|(s, p)| (s == &www, p.parse::<ServicePermission>().unwrap()))
+        .map(|(s, p)| (s == &www, *p))
         .collect::<Vec<_>>();
     assert!(limits.contains(&(true, ServicePermission::Full)));
     assert!(limits.contains(&(false, ServicePermission::ReadOnly)));
@@ -1619,47 +1479,18 @@ async fn existing_users_roles_and_service_limits(app: TestApp) {
 async fn the_switcher_changes_what_every_list_shows(app: TestApp) {
     let a = app.account("Alpha Corp").await;
     let b = app.account("Beta Corp").await;
-    let me = app.persona(&a, Role::Superuser).await;
-    accounts::add_member(&app.state.db.pool, &b, &me.id, Role::User, app.now())
-        .await
-        .unwrap();
-    let a_user = app.persona(&a, Role::User).await;
-    let b_boss = app.persona(&b, Role::Superuser).await;
+    let me = app.member(&a, Role::Superuser).await;
+    app.add_member(&b, &me, Role::User).await;
+    let a_user = app.member(&a, Role::User).await;
+    let b_boss = app.member(&b, Role::Superuser).await;
     app.service(&a, "alpha-service").await;
     app.service(&b, "beta-service").await;
-    token(
-        &app,
-        &a,
-        &me.id,
-        "my alpha token",
-        TokenKind::User,
-        "global",
-        &[],
-        None,
-    )
-    .await;
-    token(
-        &app,
-        &b,
-        &me.id,
-        "my beta token",
-        TokenKind::User,
-        "global",
-        &[],
-        None,
-    )
-    .await;
-    token(
-        &app,
-        &a,
-        &a_user.id,
-        "alpha colleague",
-        TokenKind::User,
-        "global",
-        &[],
-        None,
-    )
-    .await;
+    app.issue_token(TokenSpec::user(&me).named("my alpha token"))
+        .await;
+    app.issue_token(TokenSpec::user(&me).in_account(&b).named("my beta token"))
+        .await;
+    app.issue_token(TokenSpec::user(&a_user).named("alpha colleague"))
+        .await;
 
     let client = app.client();
     client.sign_in(&me).await;
@@ -1706,7 +1537,7 @@ async fn the_switcher_changes_what_every_list_shows(app: TestApp) {
     sqlx::query("UPDATE memberships SET role = 'superuser' WHERE account_id = $1 AND user_id = $2")
         .bind(&b)
         .bind(&me.id)
-        .execute(&app.state.db.pool)
+        .execute(app.pool())
         .await
         .unwrap();
     let tokens = client.get("/account/account-tokens").await;
@@ -1774,7 +1605,7 @@ async fn services_are_managed_by_superusers_and_full_engineers(app: TestApp) {
         .await
         .assert(422, "Name is required.");
     let www: String = sqlx::query_scalar("SELECT id FROM services WHERE name = 'www.example.com'")
-        .fetch_one(&app.state.db.pool)
+        .fetch_one(app.pool())
         .await
         .unwrap();
     let api = app.service(&account, "api.example.com").await;
@@ -1798,13 +1629,9 @@ async fn services_are_managed_by_superusers_and_full_engineers(app: TestApp) {
         .assert(200, "web.example.com");
 
     // An engineer limited to web (full) and api (read only).
-    let eng = app.persona(&account, Role::Engineer).await;
-    accounts::set_service_permission(&app.state.db.pool, &account, &eng.id, &www, "full")
-        .await
-        .unwrap();
-    accounts::set_service_permission(&app.state.db.pool, &account, &eng.id, &api, "read_only")
-        .await
-        .unwrap();
+    let eng = app.member(&account, Role::Engineer).await;
+    app.limit_to(&eng, &www, ServicePermission::Full).await;
+    app.limit_to(&eng, &api, ServicePermission::ReadOnly).await;
     let hidden_svc = app.service(&account, "hidden.example.com").await;
     let engineer = app.client();
     engineer.sign_in(&eng).await;
@@ -1851,7 +1678,7 @@ async fn services_are_managed_by_superusers_and_full_engineers(app: TestApp) {
         .await;
     assert_eq!(ok.status, 303);
     // An engineer without limits creates services.
-    let free = app.persona(&account, Role::Engineer).await;
+    let free = app.member(&account, Role::Engineer).await;
     let free_client = app.client();
     free_client.sign_in(&free).await;
     assert_eq!(
@@ -1864,17 +1691,14 @@ async fn services_are_managed_by_superusers_and_full_engineers(app: TestApp) {
 
     // Deleting never widens a grant: a token (or engineer) limited to the service alone
     // blocks it.
-    let pinned = token(
-        &app,
-        &account,
-        &boss.id,
-        "pinned",
-        TokenKind::User,
-        "global",
-        std::slice::from_ref(&api),
-        None,
-    )
-    .await;
+    let pinned = app
+        .issue_token(
+            TokenSpec::user(&boss)
+                .named("pinned")
+                .services(std::slice::from_ref(&api)),
+        )
+        .await
+        .id;
     client
         .get(&format!("/account/services/{api}/delete"))
         .await

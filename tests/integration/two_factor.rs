@@ -1,11 +1,9 @@
 //! Two-factor authentication: enrolment, the second sign-in step, sudo with a code,
 //! recovery codes, lockout, account-wide enforcement and the server key.
 
-use tokenpanel::domain::roles::Role;
-use tokenpanel::domain::totp::{code_at, STEP_SECONDS};
-
-use crate::common::{Client, Persona, TestApp};
-use crate::on_both_databases;
+use tokenpanel::testkit::{
+    on_both_databases, totp_code, Client, Persona, Role, TestApp, TOTP_STEP,
+};
 
 on_both_databases!(
     enrolment_needs_a_valid_code_and_shows_recovery_codes_once,
@@ -34,7 +32,7 @@ async fn enrol(app: &TestApp, client: &Client) -> (String, Vec<String>) {
     let page = client.get("/account/security/two-factor").await;
     page.assert(200, "otpauth://totp/").assert(200, "<svg");
     let secret = between(&page.body, "<code id=\"totp-secret\">", "</code>").to_owned();
-    let code = code_at(&secret, app.now()).unwrap();
+    let code = totp_code(&secret, app.now()).unwrap();
     let done = client
         .post("/account/security/two-factor", &[("code", &code)])
         .await;
@@ -51,13 +49,7 @@ async fn enrol(app: &TestApp, client: &Client) -> (String, Vec<String>) {
 
 /// Signs in with the password and stops at the second step.
 async fn password_step(client: &Client, persona: &Persona) {
-    client.get("/login").await;
-    let page = client
-        .post(
-            "/login",
-            &[("email", &persona.email), ("password", &persona.password)],
-        )
-        .await;
+    let page = client.submit_password(persona).await;
     assert_eq!(page.status, 303, "{}", page.body);
     assert_eq!(page.location(), "/login/two-factor");
     client
@@ -72,7 +64,7 @@ async fn enrolled_user(app: &TestApp) -> (Persona, String, Vec<String>) {
     let (client, persona) = app.signed_in(Role::User).await;
     let (secret, codes) = enrol(app, &client).await;
     client.post("/logout", &[]).await;
-    app.clock.advance(STEP_SECONDS);
+    app.clock.advance(TOTP_STEP);
     (persona, secret, codes)
 }
 
@@ -98,11 +90,11 @@ async fn enrolment_needs_a_valid_code_and_shows_recovery_codes_once(app: TestApp
     );
     let stored: Option<String> = sqlx::query_scalar("SELECT totp_secret FROM users WHERE id = $1")
         .bind(&persona.id)
-        .fetch_one(&app.state.db.pool)
+        .fetch_one(app.pool())
         .await
         .unwrap();
     assert_eq!(stored, None, "nothing is saved before a valid code");
-    let code = code_at(&secret, app.now()).unwrap();
+    let code = totp_code(&secret, app.now()).unwrap();
     let done = client
         .post("/account/security/two-factor", &[("code", &code)])
         .await;
@@ -116,12 +108,12 @@ async fn enrolment_needs_a_valid_code_and_shows_recovery_codes_once(app: TestApp
     assert_eq!(codes.len(), 10);
     let stored: String = sqlx::query_scalar("SELECT totp_secret FROM users WHERE id = $1")
         .bind(&persona.id)
-        .fetch_one(&app.state.db.pool)
+        .fetch_one(app.pool())
         .await
         .unwrap();
     assert!(!stored.contains(&secret), "the secret is encrypted at rest");
     let digests: Vec<String> = sqlx::query_scalar("SELECT code_digest FROM recovery_codes")
-        .fetch_all(&app.state.db.pool)
+        .fetch_all(app.pool())
         .await
         .unwrap();
     assert_eq!(digests.len(), 10);
@@ -151,7 +143,7 @@ async fn sign_in_asks_for_the_code_and_refuses_replays(app: TestApp) {
         .post("/login/two-factor", &[("code", "123456")])
         .await
         .assert(401, "Incorrect code.");
-    let code = code_at(&secret, app.now()).unwrap();
+    let code = totp_code(&secret, app.now()).unwrap();
     let ok = client.post("/login/two-factor", &[("code", &code)]).await;
     assert_eq!(ok.status, 303, "{}", ok.body);
     assert_eq!(ok.location(), "/account/tokens");
@@ -166,8 +158,8 @@ async fn sign_in_asks_for_the_code_and_refuses_replays(app: TestApp) {
         .post("/login/two-factor", &[("code", &code)])
         .await
         .assert(401, "Incorrect code.");
-    app.clock.advance(STEP_SECONDS);
-    let next = code_at(&secret, app.now()).unwrap();
+    app.clock.advance(TOTP_STEP);
+    let next = totp_code(&secret, app.now()).unwrap();
     assert_eq!(
         other
             .post("/login/two-factor", &[("code", &next)])
@@ -180,17 +172,17 @@ async fn sign_in_asks_for_the_code_and_refuses_replays(app: TestApp) {
 async fn codes_one_step_away_work_and_two_steps_away_do_not(app: TestApp) {
     let (persona, secret, _) = enrolled_user(&app).await;
     // Leave room behind the enrolment step so "previous" steps are still newer than it.
-    app.clock.advance(5 * STEP_SECONDS);
+    app.clock.advance(5 * TOTP_STEP);
     let client = app.client();
     password_step(&client, &persona).await;
     for offset in [-2, 2] {
-        let code = code_at(&secret, app.now() + offset * STEP_SECONDS).unwrap();
+        let code = totp_code(&secret, app.now() + offset * TOTP_STEP).unwrap();
         client
             .post("/login/two-factor", &[("code", &code)])
             .await
             .assert(401, "Incorrect code.");
     }
-    let previous = code_at(&secret, app.now() - STEP_SECONDS).unwrap();
+    let previous = totp_code(&secret, app.now() - TOTP_STEP).unwrap();
     assert_eq!(
         client
             .post("/login/two-factor", &[("code", &previous)])
@@ -200,7 +192,7 @@ async fn codes_one_step_away_work_and_two_steps_away_do_not(app: TestApp) {
     );
     let other = app.client();
     password_step(&other, &persona).await;
-    let following = code_at(&secret, app.now() + STEP_SECONDS).unwrap();
+    let following = totp_code(&secret, app.now() + TOTP_STEP).unwrap();
     assert_eq!(
         other
             .post("/login/two-factor", &[("code", &following)])
@@ -255,7 +247,7 @@ async fn five_wrong_codes_lock_the_second_step_for_15_minutes(app: TestApp) {
         .post("/login/two-factor", &[("code", "000000")])
         .await
         .assert(429, "try again in 15 minutes");
-    let good = code_at(&secret, app.now()).unwrap();
+    let good = totp_code(&secret, app.now()).unwrap();
     client
         .post("/login/two-factor", &[("code", &good)])
         .await
@@ -264,13 +256,13 @@ async fn five_wrong_codes_lock_the_second_step_for_15_minutes(app: TestApp) {
     app.clock.advance(14 * 60);
     let again = app.client();
     password_step(&again, &persona).await;
-    let good = code_at(&secret, app.now()).unwrap();
+    let good = totp_code(&secret, app.now()).unwrap();
     again
         .post("/login/two-factor", &[("code", &good)])
         .await
         .assert(429, "Too many wrong codes");
     app.clock.advance(61);
-    let good = code_at(&secret, app.now()).unwrap();
+    let good = totp_code(&secret, app.now()).unwrap();
     let released = again.post("/login/two-factor", &[("code", &good)]).await;
     assert_eq!(released.status, 303, "{}", released.body);
     let failures = app
@@ -308,7 +300,7 @@ async fn pending_second_step_grants_nothing_and_expires(app: TestApp) {
         303
     );
     app.clock.advance(5 * 60 + 1);
-    let code = code_at(&secret, app.now()).unwrap();
+    let code = totp_code(&secret, app.now()).unwrap();
     let expired = client.post("/login/two-factor", &[("code", &code)]).await;
     assert_eq!(expired.status, 303);
     assert_eq!(expired.location(), "/login");
@@ -318,7 +310,7 @@ async fn pending_second_step_grants_nothing_and_expires(app: TestApp) {
 
 async fn account_can_require_two_factor(app: TestApp) {
     let (admin, admin_p) = app.signed_in(Role::Superuser).await;
-    let user_p = app.persona(&admin_p.account_id, Role::User).await;
+    let user_p = app.member(&admin_p.account_id, Role::User).await;
     // Only superusers may change the setting.
     let user = app.client();
     user.sign_in(&user_p).await;
@@ -374,7 +366,7 @@ async fn account_can_require_two_factor(app: TestApp) {
 async fn turning_off_needs_sudo_with_a_code(app: TestApp) {
     let (client, persona) = app.signed_in(Role::Engineer).await;
     let (secret, _) = enrol(&app, &client).await;
-    app.clock.advance(STEP_SECONDS);
+    app.clock.advance(TOTP_STEP);
     client
         .get("/account/security")
         .await
@@ -393,7 +385,7 @@ async fn turning_off_needs_sudo_with_a_code(app: TestApp) {
         )
         .await
         .assert(401, "Incorrect password or authentication code.");
-    let code = code_at(&secret, app.now()).unwrap();
+    let code = totp_code(&secret, app.now()).unwrap();
     let done = client
         .post(
             "/account/security/two-factor/disable",
@@ -415,7 +407,7 @@ async fn turning_off_needs_sudo_with_a_code(app: TestApp) {
 async fn sudo_asks_for_the_code(app: TestApp) {
     let (client, persona) = app.signed_in(Role::User).await;
     let (secret, _) = enrol(&app, &client).await;
-    app.clock.advance(STEP_SECONDS);
+    app.clock.advance(TOTP_STEP);
     client
         .get("/account/sudo")
         .await
@@ -431,7 +423,7 @@ async fn sudo_asks_for_the_code(app: TestApp) {
         )
         .await
         .assert(401, "Incorrect password or authentication code.");
-    let code = code_at(&secret, app.now()).unwrap();
+    let code = totp_code(&secret, app.now()).unwrap();
     client
         .post(
             "/account/sudo",
@@ -458,7 +450,7 @@ async fn a_database_without_its_server_key_yields_no_valid_code(app: TestApp) {
     let thief = app.server_with_other_key().await;
     let client = thief.client();
     password_step(&client, &persona).await;
-    let code = code_at(&secret, app.now()).unwrap();
+    let code = totp_code(&secret, app.now()).unwrap();
     client
         .post("/login/two-factor", &[("code", &code)])
         .await
@@ -466,8 +458,8 @@ async fn a_database_without_its_server_key_yields_no_valid_code(app: TestApp) {
     // The real server, with its key, still accepts a code.
     let real = app.client();
     password_step(&real, &persona).await;
-    app.clock.advance(STEP_SECONDS);
-    let code = code_at(&secret, app.now()).unwrap();
+    app.clock.advance(TOTP_STEP);
+    let code = totp_code(&secret, app.now()).unwrap();
     assert_eq!(
         real.post("/login/two-factor", &[("code", &code)])
             .await

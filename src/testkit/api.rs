@@ -1,0 +1,131 @@
+//! A client for the JSON API: no cookies, no redirects, the token in `Fastly-Key`.
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder};
+use serde_json::Value;
+
+use super::app::Persona;
+
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// An API answer, its body read as JSON when it is JSON (else `Value::Null`).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Reply {
+    /// The error message (`{"msg": ...}`), or "".
+    pub fn msg(&self) -> &str {
+        self.json["msg"].as_str().unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        self
+    }
+
+    /// The status, the error message, and that errors are JSON.
+    #[track_caller]
+    pub fn expect_msg(&self, status: u16, msg: &str) -> &Self {
+        self.expect(status);
+        assert_eq!(self.msg(), msg, "body: {}", self.text);
+        assert!(
+            self.header("content-type").starts_with("application/json"),
+            "errors are JSON"
+        );
+        self
+    }
+}
+
+impl Api {
+    pub(super) fn new(base: &str) -> Api {
+        Api {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                // Far beyond any answer of a healthy server: a hung request fails the test.
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("an HTTP client"),
+            base: base.to_owned(),
+        }
+    }
+
+    /// A request to `path`, with `key` as `Fastly-Key` when given.
+    pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
+        let builder = self.http.request(method, format!("{}{}", self.base, path));
+        match key {
+            Some(key) => builder.header("Fastly-Key", key),
+            None => builder,
+        }
+    }
+
+    pub async fn send(&self, builder: RequestBuilder) -> Reply {
+        let response = builder.send().await.expect("an API answer");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("read the answer");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Reply {
+        self.send(self.request(Method::GET, path, Some(key))).await
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> Reply {
+        self.send(self.request(Method::DELETE, path, Some(key)))
+            .await
+    }
+
+    /// A POST without a body.
+    pub async fn post(&self, path: &str, key: Option<&str>) -> Reply {
+        self.send(self.request(Method::POST, path, key)).await
+    }
+
+    pub async fn post_form(&self, path: &str, key: Option<&str>, fields: &[(&str, &str)]) -> Reply {
+        self.send(self.request(Method::POST, path, key).form(fields))
+            .await
+    }
+
+    pub async fn post_json(&self, path: &str, key: Option<&str>, body: Value) -> Reply {
+        self.send(self.request(Method::POST, path, key).json(&body))
+            .await
+    }
+
+    /// `POST /sudo` with the owner's username and password: the token `key` is in sudo
+    /// mode afterwards.
+    pub async fn enter_sudo(&self, key: &str, owner: &Persona) {
+        self.post_form(
+            "/sudo",
+            Some(key),
+            &[("username", &owner.email), ("password", &owner.password)],
+        )
+        .await
+        .expect(200);
+    }
+}

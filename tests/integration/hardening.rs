@@ -144,7 +144,7 @@ async fn concurrent_wrong_codes_are_checked_at_most_five_times(app: TestApp) {
     assert!(checked <= 5, "at most five codes are checked: {all:?}");
     // The rest are refused by the code's lock, or (sixty passwords at once) told to
     // come back by the bounded password queue before any code is looked at.
-    assert!(all.iter().any(|s| *s == 429), "{all:?}");
+    assert!(all.contains(&429), "{all:?}");
     assert!(all.iter().all(|s| matches!(s, 400 | 429 | 503)), "{all:?}");
     // Locked: even the right code is refused now.
     let good = tokenpanel::testkit::totp_code(&secret, app.now()).unwrap();

@@ -70,9 +70,15 @@ impl Api {
         }
     }
 
-    /// A request to `path`, with `key` as `Fastly-Key` when given.
+    /// A request to `path` (or to an absolute URL the server handed out), with `key` as
+    /// `Fastly-Key` when given.
     pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
-        let builder = self.http.request(method, format!("{}{}", self.base, path));
+        let url = if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            format!("{}{}", self.base, path)
+        };
+        let builder = self.http.request(method, url);
         match key {
             Some(key) => builder.header("Fastly-Key", key),
             None => builder,

@@ -75,8 +75,6 @@ pub struct Row {
     pub id: TokenId,
     pub account_id: AccountId,
     pub kind: TokenKind,
-    pub user_id: Option<UserId>,
-    pub created_by: Option<UserId>,
     pub name: String,
     pub scope: ScopeSet,
     pub role: Option<Role>,
@@ -268,7 +266,7 @@ pub async fn rows<'e>(
     // (20 ms at 100,000 tokens instead of 0.1 ms).
     let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "SELECT t.id, t.account_id, t.kind, t.user_id, t.created_by, t.name, t.scope, t.role, \
+        "SELECT t.id, t.account_id, t.kind, t.name, t.scope, t.role, \
                 t.tls_access, t.created_at, t.expires_at, t.last_used_at, \
                 u.name AS owner_name, u.email AS owner_email \
          FROM tokens t LEFT JOIN users u ON u.id = t.user_id \

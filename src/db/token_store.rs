@@ -18,8 +18,6 @@ pub struct Token {
     pub kind: TokenKind,
     /// The owner of a user token; None for automation tokens.
     pub user_id: Option<UserId>,
-    /// Who created the token (automation tokens outlive their creator).
-    pub created_by: Option<UserId>,
     pub name: String,
     pub scope: ScopeSet,
     /// An automation token's role; None for user tokens (they carry their owner's).
@@ -47,7 +45,7 @@ impl Token {
 }
 
 const TOKEN_COLUMNS: &str =
-    "id, account_id, kind, user_id, created_by, name, scope, role, tls_access, created_at, \
+    "id, account_id, kind, user_id, name, scope, role, tls_access, created_at, \
                              expires_at, last_used_at, last_used_ip, last_used_agent";
 
 /// Everything needed to store a new token. `digest` is the SHA-256 of the secret.
@@ -273,7 +271,7 @@ struct PresentedRow {
 /// the owner's membership and the token's services (one row per service).
 pub async fn authenticate<'e>(ex: impl Exec<'e>, digest: &str) -> sqlx::Result<Option<Presented>> {
     let rows: Vec<PresentedRow> = sqlx::query_as(
-        "SELECT t.id, t.account_id, t.kind, t.user_id, t.created_by, t.name, t.scope, t.role, t.tls_access, \
+        "SELECT t.id, t.account_id, t.kind, t.user_id, t.name, t.scope, t.role, t.tls_access, \
                 t.created_at, t.expires_at, t.last_used_at, t.last_used_ip, t.last_used_agent, t.sudo_until, \
                 m.role AS member_role, u.locked AS owner_locked, ts.service_id \
          FROM tokens t \

@@ -193,3 +193,34 @@ async fn serve_on_a_fresh_directory_prints_a_working_setup_url() {
     child.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Logs written to a pipe or a file carry no terminal colour codes.
+#[tokio::test]
+async fn logs_to_a_pipe_have_no_colour_codes() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = temp_dir();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokenpanel"))
+        .args(["--bind", "127.0.0.1:0", "--log-level", "info"])
+        .current_dir(&dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("SECRET_KEY")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let logged = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            // The info line the server logs once it listens (not the plain println).
+            if line.contains("INFO") && line.contains("listening") {
+                return line;
+            }
+        }
+        panic!("no log line about listening");
+    })
+    .await
+    .unwrap();
+    assert!(!logged.contains('\u{1b}'), "colour codes in {logged:?}");
+    child.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::api_error::ApiResult;
 use super::caller::{self, Caller};
 use super::user_endpoints::own_customer;
-use super::{json, timestamp};
+use super::json;
 use crate::domain::access::Action;
 use crate::domain::ids::AccountId;
 use crate::state::AppState;
@@ -21,7 +21,6 @@ struct CustomerJson {
     name: String,
     force_2fa: bool,
     force_sso: bool,
-    created_at: String,
 }
 
 pub async fn show(
@@ -39,7 +38,6 @@ pub async fn show(
             name: account.name.clone(),
             force_2fa: account.forces_2fa(),
             force_sso: account.forces_sso(),
-            created_at: timestamp(account.created_at),
         },
     ))
 }

@@ -108,7 +108,7 @@ struct ServiceDetailJson {
 pub async fn details(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<ServiceId>,
 ) -> ApiResult<Response> {
     let service = authorized_service(&state, &caller, id, On::Read).await?;
     Ok(json(

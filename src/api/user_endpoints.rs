@@ -96,11 +96,10 @@ pub async fn current(State(state): State<AppState>, caller: Caller) -> ApiResult
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> ApiResult<Response> {
     // The scope decides first: a purge-only token is told so, not "not found".
     caller.require(Action::ReadAccount)?;
-    let id = UserId::from_raw(id);
     Ok(json(
         StatusCode::OK,
         &member_json(&state, &caller, &id).await?,

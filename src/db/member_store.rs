@@ -62,6 +62,28 @@ pub async fn find<'e>(
     }))
 }
 
+#[derive(FromRow)]
+struct UserRoleRow {
+    #[sqlx(flatten)]
+    user: User,
+    role: Role,
+}
+
+/// Every member of an account with their role, by name (the API's user list).
+pub async fn users_with_roles<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+) -> sqlx::Result<Vec<(User, Role)>> {
+    let rows: Vec<UserRoleRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS}, m.role FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.account_id = $1 ORDER BY u.name, u.email, u.id"
+    ))
+    .bind(account_id)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.user, r.role)).collect())
+}
+
 /// A member as the Users page lists them.
 #[derive(Debug, Clone, FromRow)]
 pub struct MemberSummary {

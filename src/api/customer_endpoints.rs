@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::api_error::ApiResult;
 use super::caller::{self, Caller};
-use super::json;
+use super::{json, timestamp};
 use super::user_endpoints::own_customer;
 use crate::domain::access::Action;
 use crate::domain::ids::AccountId;
@@ -21,6 +21,7 @@ struct CustomerJson {
     name: String,
     force_2fa: bool,
     force_sso: bool,
+    created_at: String,
 }
 
 pub async fn show(
@@ -38,6 +39,7 @@ pub async fn show(
             name: account.name.clone(),
             force_2fa: account.forces_2fa(),
             force_sso: account.forces_sso(),
+            created_at: timestamp(account.created_at),
         },
     ))
 }

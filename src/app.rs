@@ -1,73 +1,62 @@
-//! Application state and the server: connect, migrate, bind, serve.
+//! The server: connect, migrate, bind, and serve the pages and the API on one router.
+//! The only module that knows both `web` and `api`.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::State;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::middleware::from_fn;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
-use crate::api::usage::UsageLog;
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::db::{self, sessions::DbSessionStore, Db};
+use crate::db::{self, session_store::DbSessionStore, Db};
 use crate::domain::crypto::SecretKey;
-use crate::domain::password::Passwords;
-use crate::domain::{random, secret};
+use crate::state::AppState;
+use crate::{api, ops, web};
 
-/// Settings that handlers read, fixed at start-up.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub sudo_seconds: i64,
-    pub session_idle: Duration,
-    pub secure_cookies: bool,
-    pub trust_forwarded_for: bool,
-    /// Active user tokens a user may hold per account.
-    pub token_limit: i64,
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Nothing the panel accepts is larger than this; forms have a smaller limit of their own.
+const BODY_LIMIT: usize = 1024 * 1024;
+
+/// The whole application: the pages (with sessions and CSRF) and the API (without),
+/// behind the layers every request passes: request id, trace, body limit, timeout,
+/// panic → 500 page, security headers.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(web::router(&state))
+        // The JSON API sits outside the session and CSRF layers: it never reads cookies.
+        .merge(api::router())
+        .route("/healthz", get(healthz))
+        .fallback(web::not_found)
+        .layer(from_fn(web::security_headers))
+        .layer(CatchPanicLayer::custom(|_| web::panic_page()))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
 }
 
-#[derive(Clone)]
-pub struct AppState {
-    pub db: Db,
-    pub clock: SharedClock,
-    pub passwords: Passwords,
-    pub settings: Arc<Settings>,
-    /// Token uses not yet written (see `api::usage`).
-    pub usage: UsageLog,
-    pub secret_key: Arc<SecretKey>,
-}
-
-impl AppState {
-    /// The state every entry point shares; `secure_cookies` depends on where the
-    /// server listens. The key comes from `load_secret_key`, which callers run before
-    /// touching the database so a missing key is reported first.
-    pub fn new(
-        config: &Config,
-        db: Db,
-        clock: SharedClock,
-        secret_key: SecretKey,
-        secure_cookies: bool,
-    ) -> Result<AppState, StartupError> {
-        let concurrency = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        let passwords = Passwords::new(concurrency).map_err(|e| StartupError(e.to_string()))?;
-        let settings = Settings {
-            sudo_seconds: config.sudo_duration().as_secs() as i64,
-            session_idle: config.session_idle(),
-            secure_cookies,
-            trust_forwarded_for: config.trust_forwarded_for,
-            token_limit: 100,
-        };
-        Ok(AppState {
-            db,
-            clock,
-            passwords,
-            settings: Arc::new(settings),
-            secret_key: Arc::new(secret_key),
-            usage: UsageLog::default(),
-        })
+async fn healthz(State(state): State<AppState>) -> Response {
+    if state.db.ping().await {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
     }
 }
 
@@ -153,8 +142,9 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| StartupError(e.to_string()))?;
-        let state = AppState::new(config, db, clock, secret_key, config.secure_cookies(addr))?;
-        let router = crate::web::router(state.clone());
+        let state = AppState::new(config, db, clock, secret_key, config.secure_cookies(addr))
+            .map_err(StartupError)?;
+        let router = router(state.clone());
         Ok(Server {
             listener,
             router,
@@ -178,7 +168,7 @@ impl Server {
                 if let Err(e) = store.delete_expired().await {
                     tracing::warn!(error = %e, "could not delete expired sessions");
                 }
-                match crate::tokens::sweep_unused(&state).await {
+                match ops::token_lifecycle::sweep_unused(&state).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "deleted tokens unused for two years"),
                     Err(e) => tracing::warn!(error = %e, "could not sweep unused tokens"),
@@ -200,15 +190,4 @@ impl Server {
         }
         result
     }
-}
-
-/// While no user exists, makes a one-time setup secret and returns the path that uses
-/// it; None once the panel has users.
-pub async fn setup_path(state: &AppState) -> Result<Option<String>, sqlx::Error> {
-    if db::users::count(&state.db.pool).await? > 0 {
-        return Ok(None);
-    }
-    let secret = random::base62(32);
-    db::setup::add(&state.db.pool, &secret::digest(&secret), state.clock.unix()).await?;
-    Ok(Some(format!("/setup/{secret}")))
 }

@@ -7,14 +7,19 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::app::{self, AppState, Server, StartupError};
+use crate::app::{self, Server, StartupError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::db::{accounts, users};
+use crate::db::user_store;
+use crate::domain::ids::{AccountId, ServiceId};
 use crate::domain::password::{Password, Passwords};
 use crate::domain::roles::{Role, ScopeSet, ServicePermission};
 use crate::domain::secret::TokenKind;
 use crate::domain::{random, validate};
+use crate::ops::membership::{self, Acting};
+use crate::ops::token_lifecycle::{self, TokenRequest};
+use crate::ops::{first_run, service_catalog};
+use crate::state::AppState;
 
 #[derive(Debug, Parser)]
 #[command(name = "tokenpanel", version, about = "A control panel for API tokens")]
@@ -95,8 +100,14 @@ fn init_logging(filter: &str) -> Result<(), String> {
         .map_err(|e| format!("LOG_LEVEL {filter:?} is not a valid filter: {e}"))?;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
+    // Colour only for a person at a terminal: escape codes garble files and pipes.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_target(false))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_ansi(colour),
+        )
         .with(targets)
         .try_init()
         .map_err(|e| e.to_string())
@@ -107,7 +118,7 @@ async fn serve(config: &Config) -> Result<(), StartupError> {
     let addr = server.addr;
     tracing::info!(%addr, backend = ?server.state.db.backend, "tokenpanel listening");
     println!("tokenpanel is listening on http://{addr}");
-    if let Some(path) = app::setup_path(&server.state)
+    if let Some(path) = first_run::setup_path(&server.state)
         .await
         .map_err(|e| StartupError(e.to_string()))?
     {
@@ -178,54 +189,49 @@ async fn create_superuser(
         .await
         .map_err(|e| StartupError(e.to_string()))?;
     let now = SystemClock.unix();
-    let fail = |e: sqlx::Error| StartupError(format!("database: {e}"));
-    let mut tx = db.pool.begin().await.map_err(fail)?;
-    if users::find_by_email(&mut *tx, &email)
+    let taken = || StartupError(format!("a user with the email {email} already exists"));
+    if user_store::find_by_email(&db.pool, &email)
         .await
-        .map_err(fail)?
+        .map_err(database)?
         .is_some()
     {
-        return Err(StartupError(format!(
-            "a user with the email {email} already exists"
-        )));
+        return Err(taken());
     }
-    let account_id = match accounts::find_by_name(&mut *tx, &account_name)
+    let account_id = first_run::account_named(&db, &account_name, now)
         .await
-        .map_err(fail)?
-    {
-        Some(existing) => existing.id,
-        None => {
-            let id = random::id();
-            accounts::create(&mut *tx, &id, &account_name, now)
-                .await
-                .map_err(fail)?;
-            id
-        }
-    };
-    let user_id = random::id();
-    users::create(&mut *tx, &user_id, &email, &name, Some(&hash), now)
-        .await
-        .map_err(fail)?;
-    accounts::add_member(&mut *tx, &account_id, &user_id, Role::Superuser, now)
-        .await
-        .map_err(fail)?;
-    tx.commit().await.map_err(fail)?;
+        .map_err(database)?;
+    membership::create_member(
+        &db,
+        &account_id,
+        &email,
+        &name,
+        Some(&hash),
+        Role::Superuser,
+        now,
+    )
+    .await
+    .map_err(database)?
+    .ok_or_else(taken)?;
     println!("Created superuser {email} in account {account_name:?}.");
     Ok(())
+}
+
+fn database(e: sqlx::Error) -> StartupError {
+    StartupError(format!("database: {e}"))
 }
 
 /// The state a one-shot command works with.
 async fn command_state(config: &Config) -> Result<AppState, StartupError> {
     let secret_key = app::load_secret_key(config)?;
     let db = app::open_database(config).await?;
-    AppState::new(config, db, Arc::new(SystemClock), secret_key, false)
+    AppState::new(config, db, Arc::new(SystemClock), secret_key, false).map_err(StartupError)
 }
 
 async fn sweep(config: &Config) -> Result<(), StartupError> {
     let state = command_state(config).await?;
-    let deleted = crate::tokens::sweep_unused(&state)
+    let deleted = token_lifecycle::sweep_unused(&state)
         .await
-        .map_err(|e| StartupError(format!("database: {e}")))?;
+        .map_err(database)?;
     println!("Deleted {deleted} token(s) unused for two years.");
     Ok(())
 }
@@ -237,103 +243,95 @@ async fn import_legacy_key(config: &Config, account: &str) -> Result<(), Startup
         .read_line(&mut key)
         .map_err(|e| StartupError(format!("cannot read the key from standard input: {e}")))?;
     let state = command_state(config).await?;
-    let token_id =
-        crate::tokens::import_legacy_key(&state, account, key.trim_end_matches(['\r', '\n']))
-            .await
-            .map_err(|e| StartupError(e.to_string()))?;
+    let token_id = token_lifecycle::import_legacy_key(
+        &state,
+        &AccountId::from_raw(account),
+        key.trim_end_matches(['\r', '\n']),
+    )
+    .await
+    .map_err(|e| StartupError(e.to_string()))?;
     println!("Imported the legacy API key as token {token_id} of the user \"Global API Token\".");
     Ok(())
 }
 
 async fn demo(config: &Config, force: bool) -> Result<(), StartupError> {
     let state = command_state(config).await?;
-    let db = state.db.clone();
-    let fail = |e: sqlx::Error| StartupError(format!("database: {e}"));
-    if !force && users::count(&db.pool).await.map_err(fail)? > 0 {
+    if !force && user_store::count(&state.db.pool).await.map_err(database)? > 0 {
         return Err(StartupError(
             "the database already has users; run `demo --force` to add the demo account anyway"
                 .into(),
         ));
     }
-    let clock = state.clock.clone();
-    let passwords = state.passwords.clone();
-    let now = clock.unix();
+    let now = state.clock.unix();
     let suffix = random::base62(4).to_lowercase();
-    let account_id = random::id();
-    accounts::create(
-        &db.pool,
-        &account_id,
-        &format!("Demo account {suffix}"),
-        now,
-    )
-    .await
-    .map_err(fail)?;
-    let mut services = Vec::new();
-    for service in ["www.example.com", "api.example.com", "static.example.com"] {
-        let id = random::id();
-        accounts::create_service(&db.pool, &id, &account_id, service, now)
-            .await
-            .map_err(fail)?;
-        services.push(id);
-    }
-    say(&format!("Demo account \"Demo account {suffix}\" (id {account_id}) with services www, api and static.example.com."));
-    say("Logins:");
+    let account_name = format!("Demo account {suffix}");
+    let account_id = first_run::create_account(&state.db, &account_name, now)
+        .await
+        .map_err(database)?;
+    let mut logins = Vec::new();
     for role in [Role::Superuser, Role::Engineer, Role::User, Role::Billing] {
         let email = format!("{}-{suffix}@demo.example", role.as_str());
         let password = random::base62(16);
-        let hash = passwords
+        let hash = state
+            .passwords
             .hash(&Password::new(password.clone()))
             .await
             .map_err(|e| StartupError(e.to_string()))?;
-        let user_id = random::id();
-        users::create(
-            &db.pool,
-            &user_id,
+        let user_id = membership::create_member(
+            &state.db,
+            &account_id,
             &email,
             &format!("Demo {}", role.label()),
             Some(&hash),
+            role,
             now,
         )
         .await
-        .map_err(fail)?;
-        accounts::add_member(&db.pool, &account_id, &user_id, role, now)
+        .map_err(database)?
+        .ok_or_else(|| StartupError(format!("a user with the email {email} already exists")))?;
+        logins.push((role, user_id, email, password));
+    }
+    // The superuser sets the account up, as they would in the panel.
+    let boss = &logins[0].1;
+    let acting = Acting {
+        account_id: &account_id,
+        actor: boss,
+        ip: "127.0.0.1",
+    };
+    let mut services: Vec<ServiceId> = Vec::new();
+    for service in ["www.example.com", "api.example.com", "static.example.com"] {
+        let id = service_catalog::create(&state, &account_id, boss, service, acting.ip)
             .await
-            .map_err(fail)?;
-        if role == Role::Engineer {
-            accounts::set_service_permission(
-                &db.pool,
-                &account_id,
-                &user_id,
-                &services[0],
-                ServicePermission::Full.as_str(),
-            )
-            .await
-            .map_err(fail)?;
-            accounts::set_service_permission(
-                &db.pool,
-                &account_id,
-                &user_id,
-                &services[1],
-                ServicePermission::PurgeSelect.as_str(),
-            )
-            .await
-            .map_err(fail)?;
+            .map_err(|e| StartupError(format!("cannot create a demo service: {e:?}")))?;
+        services.push(id);
+    }
+    say(&format!("Demo account \"{account_name}\" (id {account_id}) with services www, api and static.example.com."));
+    say("Logins:");
+    for (role, user_id, email, password) in &logins {
+        if *role == Role::Engineer {
+            let limits = [
+                (services[0].clone(), ServicePermission::Full),
+                (services[1].clone(), ServicePermission::PurgeSelect),
+            ];
+            membership::set_service_access(&state, acting, user_id, &limits)
+                .await
+                .map_err(|e| StartupError(format!("cannot limit the demo engineer: {e:?}")))?;
         }
-        let scopes = ScopeSet::parse(if role == Role::Engineer {
+        let scopes = ScopeSet::parse(if *role == Role::Engineer {
             "global purge_select"
         } else {
             "global:read"
         })
         .map_err(StartupError)?;
-        let token_services: Vec<String> = if role == Role::Engineer {
+        let token_services: Vec<ServiceId> = if *role == Role::Engineer {
             vec![services[0].clone()]
         } else {
             Vec::new()
         };
-        let request = crate::tokens::TokenRequest {
+        let request = TokenRequest {
             kind: TokenKind::User,
             account_id: &account_id,
-            actor_id: &user_id,
+            actor_id: user_id,
             name: "Demo token",
             scopes: &scopes,
             services: &token_services,
@@ -342,7 +340,7 @@ async fn demo(config: &Config, force: bool) -> Result<(), StartupError> {
             expires_at: Some(now + 90 * 86_400),
             ip: None,
         };
-        crate::tokens::issue(&state, &request)
+        token_lifecycle::issue(&state, &request)
             .await
             .map_err(|e| StartupError(format!("cannot create a demo token: {e:?}")))?;
         say(&format!(

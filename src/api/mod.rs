@@ -1,13 +1,18 @@
 //! The JSON API, compatible with Fastly's public token endpoints. Authenticated by the
-//! token in `Fastly-Key` (never a session cookie), authorised by `domain::policy`.
+//! token in `Fastly-Key` (never a session cookie), authorised by `domain::access`.
 
-pub mod auth;
-pub mod body;
-pub mod error;
-mod events;
-mod services;
-mod tokens;
-pub mod usage;
+pub mod api_error;
+mod automation_tokens;
+pub mod caller;
+mod current_user;
+mod event_feed;
+pub mod fields;
+mod service_endpoints;
+mod token_creation;
+mod token_json;
+mod token_reads;
+mod token_revocation;
+mod token_sudo;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,39 +20,51 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
 
-use crate::app::AppState;
-use error::ApiError;
+use crate::state::AppState;
+use api_error::ApiError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/tokens",
-            get(tokens::list_own)
-                .post(tokens::create)
-                .delete(tokens::delete_bulk),
+            get(token_reads::list_own)
+                .post(token_creation::create)
+                .delete(token_revocation::delete_bulk),
         )
         .route(
             "/tokens/self",
-            get(tokens::show_self).delete(tokens::delete_self),
+            get(token_reads::show_self).delete(token_revocation::delete_self),
         )
-        .route("/tokens/{id}", get(tokens::show).delete(tokens::delete_one))
-        .route("/customer/{customer_id}/tokens", get(tokens::list_account))
-        .route("/sudo", post(tokens::sudo))
+        .route(
+            "/tokens/{id}",
+            get(token_reads::show).delete(token_revocation::delete_one),
+        )
+        .route(
+            "/customer/{customer_id}/tokens",
+            get(token_reads::list_account),
+        )
+        .route("/sudo", post(token_sudo::sudo))
         .route(
             "/automation-tokens",
-            get(tokens::list_automation).post(tokens::create_automation),
+            get(automation_tokens::list).post(automation_tokens::create),
         )
         .route(
             "/automation-tokens/{id}",
-            get(tokens::show_automation).delete(tokens::delete_automation),
+            get(automation_tokens::show).delete(automation_tokens::delete),
         )
-        .route("/current_user", get(tokens::current_user))
-        .route("/service", get(services::list))
-        .route("/service/{id}", get(services::show))
-        .route("/service/{id}/purge_all", post(services::purge_all))
-        .route("/service/{id}/purge/{key}", post(services::purge_key))
-        .route("/service/{id}/purge", post(services::purge_keys))
-        .route("/events", get(events::list))
+        .route("/current_user", get(current_user::show))
+        .route("/service", get(service_endpoints::list))
+        .route("/service/{id}", get(service_endpoints::show))
+        .route(
+            "/service/{id}/purge_all",
+            post(service_endpoints::purge_all),
+        )
+        .route(
+            "/service/{id}/purge/{key}",
+            post(service_endpoints::purge_key),
+        )
+        .route("/service/{id}/purge", post(service_endpoints::purge_keys))
+        .route("/events", get(event_feed::list))
         .method_not_allowed_fallback(method_not_allowed)
 }
 

@@ -3,17 +3,18 @@
 //! on SQLite and PostgreSQL through sqlx's `Any` driver; where the two differ (row
 //! locking), the function asks `Db::backend`.
 
-pub mod account_tokens;
-pub mod accounts;
-pub mod events;
-pub mod members;
-pub mod password_links;
-pub mod services;
-pub mod sessions;
-pub mod setup;
-pub mod throttle;
-pub mod tokens;
-pub mod users;
+pub mod account_store;
+pub mod account_token_list;
+pub mod event_store;
+pub mod member_store;
+pub mod password_link_store;
+pub mod service_store;
+pub mod session_store;
+pub mod setup_secret_store;
+pub mod throttle_store;
+pub mod token_store;
+pub mod types;
+pub mod user_store;
 
 use std::fmt;
 use std::str::FromStr;
@@ -151,6 +152,9 @@ pub fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod migration_tests;
 
 #[cfg(test)]
 mod tests {

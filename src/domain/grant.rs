@@ -1,6 +1,7 @@
 //! What a new token may carry: its scopes must suit the role, and its services must
 //! be the account's and, for a member limited to some services, among theirs.
 
+use super::ids::ServiceId;
 use super::roles::{Role, Scope, ScopeSet};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,7 +9,7 @@ pub enum GrantError {
     NoScope,
     ScopeNotAllowed(Scope),
     NoService,
-    UnknownService(String),
+    UnknownService(ServiceId),
     ServiceNotAllowed(String),
     AllServicesNotAllowed,
 }
@@ -47,7 +48,7 @@ impl GrantError {
 /// A service as the grant check sees it.
 #[derive(Debug, Clone)]
 pub struct ServiceRef<'a> {
-    pub id: &'a str,
+    pub id: &'a ServiceId,
     pub name: &'a str,
 }
 
@@ -57,9 +58,9 @@ pub fn check(
     role: Role,
     scopes: &ScopeSet,
     all_services: bool,
-    services: &[String],
+    services: &[ServiceId],
     account_services: &[ServiceRef<'_>],
-    limited_to: Option<&[String]>,
+    limited_to: Option<&[ServiceId]>,
 ) -> Result<(), GrantError> {
     if scopes.is_empty() {
         return Err(GrantError::NoScope);
@@ -80,7 +81,7 @@ pub fn check(
         let Some(service) = account_services.iter().find(|s| s.id == id) else {
             return Err(GrantError::UnknownService(id.clone()));
         };
-        if limited_to.is_some_and(|allowed| !allowed.iter().any(|a| a == id)) {
+        if limited_to.is_some_and(|allowed| !allowed.contains(id)) {
             return Err(GrantError::ServiceNotAllowed(service.name.to_owned()));
         }
     }
@@ -91,17 +92,25 @@ pub fn check(
 mod tests {
     use super::*;
 
-    fn services() -> Vec<ServiceRef<'static>> {
+    fn ids() -> [ServiceId; 2] {
+        [ServiceId::from_raw("s1"), ServiceId::from_raw("s2")]
+    }
+
+    fn services(ids: &[ServiceId; 2]) -> Vec<ServiceRef<'_>> {
         vec![
             ServiceRef {
-                id: "s1",
+                id: &ids[0],
                 name: "www",
             },
             ServiceRef {
-                id: "s2",
+                id: &ids[1],
                 name: "api",
             },
         ]
+    }
+
+    fn id(s: &str) -> ServiceId {
+        ServiceId::from_raw(s)
     }
 
     fn scopes(s: &str) -> ScopeSet {
@@ -110,7 +119,8 @@ mod tests {
 
     #[test]
     fn scopes_follow_the_role() {
-        let svc = services();
+        let ids = ids();
+        let svc = services(&ids);
         assert_eq!(
             check(Role::User, &scopes(""), true, &[], &svc, None),
             Err(GrantError::NoScope)
@@ -152,37 +162,24 @@ mod tests {
 
     #[test]
     fn services_must_exist_and_be_allowed() {
-        let svc = services();
+        let ids = ids();
+        let svc = services(&ids);
         let g = scopes("global");
         assert_eq!(
             check(Role::User, &g, false, &[], &svc, None),
             Err(GrantError::NoService)
         );
         assert_eq!(
-            check(Role::User, &g, false, &["nope".into()], &svc, None),
-            Err(GrantError::UnknownService("nope".into()))
+            check(Role::User, &g, false, &[id("nope")], &svc, None),
+            Err(GrantError::UnknownService(id("nope")))
         );
-        let limited = vec!["s1".to_owned()];
+        let limited = vec![id("s1")];
         assert_eq!(
-            check(
-                Role::Engineer,
-                &g,
-                false,
-                &["s1".into()],
-                &svc,
-                Some(&limited)
-            ),
+            check(Role::Engineer, &g, false, &[id("s1")], &svc, Some(&limited)),
             Ok(())
         );
         assert_eq!(
-            check(
-                Role::Engineer,
-                &g,
-                false,
-                &["s2".into()],
-                &svc,
-                Some(&limited)
-            ),
+            check(Role::Engineer, &g, false, &[id("s2")], &svc, Some(&limited)),
             Err(GrantError::ServiceNotAllowed("api".into()))
         );
         assert_eq!(

@@ -1,10 +1,12 @@
 //! The rules of the product, free of HTTP and SQL so they can be unit-tested.
 
-pub mod admin;
+pub mod access;
 pub mod crypto;
+pub mod event_type;
 pub mod grant;
+pub mod ids;
+pub mod member_rules;
 pub mod password;
-pub mod policy;
 pub mod random;
 pub mod roles;
 pub mod secret;

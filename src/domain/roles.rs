@@ -43,6 +43,20 @@ impl Role {
     pub fn is_superuser(self) -> bool {
         self == Role::Superuser
     }
+
+    /// The roles an automation token can carry, in the order the form offers them: a
+    /// superuser role cannot be given to one.
+    pub const AUTOMATION: [Role; 3] = [Role::Engineer, Role::User, Role::Billing];
+
+    /// The role chosen for an automation token.
+    pub fn for_automation(value: &str) -> Result<Role, String> {
+        Role::AUTOMATION
+            .into_iter()
+            .find(|r| r.as_str() == value)
+            .ok_or_else(|| {
+                "Choose the role of the automation token: Engineer, User or Billing.".into()
+            })
+    }
 }
 
 impl fmt::Display for Role {
@@ -147,6 +161,13 @@ impl ScopeSet {
     }
 }
 
+impl FromStr for ScopeSet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ScopeSet::parse(s)
+    }
+}
+
 impl fmt::Display for ScopeSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.iter().map(Scope::as_str).collect();
@@ -178,6 +199,21 @@ impl ServicePermission {
             ServicePermission::PurgeSelect => "purge_select",
             ServicePermission::PurgeAll => "purge_all",
         }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ServicePermission::Full => "Full access",
+            ServicePermission::ReadOnly => "Read only",
+            ServicePermission::PurgeSelect => "Purge select content",
+            ServicePermission::PurgeAll => "Purge full cache",
+        }
+    }
+}
+
+impl fmt::Display for ServicePermission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -227,6 +263,15 @@ mod tests {
                 .first_not_allowed_for(Role::Engineer),
             None
         );
+    }
+
+    #[test]
+    fn automation_roles_exclude_superuser() {
+        assert_eq!(Role::for_automation("engineer"), Ok(Role::Engineer));
+        assert_eq!(Role::for_automation("user"), Ok(Role::User));
+        assert_eq!(Role::for_automation("billing"), Ok(Role::Billing));
+        assert!(Role::for_automation("superuser").is_err());
+        assert!(Role::for_automation("").is_err());
     }
 
     #[test]

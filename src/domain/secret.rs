@@ -41,6 +41,19 @@ impl TokenKind {
     }
 }
 
+impl fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for TokenKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TokenKind::parse(s).ok_or_else(|| format!("unknown token kind {s:?}"))
+    }
+}
+
 /// A token string in clear. Its `Debug` never shows it; only `expose` does, on the one
 /// response that hands it to its owner.
 #[derive(Clone, PartialEq, Eq)]

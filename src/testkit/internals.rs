@@ -10,22 +10,25 @@ use sqlx::AnyPool;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::app::{AppState, Server};
+use crate::app::Server;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::db::{accounts, events, users, Backend};
+use crate::db::event_store::{self, NewEvent};
+use crate::db::{account_store, member_store, service_store, user_store, Backend};
+use crate::domain::access::{self, EventFacts};
+use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
 use crate::domain::password::Password;
-use crate::domain::policy::{self, EventFacts};
 use crate::domain::{crypto, random, secret, totp};
+use crate::ops::{authentication, first_run, token_lifecycle};
 
 use super::{EventSpec, TokenSpec};
 
 pub use crate::domain::roles::{Role, Scope, ScopeSet, ServicePermission};
 pub use crate::domain::secret::TokenKind;
-pub use crate::tokens::{ImportError, IssueError};
+pub use crate::ops::token_lifecycle::{ImportError, IssueError};
 
 /// The application state of one running server: the kit passes it around opaquely.
-pub type State = AppState;
+pub type State = crate::state::AppState;
 
 /// The name of the session cookie the panel sets.
 pub const SESSION_COOKIE: &str = crate::web::SESSION_COOKIE;
@@ -36,11 +39,6 @@ pub const TOTP_STEP: i64 = totp::STEP_SECONDS;
 /// The TOTP code of `secret` (base32) at Unix time `unix`.
 pub fn totp_code(secret: &str, unix: i64) -> Option<String> {
     totp::code_at(secret, unix)
-}
-
-/// A date as the pages write it (`2026-11-28`).
-pub fn page_date(unix: i64) -> String {
-    crate::web::page::date(unix)
 }
 
 /// The digest stored for a token string.
@@ -171,20 +169,33 @@ fn now(state: &State) -> i64 {
     state.clock.unix()
 }
 
+// The kit speaks of ids as strings; the typed ids start here.
+fn account_id(id: &str) -> AccountId {
+    AccountId::from_raw(id)
+}
+
+fn user_id(id: &str) -> UserId {
+    UserId::from_raw(id)
+}
+
+fn service_ids(ids: &[String]) -> Vec<ServiceId> {
+    ids.iter().map(ServiceId::from_raw).collect()
+}
+
 pub async fn create_account(state: &State, name: &str) -> String {
-    let id = random::id();
-    accounts::create(pool(state), &id, name, now(state))
+    let id = AccountId::generate();
+    account_store::create(pool(state), &id, name, now(state))
         .await
         .expect("create an account");
-    id
+    id.to_string()
 }
 
 pub async fn create_service(state: &State, account: &str, name: &str) -> String {
-    let id = random::id();
-    accounts::create_service(pool(state), &id, account, name, now(state))
+    let id = ServiceId::generate();
+    service_store::create(pool(state), &account_id(account), &id, name, now(state))
         .await
         .expect("create a service");
-    id
+    id.to_string()
 }
 
 /// A user with a member role in `account`; without a password they cannot sign in.
@@ -206,16 +217,16 @@ pub async fn create_member(
         ),
         None => None,
     };
-    let id = random::id();
+    let id = UserId::generate();
     let mut tx = pool(state).begin().await.expect("begin");
-    users::create(&mut *tx, &id, email, name, hash.as_deref(), now(state))
+    user_store::create(&mut *tx, &id, email, name, hash.as_deref(), now(state))
         .await
         .expect("create a user");
-    accounts::add_member(&mut *tx, account, &id, role, now(state))
+    member_store::add(&mut *tx, &account_id(account), &id, role, now(state))
         .await
         .expect("add the user to the account");
     tx.commit().await.expect("commit");
-    id
+    id.to_string()
 }
 
 /// Many password-less members at once, in one transaction: (email, name, role) each.
@@ -227,23 +238,29 @@ pub async fn create_members(
     let mut tx = pool(state).begin().await.expect("begin");
     let mut ids = Vec::with_capacity(members.len());
     for (email, name, role) in members {
-        let id = random::id();
-        users::create(&mut *tx, &id, email, name, None, now(state))
+        let id = UserId::generate();
+        user_store::create(&mut *tx, &id, email, name, None, now(state))
             .await
             .expect("create a user");
-        accounts::add_member(&mut *tx, account, &id, *role, now(state))
+        member_store::add(&mut *tx, &account_id(account), &id, *role, now(state))
             .await
             .expect("add the user to the account");
-        ids.push(id);
+        ids.push(id.to_string());
     }
     tx.commit().await.expect("commit");
     ids
 }
 
 pub async fn add_member(state: &State, account: &str, user: &str, role: Role) {
-    accounts::add_member(pool(state), account, user, role, now(state))
-        .await
-        .expect("add a member");
+    member_store::add(
+        pool(state),
+        &account_id(account),
+        &user_id(user),
+        role,
+        now(state),
+    )
+    .await
+    .expect("add a member");
 }
 
 pub async fn limit_to(
@@ -253,9 +270,15 @@ pub async fn limit_to(
     service: &str,
     permission: ServicePermission,
 ) {
-    accounts::set_service_permission(pool(state), account, user, service, permission.as_str())
-        .await
-        .expect("limit a member to a service");
+    member_store::set_service_permission(
+        pool(state),
+        &account_id(account),
+        &user_id(user),
+        &ServiceId::from_raw(service),
+        permission,
+    )
+    .await
+    .expect("limit a member to a service");
 }
 
 pub async fn service_limits(
@@ -263,55 +286,54 @@ pub async fn service_limits(
     account: &str,
     user: &str,
 ) -> Vec<(String, ServicePermission)> {
-    accounts::service_permissions(pool(state), account, user)
+    member_store::service_permissions(pool(state), &account_id(account), &user_id(user))
         .await
         .expect("read service limits")
         .into_iter()
-        .map(|(service, permission)| {
-            let permission = permission.parse().expect("a stored permission parses");
-            (service, permission)
-        })
+        .map(|(service, permission)| (service.to_string(), permission))
         .collect()
 }
 
 /// Issues a token as the pages and the API would after their checks: (id, string).
 pub async fn issue(state: &State, spec: &TokenSpec) -> Result<(String, String), IssueError> {
     let scopes = ScopeSet::parse(&spec.scope).expect("a valid scope");
-    let request = crate::tokens::TokenRequest {
+    let services = service_ids(&spec.services);
+    let request = token_lifecycle::TokenRequest {
         kind: spec.kind,
-        account_id: &spec.account_id,
-        actor_id: &spec.actor_id,
+        account_id: &account_id(&spec.account_id),
+        actor_id: &user_id(&spec.actor_id),
         name: &spec.name,
         scopes: &scopes,
-        services: &spec.services,
+        services: &services,
         role: spec.role,
         tls_access: spec.tls_access,
         expires_at: spec.expires_at,
         ip: None,
     };
-    let issued = crate::tokens::issue(state, &request).await?;
-    Ok((issued.id, issued.secret.expose().to_owned()))
+    let issued = token_lifecycle::issue(state, &request).await?;
+    Ok((issued.id.to_string(), issued.secret.expose().to_owned()))
 }
 
 /// Turns on two-factor authentication for `user` with a fresh secret, as enrolment
 /// does; returns the secret (base32).
 pub async fn enrol_two_factor(state: &State, user: &str) -> String {
     let secret = totp::generate_secret();
-    let sealed = crate::auth::seal_totp_secret(state, user, &secret);
-    users::enable_totp(pool(state), user, &sealed, 0)
+    let user = user_id(user);
+    let sealed = authentication::seal_totp_secret(state, &user, &secret);
+    user_store::enable_totp(pool(state), &user, &sealed, 0)
         .await
         .expect("store the two-factor secret");
     secret
 }
 
 pub async fn setup_path(state: &State) -> Option<String> {
-    crate::app::setup_path(state)
+    first_run::setup_path(state)
         .await
         .expect("read or make the setup secret")
 }
 
 pub async fn sweep_unused(state: &State) -> u64 {
-    crate::tokens::sweep_unused(state)
+    token_lifecycle::sweep_unused(state)
         .await
         .expect("sweep unused tokens")
 }
@@ -321,7 +343,9 @@ pub async fn import_legacy_key(
     account: &str,
     key: &str,
 ) -> Result<String, ImportError> {
-    crate::tokens::import_legacy_key(state, account, key).await
+    token_lifecycle::import_legacy_key(state, &account_id(account), key)
+        .await
+        .map(|id| id.to_string())
 }
 
 pub fn usage_writes(state: &State) -> u64 {
@@ -330,17 +354,22 @@ pub fn usage_writes(state: &State) -> u64 {
 
 /// Records an event as the panel would have, at Unix time `at`.
 pub async fn record_event(state: &State, event: &EventSpec<'_>, at: i64) {
-    let event = events::NewEvent {
-        account_id: event.account_id,
-        event_type: event.event_type,
-        actor_id: event.actor_id,
-        token_id: event.token_id,
-        service_id: event.service_id,
+    let account = event.account_id.map(account_id);
+    let actor = event.actor_id.map(user_id);
+    let token = event.token_id.map(TokenId::from_raw);
+    let service = event.service_id.map(ServiceId::from_raw);
+    let kind = event.event_type.parse().expect("a known event type");
+    let new = NewEvent {
+        account_id: account.as_ref(),
+        event_type: kind,
+        actor_id: actor.as_ref(),
+        token_id: token.as_ref(),
+        service_id: service.as_ref(),
         ip: event.ip,
         description: event.description.to_owned(),
         metadata: event.metadata.clone(),
     };
-    events::record(pool(state), &event, at)
+    event_store::record(pool(state), &new, at)
         .await
         .expect("record an event");
 }
@@ -364,22 +393,22 @@ pub async fn visible_by_rule(
     limits: Option<Vec<String>>,
 ) -> Vec<String> {
     let viewer = match viewer {
-        Viewer::User(id) => policy::Viewer::User(id),
-        Viewer::Token(id) => policy::Viewer::Token(id),
+        Viewer::User(id) => access::Viewer::User(UserId::from_raw(id)),
+        Viewer::Token(id) => access::Viewer::Token(TokenId::from_raw(id)),
     };
-    let scope = policy::event_scope(role, viewer, limits);
-    events::recent(pool(state), i64::MAX)
+    let scope = access::event_scope(role, viewer, limits.as_deref().map(service_ids));
+    event_store::recent(pool(state), i64::MAX)
         .await
         .expect("read the events")
         .into_iter()
-        .filter(|e| e.account_id.as_deref() == Some(account))
+        .filter(|e| e.account_id.as_ref().is_some_and(|a| a.as_str() == account))
         .filter(|e| {
-            policy::event_visible(
+            access::event_visible(
                 &scope,
                 &EventFacts {
-                    actor_id: e.actor_id.as_deref(),
-                    token_id: e.token_id.as_deref(),
-                    service_id: e.service_id.as_deref(),
+                    actor_id: e.actor_id.as_ref(),
+                    token_id: e.token_id.as_ref(),
+                    service_id: e.service_id.as_ref(),
                 },
             )
         })

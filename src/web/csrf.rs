@@ -12,8 +12,8 @@ use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
 use super::error::{error_page, WebError};
-use super::form::Form;
 use crate::domain::random;
+use crate::http::Form;
 
 const SESSION_KEY: &str = "csrf";
 pub const FIELD: &str = "csrf_token";

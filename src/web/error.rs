@@ -5,61 +5,80 @@ use askama::Template;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::page::Nav;
+use super::page::Layout;
 
 #[derive(Debug)]
 pub enum WebError {
     NotFound,
     Forbidden(String),
     BadRequest(String),
-    TooManyRequests(String),
     /// Not signed in: send the person to the sign-in page, then back to `next`.
     SignInRequired {
         next: Option<String>,
     },
     /// The account requires two-factor authentication and the user has none yet.
     EnrolmentRequired,
-    Internal(String),
+    /// The action needs sudo mode: re-authenticate, then come back to `next`.
+    SudoRequired {
+        next: String,
+    },
+    /// Something failed on our side: logged once, with its source, when answered.
+    Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl WebError {
-    pub fn internal(e: impl std::fmt::Display) -> Self {
-        WebError::Internal(e.to_string())
+    pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        WebError::Internal(e.into())
     }
 }
 
 impl From<sqlx::Error> for WebError {
     fn from(e: sqlx::Error) -> Self {
-        WebError::Internal(format!("database: {e}"))
+        WebError::internal(e)
     }
 }
 
 impl From<tower_sessions::session::Error> for WebError {
     fn from(e: tower_sessions::session::Error) -> Self {
-        WebError::Internal(format!("session: {e}"))
+        WebError::internal(e)
     }
 }
 
 impl From<crate::domain::password::HashError> for WebError {
     fn from(e: crate::domain::password::HashError) -> Self {
-        WebError::Internal(e.to_string())
+        WebError::internal(e)
+    }
+}
+
+impl From<crate::ops::authentication::AuthError> for WebError {
+    fn from(e: crate::ops::authentication::AuthError) -> Self {
+        WebError::internal(e)
+    }
+}
+
+impl From<askama::Error> for WebError {
+    fn from(e: askama::Error) -> Self {
+        WebError::internal(e)
+    }
+}
+
+impl From<crate::domain::access::Denied> for WebError {
+    fn from(denied: crate::domain::access::Denied) -> Self {
+        WebError::Forbidden(denied.message().to_owned())
     }
 }
 
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
-    pub title: String,
+    pub layout: Layout,
     pub message: String,
-    pub nav: Option<Nav>,
 }
 
 pub fn error_page(status: StatusCode, message: &str) -> Response {
-    let title = status.canonical_reason().unwrap_or("Error").to_owned();
     let page = ErrorPage {
-        title,
+        layout: Layout::anonymous(status.canonical_reason().unwrap_or("Error")),
         message: message.to_owned(),
-        nav: None,
     };
     let body = page.render().unwrap_or_else(|_| message.to_owned());
     (
@@ -78,7 +97,6 @@ impl IntoResponse for WebError {
             }
             WebError::Forbidden(msg) => error_page(StatusCode::FORBIDDEN, &msg),
             WebError::BadRequest(msg) => error_page(StatusCode::BAD_REQUEST, &msg),
-            WebError::TooManyRequests(msg) => error_page(StatusCode::TOO_MANY_REQUESTS, &msg),
             WebError::SignInRequired { next } => {
                 let to = match next.as_deref().and_then(super::page::safe_next) {
                     Some(next) => format!("/login?next={}", super::page::url_encode(next)),
@@ -89,8 +107,9 @@ impl IntoResponse for WebError {
             WebError::EnrolmentRequired => {
                 Redirect::to(super::session::ENROLMENT_PATH).into_response()
             }
+            WebError::SudoRequired { next } => super::sudo::prompt(&next),
             WebError::Internal(cause) => {
-                tracing::error!(%cause, "request failed");
+                tracing::error!(error = %crate::http::error_chain(cause.as_ref()), "request failed");
                 error_page(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Something went wrong on our side. Please try again.",

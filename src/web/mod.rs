@@ -2,47 +2,36 @@
 
 mod account_tokens;
 mod assets;
-mod auth;
-pub mod csrf;
-pub mod error;
-mod events;
-pub mod form;
+mod csrf;
+mod error;
+mod event_log;
 mod headers;
-pub mod page;
+mod page;
+mod personal_tokens;
 mod security;
-mod services;
-pub mod session;
+mod service_pages;
+mod session;
+mod sign_in;
 mod sudo;
 mod switch;
-mod tokens;
 mod users;
 
-use std::time::Duration;
-
-use axum::extract::State;
-use axum::http::{HeaderName, Request, StatusCode};
-use axum::middleware::from_fn;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::StatusCode;
+use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::app::AppState;
-use crate::db::sessions::DbSessionStore;
-use error::error_page;
+use crate::db::session_store::DbSessionStore;
+use crate::state::AppState;
+pub use error::error_page;
+pub use headers::security_headers;
 
 pub const SESSION_COOKIE: &str = "tokenpanel_session";
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-/// Nothing the panel accepts is larger than this; forms have a smaller limit of their own.
-const BODY_LIMIT: usize = 1024 * 1024;
 
-pub fn router(state: AppState) -> Router {
+/// The pages, behind sessions and the CSRF check, and the static files (neither).
+pub fn router(state: &AppState) -> Router<AppState> {
     let store = DbSessionStore::new(state.db.clone());
     let idle =
         time::Duration::try_from(state.settings.session_idle).unwrap_or(time::Duration::hours(12));
@@ -55,43 +44,29 @@ pub fn router(state: AppState) -> Router {
 
     let pages = Router::new()
         .route("/", get(home))
-        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/login", get(sign_in::login_page).post(sign_in::login))
         .route(
             "/login/two-factor",
-            get(auth::second_step_page).post(auth::second_step),
+            get(sign_in::second_step_page).post(sign_in::second_step),
         )
-        .route("/logout", post(auth::logout))
-        .route("/setup/{secret}", get(auth::setup_page).post(auth::setup))
-        .merge(tokens::routes())
+        .route("/logout", post(sign_in::logout))
+        .route(
+            "/setup/{secret}",
+            get(sign_in::setup_page).post(sign_in::setup),
+        )
+        .merge(personal_tokens::routes())
         .merge(account_tokens::routes())
         .merge(users::routes())
         .merge(switch::routes())
-        .merge(services::routes())
+        .merge(service_pages::routes())
         .merge(security::routes())
-        .merge(events::routes())
-        .layer(from_fn(csrf::protect))
+        .merge(event_log::routes())
+        .layer(axum::middleware::from_fn(csrf::protect))
         .layer(sessions);
 
     Router::new()
         .merge(pages)
-        // The JSON API sits outside the session and CSRF layers: it never reads cookies.
-        .merge(crate::api::router())
-        .route("/healthz", get(healthz))
         .route("/static/{*file}", get(assets::serve))
-        .fallback(not_found)
-        .layer(from_fn(headers::security_headers))
-        .layer(CatchPanicLayer::custom(|_| {
-            error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side. Please try again.")
-        }))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
-        }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
 }
 
 async fn home(session: tower_sessions::Session) -> Result<Redirect, error::WebError> {
@@ -103,14 +78,15 @@ async fn home(session: tower_sessions::Session) -> Result<Redirect, error::WebEr
     }))
 }
 
-async fn healthz(State(state): State<AppState>) -> Response {
-    if state.db.ping().await {
-        (StatusCode::OK, "ok").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
-    }
+/// The answer to an address nothing serves.
+pub async fn not_found() -> Response {
+    error_page(StatusCode::NOT_FOUND, "There is nothing at this address.")
 }
 
-async fn not_found() -> Response {
-    error_page(StatusCode::NOT_FOUND, "There is nothing at this address.")
+/// The answer when a handler panicked.
+pub fn panic_page() -> Response {
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong on our side. Please try again.",
+    )
 }

@@ -5,6 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::error::WebError;
+use crate::domain::ids::{AccountId, ServiceId};
 use crate::domain::roles::Role;
 
 /// The sections of the Account navigation, to mark the current one.
@@ -16,7 +17,6 @@ pub enum Section {
     AccountTokens,
     Users,
     Services,
-    Other,
 }
 
 impl Section {
@@ -28,7 +28,6 @@ impl Section {
             Section::AccountTokens => "account-tokens",
             Section::Users => "users",
             Section::Services => "services",
-            Section::Other => "other",
         }
     }
 
@@ -40,7 +39,7 @@ impl Section {
             Section::Services => "/account/services",
             Section::Security => "/account/security",
             Section::EventLog => "/account/events",
-            Section::PersonalTokens | Section::Other => "/account/tokens",
+            Section::PersonalTokens => "/account/tokens",
         }
     }
 }
@@ -54,8 +53,19 @@ pub struct Nav {
     pub csrf: String,
     pub section: Section,
     /// The current account's id, and every account of the user for the switcher.
-    pub account_id: String,
-    pub accounts: Vec<(String, String)>,
+    pub account_id: AccountId,
+    pub accounts: Vec<(AccountId, String)>,
+    /// The parts of the panel the member may open (the same `domain::access` rule the
+    /// handlers enforce, so a hidden entry is also a refused one).
+    pub opens: Opens,
+}
+
+/// Which administrative pages the navigation offers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Opens {
+    pub account_tokens: bool,
+    pub users: bool,
+    pub services: bool,
 }
 
 impl Nav {
@@ -64,20 +74,77 @@ impl Nav {
         self.section.name() == name
     }
 
-    /// For templates: may the member open this part of the panel? The same policy the
-    /// handlers enforce, so a hidden entry is also a refused one.
+    /// For templates: may the member open this part of the panel?
     pub fn shows(&self, part: &str) -> bool {
-        use crate::domain::admin::{Action, Actor, ServiceAccess};
-        let action = match part {
-            "account-tokens" => Action::ViewAccountTokens,
-            "users" => Action::ViewUsers,
-            "services" => Action::ViewServices,
-            _ => return false,
-        };
-        // Opening these pages depends on the role alone.
-        Actor::new(self.role, ServiceAccess::All).may(action)
+        match part {
+            "account-tokens" => self.opens.account_tokens,
+            "users" => self.opens.users,
+            "services" => self.opens.services,
+            _ => false,
+        }
     }
 }
+
+/// What base.html draws around every page: the title, and for a signed-in member the
+/// header and the Account navigation. Built by `SignedIn::layout` or `Layout::anonymous`.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub title: String,
+    pub nav: Option<Nav>,
+}
+
+impl Layout {
+    /// For the pages of someone not signed in: sign-in, setup, set-password, errors.
+    pub fn anonymous(title: impl Into<String>) -> Layout {
+        Layout {
+            title: title.into(),
+            nav: None,
+        }
+    }
+
+    /// For templates: the session's CSRF token, which every form of a signed-in page
+    /// carries. Anonymous pages have none here; their forms get theirs from the handler.
+    pub fn csrf(&self) -> &str {
+        self.nav.as_ref().map_or("", |nav| nav.csrf.as_str())
+    }
+}
+
+/// The messages of a rejected form, each for the field (or group of fields) it is about,
+/// in the order found. Templates show them with the macros in templates/macros.html.
+#[derive(Debug, Default)]
+pub struct FieldErrors(Vec<(&'static str, String)>);
+
+impl FieldErrors {
+    pub fn one(field: &'static str, message: impl Into<String>) -> FieldErrors {
+        FieldErrors(vec![(field, message.into())])
+    }
+
+    pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
+        self.0.push((field, message.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The message about `field`, the first one when there are several.
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, m)| m.as_str())
+    }
+}
+
+impl FromIterator<(&'static str, String)> for FieldErrors {
+    fn from_iter<I: IntoIterator<Item = (&'static str, String)>>(iter: I) -> Self {
+        FieldErrors(iter.into_iter().collect())
+    }
+}
+
+/// The "no error" default of the field macros (templates/macros.html): a bare `None`
+/// there would leave the message type unknown.
+pub const NO_ERROR: Option<&str> = None;
 
 /// Renders a template as an HTML response with the given status.
 pub fn render_with(status: StatusCode, page: &impl Template) -> Result<Response, WebError> {
@@ -107,10 +174,6 @@ pub fn url_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-pub fn is_htmx(headers: &axum::http::HeaderMap) -> bool {
-    headers.get("hx-request").is_some_and(|v| v == "true")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +195,27 @@ mod tests {
             assert_eq!(safe_next(bad), None, "{bad:?}");
         }
     }
+}
+
+/// What a token's Access column says: its services by name, or all of them.
+pub fn access_label(services: Option<&Vec<(ServiceId, String)>>) -> String {
+    match services {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .map(|(_, name)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "All services".to_owned(),
+    }
+}
+
+/// A date typed as `YYYY-MM-DD`.
+pub fn parse_date(s: &str) -> Option<time::Date> {
+    let mut parts = s.trim().splitn(3, '-');
+    let year: i32 = parts.next()?.parse().ok()?;
+    let month: u8 = parts.next()?.parse().ok()?;
+    let day: u8 = parts.next()?.parse().ok()?;
+    time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()
 }
 
 /// `2026-11-28`

@@ -9,15 +9,15 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::error::WebError;
-use super::form::Form;
-use super::page::{render, render_with, Nav, Section};
-use super::session::{ClientIp, SignedIn};
-use super::sudo::{self, Reauth, Sudo};
-use crate::app::AppState;
-use crate::auth;
-use crate::db::events::{self, NewEvent};
-use crate::db::{accounts, users};
-use crate::domain::{secret, totp};
+use super::page::{render, render_with, Layout, Section};
+use super::session::SignedIn;
+use super::sudo::Sudo;
+use crate::db::user_store;
+use crate::domain::access::Action;
+use crate::domain::totp;
+use crate::http::{ClientIp, Form};
+use crate::ops::account_security;
+use crate::state::AppState;
 
 const PENDING_SECRET: &str = "totp_pending_secret";
 const ISSUER: &str = "tokenpanel";
@@ -33,8 +33,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(Template)]
 #[template(path = "security/index.html")]
 struct SecurityPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     enabled: bool,
     recovery_left: i64,
     in_sudo: bool,
@@ -53,12 +52,14 @@ async fn security_page(
 ) -> Result<SecurityPage, WebError> {
     let user = &signed_in.member.user;
     Ok(SecurityPage {
-        title: "Security".into(),
-        nav: Some(signed_in.nav(Section::Security)),
+        layout: signed_in.layout("Security", Section::Security),
         enabled: user.has_two_factor(),
-        recovery_left: users::unused_recovery_codes(&state.db.pool, &user.id).await?,
-        in_sudo: sudo::status(state, signed_in).await? == Sudo::Active,
-        is_superuser: signed_in.member.role.is_superuser(),
+        recovery_left: user_store::unused_recovery_codes(&state.db.pool, &user.id).await?,
+        in_sudo: signed_in
+            .sudo_remaining(state.clock.unix())
+            .await?
+            .is_some(),
+        is_superuser: signed_in.may(Action::ManageAccountSettings),
         force_2fa: signed_in.member.account.forces_2fa(),
         force_sso: signed_in.member.account.forces_sso(),
         notice,
@@ -76,8 +77,7 @@ pub async fn page(
 #[derive(Template)]
 #[template(path = "security/enrol.html")]
 struct EnrolPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     secret: String,
     uri: String,
     qr_svg: String,
@@ -111,8 +111,7 @@ async fn enrol_view(
     let qr_svg =
         totp::qr_svg(&uri).ok_or_else(|| WebError::internal("the QR code could not be drawn"))?;
     Ok(EnrolPage {
-        title: "Set up two-factor authentication".into(),
-        nav: Some(signed_in.nav(Section::Security)),
+        layout: signed_in.layout("Set up two-factor authentication", Section::Security),
         secret,
         uri,
         qr_svg,
@@ -134,8 +133,7 @@ pub async fn enrol_page(
 #[derive(Template)]
 #[template(path = "security/recovery_codes.html")]
 struct RecoveryCodesPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     codes: Vec<String>,
 }
 
@@ -159,45 +157,29 @@ pub async fn enrol(
         .await?;
         return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
-    let user_id = signed_in.user_id();
-    let codes = totp::recovery_codes();
-    let digests: Vec<String> = codes
-        .iter()
-        .map(|c| secret::digest(&totp::normalise_recovery_code(c)))
-        .collect();
-    let mut tx = state.db.pool.begin().await?;
-    users::enable_totp(
-        &mut *tx,
-        user_id,
-        &auth::seal_totp_secret(&state, user_id, &secret),
+    let codes = account_security::enable_two_factor(
+        &state,
+        signed_in.account_id(),
+        signed_in.user_id(),
+        &secret,
         step,
+        &ip,
     )
     .await?;
-    users::replace_recovery_codes(&mut tx, user_id, &digests, now).await?;
-    let event = NewEvent {
-        account_id: Some(signed_in.account_id()),
-        event_type: "two_factor_auth.enable",
-        actor_id: Some(user_id),
-        ip: Some(&ip),
-        description: "Turned on two-factor authentication".into(),
-        ..NewEvent::default()
-    };
-    events::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
     signed_in.session.remove::<String>(PENDING_SECRET).await?;
     render(&RecoveryCodesPage {
-        title: "Recovery codes".into(),
-        nav: Some(signed_in.nav(Section::Security)),
+        layout: signed_in.layout("Recovery codes", Section::Security),
         codes,
     })
 }
 
 pub async fn disable(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    sudo: Sudo,
     ClientIp(ip): ClientIp,
     form: Form,
 ) -> Result<Response, WebError> {
+    let signed_in = sudo.signed_in();
     if !signed_in.member.user.has_two_factor() {
         return Ok(Redirect::to("/account/security").into_response());
     }
@@ -205,38 +187,29 @@ pub async fn disable(
         let message =
             "This account requires two-factor authentication, so it cannot be turned off."
                 .to_owned();
-        let page = security_page(&state, &signed_in, None, Some(message)).await?;
+        let page = security_page(&state, signed_in, None, Some(message)).await?;
         return render_with(StatusCode::FORBIDDEN, &page);
     }
-    if sudo::status(&state, &signed_in).await? == Sudo::Required {
-        let outcome = sudo::reauthenticate(
-            &state,
-            &signed_in,
-            form.text("password"),
-            form.text("code"),
-            &ip,
-        )
-        .await?;
-        if let Reauth::Failed(message) = outcome {
-            let page = security_page(&state, &signed_in, None, Some(message)).await?;
-            return render_with(StatusCode::UNAUTHORIZED, &page);
+    // The form asks for the password (and code) when sudo mode is off.
+    let elevated = match sudo {
+        Sudo::Active(elevated) => elevated,
+        Sudo::Required(needs) => {
+            let outcome = needs
+                .reauthenticate(&state, form.text("password"), form.text("code"), &ip)
+                .await?;
+            match outcome {
+                Ok(elevated) => elevated,
+                Err(refused) => {
+                    let page =
+                        security_page(&state, &refused.signed_in, None, Some(refused.message))
+                            .await?;
+                    return render_with(StatusCode::UNAUTHORIZED, &page);
+                }
+            }
         }
-    }
-    let user_id = signed_in.user_id();
-    let now = state.clock.unix();
-    let mut tx = state.db.pool.begin().await?;
-    users::disable_totp(&mut *tx, user_id).await?;
-    users::replace_recovery_codes(&mut tx, user_id, &[], now).await?;
-    let event = NewEvent {
-        account_id: Some(signed_in.account_id()),
-        event_type: "two_factor_auth.disable",
-        actor_id: Some(user_id),
-        ip: Some(&ip),
-        description: "Turned off two-factor authentication".into(),
-        ..NewEvent::default()
     };
-    events::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
+    account_security::disable_two_factor(&state, elevated.account_id(), elevated.user_id(), &ip)
+        .await?;
     Ok(Redirect::to("/account/security").into_response())
 }
 
@@ -246,33 +219,15 @@ pub async fn save_settings(
     ClientIp(ip): ClientIp,
     form: Form,
 ) -> Result<Response, WebError> {
-    if !signed_in.member.role.is_superuser() {
-        return Err(WebError::Forbidden(
-            "Only superusers can change the account's settings.".into(),
-        ));
-    }
-    let (force_2fa, force_sso) = (form.has("force_2fa"), form.has("force_sso"));
-    let account = &signed_in.member.account;
-    let now = state.clock.unix();
-    let mut tx = state.db.pool.begin().await?;
-    accounts::update_settings(&mut *tx, &account.id, force_2fa, force_sso).await?;
-    let event = NewEvent {
-        account_id: Some(&account.id),
-        event_type: "account.update",
-        actor_id: Some(signed_in.user_id()),
-        ip: Some(&ip),
-        description: format!(
-            "Account settings: require two-factor authentication {}, require single sign-on {}",
-            if force_2fa { "on" } else { "off" },
-            if force_sso { "on" } else { "off" }
-        ),
-        metadata: Some(serde_json::json!({
-            "force_2fa": {"from": account.forces_2fa(), "to": force_2fa},
-            "force_sso": {"from": account.forces_sso(), "to": force_sso},
-        })),
-        ..NewEvent::default()
-    };
-    events::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
+    signed_in.require(Action::ManageAccountSettings)?;
+    account_security::update_settings(
+        &state,
+        &signed_in.member.account,
+        signed_in.user_id(),
+        form.has("force_2fa"),
+        form.has("force_sso"),
+        &ip,
+    )
+    .await?;
     Ok(Redirect::to("/account/security").into_response())
 }

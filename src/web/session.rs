@@ -1,17 +1,17 @@
 //! Who is signed in. The session (server side, in the database) holds the user id, the
 //! current account, the CSRF token and the sudo deadline; nothing else about the user.
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tower_sessions::Session;
 
 use super::error::WebError;
-use super::page::{Nav, Section};
-use crate::app::AppState;
-use crate::db::accounts;
-use crate::db::users::{self, Member};
-use crate::domain::admin::{Actor, ServiceAccess};
+use super::page::{Layout, Nav, Opens, Section};
+use crate::db::member_store::{self, Member};
+use crate::domain::access::{Action, Principal};
+use crate::domain::ids::{AccountId, UserId};
 use crate::domain::roles::Role;
+use crate::state::AppState;
 
 const USER_ID: &str = "user_id";
 const ACCOUNT_ID: &str = "account_id";
@@ -28,7 +28,11 @@ pub const ENROLMENT_PATH: &str = "/account/security/two-factor";
 
 /// Starts a signed-in session under a new id, so a session id seen before sign-in is
 /// worth nothing after it.
-pub async fn sign_in(session: &Session, user_id: &str, account_id: &str) -> Result<(), WebError> {
+pub async fn sign_in(
+    session: &Session,
+    user_id: &UserId,
+    account_id: &AccountId,
+) -> Result<(), WebError> {
     session.cycle_id().await?;
     session.remove::<i64>(SUDO_UNTIL).await?;
     clear_pending(session).await?;
@@ -42,7 +46,7 @@ pub async fn sign_in(session: &Session, user_id: &str, account_id: &str) -> Resu
 /// that grants nothing but the code page, for a few minutes, under a new session id.
 pub async fn begin_second_step(
     session: &Session,
-    user_id: &str,
+    user_id: &UserId,
     until: i64,
     next: &str,
 ) -> Result<(), WebError> {
@@ -57,12 +61,12 @@ pub async fn begin_second_step(
 pub async fn pending_second_step(
     session: &Session,
     now: i64,
-) -> Result<Option<(String, String)>, WebError> {
+) -> Result<Option<(UserId, String)>, WebError> {
     let until = session.get::<i64>(PENDING_UNTIL).await?;
     if until.is_none_or(|until| until <= now) {
         return Ok(None);
     }
-    let user_id = session.get::<String>(PENDING_USER_ID).await?;
+    let user_id = session.get::<UserId>(PENDING_USER_ID).await?;
     let next = session
         .get::<String>(PENDING_NEXT)
         .await?
@@ -71,16 +75,16 @@ pub async fn pending_second_step(
 }
 
 pub async fn clear_pending(session: &Session) -> Result<(), WebError> {
-    session.remove::<String>(PENDING_USER_ID).await?;
+    session.remove::<UserId>(PENDING_USER_ID).await?;
     session.remove::<i64>(PENDING_UNTIL).await?;
     session.remove::<String>(PENDING_NEXT).await?;
     Ok(())
 }
 
 /// The (user id, account id) of a signed-in session, without loading either.
-pub async fn current_ids(session: &Session) -> Result<Option<(String, String)>, WebError> {
-    let user_id = session.get::<String>(USER_ID).await?;
-    let account_id = session.get::<String>(ACCOUNT_ID).await?;
+pub async fn current_ids(session: &Session) -> Result<Option<(UserId, AccountId)>, WebError> {
+    let user_id = session.get::<UserId>(USER_ID).await?;
+    let account_id = session.get::<AccountId>(ACCOUNT_ID).await?;
     Ok(user_id.zip(account_id))
 }
 
@@ -90,15 +94,15 @@ pub async fn current_ids(session: &Session) -> Result<Option<(String, String)>, 
 pub async fn switch_account(
     state: &AppState,
     session: &Session,
-    user_id: &str,
-    account_id: &str,
+    user_id: &UserId,
+    account_id: &AccountId,
 ) -> Result<Option<Role>, WebError> {
-    let Some(member) = users::member(&state.db.pool, user_id, account_id).await? else {
+    let Some(role) = member_store::role_of(&state.db.pool, account_id, user_id).await? else {
         return Ok(None);
     };
     session.remove::<i64>(SUDO_UNTIL).await?;
     session.insert(ACCOUNT_ID, account_id).await?;
-    Ok(Some(member.role))
+    Ok(Some(role))
 }
 
 pub async fn sign_out(session: &Session) -> Result<(), WebError> {
@@ -112,13 +116,21 @@ pub struct SignedIn {
     pub session: Session,
     pub csrf: String,
     /// Every account the user belongs to, (id, name), for the account switcher.
-    pub accounts: Vec<(String, String)>,
-    /// The member as `domain::admin` decides what they may do.
-    pub actor: Actor,
+    pub accounts: Vec<(AccountId, String)>,
+    /// Who acts, for `domain::access`: the member's role and service access, no token.
+    pub principal: Principal,
 }
 
 impl SignedIn {
-    pub fn nav(&self, section: Section) -> Nav {
+    /// The layout of a signed-in page titled `title` in `section` of the navigation.
+    pub fn layout(&self, title: impl Into<String>, section: Section) -> Layout {
+        Layout {
+            title: title.into(),
+            nav: Some(self.nav(section)),
+        }
+    }
+
+    fn nav(&self, section: Section) -> Nav {
         Nav {
             user_name: self.member.user.name.clone(),
             account_name: self.member.account.name.clone(),
@@ -127,15 +139,29 @@ impl SignedIn {
             section,
             account_id: self.member.account.id.clone(),
             accounts: self.accounts.clone(),
+            opens: Opens {
+                account_tokens: self.may(Action::ViewAccountTokens),
+                users: self.may(Action::ViewUsers),
+                services: self.may(Action::ViewServices),
+            },
         }
     }
 
-    pub fn user_id(&self) -> &str {
+    pub fn user_id(&self) -> &UserId {
         &self.member.user.id
     }
 
-    pub fn account_id(&self) -> &str {
+    pub fn account_id(&self) -> &AccountId {
         &self.member.account.id
+    }
+
+    /// The one authorisation check (`domain::access`); a refusal is a 403 page.
+    pub fn require(&self, action: Action<'_>) -> Result<(), WebError> {
+        Ok(self.principal.require(action)?)
+    }
+
+    pub fn may(&self, action: Action<'_>) -> bool {
+        self.principal.may(action)
     }
 
     /// Seconds of sudo mode left, if any.
@@ -170,11 +196,11 @@ impl FromRequestParts<AppState> for SignedIn {
         .filter(|_| parts.method == axum::http::Method::GET);
         let session = Session::from_request_parts(parts, state)
             .await
-            .map_err(|(_, msg)| WebError::Internal(msg.to_owned()))?;
+            .map_err(|(_, msg)| WebError::internal(msg))?;
         let Some((user_id, account_id)) = current_ids(&session).await? else {
             return Err(WebError::SignInRequired { next });
         };
-        let member = users::member(&state.db.pool, &user_id, &account_id).await?;
+        let member = member_store::find(&state.db.pool, &account_id, &user_id).await?;
         let Some(member) = member.filter(|m| !m.user.is_locked()) else {
             // The user or the membership is gone, or the user was locked: end the session.
             session.flush().await?;
@@ -187,51 +213,23 @@ impl FromRequestParts<AppState> for SignedIn {
             return Err(WebError::EnrolmentRequired);
         }
         let csrf = super::csrf::token(&session).await?;
-        let accounts = accounts::memberships_of(&state.db.pool, &user_id).await?;
-        // Only engineers are ever limited to some services.
-        let rows = if member.role == Role::Engineer {
-            accounts::service_permissions(&state.db.pool, &account_id, &user_id).await?
-        } else {
-            Vec::new()
+        let accounts = member_store::accounts_of(&state.db.pool, &user_id).await?;
+        let services =
+            member_store::service_access(&state.db.pool, &account_id, &user_id, member.role)
+                .await?;
+        let principal = Principal {
+            account_id,
+            role: member.role,
+            user_id: Some(user_id),
+            token: None,
+            services,
         };
-        let actor = Actor::new(member.role, ServiceAccess::of(member.role, &rows));
         Ok(SignedIn {
             member,
             session,
             csrf,
             accounts,
-            actor,
+            principal,
         })
-    }
-}
-
-/// The client's address, for events and throttling.
-pub struct ClientIp(pub String);
-
-impl FromRequestParts<AppState> for ClientIp {
-    type Rejection = WebError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        if state.settings.trust_forwarded_for {
-            let forwarded = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit(',').next())
-                .map(|v| v.trim().to_owned())
-                .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
-            if let Some(ip) = forwarded {
-                return Ok(ClientIp(ip));
-            }
-        }
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string())
-            .unwrap_or_else(|| "unknown".to_owned());
-        Ok(ClientIp(ip))
     }
 }

@@ -1,33 +1,116 @@
 //! Sudo mode: re-authentication before a sensitive action, valid for a few minutes.
 //! The deadline lives in the server-side session; the session id changes on elevation.
+//!
+//! A handler behind sudo takes `Elevated` (which sends the person to re-authenticate
+//! when sudo mode is off) or `Sudo` (when its form may carry the password inline): it
+//! cannot reach its action without an `Elevated` in hand.
+
+use std::ops::Deref;
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::error::WebError;
-use super::form::Form;
-use super::page::{render, render_with, safe_next, Nav, Section};
-use super::session::{ClientIp, SignedIn};
-use crate::app::AppState;
-use crate::auth::{self, Outcome};
+use super::page::{render, render_with, safe_next, Layout, Section};
+use super::session::SignedIn;
 use crate::domain::password::Password;
+use crate::http::{ClientIp, Form};
+use crate::ops::authentication::{self, Outcome};
+use crate::state::AppState;
 
-/// Whether an action may go ahead. Handlers must act on it.
-#[must_use]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sudo {
-    Active,
-    Required,
+/// A signed-in member in sudo mode.
+pub struct Elevated(SignedIn);
+
+impl Deref for Elevated {
+    type Target = SignedIn;
+
+    fn deref(&self) -> &SignedIn {
+        &self.0
+    }
 }
 
-pub async fn status(state: &AppState, signed_in: &SignedIn) -> Result<Sudo, WebError> {
-    Ok(match signed_in.sudo_remaining(state.clock.unix()).await? {
-        Some(_) => Sudo::Active,
-        None => Sudo::Required,
-    })
+impl FromRequestParts<AppState> for Elevated {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        match Sudo::from_request_parts(parts, state).await? {
+            Sudo::Active(elevated) => Ok(elevated),
+            Sudo::Required(_) => Err(WebError::SudoRequired {
+                next: parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/")
+                    .to_owned(),
+            }),
+        }
+    }
+}
+
+/// Whether this request is in sudo mode, for handlers that can re-authenticate inline.
+#[must_use]
+pub enum Sudo {
+    Active(Elevated),
+    Required(NeedsSudo),
+}
+
+impl FromRequestParts<AppState> for Sudo {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        let signed_in = SignedIn::from_request_parts(parts, state).await?;
+        Ok(match signed_in.sudo_remaining(state.clock.unix()).await? {
+            Some(_) => Sudo::Active(Elevated(signed_in)),
+            None => Sudo::Required(NeedsSudo(signed_in)),
+        })
+    }
+}
+
+impl Sudo {
+    pub fn signed_in(&self) -> &SignedIn {
+        match self {
+            Sudo::Active(elevated) => elevated,
+            Sudo::Required(needs) => &needs.0,
+        }
+    }
+}
+
+/// A signed-in member not in sudo mode.
+pub struct NeedsSudo(SignedIn);
+
+/// A re-authentication that failed: the member, and what to tell them.
+pub struct Refused {
+    pub signed_in: SignedIn,
+    pub message: String,
+}
+
+impl NeedsSudo {
+    pub fn into_signed_in(self) -> SignedIn {
+        self.0
+    }
+
+    /// Re-authenticates with the password (and code) the form carried.
+    pub async fn reauthenticate(
+        self,
+        state: &AppState,
+        password: &str,
+        code: &str,
+        ip: &str,
+    ) -> Result<Result<Elevated, Refused>, WebError> {
+        Ok(
+            match reauthenticate(state, &self.0, password, code, ip).await? {
+                Reauth::Elevated => Ok(Elevated(self.0)),
+                Reauth::Failed(message) => Err(Refused {
+                    signed_in: self.0,
+                    message,
+                }),
+            },
+        )
+    }
 }
 
 /// Sends the person to re-authenticate, then back to `next`.
@@ -40,14 +123,14 @@ pub fn prompt(next: &str) -> Response {
 }
 
 /// Result of a password (and code) typed to re-authenticate.
-pub enum Reauth {
+enum Reauth {
     Elevated,
     Failed(String),
 }
 
 /// Checks the password typed into a re-authentication field and, when right, enters
 /// sudo mode. Used by the sudo page and by forms that re-authenticate inline.
-pub async fn reauthenticate(
+async fn reauthenticate(
     state: &AppState,
     signed_in: &SignedIn,
     password: &str,
@@ -64,7 +147,7 @@ pub async fn reauthenticate(
         ));
     }
     let code = user.has_two_factor().then_some(code);
-    let outcome = auth::reauthenticate(
+    let outcome = authentication::reauthenticate(
         state,
         user,
         signed_in.account_id(),
@@ -72,8 +155,7 @@ pub async fn reauthenticate(
         code,
         ip,
     )
-    .await
-    .map_err(WebError::internal)?;
+    .await?;
     match outcome {
         Outcome::Accepted(_) => {
             signed_in
@@ -85,15 +167,14 @@ pub async fn reauthenticate(
             "Incorrect password or authentication code.".into(),
         )),
         Outcome::Rejected | Outcome::WrongCode => Ok(Reauth::Failed("Incorrect password.".into())),
-        Outcome::Throttled(wait) => Ok(Reauth::Failed(auth::throttled_message(wait))),
+        Outcome::Throttled(wait) => Ok(Reauth::Failed(authentication::throttled_message(wait))),
     }
 }
 
 #[derive(Template)]
 #[template(path = "sudo.html")]
 struct SudoPage {
-    title: String,
-    nav: Option<Nav>,
+    layout: Layout,
     next: String,
     needs_code: bool,
     error: Option<String>,
@@ -115,9 +196,8 @@ pub async fn page(
     Query(query): Query<NextQuery>,
 ) -> Result<Response, WebError> {
     let page = SudoPage {
-        title: "Re-authenticate".into(),
+        layout: signed_in.layout("Re-authenticate", Section::PersonalTokens),
         needs_code: signed_in.member.user.has_two_factor(),
-        nav: Some(signed_in.nav(Section::PersonalTokens)),
         next: next_or_default(query.next.as_deref()),
         error: None,
     };
@@ -143,9 +223,8 @@ pub async fn submit(
         Reauth::Elevated => Ok(Redirect::to(&next).into_response()),
         Reauth::Failed(message) => {
             let page = SudoPage {
-                title: "Re-authenticate".into(),
+                layout: signed_in.layout("Re-authenticate", Section::PersonalTokens),
                 needs_code: signed_in.member.user.has_two_factor(),
-                nav: Some(signed_in.nav(Section::PersonalTokens)),
                 next,
                 error: Some(message),
             };

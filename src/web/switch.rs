@@ -7,10 +7,11 @@ use axum::routing::post;
 use axum::Router;
 
 use super::error::WebError;
-use super::form::Form;
 use super::session::{self, SignedIn};
-use crate::app::AppState;
-use crate::domain::admin::{Action, Actor, ServiceAccess};
+use crate::domain::access::{Action, Principal, ServiceAccess};
+use crate::domain::ids::AccountId;
+use crate::http::Form;
+use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/account/switch", post(switch))
@@ -21,16 +22,23 @@ pub async fn switch(
     signed_in: SignedIn,
     form: Form,
 ) -> Result<Response, WebError> {
-    let target = form.text("account_id");
+    let target = AccountId::from_raw(form.text("account_id"));
     let Some(role) =
-        session::switch_account(&state, &signed_in.session, signed_in.user_id(), target).await?
+        session::switch_account(&state, &signed_in.session, signed_in.user_id(), &target).await?
     else {
         return Err(WebError::Forbidden(
             "You are not a member of that account.".into(),
         ));
     };
-    // Stay in the same part of the panel when the new role may open it there.
-    let actor = Actor::new(role, ServiceAccess::All);
+    // Stay in the same part of the panel when the new role may open it there (which
+    // depends on the role alone).
+    let actor = Principal {
+        account_id: target.clone(),
+        role,
+        user_id: Some(signed_in.user_id().clone()),
+        token: None,
+        services: ServiceAccess::All,
+    };
     let next = match form.text("next") {
         "/account/account-tokens" if actor.may(Action::ViewAccountTokens) => {
             "/account/account-tokens"

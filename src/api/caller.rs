@@ -1,0 +1,247 @@
+//! Who is calling: the token in `Fastly-Key`. A malformed key is refused by its
+//! checksum before any database work; a well-formed one costs one indexed query (the
+//! token with its owner's membership and its services), and one more for an engineer's
+//! service limits. Nothing is cached, so a revoked token is refused at once by every node.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+
+use super::api_error::{ApiError, ApiResult};
+use super::timestamp;
+use crate::db::account_store::{self, Account};
+use crate::db::member_store;
+use crate::db::token_store::{self, Token};
+use crate::db::user_store::User;
+use crate::domain::access::{Action, Principal, ServiceAccess, TokenGrant};
+use crate::domain::ids::{AccountId, UserId};
+use crate::domain::password::Password;
+use crate::domain::roles::Role;
+use crate::domain::secret::{self, TokenKind};
+use crate::http::ClientIp;
+use crate::ops::authentication::{self, Outcome};
+use crate::ops::Context;
+use crate::state::AppState;
+
+pub const KEY_HEADER: &str = "fastly-key";
+pub const OTP_HEADER: &str = "fastly-otp";
+
+/// The authenticated token of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who acts: the account, the role (the owner's, or the automation token's), the
+    /// owner, the token's scopes and services, the member's service access.
+    pub principal: Principal,
+    pub token: Token,
+    pub sudo_until: Option<i64>,
+    pub ip: String,
+}
+
+impl Caller {
+    pub fn account_id(&self) -> &AccountId {
+        &self.principal.account_id
+    }
+
+    /// The owner of a user token.
+    pub fn user_id(&self) -> Option<&UserId> {
+        self.principal.user_id.as_ref()
+    }
+
+    pub fn role(&self) -> Role {
+        self.principal.role
+    }
+
+    /// The owner, for endpoints that only make sense for a person's token.
+    pub fn require_user(&self) -> ApiResult<&UserId> {
+        self.user_id().ok_or_else(|| {
+            ApiError::forbidden("This endpoint needs a user token; automation tokens have no user.")
+        })
+    }
+
+    /// The one authorisation check (`domain::access`).
+    pub fn require(&self, action: Action<'_>) -> ApiResult<()> {
+        Ok(self.principal.require(action)?)
+    }
+
+    pub fn in_sudo(&self, now: i64) -> bool {
+        self.sudo_until.is_some_and(|until| until > now)
+    }
+}
+
+/// The key in `Fastly-Key`; an empty header counts as absent.
+fn presented_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    let Some(value) = headers.get(KEY_HEADER) else {
+        return Ok(None);
+    };
+    let key = value.to_str().map_err(|_| ApiError::unauthorized())?.trim();
+    Ok((!key.is_empty()).then_some(key))
+}
+
+pub fn otp(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(OTP_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResult<Caller> {
+    if secret::check_shape(key).is_err() {
+        return Err(ApiError::unauthorized());
+    }
+    let Some(found) = token_store::authenticate(&state.db.pool, &secret::digest(key)).await? else {
+        return Err(ApiError::unauthorized());
+    };
+    let now = state.clock.unix();
+    if let Some(expired_at) = found.token.expires_at.filter(|at| *at <= now) {
+        return Err(ApiError::unauthorized().with_msg(format!(
+            "Token {} expired at {}",
+            found.token.id,
+            timestamp(expired_at)
+        )));
+    }
+    let token = found.token;
+    let (role, owner) = match token.kind {
+        // The owner left the account or was locked: the token is worth nothing.
+        TokenKind::User if found.owner_locked => (None, None),
+        TokenKind::User => (found.member_role, token.user_id.clone()),
+        TokenKind::Automation => (token.role, None),
+    };
+    let role = role.ok_or_else(ApiError::unauthorized)?;
+    // Only engineers are ever limited to some services, and only as members: an
+    // automation token belongs to no one.
+    let services = match &owner {
+        Some(user) => {
+            member_store::service_access(&state.db.pool, &token.account_id, user, role).await?
+        }
+        None => ServiceAccess::All,
+    };
+    let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
+    let agent = parts
+        .headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    state.usage.note(&token.id, now, &ip, agent);
+    let principal = Principal {
+        account_id: token.account_id.clone(),
+        role,
+        user_id: owner,
+        token: Some(TokenGrant {
+            id: token.id.clone(),
+            kind: token.kind,
+            scopes: token.scope.clone(),
+            services: found.services,
+        }),
+        services,
+    };
+    Ok(Caller {
+        principal,
+        token,
+        sudo_until: found.sudo_until,
+        ip,
+    })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        match presented_key(&parts.headers)? {
+            Some(key) => {
+                let key = key.to_owned();
+                authenticate(parts, state, &key).await
+            }
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+/// A token when one is presented (for endpoints that also take a password); a key
+/// that is presented but bad is still refused.
+pub struct MaybeCaller(pub Option<Caller>);
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        match presented_key(&parts.headers)? {
+            Some(key) => {
+                let key = key.to_owned();
+                Ok(MaybeCaller(Some(authenticate(parts, state, &key).await?)))
+            }
+            None => Ok(MaybeCaller(None)),
+        }
+    }
+}
+
+/// The account, which must exist for a token or membership to be valid.
+pub async fn account(ctx: &Context, id: &AccountId) -> ApiResult<Account> {
+    account_store::find(&ctx.db.pool, id)
+        .await?
+        .ok_or_else(ApiError::unauthorized)
+}
+
+/// Checks the `Fastly-OTP` code of a user with two-factor authentication (and spends
+/// it); users without it pass. Missing or wrong: 400 `2fa.verify`, as Fastly answers;
+/// locked out after repeated wrong codes: 429.
+pub async fn second_factor(ctx: &Context, user: &User, code: Option<&str>) -> ApiResult<()> {
+    if !user.has_two_factor() {
+        return Ok(());
+    }
+    if let Some(wait) = authentication::second_factor_locked(ctx, &user.id).await? {
+        return Err(ApiError::throttled(wait));
+    }
+    let Some(code) = code else {
+        return Err(ApiError::two_factor());
+    };
+    if authentication::check_second_factor(ctx, user, code).await? {
+        Ok(())
+    } else {
+        Err(ApiError::two_factor())
+    }
+}
+
+/// Accounts that force two-factor authentication let no one without it mint
+/// credentials through the API.
+pub fn two_factor_required(account: &Account, user: &User) -> ApiResult<()> {
+    if account.forces_2fa() && !user.has_two_factor() {
+        return Err(ApiError::forbidden(
+            "This account requires two-factor authentication: set it up in the panel first.",
+        ));
+    }
+    Ok(())
+}
+
+/// Re-authenticates the owner of the presented token with their password and, when
+/// they have two-factor authentication, the `Fastly-OTP` code. `wrong` is the answer to
+/// a wrong password.
+pub async fn reauthenticate(
+    ctx: &Context,
+    caller: &Caller,
+    user: &User,
+    password: &str,
+    otp: Option<&str>,
+    wrong: impl Fn() -> ApiError,
+) -> ApiResult<()> {
+    let code = if user.has_two_factor() {
+        if let Some(wait) = authentication::second_factor_locked(ctx, &user.id).await? {
+            return Err(ApiError::throttled(wait));
+        }
+        // The caller already holds the user's token: saying a code is needed tells
+        // them nothing new, and spares a password check that could not succeed.
+        Some(otp.ok_or_else(ApiError::two_factor)?)
+    } else {
+        None
+    };
+    let password = Password::new(password);
+    let outcome =
+        authentication::reauthenticate(ctx, user, caller.account_id(), &password, code, &caller.ip)
+            .await?;
+    match outcome {
+        Outcome::Accepted(_) => Ok(()),
+        // The password was right but the code was not.
+        Outcome::WrongCode => Err(ApiError::two_factor()),
+        Outcome::Rejected => Err(wrong()),
+        Outcome::Throttled(wait) => Err(ApiError::throttled(wait)),
+    }
+}

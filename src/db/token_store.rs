@@ -1,0 +1,456 @@
+//! API tokens. Only the SHA-256 digest of a token string is stored.
+
+use std::collections::HashMap;
+
+use sqlx::{AnyConnection, FromRow};
+
+use super::types::Flag;
+use super::{Backend, Exec};
+use crate::domain::access::TokenFacts;
+use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
+use crate::domain::roles::{Role, ScopeSet};
+use crate::domain::secret::TokenKind;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Token {
+    pub id: TokenId,
+    pub account_id: AccountId,
+    pub kind: TokenKind,
+    /// The owner of a user token; None for automation tokens.
+    pub user_id: Option<UserId>,
+    /// Who created the token (automation tokens outlive their creator).
+    pub created_by: Option<UserId>,
+    pub name: String,
+    pub scope: ScopeSet,
+    /// An automation token's role; None for user tokens (they carry their owner's).
+    pub role: Option<Role>,
+    pub tls_access: Flag,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub last_used_ip: Option<String>,
+    pub last_used_agent: Option<String>,
+}
+
+impl Token {
+    /// What the rules about reaching a token look at.
+    pub fn facts(&self) -> TokenFacts<'_> {
+        TokenFacts {
+            kind: self.kind,
+            owner: self.user_id.as_ref(),
+        }
+    }
+
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+const TOKEN_COLUMNS: &str =
+    "id, account_id, kind, user_id, created_by, name, scope, role, tls_access, created_at, \
+                             expires_at, last_used_at, last_used_ip, last_used_agent";
+
+/// Everything needed to store a new token. `digest` is the SHA-256 of the secret.
+#[derive(Debug)]
+pub struct NewToken<'a> {
+    pub id: &'a TokenId,
+    pub account_id: &'a AccountId,
+    pub kind: TokenKind,
+    pub user_id: Option<&'a UserId>,
+    pub created_by: &'a UserId,
+    pub name: &'a str,
+    pub scope: &'a ScopeSet,
+    pub role: Option<Role>,
+    pub tls_access: bool,
+    pub digest: &'a str,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub service_ids: &'a [ServiceId],
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Created {
+    Yes,
+    LimitReached,
+    /// The owner of a user token is no longer a member of the account (removed while
+    /// the request was under way).
+    NotMember,
+}
+
+/// Stores a token unless its owner already has `limit` active user tokens in the
+/// account, or is no longer a member of it. Must run inside a transaction, and first in
+/// it: on PostgreSQL the owner's membership row is locked so concurrent creations queue
+/// (and a removal of the member waits for them, then counts their tokens); on SQLite the
+/// conditional INSERT takes the database write lock before it counts.
+pub async fn create(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    token: &NewToken<'_>,
+    limit: i64,
+) -> sqlx::Result<Created> {
+    if let (Backend::Postgres, Some(user_id)) = (backend, token.user_id) {
+        sqlx::query(
+            "SELECT user_id FROM memberships WHERE account_id = $1 AND user_id = $2 FOR UPDATE",
+        )
+        .bind(token.account_id)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    }
+    // The owner's membership is checked by the INSERT itself, on both backends: a member
+    // removed (or deleted) a moment ago must not get a token.
+    let inserted = sqlx::query(
+        "INSERT INTO tokens (id, account_id, kind, user_id, created_by, name, scope, role, tls_access, secret_digest, created_at, expires_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+         WHERE (SELECT COUNT(*) FROM tokens WHERE account_id = $2 AND user_id = $4 AND kind = 'user' \
+                AND (expires_at IS NULL OR expires_at > $11)) < $13 \
+           AND ($3 <> 'user' OR EXISTS (SELECT 1 FROM memberships WHERE account_id = $2 AND user_id = $4))",
+    )
+    .bind(token.id)
+    .bind(token.account_id)
+    .bind(token.kind)
+    .bind(token.user_id)
+    .bind(token.created_by)
+    .bind(token.name)
+    .bind(token.scope)
+    .bind(token.role)
+    .bind(Flag(token.tls_access))
+    .bind(token.digest)
+    .bind(token.created_at)
+    .bind(token.expires_at)
+    .bind(limit)
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        let member: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM memberships WHERE account_id = $1 AND user_id = $2")
+                .bind(token.account_id)
+                .bind(token.user_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        return Ok(if member.is_some() {
+            Created::LimitReached
+        } else {
+            Created::NotMember
+        });
+    }
+    for service_id in token.service_ids {
+        sqlx::query("INSERT INTO token_services (token_id, service_id) VALUES ($1, $2)")
+            .bind(token.id)
+            .bind(service_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(Created::Yes)
+}
+
+/// A user's own user tokens in one account, newest first.
+pub async fn owned_by<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    user_id: &UserId,
+) -> sqlx::Result<Vec<Token>> {
+    sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND user_id = $2 AND kind = 'user' \
+         ORDER BY created_at DESC, id"
+    ))
+    .bind(account_id)
+    .bind(user_id)
+    .fetch_all(ex)
+    .await
+}
+
+pub async fn find_owned<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    user_id: &UserId,
+    id: &TokenId,
+) -> sqlx::Result<Option<Token>> {
+    sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND user_id = $2 AND id = $3 AND kind = 'user'"
+    ))
+    .bind(account_id)
+    .bind(user_id)
+    .bind(id)
+    .fetch_optional(ex)
+    .await
+}
+
+/// Deletes a user's own token; the name of the deleted token, or None when there was
+/// no such token of theirs.
+pub async fn delete_owned<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    user_id: &UserId,
+    id: &TokenId,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "DELETE FROM tokens WHERE account_id = $1 AND user_id = $2 AND id = $3 AND kind = 'user' RETURNING name",
+    )
+    .bind(account_id)
+    .bind(user_id)
+    .bind(id)
+    .fetch_optional(ex)
+    .await
+}
+
+/// Service names per token for a user's own tokens: token id → [(service id, name)].
+pub async fn services_of_owned<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    user_id: &UserId,
+) -> sqlx::Result<HashMap<TokenId, Vec<(ServiceId, String)>>> {
+    let rows: Vec<(TokenId, ServiceId, String)> = sqlx::query_as(
+        "SELECT ts.token_id, s.id, s.name FROM token_services ts \
+         JOIN tokens t ON t.id = ts.token_id JOIN services s ON s.id = ts.service_id \
+         WHERE t.account_id = $1 AND t.user_id = $2 AND t.kind = 'user' ORDER BY s.name",
+    )
+    .bind(account_id)
+    .bind(user_id)
+    .fetch_all(ex)
+    .await?;
+    let mut map: HashMap<TokenId, Vec<(ServiceId, String)>> = HashMap::new();
+    for (token_id, service_id, name) in rows {
+        map.entry(token_id).or_default().push((service_id, name));
+    }
+    Ok(map)
+}
+
+/// What the two-year sweep removed, for its events.
+#[derive(Debug, FromRow)]
+pub struct Swept {
+    pub id: TokenId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub user_id: Option<UserId>,
+    pub last_used_at: Option<i64>,
+}
+
+/// Deletes the tokens whose last use (or creation, when never used) is before `cutoff`.
+pub async fn delete_unused_before<'e>(ex: impl Exec<'e>, cutoff: i64) -> sqlx::Result<Vec<Swept>> {
+    sqlx::query_as(
+        "DELETE FROM tokens WHERE COALESCE(last_used_at, created_at) < $1 \
+         RETURNING id, account_id, name, user_id, last_used_at",
+    )
+    .bind(cutoff)
+    .fetch_all(ex)
+    .await
+}
+
+pub async fn digest_exists<'e>(ex: impl Exec<'e>, digest: &str) -> sqlx::Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE secret_digest = $1")
+        .bind(digest)
+        .fetch_one(ex)
+        .await?;
+    Ok(n > 0)
+}
+
+/// A presented token as authentication needs it: the token, the owner's role in the
+/// token's account (user tokens) and whether the owner is locked, and its services.
+#[derive(Debug, Clone)]
+pub struct Presented {
+    pub token: Token,
+    pub sudo_until: Option<i64>,
+    /// The owner's role in the account; None for automation tokens, or when the owner
+    /// no longer belongs to the account.
+    pub member_role: Option<Role>,
+    pub owner_locked: bool,
+    /// Empty: all services.
+    pub services: Vec<ServiceId>,
+}
+
+#[derive(FromRow)]
+struct PresentedRow {
+    #[sqlx(flatten)]
+    token: Token,
+    sudo_until: Option<i64>,
+    member_role: Option<Role>,
+    owner_locked: Option<Flag>,
+    service_id: Option<ServiceId>,
+}
+
+/// Looks a token up by the digest of its secret: one indexed query that also brings
+/// the owner's membership and the token's services (one row per service).
+pub async fn authenticate<'e>(ex: impl Exec<'e>, digest: &str) -> sqlx::Result<Option<Presented>> {
+    let rows: Vec<PresentedRow> = sqlx::query_as(
+        "SELECT t.id, t.account_id, t.kind, t.user_id, t.created_by, t.name, t.scope, t.role, t.tls_access, \
+                t.created_at, t.expires_at, t.last_used_at, t.last_used_ip, t.last_used_agent, t.sudo_until, \
+                m.role AS member_role, u.locked AS owner_locked, ts.service_id \
+         FROM tokens t \
+         LEFT JOIN memberships m ON m.account_id = t.account_id AND m.user_id = t.user_id \
+         LEFT JOIN users u ON u.id = t.user_id \
+         LEFT JOIN token_services ts ON ts.token_id = t.id \
+         WHERE t.secret_digest = $1 ORDER BY ts.service_id",
+    )
+    .bind(digest)
+    .fetch_all(ex)
+    .await?;
+    let mut rows = rows.into_iter();
+    let Some(first) = rows.next() else {
+        return Ok(None);
+    };
+    let mut services: Vec<ServiceId> = first.service_id.into_iter().collect();
+    services.extend(rows.filter_map(|r| r.service_id));
+    Ok(Some(Presented {
+        token: first.token,
+        sudo_until: first.sudo_until,
+        member_role: first.member_role,
+        owner_locked: first.owner_locked.is_some_and(Flag::get),
+        services,
+    }))
+}
+
+/// One token of an account, any kind.
+pub async fn find_in_account<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    id: &TokenId,
+) -> sqlx::Result<Option<Token>> {
+    sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND id = $2"
+    ))
+    .bind(account_id)
+    .bind(id)
+    .fetch_optional(ex)
+    .await
+}
+
+/// An account's tokens, newest first; only those of `kind` when given.
+pub async fn in_account<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    kind: Option<TokenKind>,
+) -> sqlx::Result<Vec<Token>> {
+    sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND ($2 IS NULL OR kind = $2) \
+         ORDER BY created_at DESC, id"
+    ))
+    .bind(account_id)
+    .bind(kind)
+    .fetch_all(ex)
+    .await
+}
+
+/// Service ids per token, for every token of an account that is limited to some.
+pub async fn services_in_account<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+) -> sqlx::Result<HashMap<TokenId, Vec<ServiceId>>> {
+    let rows: Vec<(TokenId, ServiceId)> = sqlx::query_as(
+        "SELECT ts.token_id, ts.service_id FROM token_services ts JOIN tokens t ON t.id = ts.token_id \
+         WHERE t.account_id = $1 ORDER BY ts.service_id",
+    )
+    .bind(account_id)
+    .fetch_all(ex)
+    .await?;
+    let mut map: HashMap<TokenId, Vec<ServiceId>> = HashMap::new();
+    for (token_id, service_id) in rows {
+        map.entry(token_id).or_default().push(service_id);
+    }
+    Ok(map)
+}
+
+/// The service ids of one token (empty: all services).
+pub async fn services_of<'e>(
+    ex: impl Exec<'e>,
+    token_id: &TokenId,
+) -> sqlx::Result<Vec<ServiceId>> {
+    sqlx::query_scalar(
+        "SELECT service_id FROM token_services WHERE token_id = $1 ORDER BY service_id",
+    )
+    .bind(token_id)
+    .fetch_all(ex)
+    .await
+}
+
+/// Which tokens a deletion may touch.
+#[derive(Debug, Clone, Copy)]
+pub struct DeleteScope<'a> {
+    pub account_id: &'a AccountId,
+    /// Only this user's user tokens (None: any token of the account).
+    pub owner: Option<&'a UserId>,
+    /// Only tokens of this kind.
+    pub kind: Option<TokenKind>,
+}
+
+/// What a deletion removed, for its event.
+#[derive(Debug, FromRow)]
+pub struct Deleted {
+    pub name: String,
+    pub kind: TokenKind,
+    pub user_id: Option<UserId>,
+}
+
+/// Deletes one token within `scope`; what it was, or None when there is no such token
+/// there.
+pub async fn delete_scoped<'e>(
+    ex: impl Exec<'e>,
+    scope: &DeleteScope<'_>,
+    id: &TokenId,
+) -> sqlx::Result<Option<Deleted>> {
+    sqlx::query_as(
+        "DELETE FROM tokens WHERE id = $1 AND account_id = $2 \
+         AND ($3 IS NULL OR (user_id = $3 AND kind = 'user')) AND ($4 IS NULL OR kind = $4) \
+         RETURNING name, kind, user_id",
+    )
+    .bind(id)
+    .bind(scope.account_id)
+    .bind(scope.owner)
+    .bind(scope.kind)
+    .fetch_optional(ex)
+    .await
+}
+
+/// Puts a token in sudo mode until `until`.
+pub async fn set_sudo<'e>(ex: impl Exec<'e>, id: &TokenId, until: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE tokens SET sudo_until = $1 WHERE id = $2")
+        .bind(until)
+        .bind(id)
+        .execute(ex)
+        .await
+        .map(|_| ())
+}
+
+/// Records when, from where and by what a token was last used. Never moves the time
+/// backwards (another node may have written a later use).
+pub async fn record_use<'e>(
+    ex: impl Exec<'e>,
+    id: &TokenId,
+    at: i64,
+    ip: &str,
+    agent: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE tokens SET last_used_at = $1, last_used_ip = $2, last_used_agent = $3 \
+         WHERE id = $4 AND (last_used_at IS NULL OR last_used_at <= $1)",
+    )
+    .bind(at)
+    .bind(ip)
+    .bind(agent)
+    .bind(id)
+    .execute(ex)
+    .await
+    .map(|_| ())
+}
+
+pub async fn find_by_id<'e>(ex: impl Exec<'e>, id: &TokenId) -> sqlx::Result<Option<Token>> {
+    sqlx::query_as(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(ex)
+        .await
+}
+
+/// All user tokens (active or expired) a user holds in an account.
+pub async fn count_owned<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    user_id: &UserId,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tokens WHERE account_id = $1 AND user_id = $2 AND kind = 'user'",
+    )
+    .bind(account_id)
+    .bind(user_id)
+    .fetch_one(ex)
+    .await
+}

@@ -1,0 +1,23 @@
+//! What the pages and the API share about HTTP: the client's address, strict form
+//! parsing, and whether htmx asked for a fragment. Neither `web` nor `api` imports the
+//! other; both import this.
+
+mod client_ip;
+mod form;
+mod htmx;
+
+pub use client_ip::{ClientIp, ProxyTrust};
+pub use form::Form;
+pub use htmx::{is_htmx, wants_fragment};
+
+/// An error and its sources on one line, for the single log line of a failed request.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

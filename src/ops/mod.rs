@@ -1,0 +1,42 @@
+//! Operations that change what is stored: each owns its transaction and writes its
+//! event in it, so the pages, the API and the command line change things one way.
+//! They take a `Context` (database, clock, settings, password hasher, server key),
+//! never the web or API state.
+
+pub mod account_security;
+pub mod authentication;
+pub mod first_run;
+pub mod membership;
+pub mod service_catalog;
+pub mod token_lifecycle;
+pub mod token_usage;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::SharedClock;
+use crate::db::Db;
+use crate::domain::crypto::SecretKey;
+use crate::domain::password::Passwords;
+
+/// Settings fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub sudo_seconds: i64,
+    pub session_idle: Duration,
+    pub secure_cookies: bool,
+    pub trust_forwarded_for: bool,
+    /// Active user tokens a user may hold per account.
+    pub token_limit: i64,
+}
+
+/// What operations need: the database, the clock, the settings, the password hasher
+/// and the server key.
+#[derive(Clone)]
+pub struct Context {
+    pub db: Db,
+    pub clock: SharedClock,
+    pub settings: Arc<Settings>,
+    pub passwords: Passwords,
+    pub secret_key: Arc<SecretKey>,
+}

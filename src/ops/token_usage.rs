@@ -1,0 +1,156 @@
+//! Last-used time, address and user agent of tokens, coalesced in memory and written
+//! about once a second, so a busy token costs one UPDATE per flush, not one per request.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::db::{token_store, Db};
+use crate::domain::ids::TokenId;
+
+/// How often the buffer is written out.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// User agents are kept to this many characters.
+const MAX_AGENT_CHARS: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Use {
+    at: i64,
+    ip: String,
+    agent: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TokenUsage {
+    pending: Arc<Mutex<HashMap<TokenId, Use>>>,
+    writes: Arc<AtomicU64>,
+}
+
+impl TokenUsage {
+    fn lock(&self) -> MutexGuard<'_, HashMap<TokenId, Use>> {
+        // A panic while holding the lock leaves a map that is still usable.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes one use of a token; cheap, never touches the database.
+    pub fn note(&self, token_id: &TokenId, at: i64, ip: &str, agent: Option<&str>) {
+        let agent = agent.map(|a| match a.char_indices().nth(MAX_AGENT_CHARS) {
+            Some((cut, _)) => &a[..cut],
+            None => a,
+        });
+        let mut pending = self.lock();
+        match pending.get_mut(token_id) {
+            Some(last) => {
+                if at >= last.at {
+                    last.at = at;
+                    if last.ip != ip {
+                        ip.clone_into(&mut last.ip);
+                    }
+                    if last.agent.as_deref() != agent {
+                        last.agent = agent.map(str::to_owned);
+                    }
+                }
+            }
+            None => {
+                pending.insert(
+                    token_id.clone(),
+                    Use {
+                        at,
+                        ip: ip.to_owned(),
+                        agent: agent.map(str::to_owned),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Tokens with a use not yet written.
+    pub fn pending(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// UPDATE statements written so far (for tests and metrics).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Writes every pending use in one transaction. On failure the uses go back into
+    /// the buffer (unless a newer use arrived meanwhile) for the next flush.
+    pub async fn flush(&self, db: &Db) -> sqlx::Result<usize> {
+        let batch: Vec<(TokenId, Use)> = self.lock().drain().collect();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let result = async {
+            let mut tx = db.pool.begin().await?;
+            for (id, used) in &batch {
+                token_store::record_use(&mut *tx, id, used.at, &used.ip, used.agent.as_deref())
+                    .await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                Ok(batch.len())
+            }
+            Err(e) => {
+                let mut pending = self.lock();
+                for (id, used) in batch {
+                    pending.entry(id).or_insert(used);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Flushes every `FLUSH_EVERY` until the task is aborted.
+    pub async fn run(self, db: Db) {
+        let mut every = tokio::time::interval(FLUSH_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(e) = self.flush(&db).await {
+                tracing::warn!(error = %e, "could not record token use");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uses_of_one_token_coalesce_into_the_latest() {
+        let log = TokenUsage::default();
+        log.note(&TokenId::from_raw("t1"), 100, "10.0.0.1", Some("curl/8"));
+        log.note(&TokenId::from_raw("t1"), 101, "10.0.0.2", None);
+        log.note(&TokenId::from_raw("t1"), 99, "10.0.0.3", Some("late"));
+        log.note(
+            &TokenId::from_raw("t2"),
+            100,
+            "10.0.0.1",
+            Some(&"x".repeat(1000)),
+        );
+        assert_eq!(log.pending(), 2);
+        let pending = log.lock();
+        assert_eq!(
+            pending.get(&TokenId::from_raw("t1")),
+            Some(&Use {
+                at: 101,
+                ip: "10.0.0.2".into(),
+                agent: None
+            })
+        );
+        assert_eq!(
+            pending
+                .get(&TokenId::from_raw("t2"))
+                .and_then(|u| u.agent.as_ref())
+                .map(String::len),
+            Some(MAX_AGENT_CHARS)
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! The state every request handler shares: the operations' context plus the buffer of
+//! token uses not yet written.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::domain::crypto::SecretKey;
+use crate::domain::password::Passwords;
+use crate::http::ProxyTrust;
+use crate::ops::token_usage::TokenUsage;
+use crate::ops::{Context, Settings};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub ctx: Context,
+    /// Token uses noted by the API, written about once a second.
+    pub usage: TokenUsage,
+}
+
+/// Handlers read the context's fields directly (`state.db`, `state.clock`) and pass
+/// `&state` wherever an operation wants a `&Context`.
+impl Deref for AppState {
+    type Target = Context;
+
+    fn deref(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+impl FromRef<AppState> for ProxyTrust {
+    fn from_ref(state: &AppState) -> ProxyTrust {
+        ProxyTrust {
+            forwarded_for: state.settings.trust_forwarded_for,
+        }
+    }
+}
+
+impl AppState {
+    /// The state every entry point shares; `secure_cookies` depends on where the
+    /// server listens. The key comes from `app::load_secret_key`, which callers run
+    /// before touching the database so a missing key is reported first.
+    pub fn new(
+        config: &Config,
+        db: Db,
+        clock: SharedClock,
+        secret_key: SecretKey,
+        secure_cookies: bool,
+    ) -> Result<AppState, String> {
+        let concurrency = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let passwords = Passwords::new(concurrency).map_err(|e| e.to_string())?;
+        let settings = Settings {
+            sudo_seconds: config.sudo_duration().as_secs() as i64,
+            session_idle: config.session_idle(),
+            secure_cookies,
+            trust_forwarded_for: config.trust_forwarded_for,
+            token_limit: 100,
+        };
+        Ok(AppState {
+            ctx: Context {
+                db,
+                clock,
+                passwords,
+                settings: Arc::new(settings),
+                secret_key: Arc::new(secret_key),
+            },
+            usage: TokenUsage::default(),
+        })
+    }
+}

@@ -1,0 +1,150 @@
+//! Users (superusers): the members of the current account. Add a new user (with an
+//! initial password or a one-time set-password link), add an existing user as a member,
+//! change a member's role and service limits, remove a member, delete a user. Also the
+//! page behind a set-password link.
+
+mod add;
+mod edit;
+mod list;
+mod removal;
+mod set_password;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::error::WebError;
+use super::page::date;
+use super::session::SignedIn;
+use crate::db::member_store::{self, MemberSummary};
+use crate::db::service_store::{self, Service};
+use crate::domain::access::ServiceAccess;
+use crate::domain::ids::{ServiceId, UserId};
+use crate::domain::roles::{Role, ServicePermission};
+use crate::ops::membership::{Acting, MembershipError};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/account/users", get(list::list).post(add::create))
+        .route("/account/users/new", get(add::new_form))
+        .route(
+            "/account/users/existing",
+            get(add::existing_form).post(add::add_existing),
+        )
+        .route("/account/users/{id}", get(edit::edit))
+        .route("/account/users/{id}/role", post(edit::change_role))
+        .route("/account/users/{id}/services", post(edit::set_services))
+        .route(
+            "/account/users/{id}/remove",
+            get(removal::confirm_remove).post(removal::remove),
+        )
+        .route(
+            "/account/users/{id}/delete",
+            get(removal::confirm_delete).post(removal::delete),
+        )
+        .route(
+            "/set-password",
+            get(set_password::page).post(set_password::set_password),
+        )
+}
+
+/// Who acts in a member change: the signed-in superuser, from this address.
+fn acting<'a>(signed_in: &'a SignedIn, ip: &'a str) -> Acting<'a> {
+    Acting {
+        account_id: signed_in.account_id(),
+        actor: signed_in.user_id(),
+        ip,
+    }
+}
+
+/// A member change refused, or failed, with no form to show it on.
+fn membership_failure(e: MembershipError) -> WebError {
+    match e {
+        MembershipError::Database(e) => e.into(),
+        MembershipError::NotFound
+        | MembershipError::EmailTaken
+        | MembershipError::AlreadyMember
+        | MembershipError::Refused(_) => WebError::NotFound,
+    }
+}
+
+/// A member as the pages show them.
+pub struct MemberRow {
+    pub id: UserId,
+    pub name: String,
+    pub email: String,
+    pub role: &'static str,
+    pub is_engineer: bool,
+    pub services: String,
+    pub user_tokens: i64,
+    pub joined: String,
+    pub has_password: bool,
+    pub is_you: bool,
+}
+
+/// A member's row. `names` are the account's services and `limits` the member's
+/// service permission rows (both fetched once for a whole list).
+fn member_row(
+    member: &MemberSummary,
+    you: &UserId,
+    names: &[Service],
+    limits: Vec<(ServiceId, ServicePermission)>,
+) -> MemberRow {
+    let services = match ServiceAccess::of(member.role, limits) {
+        ServiceAccess::All => "All services".to_owned(),
+        ServiceAccess::Limited(list) => list
+            .iter()
+            .filter_map(|(id, p)| {
+                let service = names.iter().find(|s| &s.id == id)?;
+                Some(format!("{} ({})", service.name, p.label()))
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    MemberRow {
+        id: member.user_id.clone(),
+        name: member.name.clone(),
+        email: member.email.clone(),
+        role: member.role.label(),
+        is_engineer: member.role == Role::Engineer,
+        services,
+        user_tokens: member.user_tokens,
+        joined: date(member.joined_at),
+        has_password: member.has_password.get(),
+        is_you: member.user_id == *you,
+    }
+}
+
+/// One member's row, with their service limits.
+async fn one_member_row(
+    state: &AppState,
+    signed_in: &SignedIn,
+    member: &MemberSummary,
+) -> Result<MemberRow, WebError> {
+    let account_id = signed_in.account_id();
+    let names = service_store::list(&state.db.pool, account_id).await?;
+    let limits =
+        member_store::service_permissions(&state.db.pool, account_id, &member.user_id).await?;
+    Ok(member_row(member, signed_in.user_id(), &names, limits))
+}
+
+pub struct RoleChoice {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+fn role_choices(current: &str) -> Vec<RoleChoice> {
+    Role::ALL
+        .into_iter()
+        .map(|r| RoleChoice {
+            value: r.as_str(),
+            label: r.label(),
+            selected: r.as_str() == current,
+        })
+        .collect()
+}
+
+fn tokens_link(user_id: &UserId) -> String {
+    format!("/account/account-tokens?type=user&owner={user_id}")
+}

@@ -106,6 +106,18 @@ pub async fn create(
     Ok(id)
 }
 
+/// A service made by an operator tool or a test: no actor, no event.
+pub async fn create_for_operator(
+    db: &crate::db::Db,
+    account_id: &AccountId,
+    name: &str,
+    now: i64,
+) -> Result<ServiceId, sqlx::Error> {
+    let id = ServiceId::generate();
+    service_store::create(&db.pool, account_id, &id, name, now).await?;
+    Ok(id)
+}
+
 pub async fn rename(
     ctx: &Context,
     service: &Service,

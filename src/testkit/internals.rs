@@ -14,12 +14,13 @@ use crate::app::Server;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::event_store::{self, NewEvent};
-use crate::db::{account_store, member_store, service_store, user_store, Backend};
+use crate::db::{member_store, user_store, Backend};
 use crate::domain::access::{self, EventFacts};
 use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
 use crate::domain::password::Password;
 use crate::domain::{crypto, random, secret, totp};
-use crate::ops::{authentication, first_run, token_lifecycle};
+use crate::ops::{first_run, membership, service_catalog, token_lifecycle};
+use crate::state::AppState;
 
 use super::{EventSpec, TokenSpec};
 
@@ -28,7 +29,7 @@ pub use crate::domain::secret::TokenKind;
 pub use crate::ops::token_lifecycle::{ImportError, IssueError};
 
 /// The application state of one running server: the kit passes it around opaquely.
-pub type State = crate::state::AppState;
+pub type State = AppState;
 
 /// The name of the session cookie the panel sets.
 pub const SESSION_COOKIE: &str = crate::web::SESSION_COOKIE;
@@ -39,6 +40,11 @@ pub const TOTP_STEP: i64 = totp::STEP_SECONDS;
 /// The TOTP code of `secret` (base32) at Unix time `unix`.
 pub fn totp_code(secret: &str, unix: i64) -> Option<String> {
     totp::code_at(secret, unix)
+}
+
+/// A date as the pages write it (`2026-11-28`).
+pub fn page_date(unix: i64) -> String {
+    crate::web::page::date(unix)
 }
 
 /// The digest stored for a token string.
@@ -169,33 +175,18 @@ fn now(state: &State) -> i64 {
     state.clock.unix()
 }
 
-// The kit speaks of ids as strings; the typed ids start here.
-fn account_id(id: &str) -> AccountId {
-    AccountId::from_raw(id)
-}
-
-fn user_id(id: &str) -> UserId {
-    UserId::from_raw(id)
-}
-
-fn service_ids(ids: &[String]) -> Vec<ServiceId> {
-    ids.iter().map(ServiceId::from_raw).collect()
-}
-
 pub async fn create_account(state: &State, name: &str) -> String {
-    let id = AccountId::generate();
-    account_store::create(pool(state), &id, name, now(state))
+    first_run::create_account(&state.db, name, now(state))
         .await
-        .expect("create an account");
-    id.to_string()
+        .expect("create an account")
+        .to_string()
 }
 
 pub async fn create_service(state: &State, account: &str, name: &str) -> String {
-    let id = ServiceId::generate();
-    service_store::create(pool(state), &account_id(account), &id, name, now(state))
+    service_catalog::create_for_operator(&state.db, &AccountId::from_raw(account), name, now(state))
         .await
-        .expect("create a service");
-    id.to_string()
+        .expect("create a service")
+        .to_string()
 }
 
 /// A user with a member role in `account`; without a password they cannot sign in.
@@ -217,16 +208,19 @@ pub async fn create_member(
         ),
         None => None,
     };
-    let id = UserId::generate();
-    let mut tx = pool(state).begin().await.expect("begin");
-    user_store::create(&mut *tx, &id, email, name, hash.as_deref(), now(state))
-        .await
-        .expect("create a user");
-    member_store::add(&mut *tx, &account_id(account), &id, role, now(state))
-        .await
-        .expect("add the user to the account");
-    tx.commit().await.expect("commit");
-    id.to_string()
+    membership::create_member(
+        &state.db,
+        &AccountId::from_raw(account),
+        email,
+        name,
+        hash.as_deref(),
+        role,
+        now(state),
+    )
+    .await
+    .expect("create a member")
+    .expect("the email is free")
+    .to_string()
 }
 
 /// Many password-less members at once, in one transaction: (email, name, role) each.
@@ -235,27 +229,24 @@ pub async fn create_members(
     account: &str,
     members: &[(String, String, Role)],
 ) -> Vec<String> {
-    let mut tx = pool(state).begin().await.expect("begin");
+    let account = AccountId::from_raw(account);
     let mut ids = Vec::with_capacity(members.len());
     for (email, name, role) in members {
-        let id = UserId::generate();
-        user_store::create(&mut *tx, &id, email, name, None, now(state))
-            .await
-            .expect("create a user");
-        member_store::add(&mut *tx, &account_id(account), &id, *role, now(state))
-            .await
-            .expect("add the user to the account");
+        let id =
+            membership::create_member(&state.db, &account, email, name, None, *role, now(state))
+                .await
+                .expect("create a member")
+                .expect("the email is free");
         ids.push(id.to_string());
     }
-    tx.commit().await.expect("commit");
     ids
 }
 
 pub async fn add_member(state: &State, account: &str, user: &str, role: Role) {
     member_store::add(
         pool(state),
-        &account_id(account),
-        &user_id(user),
+        &AccountId::from_raw(account),
+        &UserId::from_raw(user),
         role,
         now(state),
     )
@@ -272,8 +263,8 @@ pub async fn limit_to(
 ) {
     member_store::set_service_permission(
         pool(state),
-        &account_id(account),
-        &user_id(user),
+        &AccountId::from_raw(account),
+        &UserId::from_raw(user),
         &ServiceId::from_raw(service),
         permission,
     )
@@ -286,22 +277,26 @@ pub async fn service_limits(
     account: &str,
     user: &str,
 ) -> Vec<(String, ServicePermission)> {
-    member_store::service_permissions(pool(state), &account_id(account), &user_id(user))
-        .await
-        .expect("read service limits")
-        .into_iter()
-        .map(|(service, permission)| (service.to_string(), permission))
-        .collect()
+    member_store::service_permissions(
+        pool(state),
+        &AccountId::from_raw(account),
+        &UserId::from_raw(user),
+    )
+    .await
+    .expect("read service limits")
+    .into_iter()
+    .map(|(service, permission)| (service.to_string(), permission))
+    .collect()
 }
 
 /// Issues a token as the pages and the API would after their checks: (id, string).
 pub async fn issue(state: &State, spec: &TokenSpec) -> Result<(String, String), IssueError> {
     let scopes = ScopeSet::parse(&spec.scope).expect("a valid scope");
-    let services = service_ids(&spec.services);
+    let services: Vec<ServiceId> = spec.services.iter().map(ServiceId::from_raw).collect();
     let request = token_lifecycle::TokenRequest {
         kind: spec.kind,
-        account_id: &account_id(&spec.account_id),
-        actor_id: &user_id(&spec.actor_id),
+        account_id: &AccountId::from_raw(spec.account_id.clone()),
+        actor_id: &UserId::from_raw(spec.actor_id.clone()),
         name: &spec.name,
         scopes: &scopes,
         services: &services,
@@ -318,8 +313,8 @@ pub async fn issue(state: &State, spec: &TokenSpec) -> Result<(String, String), 
 /// does; returns the secret (base32).
 pub async fn enrol_two_factor(state: &State, user: &str) -> String {
     let secret = totp::generate_secret();
-    let user = user_id(user);
-    let sealed = authentication::seal_totp_secret(state, &user, &secret);
+    let user = UserId::from_raw(user);
+    let sealed = crate::ops::authentication::seal_totp_secret(state, &user, &secret);
     user_store::enable_totp(pool(state), &user, &sealed, 0)
         .await
         .expect("store the two-factor secret");
@@ -343,7 +338,7 @@ pub async fn import_legacy_key(
     account: &str,
     key: &str,
 ) -> Result<String, ImportError> {
-    token_lifecycle::import_legacy_key(state, &account_id(account), key)
+    token_lifecycle::import_legacy_key(state, &AccountId::from_raw(account), key)
         .await
         .map(|id| id.to_string())
 }
@@ -354,21 +349,28 @@ pub fn usage_writes(state: &State) -> u64 {
 
 /// Records an event as the panel would have, at Unix time `at`.
 pub async fn record_event(state: &State, event: &EventSpec<'_>, at: i64) {
-    let account = event.account_id.map(account_id);
-    let actor = event.actor_id.map(user_id);
+    let account = event.account_id.map(AccountId::from_raw);
+    let actor = event.actor_id.map(UserId::from_raw);
     let token = event.token_id.map(TokenId::from_raw);
     let service = event.service_id.map(ServiceId::from_raw);
-    let kind = event.event_type.parse().expect("a known event type");
-    let new = NewEvent {
-        account_id: account.as_ref(),
-        event_type: kind,
-        actor_id: actor.as_ref(),
-        token_id: token.as_ref(),
-        service_id: service.as_ref(),
-        ip: event.ip,
-        description: event.description.to_owned(),
-        metadata: event.metadata.clone(),
-    };
+    let mut new = NewEvent::new(
+        event.event_type.parse().expect("a known event type"),
+        event.description,
+    )
+    .actor(actor.as_ref())
+    .ip(event.ip);
+    if let Some(account) = &account {
+        new = new.account(account);
+    }
+    if let Some(token) = &token {
+        new = new.token(token);
+    }
+    if let Some(service) = &service {
+        new = new.service(service);
+    }
+    if let Some(metadata) = &event.metadata {
+        new = new.metadata(metadata.clone());
+    }
     event_store::record(pool(state), &new, at)
         .await
         .expect("record an event");
@@ -396,12 +398,13 @@ pub async fn visible_by_rule(
         Viewer::User(id) => access::Viewer::User(UserId::from_raw(id)),
         Viewer::Token(id) => access::Viewer::Token(TokenId::from_raw(id)),
     };
-    let scope = access::event_scope(role, viewer, limits.as_deref().map(service_ids));
+    let limits = limits.map(|ids| ids.into_iter().map(ServiceId::from_raw).collect());
+    let scope = access::event_scope(role, viewer, limits);
     event_store::recent(pool(state), i64::MAX)
         .await
         .expect("read the events")
         .into_iter()
-        .filter(|e| e.account_id.as_ref().is_some_and(|a| a.as_str() == account))
+        .filter(|e| e.account_id.as_ref().is_some_and(|a| *a == *account))
         .filter(|e| {
             access::event_visible(
                 &scope,

@@ -27,10 +27,11 @@ pub use api::{Api, Reply};
 pub use app::{EventSpec, Issuer, Persona, TestApp, Token, TokenSpec, TEST_SECRET_KEY};
 pub use database::TestDb;
 pub use internals::{
-    digest, is_token_shaped, random_base62, random_id, totp_code, unissued_key, ImportError,
-    IssueError, Role, Scope, ScopeSet, ServicePermission, TestClock, TokenKind, Viewer, TOTP_STEP,
+    digest, is_token_shaped, page_date, random_base62, random_id, totp_code, unissued_key,
+    ImportError, IssueError, Role, Scope, ScopeSet, ServicePermission, TestClock, TokenKind,
+    Viewer, TOTP_STEP,
 };
-pub use pages::{csrf_in, hidden, page_date, urlencode, Client, Page};
+pub use pages::{csrf_in, hidden, urlencode, Client, Page};
 
 /// Runs each named `async fn(TestApp)` once on SQLite and once on PostgreSQL (skipped,
 /// with a printed line, without TEST_DATABASE_URL, except under `CI=true`).

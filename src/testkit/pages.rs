@@ -72,17 +72,6 @@ pub fn hidden(html: &str, name: &str) -> Option<String> {
     Some(html[start..end].to_owned())
 }
 
-/// A date as the pages write it (`2026-11-28`), in UTC.
-pub fn page_date(unix: i64) -> String {
-    let day = time::OffsetDateTime::from_unix_timestamp(unix).expect("a representable time");
-    format!(
-        "{:04}-{:02}-{:02}",
-        day.year(),
-        u8::from(day.month()),
-        day.day()
-    )
-}
-
 /// Percent-encoding as an HTML form does it.
 pub fn urlencode(s: &str) -> String {
     let mut out = String::new();

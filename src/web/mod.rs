@@ -6,7 +6,7 @@ mod csrf;
 mod error;
 mod event_log;
 mod headers;
-mod page;
+pub(crate) mod page;
 mod personal_tokens;
 mod security;
 mod service_pages;

@@ -128,7 +128,6 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         user_id: owner,
         token: Some(TokenGrant {
             id: token.id.clone(),
-            kind: token.kind,
             scopes: token.scope.clone(),
             services: found.services,
         }),

@@ -100,7 +100,7 @@ pub async fn confirm_revoke(
     let services = list::services_of(&state.db.pool, &ids).await?;
     let tokens: Vec<AccountTokenRow> = found
         .iter()
-        .map(|t| row(t, services.get(&t.id), now))
+        .map(|t| row(t, services.get(&t.token.id), now))
         .collect();
     if is_htmx(&headers) {
         return render(&ConfirmFragment {

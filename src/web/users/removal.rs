@@ -64,20 +64,18 @@ async fn confirm(
 pub async fn confirm_remove(
     State(state): State<AppState>,
     signed_in: SignedIn,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> Result<Response, WebError> {
     signed_in.require(Action::ManageUsers)?;
-    let id = UserId::from_raw(id);
     render(&confirm(&state, &signed_in, &id, "remove", None).await?)
 }
 
 pub async fn confirm_delete(
     State(state): State<AppState>,
     signed_in: SignedIn,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> Result<Response, WebError> {
     signed_in.require(Action::ManageUsers)?;
-    let id = UserId::from_raw(id);
     render(&confirm(&state, &signed_in, &id, "delete", None).await?)
 }
 
@@ -86,11 +84,10 @@ async fn end_membership(
     state: &AppState,
     signed_in: &SignedIn,
     ip: &str,
-    id: String,
+    id: UserId,
     delete: bool,
 ) -> Result<Response, WebError> {
     signed_in.require(Action::ManageUsers)?;
-    let id = UserId::from_raw(id);
     match membership::end_membership(state, acting(signed_in, ip), &id, delete).await {
         Ok(()) => {
             let done = if delete { "deleted" } else { "removed" };
@@ -109,7 +106,7 @@ pub async fn remove(
     State(state): State<AppState>,
     signed_in: SignedIn,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     _form: Form,
 ) -> Result<Response, WebError> {
     end_membership(&state, &signed_in, &ip, id, false).await
@@ -119,7 +116,7 @@ pub async fn delete(
     State(state): State<AppState>,
     signed_in: SignedIn,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     _form: Form,
 ) -> Result<Response, WebError> {
     end_membership(&state, &signed_in, &ip, id, true).await

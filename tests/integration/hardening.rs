@@ -8,6 +8,7 @@ on_both_databases!(
     concurrent_sudo_guesses_reach_argon2_at_most_five_times,
     concurrent_wrong_codes_are_checked_at_most_five_times,
     too_many_password_checks_at_once_are_told_to_come_back,
+    a_client_cannot_choose_its_address_behind_a_proxy,
 );
 
 const ATTACKER: &str = "203.0.113.7";
@@ -179,4 +180,39 @@ async fn too_many_password_checks_at_once_are_told_to_come_back(app: TestApp) {
     assert!(!busy.is_empty(), "a bounded queue turns some away: {all:?}");
     assert!(busy.iter().all(|r| r.header("retry-after") == "1"));
     assert!(busy.iter().all(|r| r.msg().contains("Try again")));
+}
+
+async fn a_client_cannot_choose_its_address_behind_a_proxy(app: TestApp) {
+    // The client sends its own X-Forwarded-For line; the proxy appends the address it
+    // saw as a second line. The address recorded is the proxy's word, not the client's.
+    let node = app.node_behind_proxy().await;
+    let ada = app.persona(Role::User).await;
+    let api = node.api();
+    api.send(
+        api.request(Method::POST, "/tokens", None)
+            .header("x-forwarded-for", "6.6.6.6")
+            .header("x-forwarded-for", "203.0.113.50")
+            .basic_auth(&ada.email, Some("wrong password")),
+    )
+    .await
+    .expect(401);
+    let ips: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT ip FROM events WHERE event_type = 'user.login_failure'")
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(ips, vec![Some("203.0.113.50".to_owned())]);
+    // Throttling follows the same address: five failures from it, then a refusal,
+    // while the spoofed address is untouched.
+    for _ in 0..4 {
+        api.send(token_by_password(&api, "203.0.113.50", &ada, "wrong"))
+            .await
+            .expect(401);
+    }
+    api.send(token_by_password(&api, "203.0.113.50", &ada, &ada.password))
+        .await
+        .expect(429);
+    api.send(token_by_password(&api, "6.6.6.6", &ada, &ada.password))
+        .await
+        .expect(200);
 }

@@ -8,6 +8,7 @@ mod customer_endpoints;
 mod event_feed;
 pub mod fields;
 pub mod json_errors;
+mod paging;
 mod service_endpoints;
 mod token_creation;
 mod token_json;

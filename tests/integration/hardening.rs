@@ -11,6 +11,7 @@ on_both_databases!(
     a_client_cannot_choose_its_address_behind_a_proxy,
     a_token_limited_to_a_service_reads_only_its_events,
     lists_come_in_bounded_pages,
+    a_far_future_expiry_is_refused,
 );
 
 const ATTACKER: &str = "203.0.113.7";
@@ -309,4 +310,39 @@ async fn lists_come_in_bounded_pages(app: TestApp) {
     api.get("/events?page[number]=100&page[size]=100", &key)
         .await
         .expect(200);
+}
+
+async fn a_far_future_expiry_is_refused(app: TestApp) {
+    let api = app.api();
+    let ada = app.persona(Role::User).await;
+    let reply = api
+        .post_form(
+            "/tokens",
+            None,
+            &[
+                ("username", ada.email.as_str()),
+                ("password", ada.password.as_str()),
+                ("expires_at", "9999-12-31T23:59:59-23:59"),
+            ],
+        )
+        .await;
+    reply.expect(422);
+    assert!(
+        reply.msg().contains("no later than 9999-12-31"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(app.count("tokens").await, 0, "nothing stored");
+    // The last second of 9999 is still a date the panel can show.
+    api.post_form(
+        "/tokens",
+        None,
+        &[
+            ("username", ada.email.as_str()),
+            ("password", ada.password.as_str()),
+            ("expires_at", "9999-12-31T23:59:59Z"),
+        ],
+    )
+    .await
+    .expect(200);
 }

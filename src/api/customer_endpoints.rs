@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::api_error::ApiResult;
 use super::caller::{self, Caller};
-use super::{json, timestamp};
 use super::user_endpoints::own_customer;
+use super::{json, timestamp};
 use crate::domain::access::Action;
 use crate::domain::ids::AccountId;
 use crate::state::AppState;

@@ -74,6 +74,10 @@ id_type!(
     /// A service of an account.
     ServiceId
 );
+id_type!(
+    /// A pending invitation to join an account (not its link's secret).
+    InvitationId
+);
 
 #[cfg(test)]
 mod tests {

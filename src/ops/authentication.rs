@@ -88,6 +88,53 @@ fn ip_key(ip: &str) -> String {
     format!("login:ip:{ip}")
 }
 
+/// A password checked under the sign-in throttle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordCheck {
+    Matched,
+    Wrong,
+    /// Too many recent failures for this email or address: not checked. Seconds to wait.
+    Throttled(i64),
+}
+
+/// One password check under the sign-in throttle (failures per email and per address),
+/// for everything that asks a person for their password as sign-in does: sign-in
+/// itself and the current password of a password change. `hash` is None for an unknown
+/// email or a user who cannot sign in: the check then costs the same and fails. A
+/// failure counts against the email and the address; a match clears the email's count.
+pub async fn check_password(
+    ctx: &Context,
+    email: &str,
+    hash: Option<&str>,
+    password: &Password,
+    ip: &str,
+) -> Result<PasswordCheck, AuthError> {
+    let (email_key, ip_key) = (email_key(email), ip_key(ip));
+    let wait = match retry_after(ctx, &email_key, EMAIL_FAILURES).await? {
+        Some(wait) => Some(wait),
+        None => retry_after(ctx, &ip_key, IP_FAILURES).await?,
+    };
+    if let Some(wait) = wait {
+        return Ok(PasswordCheck::Throttled(wait));
+    }
+    let matched = ctx.passwords.verify(password, hash).await?;
+    if matched {
+        throttle_store::clear(&ctx.db.pool, &email_key).await?;
+        return Ok(PasswordCheck::Matched);
+    }
+    let now = ctx.clock.unix();
+    throttle_store::record_failure(
+        &ctx.db.pool,
+        &email_key,
+        now,
+        WINDOW_SECONDS,
+        EMAIL_FAILURES,
+    )
+    .await?;
+    throttle_store::record_failure(&ctx.db.pool, &ip_key, now, WINDOW_SECONDS, IP_FAILURES).await?;
+    Ok(PasswordCheck::Wrong)
+}
+
 /// Checks an email and password for sign-in. `email` must already be normalised.
 pub async fn sign_in(
     ctx: &Context,
@@ -95,37 +142,17 @@ pub async fn sign_in(
     password: &Password,
     ip: &str,
 ) -> Result<Outcome, AuthError> {
-    let (email_key, ip_key) = (email_key(email), ip_key(ip));
-    let wait = match retry_after(ctx, &email_key, EMAIL_FAILURES).await? {
-        Some(wait) => Some(wait),
-        None => retry_after(ctx, &ip_key, IP_FAILURES).await?,
-    };
-    if let Some(wait) = wait {
-        return Ok(Outcome::Throttled(wait));
-    }
     let user = user_store::find_by_email(&ctx.db.pool, email).await?;
     let hash = user
         .as_ref()
         .filter(|u| !u.is_locked())
         .and_then(|u| u.password_hash.as_deref());
-    let matched = ctx.passwords.verify(password, hash).await?;
-    let now = ctx.clock.unix();
-    match user {
-        Some(user) if matched => {
-            throttle_store::clear(&ctx.db.pool, &email_key).await?;
-            Ok(Outcome::Accepted(Box::new(user)))
-        }
-        user => {
-            throttle_store::record_failure(
-                &ctx.db.pool,
-                &email_key,
-                now,
-                WINDOW_SECONDS,
-                EMAIL_FAILURES,
-            )
-            .await?;
-            throttle_store::record_failure(&ctx.db.pool, &ip_key, now, WINDOW_SECONDS, IP_FAILURES)
-                .await?;
+    let checked = check_password(ctx, email, hash, password, ip).await?;
+    match (user, checked) {
+        (_, PasswordCheck::Throttled(wait)) => Ok(Outcome::Throttled(wait)),
+        (Some(user), PasswordCheck::Matched) => Ok(Outcome::Accepted(Box::new(user))),
+        (user, _) => {
+            let now = ctx.clock.unix();
             let account = match &user {
                 Some(u) => default_account(ctx, &u.id).await?,
                 None => None,

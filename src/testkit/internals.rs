@@ -232,10 +232,11 @@ pub async fn create_members(
     let account = AccountId::from_raw(account);
     let mut ids = Vec::with_capacity(members.len());
     for (email, name, role) in members {
-        let id = membership::create_member(&state.db, &account, email, name, None, *role, now(state))
-            .await
-            .expect("create a member")
-            .expect("the email is free");
+        let id =
+            membership::create_member(&state.db, &account, email, name, None, *role, now(state))
+                .await
+                .expect("create a member")
+                .expect("the email is free");
         ids.push(id.to_string());
     }
     ids

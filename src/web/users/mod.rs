@@ -1,13 +1,12 @@
-//! Users (superusers): the members of the current account. Add a new user (with an
-//! initial password or a one-time set-password link), add an existing user as a member,
-//! change a member's role and service limits, remove a member, delete a user. Also the
-//! page behind a set-password link.
+//! Users (superusers): the members of the current account and its pending invitations.
+//! Invite a user, re-issue or revoke an invitation, change a member's role and service
+//! limits, remove a member, delete a user; every change in sudo mode. The page behind an
+//! invitation link is `web::invitation`.
 
-mod add;
 mod edit;
+mod invite;
 mod list;
 mod removal;
-mod set_password;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -25,11 +24,16 @@ use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/account/users", get(list::list).post(add::create))
-        .route("/account/users/new", get(add::new_form))
+        .route("/account/users", get(list::list))
+        .route("/account/users/new", get(invite::new_form))
+        .route("/account/users/invitations", post(invite::create))
         .route(
-            "/account/users/existing",
-            get(add::existing_form).post(add::add_existing),
+            "/account/users/invitations/{id}/reissue",
+            post(invite::reissue),
+        )
+        .route(
+            "/account/users/invitations/{id}/revoke",
+            post(invite::revoke),
         )
         .route("/account/users/{id}", get(edit::edit))
         .route("/account/users/{id}/role", post(edit::change_role))
@@ -42,13 +46,9 @@ pub fn routes() -> Router<AppState> {
             "/account/users/{id}/delete",
             get(removal::confirm_delete).post(removal::delete),
         )
-        .route(
-            "/set-password",
-            get(set_password::page).post(set_password::set_password),
-        )
 }
 
-/// Who acts in a member change: the signed-in superuser, from this address.
+/// Who acts in a member change or an invitation: the signed-in superuser, from this address.
 fn acting<'a>(signed_in: &'a SignedIn, ip: &'a str) -> Acting<'a> {
     Acting {
         account_id: signed_in.account_id(),
@@ -61,10 +61,7 @@ fn acting<'a>(signed_in: &'a SignedIn, ip: &'a str) -> Acting<'a> {
 fn membership_failure(e: MembershipError) -> WebError {
     match e {
         MembershipError::Database(e) => e.into(),
-        MembershipError::NotFound
-        | MembershipError::EmailTaken
-        | MembershipError::AlreadyMember
-        | MembershipError::Refused(_) => WebError::NotFound,
+        MembershipError::NotFound | MembershipError::Refused(_) => WebError::NotFound,
     }
 }
 

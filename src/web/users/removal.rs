@@ -16,6 +16,7 @@ use crate::state::AppState;
 use crate::web::error::WebError;
 use crate::web::page::{render, render_with, Layout, Section};
 use crate::web::session::SignedIn;
+use crate::web::sudo::Sudo;
 
 #[derive(Template)]
 #[template(path = "users/confirm.html")]
@@ -63,20 +64,20 @@ async fn confirm(
 
 pub async fn confirm_remove(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    sudo: Sudo,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    signed_in.require(Action::ManageUsers)?;
+    let signed_in = sudo.require(Action::ManageUsers, &format!("/account/users/{id}/remove"))?;
     let id = UserId::from_raw(id);
     render(&confirm(&state, &signed_in, &id, "remove", None).await?)
 }
 
 pub async fn confirm_delete(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    sudo: Sudo,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    signed_in.require(Action::ManageUsers)?;
+    let signed_in = sudo.require(Action::ManageUsers, &format!("/account/users/{id}/delete"))?;
     let id = UserId::from_raw(id);
     render(&confirm(&state, &signed_in, &id, "delete", None).await?)
 }
@@ -89,7 +90,6 @@ async fn end_membership(
     id: String,
     delete: bool,
 ) -> Result<Response, WebError> {
-    signed_in.require(Action::ManageUsers)?;
     let id = UserId::from_raw(id);
     match membership::end_membership(state, acting(signed_in, ip), &id, delete).await {
         Ok(()) => {
@@ -107,20 +107,22 @@ async fn end_membership(
 
 pub async fn remove(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    sudo: Sudo,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     _form: Form,
 ) -> Result<Response, WebError> {
+    let signed_in = sudo.require(Action::ManageUsers, &format!("/account/users/{id}/remove"))?;
     end_membership(&state, &signed_in, &ip, id, false).await
 }
 
 pub async fn delete(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    sudo: Sudo,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     _form: Form,
 ) -> Result<Response, WebError> {
+    let signed_in = sudo.require(Action::ManageUsers, &format!("/account/users/{id}/delete"))?;
     end_membership(&state, &signed_in, &ip, id, true).await
 }

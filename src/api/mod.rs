@@ -7,6 +7,7 @@ pub mod caller;
 mod current_user;
 mod event_feed;
 pub mod fields;
+mod invitations;
 mod service_endpoints;
 mod token_creation;
 mod token_json;
@@ -65,6 +66,14 @@ pub fn router() -> Router<AppState> {
         )
         .route("/service/{id}/purge", post(service_endpoints::purge_keys))
         .route("/events", get(event_feed::list))
+        .route(
+            "/invitations",
+            get(invitations::list).post(invitations::create),
+        )
+        .route(
+            "/invitations/{invitation_id}",
+            axum::routing::delete(invitations::delete),
+        )
         .method_not_allowed_fallback(method_not_allowed)
 }
 

@@ -71,7 +71,20 @@ impl FromRequestParts<AppState> for Sudo {
     }
 }
 
+impl Elevated {
+    pub fn into_signed_in(self) -> SignedIn {
+        self.0
+    }
+}
+
 impl Sudo {
+    pub fn into_signed_in(self) -> SignedIn {
+        match self {
+            Sudo::Active(elevated) => elevated.0,
+            Sudo::Required(needs) => needs.0,
+        }
+    }
+
     pub fn signed_in(&self) -> &SignedIn {
         match self {
             Sudo::Active(elevated) => elevated,

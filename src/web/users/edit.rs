@@ -5,7 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{acting, member_row, membership_failure, role_choices, MemberRow, RoleChoice};
+use super::{
+    acting, elevated_for_member, member_row, membership_failure, role_choices, MemberRow,
+    RoleChoice,
+};
 use crate::db::member_store;
 use crate::db::service_store;
 use crate::domain::access::Action;
@@ -144,7 +147,7 @@ pub async fn change_role(
     Path(id): Path<String>,
     form: Form,
 ) -> Result<Response, WebError> {
-    let signed_in = sudo.require(Action::ManageUsers, &format!("/account/users/{id}"))?;
+    let signed_in = elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}")).await?;
     let id = UserId::from_raw(id);
     let Ok(to) = form.text("role").parse::<Role>() else {
         let page = edit_page(
@@ -188,7 +191,7 @@ pub async fn set_services(
     Path(id): Path<String>,
     form: Form,
 ) -> Result<Response, WebError> {
-    let signed_in = sudo.require(Action::ManageUsers, &format!("/account/users/{id}"))?;
+    let signed_in = elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}")).await?;
     let id = UserId::from_raw(id);
     let account_id = signed_in.account_id();
     let member = member_store::summary(&state.db.pool, account_id, &id)

@@ -14,8 +14,10 @@ use axum::Router;
 use super::error::WebError;
 use super::page::date;
 use super::session::SignedIn;
+use super::sudo::{Elevated, Sudo};
 use crate::db::member_store::{self, MemberSummary};
 use crate::db::service_store::{self, Service};
+use crate::domain::access::Action;
 use crate::domain::access::ServiceAccess;
 use crate::domain::ids::{ServiceId, UserId};
 use crate::domain::roles::{Role, ServicePermission};
@@ -55,6 +57,26 @@ fn acting<'a>(signed_in: &'a SignedIn, ip: &'a str) -> Acting<'a> {
         actor: signed_in.user_id(),
         ip,
     }
+}
+
+/// A change to member `id`, in sudo mode: refused (403) to who may not manage users,
+/// 404 for who is not a member of this account, and only then a question of sudo mode
+/// (re-authenticate, then back to `back`).
+async fn elevated_for_member(
+    state: &AppState,
+    sudo: Sudo,
+    id: &str,
+    back: &str,
+) -> Result<Elevated, WebError> {
+    sudo.signed_in().require(Action::ManageUsers)?;
+    member_store::summary(
+        &state.db.pool,
+        sudo.signed_in().account_id(),
+        &UserId::from_raw(id),
+    )
+    .await?
+    .ok_or(WebError::NotFound)?;
+    sudo.elevated(back)
 }
 
 /// A member change refused, or failed, with no form to show it on.

@@ -5,9 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{acting, membership_failure, one_member_row, tokens_link, MemberRow};
+use super::{
+    acting, elevated_for_member, membership_failure, one_member_row, tokens_link, MemberRow,
+};
 use crate::db::member_store;
-use crate::domain::access::Action;
 use crate::domain::ids::UserId;
 use crate::domain::member_rules::MemberError;
 use crate::http::{ClientIp, Form};
@@ -67,7 +68,8 @@ pub async fn confirm_remove(
     sudo: Sudo,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let signed_in = sudo.require(Action::ManageUsers, &format!("/account/users/{id}/remove"))?;
+    let signed_in =
+        elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}/remove")).await?;
     let id = UserId::from_raw(id);
     render(&confirm(&state, &signed_in, &id, "remove", None).await?)
 }
@@ -77,7 +79,8 @@ pub async fn confirm_delete(
     sudo: Sudo,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let signed_in = sudo.require(Action::ManageUsers, &format!("/account/users/{id}/delete"))?;
+    let signed_in =
+        elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}/delete")).await?;
     let id = UserId::from_raw(id);
     render(&confirm(&state, &signed_in, &id, "delete", None).await?)
 }
@@ -112,7 +115,8 @@ pub async fn remove(
     Path(id): Path<String>,
     _form: Form,
 ) -> Result<Response, WebError> {
-    let signed_in = sudo.require(Action::ManageUsers, &format!("/account/users/{id}/remove"))?;
+    let signed_in =
+        elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}/remove")).await?;
     end_membership(&state, &signed_in, &ip, id, false).await
 }
 
@@ -123,6 +127,7 @@ pub async fn delete(
     Path(id): Path<String>,
     _form: Form,
 ) -> Result<Response, WebError> {
-    let signed_in = sudo.require(Action::ManageUsers, &format!("/account/users/{id}/delete"))?;
+    let signed_in =
+        elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}/delete")).await?;
     end_membership(&state, &signed_in, &ip, id, true).await
 }

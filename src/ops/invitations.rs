@@ -232,19 +232,30 @@ pub async fn open(ctx: &Context, link: &str) -> Result<Option<Opened>, sqlx::Err
     }))
 }
 
+/// An invitation being accepted, with the service limits it carries (read before the
+/// row, and with it its service rows, is deleted).
+struct Spent {
+    invitation: Invitation,
+    services: Vec<(ServiceId, ServicePermission)>,
+}
+
 /// Spends the link inside `tx`: the invitation it opened, or `Gone`.
 async fn spend(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     link: &str,
     now: i64,
-) -> Result<Invitation, InvitationError> {
+) -> Result<Spent, InvitationError> {
     let digest = secret::digest(link);
     let invitation = invitation_store::find_current(&mut **tx, &digest, now)
         .await?
         .ok_or(InvitationError::Gone)?;
+    let services = invitation_store::services(&mut **tx, &invitation.id).await?;
     // Deleting first makes two concurrent uses race for one row.
     match invitation_store::consume(&mut **tx, &digest, now).await? {
-        Some(id) if id == invitation.id => Ok(invitation),
+        Some(id) if id == invitation.id => Ok(Spent {
+            invitation,
+            services,
+        }),
         _ => Err(InvitationError::Gone),
     }
 }
@@ -252,19 +263,19 @@ async fn spend(
 /// Makes `user_id` a member as the invitation says, and records the acceptance.
 async fn join(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    invitation: &Invitation,
+    spent: &Spent,
     user_id: &UserId,
     ip: &str,
     now: i64,
 ) -> Result<(), InvitationError> {
-    let services = invitation_store::services(&mut **tx, &invitation.id).await?;
+    let (invitation, services) = (&spent.invitation, &spent.services);
     let account_id = &invitation.account_id;
     match member_store::add(&mut **tx, account_id, user_id, invitation.role, now).await {
         Err(e) if is_unique_violation(&e) => return Err(InvitationError::AlreadyMember),
         other => other?,
     }
     if invitation.role == Role::Engineer {
-        for (service_id, permission) in &services {
+        for (service_id, permission) in services {
             member_store::set_service_permission(
                 &mut **tx,
                 account_id,
@@ -307,12 +318,12 @@ pub async fn accept_as_new_user(
 ) -> Result<(UserId, AccountId), InvitationError> {
     let now = ctx.clock.unix();
     let mut tx = ctx.db.pool.begin().await?;
-    let invitation = spend(&mut tx, link, now).await?;
+    let spent = spend(&mut tx, link, now).await?;
     let user_id = UserId::generate();
     match user_store::create(
         &mut *tx,
         &user_id,
-        &invitation.email,
+        &spent.invitation.email,
         name,
         Some(password_hash),
         now,
@@ -323,9 +334,9 @@ pub async fn accept_as_new_user(
         Err(e) if is_unique_violation(&e) => return Err(InvitationError::EmailTaken),
         other => other?,
     }
-    join(&mut tx, &invitation, &user_id, ip, now).await?;
+    join(&mut tx, &spent, &user_id, ip, now).await?;
     tx.commit().await?;
-    Ok((user_id, invitation.account_id))
+    Ok((user_id, spent.invitation.account_id))
 }
 
 /// Accepts as the signed-in `user`, who must have the invited email: the account they
@@ -338,12 +349,12 @@ pub async fn accept_as_user(
 ) -> Result<AccountId, InvitationError> {
     let now = ctx.clock.unix();
     let mut tx = ctx.db.pool.begin().await?;
-    let invitation = spend(&mut tx, link, now).await?;
-    if invitation.email != user.email {
+    let spent = spend(&mut tx, link, now).await?;
+    if spent.invitation.email != user.email {
         return Err(InvitationError::WrongUser);
     }
-    let account_id = invitation.account_id.clone();
-    match join(&mut tx, &invitation, &user.id, ip, now).await {
+    let account_id = spent.invitation.account_id.clone();
+    match join(&mut tx, &spent, &user.id, ip, now).await {
         Ok(()) => {}
         Err(InvitationError::AlreadyMember) => {
             // The failed insert aborted the transaction on PostgreSQL: spend the link
@@ -369,7 +380,7 @@ pub async fn decline(
 ) -> Result<(), InvitationError> {
     let now = ctx.clock.unix();
     let mut tx = ctx.db.pool.begin().await?;
-    let invitation = spend(&mut tx, link, now).await?;
+    let invitation = spend(&mut tx, link, now).await?.invitation;
     let event = NewEvent::new(
         EventType::InvitationDecline,
         format!("The invitation of {} was declined", invitation.email),

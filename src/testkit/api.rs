@@ -117,6 +117,17 @@ impl Api {
             .await
     }
 
+    /// A JSON:API body (`application/vnd.api+json`, as Fastly's clients send it).
+    pub async fn post_json_api(&self, path: &str, key: Option<&str>, body: Value) -> Reply {
+        self.send(
+            self.request(Method::POST, path, key)
+                .header("content-type", "application/vnd.api+json")
+                .header("accept", "application/vnd.api+json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
     /// `POST /sudo` with the owner's username and password: the token `key` is in sudo
     /// mode afterwards.
     pub async fn enter_sudo(&self, key: &str, owner: &Persona) {

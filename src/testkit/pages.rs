@@ -96,8 +96,13 @@ pub fn urlencode(s: &str) -> String {
 
 impl Client {
     pub(super) fn new(base: &str) -> Client {
+        Client::with_agent(base, "tokenpanel-testkit")
+    }
+
+    pub(super) fn with_agent(base: &str, user_agent: &str) -> Client {
         let http = reqwest::Client::builder()
             .cookie_store(true)
+            .user_agent(user_agent.to_owned())
             .redirect(redirect::Policy::none())
             // Far beyond any answer of a healthy server: a hung request fails the test.
             .timeout(Duration::from_secs(60))

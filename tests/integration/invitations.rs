@@ -37,7 +37,7 @@ fn structure(page: &Page, email: &str) -> String {
         let mut rest = body.as_str();
         while let Some(i) = rest.find(marker) {
             out.push_str(&rest[..i + marker.len()]);
-            out.push_str("X");
+            out.push('X');
             rest = &rest[i + marker.len()..];
             let end = rest
                 .find(|c: char| !c.is_ascii_alphanumeric())

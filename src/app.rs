@@ -171,6 +171,9 @@ impl Server {
                 if let Err(e) = store.delete_expired().await {
                     tracing::warn!(error = %e, "could not delete expired sessions");
                 }
+                if let Err(e) = ops::authentication::sweep_throttle(&state).await {
+                    tracing::warn!(error = %e, "could not forget old throttle counters");
+                }
                 match ops::token_lifecycle::sweep_unused(&state).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "deleted tokens unused for two years"),

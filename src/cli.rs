@@ -192,7 +192,7 @@ async fn create_superuser(
     validate::new_password(&password, &password)
         .map_err(|e| StartupError(format!("password: {e}")))?;
     let db = app::open_database(config).await?;
-    let passwords = Passwords::new(1).map_err(|e| StartupError(e.to_string()))?;
+    let passwords = Passwords::new(1, 1).map_err(|e| StartupError(e.to_string()))?;
     let hash = passwords
         .hash(&Password::new(password))
         .await

@@ -1,6 +1,7 @@
 //! Time is injected so that expiry rules (sudo mode, token expiry, throttling windows)
 //! can be tested without sleeping.
 
+#[cfg(any(test, feature = "testkit"))]
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -25,17 +26,20 @@ impl Clock for SystemClock {
 }
 
 /// The system clock shifted by an offset that tests move forward.
+#[cfg(any(test, feature = "testkit"))]
 #[derive(Debug, Default)]
 pub struct ShiftedClock {
     offset_seconds: AtomicI64,
 }
 
+#[cfg(any(test, feature = "testkit"))]
 impl ShiftedClock {
     pub fn advance(&self, seconds: i64) {
         self.offset_seconds.fetch_add(seconds, Ordering::SeqCst);
     }
 }
 
+#[cfg(any(test, feature = "testkit"))]
 impl Clock for ShiftedClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()

@@ -6,19 +6,16 @@
 //! of `db` (every SQL statement), deciding who may do what with `domain::access`.
 //! `domain` holds the rules, free of HTTP and SQL, with their unit tests.
 
-pub mod api;
-pub mod app;
+mod api;
+mod app;
 pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod db;
-pub mod domain;
-pub mod http;
-pub mod ops;
-pub mod state;
+mod clock;
+mod config;
+mod db;
+mod domain;
+mod http;
+mod ops;
+mod state;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-pub mod web;
-
-pub use app::Server;
-pub use state::AppState;
+mod web;

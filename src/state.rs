@@ -54,7 +54,9 @@ impl AppState {
         let concurrency = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let passwords = Passwords::new(concurrency).map_err(|e| e.to_string())?;
+        // One hashing thread per core, and twice as many waiting: past that a sign-in is
+        // told to come back (503) instead of queueing without end.
+        let passwords = Passwords::new(concurrency, 2 * concurrency).map_err(|e| e.to_string())?;
         let settings = Settings {
             sudo_seconds: config.sudo_duration().as_secs() as i64,
             session_idle: config.session_idle(),

@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::domain::access::Denied;
+use crate::domain::password::{HashError, BUSY_RETRY_SECONDS};
+use crate::ops::authentication::AuthError;
 
 /// Fastly's wording for a missing, unknown or revoked token.
 pub const INVALID_CREDENTIALS: &str = "Provided credentials are missing or invalid";
@@ -109,9 +111,18 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl From<crate::ops::authentication::AuthError> for ApiError {
-    fn from(e: crate::ops::authentication::AuthError) -> Self {
-        ApiError::internal(e)
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Hash(HashError::Busy) => ApiError {
+                retry_after: Some(BUSY_RETRY_SECONDS),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Too many password checks at once. Try again in a moment.",
+                )
+            },
+            e => ApiError::internal(e),
+        }
     }
 }
 

@@ -87,14 +87,13 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Re
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<TokenId>,
 ) -> ApiResult<Response> {
     caller.require(Action::ViewAccountTokens)?;
-    let token =
-        token_store::find_in_account(&state.db.pool, caller.account_id(), &TokenId::from_raw(id))
-            .await?
-            .filter(|t| t.kind == TokenKind::Automation)
-            .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
+    let token = token_store::find_in_account(&state.db.pool, caller.account_id(), &id)
+        .await?
+        .filter(|t| t.kind == TokenKind::Automation)
+        .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
     Ok(json_no_store(
         StatusCode::OK,
         &one_token(&state, &token).await?,
@@ -104,14 +103,8 @@ pub async fn show(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<TokenId>,
 ) -> ApiResult<Response> {
     caller.require(Action::RevokeAccountTokens)?;
-    revoke_within_reach(
-        &state,
-        &caller,
-        &[TokenId::from_raw(id)],
-        Some(TokenKind::Automation),
-    )
-    .await
+    revoke_within_reach(&state, &caller, &[id], Some(TokenKind::Automation)).await
 }

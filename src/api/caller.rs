@@ -19,7 +19,7 @@ use crate::domain::password::Password;
 use crate::domain::roles::Role;
 use crate::domain::secret::{self, TokenKind};
 use crate::http::ClientIp;
-use crate::ops::authentication::{self, Outcome};
+use crate::ops::authentication::{self, CodeCheck, Outcome};
 use crate::ops::Context;
 use crate::state::AppState;
 
@@ -128,7 +128,6 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         user_id: owner,
         token: Some(TokenGrant {
             id: token.id.clone(),
-            kind: token.kind,
             scopes: token.scope.clone(),
             services: found.services,
         }),
@@ -194,10 +193,10 @@ pub async fn second_factor(ctx: &Context, user: &User, code: Option<&str>) -> Ap
     let Some(code) = code else {
         return Err(ApiError::two_factor());
     };
-    if authentication::check_second_factor(ctx, user, code).await? {
-        Ok(())
-    } else {
-        Err(ApiError::two_factor())
+    match authentication::check_second_factor(ctx, user, code).await? {
+        CodeCheck::Accepted => Ok(()),
+        CodeCheck::Wrong => Err(ApiError::two_factor()),
+        CodeCheck::Locked(wait) => Err(ApiError::throttled(wait)),
     }
 }
 

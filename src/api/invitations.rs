@@ -236,11 +236,10 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Re
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<InvitationId>,
 ) -> ApiResult<Response> {
     caller.require(Action::ManageInvitations)?;
     let user = caller.require_user()?.clone();
-    let id = InvitationId::from_raw(id);
     match invitations::revoke(&state, acting(&caller, &user), &id).await {
         Ok(()) => Ok(no_content()),
         Err(InvitationError::Database(e)) => Err(e.into()),

@@ -76,10 +76,9 @@ impl On {
 async fn authorized_service(
     state: &AppState,
     caller: &Caller,
-    id: String,
+    id: ServiceId,
     on: On,
 ) -> ApiResult<Service> {
-    let id = ServiceId::from_raw(id);
     let service = service_store::find(&state.db.pool, caller.account_id(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Record not found").with_detail(id.to_string()))?;
@@ -90,7 +89,7 @@ async fn authorized_service(
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<ServiceId>,
 ) -> ApiResult<Response> {
     let service = authorized_service(&state, &caller, id, On::Read).await?;
     Ok(json(StatusCode::OK, &service_json(&service)))
@@ -132,7 +131,7 @@ pub async fn purge_all(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<ServiceId>,
 ) -> ApiResult<Response> {
     let service = authorized_service(&state, &caller, id, On::PurgeAll).await?;
     record(
@@ -170,7 +169,7 @@ pub async fn purge_key(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Path((id, key)): Path<(String, String)>,
+    Path((id, key)): Path<(ServiceId, String)>,
 ) -> ApiResult<Response> {
     let service = authorized_service(&state, &caller, id, On::PurgeSelect).await?;
     check_key(&key)?;
@@ -225,7 +224,7 @@ pub async fn purge_keys(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<ServiceId>,
     fields: Fields,
 ) -> ApiResult<Response> {
     let service = authorized_service(&state, &caller, id, On::PurgeSelect).await?;

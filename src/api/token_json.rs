@@ -72,7 +72,6 @@ mod tests {
             account_id: AccountId::from_raw("a"),
             kind: TokenKind::User,
             user_id: Some(UserId::from_raw("u")),
-            created_by: Some(UserId::from_raw("u")),
             name: "n".into(),
             scope: ScopeSet::parse("global").unwrap(),
             role: None,

@@ -71,10 +71,9 @@ pub async fn show_self(caller: Caller) -> ApiResult<Response> {
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<TokenId>,
 ) -> ApiResult<Response> {
     caller.require(Action::ReadAccount)?;
-    let id = TokenId::from_raw(id);
     // A token the caller may not reach is not found, as one of another account is.
     let token = token_store::find_in_account(&state.db.pool, caller.account_id(), &id)
         .await?

@@ -83,10 +83,10 @@ pub async fn delete_self(State(state): State<AppState>, caller: Caller) -> ApiRe
 pub async fn delete_one(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<TokenId>,
 ) -> ApiResult<Response> {
     caller.require(Action::ManageOwnTokens)?;
-    revoke_within_reach(&state, &caller, &[TokenId::from_raw(id)], None).await
+    revoke_within_reach(&state, &caller, &[id], None).await
 }
 
 #[derive(Deserialize)]

@@ -12,7 +12,6 @@ pub struct Account {
     pub name: String,
     pub force_2fa: Flag,
     pub force_sso: Flag,
-    pub created_at: i64,
 }
 
 impl Account {
@@ -25,7 +24,7 @@ impl Account {
     }
 }
 
-const ACCOUNT_COLUMNS: &str = "id, name, force_2fa, force_sso, created_at";
+const ACCOUNT_COLUMNS: &str = "id, name, force_2fa, force_sso";
 
 pub async fn create<'e>(
     ex: impl Exec<'e>,

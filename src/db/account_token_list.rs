@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use sqlx::any::AnyArguments;
 use sqlx::{Arguments, FromRow};
 
-use super::types::Flag;
+use super::token_store::{Token, T_TOKEN_COLUMNS};
 use super::{Backend, Exec};
 use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
-use crate::domain::roles::{Role, Scope, ScopeSet};
+use crate::domain::roles::{Scope, ScopeSet};
 use crate::domain::secret::TokenKind;
 
 /// Stands in for "never expires" in the expiry sort key: 10000-01-01.
@@ -39,9 +39,9 @@ impl Sort {
     /// The key of a row, as the SQL computes it.
     pub fn key_of(self, row: &Row) -> i64 {
         match self {
-            Sort::Created => row.created_at,
-            Sort::LastUsed => row.last_used_at.unwrap_or(0),
-            Sort::Expires => row.expires_at.unwrap_or(NEVER),
+            Sort::Created => row.token.created_at,
+            Sort::LastUsed => row.token.last_used_at.unwrap_or(0),
+            Sort::Expires => row.token.expires_at.unwrap_or(NEVER),
         }
     }
 }
@@ -70,20 +70,11 @@ pub enum Position {
     Before(i64, TokenId),
 }
 
+/// A token of the list, with its owner's name and email (user tokens).
 #[derive(Debug, Clone, FromRow)]
 pub struct Row {
-    pub id: TokenId,
-    pub account_id: AccountId,
-    pub kind: TokenKind,
-    pub user_id: Option<UserId>,
-    pub created_by: Option<UserId>,
-    pub name: String,
-    pub scope: ScopeSet,
-    pub role: Option<Role>,
-    pub tls_access: Flag,
-    pub created_at: i64,
-    pub expires_at: Option<i64>,
-    pub last_used_at: Option<i64>,
+    #[sqlx(flatten)]
+    pub token: Token,
     pub owner_name: Option<String>,
     pub owner_email: Option<String>,
 }
@@ -268,9 +259,7 @@ pub async fn rows<'e>(
     // (20 ms at 100,000 tokens instead of 0.1 ms).
     let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "SELECT t.id, t.account_id, t.kind, t.user_id, t.created_by, t.name, t.scope, t.role, \
-                t.tls_access, t.created_at, t.expires_at, t.last_used_at, \
-                u.name AS owner_name, u.email AS owner_email \
+        "SELECT {T_TOKEN_COLUMNS}, u.name AS owner_name, u.email AS owner_email \
          FROM tokens t LEFT JOIN users u ON u.id = t.user_id \
          WHERE t.id IN ({})",
         placeholders.join(", ")
@@ -280,8 +269,8 @@ pub async fn rows<'e>(
         query = query.bind(id);
     }
     let mut found = query.fetch_all(ex).await?;
-    found.retain(|row| row.account_id == *account_id);
-    found.sort_by_key(|row| ids.iter().position(|id| *id == row.id));
+    found.retain(|row| row.token.account_id == *account_id);
+    found.sort_by_key(|row| ids.iter().position(|id| *id == row.token.id));
     Ok(found)
 }
 

@@ -107,7 +107,8 @@ pub struct Event {
     pub created_at: i64,
 }
 
-/// Newest events first; used by tests and, later, the event log.
+/// Every event, newest first (tests compare it with the visibility SQL).
+#[cfg(any(test, feature = "testkit"))]
 pub async fn recent<'e>(ex: impl Exec<'e>, limit: i64) -> sqlx::Result<Vec<Event>> {
     sqlx::query_as(
         "SELECT id, account_id, event_type, actor_id, token_id, service_id, ip, description, metadata, created_at \

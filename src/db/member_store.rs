@@ -30,7 +30,6 @@ struct MemberRow {
     account_name: String,
     force_2fa: Flag,
     force_sso: Flag,
-    account_created_at: i64,
     role: Role,
 }
 
@@ -42,7 +41,7 @@ pub async fn find<'e>(
 ) -> sqlx::Result<Option<Member>> {
     let row: Option<MemberRow> = sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS}, \
-                a.id AS account_id, a.name AS account_name, a.force_2fa, a.force_sso, a.created_at AS account_created_at, \
+                a.id AS account_id, a.name AS account_name, a.force_2fa, a.force_sso, \
                 m.role \
          FROM memberships m JOIN users u ON u.id = m.user_id JOIN accounts a ON a.id = m.account_id \
          WHERE m.account_id = $1 AND m.user_id = $2"
@@ -58,7 +57,6 @@ pub async fn find<'e>(
             name: r.account_name,
             force_2fa: r.force_2fa,
             force_sso: r.force_sso,
-            created_at: r.account_created_at,
         },
         role: r.role,
     }))

@@ -18,8 +18,6 @@ pub struct Token {
     pub kind: TokenKind,
     /// The owner of a user token; None for automation tokens.
     pub user_id: Option<UserId>,
-    /// Who created the token (automation tokens outlive their creator).
-    pub created_by: Option<UserId>,
     pub name: String,
     pub scope: ScopeSet,
     /// An automation token's role; None for user tokens (they carry their owner's).
@@ -46,9 +44,13 @@ impl Token {
     }
 }
 
-const TOKEN_COLUMNS: &str =
-    "id, account_id, kind, user_id, created_by, name, scope, role, tls_access, created_at, \
-                             expires_at, last_used_at, last_used_ip, last_used_agent";
+const TOKEN_COLUMNS: &str = "id, account_id, kind, user_id, name, scope, role, tls_access, \
+     created_at, expires_at, last_used_at, last_used_ip, last_used_agent";
+
+/// The columns of `Token`, for queries that join tokens to other tables as `t`.
+pub(super) const T_TOKEN_COLUMNS: &str = "t.id, t.account_id, t.kind, t.user_id, t.name, \
+     t.scope, t.role, t.tls_access, t.created_at, t.expires_at, t.last_used_at, \
+     t.last_used_ip, t.last_used_agent";
 
 /// Everything needed to store a new token. `digest` is the SHA-256 of the secret.
 #[derive(Debug)]
@@ -272,16 +274,15 @@ struct PresentedRow {
 /// Looks a token up by the digest of its secret: one indexed query that also brings
 /// the owner's membership and the token's services (one row per service).
 pub async fn authenticate<'e>(ex: impl Exec<'e>, digest: &str) -> sqlx::Result<Option<Presented>> {
-    let rows: Vec<PresentedRow> = sqlx::query_as(
-        "SELECT t.id, t.account_id, t.kind, t.user_id, t.created_by, t.name, t.scope, t.role, t.tls_access, \
-                t.created_at, t.expires_at, t.last_used_at, t.last_used_ip, t.last_used_agent, t.sudo_until, \
+    let rows: Vec<PresentedRow> = sqlx::query_as(&format!(
+        "SELECT {T_TOKEN_COLUMNS}, t.sudo_until, \
                 m.role AS member_role, u.locked AS owner_locked, ts.service_id \
          FROM tokens t \
          LEFT JOIN memberships m ON m.account_id = t.account_id AND m.user_id = t.user_id \
          LEFT JOIN users u ON u.id = t.user_id \
          LEFT JOIN token_services ts ON ts.token_id = t.id \
-         WHERE t.secret_digest = $1 ORDER BY ts.service_id",
-    )
+         WHERE t.secret_digest = $1 ORDER BY ts.service_id"
+    ))
     .bind(digest)
     .fetch_all(ex)
     .await?;

@@ -15,7 +15,6 @@ pub struct User {
     pub name: String,
     pub password_hash: Option<String>,
     pub totp_secret: Option<String>,
-    pub totp_last_step: Option<i64>,
     /// A locked user cannot sign in.
     pub locked: Flag,
     pub created_at: i64,
@@ -51,8 +50,8 @@ impl User {
 }
 
 /// The columns of `User`, for queries that join users to other tables as `u`.
-pub(super) const USER_COLUMNS: &str = "u.id, u.email, u.name, u.password_hash, u.totp_secret, \
-     u.totp_last_step, u.locked, u.created_at";
+pub(super) const USER_COLUMNS: &str =
+    "u.id, u.email, u.name, u.password_hash, u.totp_secret, u.locked, u.created_at";
 
 pub async fn create<'e>(
     ex: impl Exec<'e>,

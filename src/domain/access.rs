@@ -57,7 +57,6 @@ impl ServiceAccess {
 #[derive(Debug, Clone)]
 pub struct TokenGrant {
     pub id: TokenId,
-    pub kind: TokenKind,
     pub scopes: ScopeSet,
     /// Empty: every service of the account.
     pub services: Vec<ServiceId>,
@@ -324,11 +323,6 @@ impl Principal {
         self.require(action).is_ok()
     }
 
-    /// The token's id, for API requests.
-    pub fn token_id(&self) -> Option<&TokenId> {
-        self.token.as_ref().map(|t| &t.id)
-    }
-
     /// Which events this principal sees in its account.
     pub fn event_scope(&self) -> EventScope {
         let viewer = match (&self.user_id, &self.token) {
@@ -389,6 +383,7 @@ pub fn event_scope(role: Role, viewer: Viewer, limited_to: Option<Vec<ServiceId>
 }
 
 /// The fields of an event the visibility rule looks at.
+#[cfg(any(test, feature = "testkit"))]
 #[derive(Debug, Clone, Copy)]
 pub struct EventFacts<'a> {
     pub actor_id: Option<&'a UserId>,
@@ -396,6 +391,7 @@ pub struct EventFacts<'a> {
     pub service_id: Option<&'a ServiceId>,
 }
 
+#[cfg(any(test, feature = "testkit"))]
 fn is_own(viewer: &Viewer, event: &EventFacts<'_>) -> bool {
     match viewer {
         Viewer::User(id) => event.actor_id == Some(id),
@@ -405,6 +401,7 @@ fn is_own(viewer: &Viewer, event: &EventFacts<'_>) -> bool {
 
 /// Whether an event of the viewer's account is visible to them. `db::event_store` turns
 /// the same rule into SQL; the integration tests check that the two agree.
+#[cfg(any(test, feature = "testkit"))]
 pub fn event_visible(scope: &EventScope, event: &EventFacts<'_>) -> bool {
     match scope {
         EventScope::Account => true,
@@ -441,7 +438,6 @@ mod tests {
             user_id: Some(UserId::from_raw("me")),
             token: Some(TokenGrant {
                 id: TokenId::from_raw("t1"),
-                kind: TokenKind::User,
                 scopes: set,
                 services: Vec::new(),
             }),

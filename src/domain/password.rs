@@ -1,16 +1,23 @@
 //! Password hashing with argon2id (m=19456 KiB, t=2, p=1).
 //!
-//! Hashing is CPU- and memory-heavy, so it runs on the blocking thread pool behind a
-//! semaphore: a burst of sign-ins queues here instead of starving the async workers.
-//! An unknown user is checked against a dummy hash so that "no such email" and "wrong
-//! password" take the same time.
+//! Hashing is CPU- and memory-heavy, so it runs on a fixed set of worker threads, one per
+//! core, each reusing one argon2 memory block (19 MiB) for every hash it computes: a
+//! burst of sign-ins costs at most workers × 19 MiB, once, instead of a fresh block per
+//! hash that the allocator keeps afterwards. Work waits in a bounded queue; past it the
+//! caller is told at once that the server is busy (`HashError::Busy`) rather than
+//! queueing without end. An unknown user is checked against a dummy hash so that "no
+//! such email" and "wrong password" take the same time.
 
 use std::fmt;
-use std::sync::Arc;
+#[cfg(any(test, feature = "testkit"))]
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use subtle::ConstantTimeEq;
+use tokio::sync::oneshot;
 
 /// A password in clear; `Debug` never shows it.
 #[derive(Clone)]
@@ -33,81 +40,210 @@ impl fmt::Debug for Password {
 }
 
 #[derive(Debug)]
-pub struct HashError(String);
+pub enum HashError {
+    /// Every worker is busy and the queue is full: try again in a moment.
+    Busy,
+    Failed(String),
+}
 
 impl fmt::Display for HashError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "password hashing failed: {}", self.0)
+        match self {
+            HashError::Busy => f.write_str("password checks are busy"),
+            HashError::Failed(e) => write!(f, "password hashing failed: {e}"),
+        }
     }
 }
 
 impl std::error::Error for HashError {}
 
+/// Seconds a caller told `Busy` is asked to wait before trying again.
+pub const BUSY_RETRY_SECONDS: i64 = 1;
+
+const MEMORY_KIB: u32 = 19_456;
+const ITERATIONS: u32 = 2;
+const OUTPUT_LEN: usize = 32;
+
+/// The hash unknown users are checked against: of a random password nobody has (made
+/// once with these parameters), so checking it costs what a real check costs.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$n81AtetE/3tP7u3q7RwjTw$TukVTuvOenz2qfSplDZA0dnDcbgbbyBjvx7AORQX9yU";
+
+fn params() -> Params {
+    Params::new(MEMORY_KIB, ITERATIONS, 1, Some(OUTPUT_LEN))
+        .expect("constant argon2 parameters are valid")
+}
+
+/// A worker's argon2 memory: allocated on its first hash, then reused. Test builds
+/// also count the computations it serves.
+struct Memory {
+    blocks: Vec<Block>,
+    #[cfg(any(test, feature = "testkit"))]
+    computed: Arc<AtomicU64>,
+}
+
+impl Memory {
+    fn new(#[cfg(any(test, feature = "testkit"))] computed: Arc<AtomicU64>) -> Memory {
+        Memory {
+            blocks: Vec::new(),
+            #[cfg(any(test, feature = "testkit"))]
+            computed,
+        }
+    }
+
+    /// The blocks for one argon2 computation.
+    fn blocks(&mut self, count: usize) -> &mut [Block] {
+        #[cfg(any(test, feature = "testkit"))]
+        self.computed.fetch_add(1, Ordering::Relaxed);
+        if self.blocks.len() < count {
+            self.blocks = vec![Block::default(); count];
+        }
+        &mut self.blocks[..count]
+    }
+}
+
+fn hash_with(memory: &mut Memory, password: &str) -> Result<String, HashError> {
+    let fail = |e: &dyn fmt::Display| HashError::Failed(e.to_string());
+    let mut salt_bytes = [0u8; 16];
+    super::random::fill(&mut salt_bytes);
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| fail(&e))?;
+    let params = params();
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut out = [0u8; OUTPUT_LEN];
+    argon2
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            &salt_bytes,
+            &mut out,
+            memory.blocks(params.block_count()),
+        )
+        .map_err(|e| fail(&e))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: (&params).try_into().map_err(|e| fail(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| fail(&e))?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches the stored PHC string `stored`, computed in `memory`.
+fn verify_with(memory: &mut Memory, password: &str, stored: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+        parsed.salt,
+        parsed.hash,
+    ) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .and_then(|v| Version::try_from(v).ok())
+        .unwrap_or_default();
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    argon2
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            salt_bytes,
+            &mut out,
+            memory.blocks(blocks),
+        )
+        .is_ok()
+        && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
+}
+
+type Job = Box<dyn FnOnce(&mut Memory) + Send>;
+
+/// The password hasher: a handle on the worker threads.
 #[derive(Clone)]
 pub struct Passwords {
-    permits: Arc<Semaphore>,
-    dummy_hash: Arc<str>,
+    queue: SyncSender<Job>,
+    /// argon2 computations done, for tests that count them.
+    #[cfg(any(test, feature = "testkit"))]
+    computed: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Passwords {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Passwords")
-            .field("available", &self.permits.available_permits())
-            .finish()
+        f.debug_struct("Passwords").finish_non_exhaustive()
     }
 }
 
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(19_456, 2, 1, None).expect("constant argon2 parameters are valid");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
-fn hash_blocking(password: &str) -> Result<String, HashError> {
-    let mut salt_bytes = [0u8; 16];
-    super::random::fill(&mut salt_bytes);
-    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| HashError(e.to_string()))?;
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| HashError(e.to_string()))
-}
-
-fn verify_blocking(password: &str, hash: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => argon2()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
+fn work(jobs: Arc<Mutex<Receiver<Job>>>, mut memory: Memory) {
+    loop {
+        // A poisoned lock only means another worker panicked while waiting: go on.
+        let job = {
+            let receiver = jobs.lock().unwrap_or_else(|e| e.into_inner());
+            receiver.recv()
+        };
+        match job {
+            Ok(job) => job(&mut memory),
+            // Every handle is gone: the server is shutting down.
+            Err(_) => return,
+        }
     }
 }
 
 impl Passwords {
-    /// `concurrency` hashes may run at once; the rest wait their turn.
-    pub fn new(concurrency: usize) -> Result<Self, HashError> {
-        let dummy = hash_blocking("a password nobody has, for unknown users")?;
+    /// `workers` hashes run at once, each on a thread of its own; at most `waiting`
+    /// more wait for one.
+    pub fn new(workers: usize, waiting: usize) -> Result<Self, HashError> {
+        let (queue, jobs) = sync_channel::<Job>(waiting.max(1));
+        let jobs = Arc::new(Mutex::new(jobs));
+        #[cfg(any(test, feature = "testkit"))]
+        let computed = Arc::new(AtomicU64::new(0));
+        for n in 0..workers.max(1) {
+            let jobs = jobs.clone();
+            let memory = Memory::new(
+                #[cfg(any(test, feature = "testkit"))]
+                computed.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || work(jobs, memory))
+                .map_err(|e| HashError::Failed(e.to_string()))?;
+        }
         Ok(Passwords {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            dummy_hash: dummy.into(),
+            queue,
+            #[cfg(any(test, feature = "testkit"))]
+            computed,
         })
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce() -> T + Send + 'static,
+        job: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            // The caller may have gone away meanwhile; nobody is left to tell.
+            let _ = reply.send(job(memory));
+        });
+        match self.queue.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(HashError::Busy),
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(HashError::Failed("the password workers stopped".into()))
+            }
+        }
+        answer
             .await
-            .map_err(|e| HashError(e.to_string()))?;
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|e| HashError(e.to_string()))
+            .map_err(|_| HashError::Failed("a password worker stopped".into()))
     }
 
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         let clear = password.0.clone();
-        self.run(move || hash_blocking(&clear)).await?
+        self.run(move |memory| hash_with(memory, &clear)).await?
     }
 
     /// True when `password` matches `hash`. With no hash (unknown user, or a user who
@@ -116,10 +252,18 @@ impl Passwords {
         let clear = password.0.clone();
         let (target, real) = match hash {
             Some(h) => (h.to_owned(), true),
-            None => (self.dummy_hash.to_string(), false),
+            None => (DUMMY_HASH.to_owned(), false),
         };
-        let matched = self.run(move || verify_blocking(&clear, &target)).await?;
+        let matched = self
+            .run(move |memory| verify_with(memory, &clear, &target))
+            .await?;
         Ok(matched && real)
+    }
+
+    /// How many argon2 computations have run (tests count them).
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn computed(&self) -> u64 {
+        self.computed.load(Ordering::Relaxed)
     }
 }
 
@@ -129,7 +273,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_dummy_never_matches() {
-        let passwords = Passwords::new(2).unwrap();
+        let passwords = Passwords::new(2, 4).unwrap();
         let pw = Password::new("correct horse battery staple");
         let hash = passwords.hash(&pw).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
@@ -141,5 +285,50 @@ mod tests {
         assert!(!passwords.verify(&pw, None).await.unwrap());
         assert!(!passwords.verify(&pw, Some("not a hash")).await.unwrap());
         assert!(!format!("{pw:?}").contains("horse"));
+        assert_eq!(passwords.computed(), 4, "the malformed hash costs nothing");
+    }
+
+    #[test]
+    fn hashes_of_the_standard_library_form_verify_here() {
+        // A PHC string made by argon2's own `PasswordHasher` (as stored before the
+        // workers existed) verifies with the workers' code, and the dummy hash parses.
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let salt = SaltString::encode_b64(&[7u8; 16]).unwrap();
+        let stored = Argon2::new(Algorithm::Argon2id, Version::V0x13, params())
+            .hash_password(b"old password", &salt)
+            .unwrap()
+            .to_string();
+        let mut memory = Memory::new(Arc::new(AtomicU64::new(0)));
+        assert!(verify_with(&mut memory, "old password", &stored));
+        assert!(!verify_with(&mut memory, "other", &stored));
+        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+        assert!(!verify_with(&mut memory, "", DUMMY_HASH));
+        let made = hash_with(&mut memory, "new").unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"new", &PasswordHash::new(&made).unwrap())
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_at_once() {
+        // One worker, one place in the queue: of many hashes asked at once, at least
+        // one is refused straight away instead of waiting.
+        let passwords = Passwords::new(1, 1).unwrap();
+        let pw = Password::new("pw");
+        let attempts: Vec<_> = (0..6)
+            .map(|_| {
+                let passwords = passwords.clone();
+                let pw = pw.clone();
+                tokio::spawn(async move { passwords.verify(&pw, None).await })
+            })
+            .collect();
+        let mut busy = 0;
+        for attempt in attempts {
+            if let Err(HashError::Busy) = attempt.await.unwrap() {
+                busy += 1;
+            }
+        }
+        assert!(busy >= 1, "a full queue must refuse");
+        assert!(passwords.computed() <= 5);
     }
 }

@@ -40,10 +40,6 @@ impl Role {
         }
     }
 
-    pub fn is_superuser(self) -> bool {
-        self == Role::Superuser
-    }
-
     /// The roles an automation token can carry, in the order the form offers them: a
     /// superuser role cannot be given to one.
     pub const AUTOMATION: [Role; 3] = [Role::Engineer, Role::User, Role::Billing];

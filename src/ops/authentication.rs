@@ -11,10 +11,17 @@ use crate::domain::ids::{AccountId, UserId};
 use crate::domain::password::{HashError, Password};
 use crate::domain::{secret, totp};
 
-/// Failures allowed per window before further attempts are refused.
-pub const EMAIL_FAILURES: i64 = 5;
-pub const IP_FAILURES: i64 = 30;
-pub const SUDO_FAILURES: i64 = 5;
+/// Attempts per window before further ones are refused: per (email or user, client
+/// address), so guessing from one place locks only that place out of that account.
+pub const PAIR_ATTEMPTS: i64 = 5;
+/// Attempts per client address per window, whatever the email.
+pub const IP_ATTEMPTS: i64 = 30;
+/// Attempts per user per window, from every address together, before each further one
+/// is slowed (never refused, so no one can lock an owner out from elsewhere).
+pub const USER_ATTEMPTS_BEFORE_DELAY: i64 = 20;
+/// The longest such delay.
+pub const MAX_DELAY_MS: u64 = 8_000;
+/// Wrong second-factor codes per user per window before the second step locks.
 pub const SECOND_FACTOR_FAILURES: i64 = 5;
 pub const WINDOW_SECONDS: i64 = 15 * 60;
 
@@ -71,21 +78,92 @@ pub fn throttled_message(retry_after: i64) -> String {
     format!("Too many failed attempts. Try again in {minutes} {unit}.")
 }
 
-/// Seconds until `key` may try again, when it is over `limit` in the current window.
-async fn retry_after(ctx: &Context, key: &str, limit: i64) -> Result<Option<i64>, sqlx::Error> {
-    let now = ctx.clock.unix();
-    let row = throttle_store::failures(&ctx.db.pool, key, now, WINDOW_SECONDS).await?;
-    Ok(row
-        .filter(|(failures, _)| *failures >= limit)
-        .map(|(_, start)| (start + WINDOW_SECONDS - now).max(1)))
+/// The counters an attempt is reserved under: the (identity, address) pair that locks,
+/// the address's own (sign-in only), and the identity's across addresses, which slows.
+struct Keys {
+    pair: String,
+    address: Option<String>,
+    identity: String,
 }
 
-fn email_key(email: &str) -> String {
-    format!("login:email:{email}")
+impl Keys {
+    fn sign_in(email: &str, ip: &str) -> Keys {
+        Keys {
+            pair: format!("login:pair:{email}:{ip}"),
+            address: Some(format!("login:ip:{ip}")),
+            identity: format!("login:user:{email}"),
+        }
+    }
+
+    fn sudo(user: &UserId, ip: &str) -> Keys {
+        Keys {
+            pair: format!("sudo:pair:{user}:{ip}"),
+            address: None,
+            identity: format!("sudo:user:{user}"),
+        }
+    }
 }
 
-fn ip_key(ip: &str) -> String {
-    format!("login:ip:{ip}")
+/// An attempt counted under every key before the password is checked: concurrent
+/// guesses each take a place, and only the allowed number reach argon2.
+struct Reservation(Keys);
+
+/// What reserving an attempt gave: a place, or how long to wait.
+enum Reserved {
+    Go(Reservation),
+    Wait(i64),
+}
+
+/// The delay before checking a password once the identity has had `attempts` attempts
+/// in the window: none up to the threshold, then doubling from a quarter second.
+fn delay_ms(attempts: i64) -> u64 {
+    let over = attempts - USER_ATTEMPTS_BEFORE_DELAY;
+    if over <= 0 {
+        return 0;
+    }
+    let shift = u32::try_from(over - 1).unwrap_or(u32::MAX).min(16);
+    (250u64 << shift).min(MAX_DELAY_MS)
+}
+
+async fn reserve(ctx: &Context, keys: Keys) -> Result<Reserved, sqlx::Error> {
+    let (pool, now) = (&ctx.db.pool, ctx.clock.unix());
+    let limited = [
+        (Some(&keys.pair), PAIR_ATTEMPTS),
+        (keys.address.as_ref(), IP_ATTEMPTS),
+    ];
+    for (key, limit) in limited {
+        let Some(key) = key else { continue };
+        let (attempts, start) =
+            throttle_store::reserve(pool, key, now, WINDOW_SECONDS, limit).await?;
+        if attempts > limit {
+            return Ok(Reserved::Wait((start + WINDOW_SECONDS - now).max(1)));
+        }
+    }
+    let (attempts, _) =
+        throttle_store::reserve(pool, &keys.identity, now, WINDOW_SECONDS, i64::MAX).await?;
+    let delay = delay_ms(attempts);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
+    Ok(Reserved::Go(Reservation(keys)))
+}
+
+impl Reservation {
+    /// The attempt succeeded: the pair's count is forgotten, and the shared counters
+    /// (address, identity) get their place back.
+    async fn succeeded(self, ctx: &Context) -> Result<(), sqlx::Error> {
+        let pool = &ctx.db.pool;
+        throttle_store::clear(pool, &self.0.pair).await?;
+        if let Some(address) = &self.0.address {
+            throttle_store::release(pool, address).await?;
+        }
+        throttle_store::release(pool, &self.0.identity).await
+    }
+}
+
+/// Forgets counters whose window has closed (run hourly).
+pub async fn sweep_throttle(ctx: &Context) -> Result<u64, sqlx::Error> {
+    throttle_store::sweep(&ctx.db.pool, ctx.clock.unix() - WINDOW_SECONDS).await
 }
 
 /// A password checked under the sign-in throttle.
@@ -93,15 +171,16 @@ fn ip_key(ip: &str) -> String {
 pub enum PasswordCheck {
     Matched,
     Wrong,
-    /// Too many recent failures for this email or address: not checked. Seconds to wait.
+    /// Too many recent attempts: not checked. Seconds to wait.
     Throttled(i64),
 }
 
-/// One password check under the sign-in throttle (failures per email and per address),
-/// for everything that asks a person for their password as sign-in does: sign-in
-/// itself and the current password of a password change. `hash` is None for an unknown
-/// email or a user who cannot sign in: the check then costs the same and fails. A
-/// failure counts against the email and the address; a match clears the email's count.
+/// One password check under the sign-in throttle, for everything that asks a person
+/// for their password as sign-in does: sign-in itself, and the current password of a
+/// password change. The attempt is reserved under the sign-in counters of `email` and
+/// the address before argon2 runs, so a wrong current password counts as a failed
+/// sign-in. `hash` is None for an unknown email or a user who cannot sign in: the
+/// check then costs the same and fails.
 pub async fn check_password(
     ctx: &Context,
     email: &str,
@@ -109,30 +188,16 @@ pub async fn check_password(
     password: &Password,
     ip: &str,
 ) -> Result<PasswordCheck, AuthError> {
-    let (email_key, ip_key) = (email_key(email), ip_key(ip));
-    let wait = match retry_after(ctx, &email_key, EMAIL_FAILURES).await? {
-        Some(wait) => Some(wait),
-        None => retry_after(ctx, &ip_key, IP_FAILURES).await?,
+    let reservation = match reserve(ctx, Keys::sign_in(email, ip)).await? {
+        Reserved::Go(reservation) => reservation,
+        Reserved::Wait(wait) => return Ok(PasswordCheck::Throttled(wait)),
     };
-    if let Some(wait) = wait {
-        return Ok(PasswordCheck::Throttled(wait));
+    if ctx.passwords.verify(password, hash).await? {
+        reservation.succeeded(ctx).await?;
+        Ok(PasswordCheck::Matched)
+    } else {
+        Ok(PasswordCheck::Wrong)
     }
-    let matched = ctx.passwords.verify(password, hash).await?;
-    if matched {
-        throttle_store::clear(&ctx.db.pool, &email_key).await?;
-        return Ok(PasswordCheck::Matched);
-    }
-    let now = ctx.clock.unix();
-    throttle_store::record_failure(
-        &ctx.db.pool,
-        &email_key,
-        now,
-        WINDOW_SECONDS,
-        EMAIL_FAILURES,
-    )
-    .await?;
-    throttle_store::record_failure(&ctx.db.pool, &ip_key, now, WINDOW_SECONDS, IP_FAILURES).await?;
-    Ok(PasswordCheck::Wrong)
 }
 
 /// Checks an email and password for sign-in. `email` must already be normalised.
@@ -148,11 +213,11 @@ pub async fn sign_in(
         .filter(|u| !u.is_locked())
         .and_then(|u| u.password_hash.as_deref());
     let checked = check_password(ctx, email, hash, password, ip).await?;
+    let now = ctx.clock.unix();
     match (user, checked) {
         (_, PasswordCheck::Throttled(wait)) => Ok(Outcome::Throttled(wait)),
         (Some(user), PasswordCheck::Matched) => Ok(Outcome::Accepted(Box::new(user))),
         (user, _) => {
-            let now = ctx.clock.unix();
             let account = match &user {
                 Some(u) => default_account(ctx, &u.id).await?,
                 None => None,
@@ -172,10 +237,6 @@ pub async fn sign_in(
     }
 }
 
-fn sudo_key(user_id: &UserId) -> String {
-    format!("sudo:user:{user_id}")
-}
-
 /// Re-authentication of a signed-in user before a sensitive action: the password, and
 /// a two-factor code when the user has two-factor authentication.
 pub async fn reauthenticate(
@@ -186,10 +247,10 @@ pub async fn reauthenticate(
     code: Option<&str>,
     ip: &str,
 ) -> Result<Outcome, AuthError> {
-    let key = sudo_key(&user.id);
-    if let Some(wait) = retry_after(ctx, &key, SUDO_FAILURES).await? {
-        return Ok(Outcome::Throttled(wait));
-    }
+    let reservation = match reserve(ctx, Keys::sudo(&user.id, ip)).await? {
+        Reserved::Go(reservation) => reservation,
+        Reserved::Wait(wait) => return Ok(Outcome::Throttled(wait)),
+    };
     let password_ok = ctx
         .passwords
         .verify(password, user.password_hash.as_deref())
@@ -197,17 +258,19 @@ pub async fn reauthenticate(
     // The code is only checked (and spent) after a right password.
     let code_ok = match (password_ok, user.has_two_factor(), code) {
         (false, _, _) | (true, false, _) => true,
-        (true, true, Some(code)) => check_second_factor(ctx, user, code).await?,
+        (true, true, Some(code)) => match check_second_factor(ctx, user, code).await? {
+            CodeCheck::Accepted => true,
+            CodeCheck::Wrong => false,
+            CodeCheck::Locked(wait) => return Ok(Outcome::Throttled(wait)),
+        },
         (true, true, None) => false,
     };
     let matched = password_ok && code_ok;
     let now = ctx.clock.unix();
     let (event_type, description) = if matched {
-        throttle_store::clear(&ctx.db.pool, &key).await?;
+        reservation.succeeded(ctx).await?;
         (EventType::UserSudo, "Entered sudo mode")
     } else {
-        throttle_store::record_failure(&ctx.db.pool, &key, now, WINDOW_SECONDS, SUDO_FAILURES)
-            .await?;
         (EventType::UserSudoFailure, "Re-authentication failed")
     };
     let event = NewEvent::new(event_type, description)
@@ -231,39 +294,52 @@ pub async fn second_factor_locked(
     ctx: &Context,
     user_id: &UserId,
 ) -> Result<Option<i64>, AuthError> {
-    Ok(retry_after(ctx, &second_factor_key(user_id), SECOND_FACTOR_FAILURES).await?)
+    let now = ctx.clock.unix();
+    let key = second_factor_key(user_id);
+    let row = throttle_store::attempts(&ctx.db.pool, &key, now, WINDOW_SECONDS).await?;
+    Ok(row
+        .filter(|(attempts, _)| *attempts >= SECOND_FACTOR_FAILURES)
+        .map(|(_, start)| (start + WINDOW_SECONDS - now).max(1)))
+}
+
+/// What a two-factor code was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    Accepted,
+    Wrong,
+    /// Too many wrong codes: not even checked; try again after this many seconds.
+    Locked(i64),
 }
 
 /// Checks a two-factor code for `user` and spends it: a TOTP code of the previous,
 /// current or next step that is newer than the last one accepted, or an unused recovery
-/// code. Wrong codes count towards a lockout; while locked out every code is refused.
+/// code. Wrong codes count towards a lockout; while locked out no code is checked.
 pub async fn check_second_factor(
     ctx: &Context,
     user: &User,
     code: &str,
-) -> Result<bool, AuthError> {
+) -> Result<CodeCheck, AuthError> {
+    // Each code is counted before it is checked, so concurrent guesses cannot pass the
+    // lockout; a right code forgets the count.
     let key = second_factor_key(&user.id);
-    if retry_after(ctx, &key, SECOND_FACTOR_FAILURES)
-        .await?
-        .is_some()
-    {
-        return Ok(false);
+    let now = ctx.clock.unix();
+    let (attempts, start) = throttle_store::reserve(
+        &ctx.db.pool,
+        &key,
+        now,
+        WINDOW_SECONDS,
+        SECOND_FACTOR_FAILURES,
+    )
+    .await?;
+    if attempts > SECOND_FACTOR_FAILURES {
+        return Ok(CodeCheck::Locked((start + WINDOW_SECONDS - now).max(1)));
     }
-    let accepted = verify_second_factor(ctx, user, code).await?;
-    if accepted {
+    if verify_second_factor(ctx, user, code).await? {
         throttle_store::clear(&ctx.db.pool, &key).await?;
+        Ok(CodeCheck::Accepted)
     } else {
-        let now = ctx.clock.unix();
-        throttle_store::record_failure(
-            &ctx.db.pool,
-            &key,
-            now,
-            WINDOW_SECONDS,
-            SECOND_FACTOR_FAILURES,
-        )
-        .await?;
+        Ok(CodeCheck::Wrong)
     }
-    Ok(accepted)
 }
 
 async fn verify_second_factor(ctx: &Context, user: &User, code: &str) -> Result<bool, AuthError> {
@@ -363,4 +439,19 @@ pub async fn record_sign_out(
         .actor(Some(user_id))
         .ip(Some(ip));
     event_store::record(&ctx.db.pool, &event, ctx.clock.unix()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_after_the_threshold_and_stop_growing() {
+        assert_eq!(delay_ms(1), 0);
+        assert_eq!(delay_ms(USER_ATTEMPTS_BEFORE_DELAY), 0);
+        assert_eq!(delay_ms(USER_ATTEMPTS_BEFORE_DELAY + 1), 250);
+        assert_eq!(delay_ms(USER_ATTEMPTS_BEFORE_DELAY + 2), 500);
+        assert_eq!(delay_ms(USER_ATTEMPTS_BEFORE_DELAY + 6), MAX_DELAY_MS);
+        assert_eq!(delay_ms(i64::MAX), MAX_DELAY_MS);
+    }
 }

@@ -4,13 +4,14 @@
 
 use super::Context;
 use crate::db::event_store::{self, NewEvent};
-use crate::db::member_store;
+use crate::db::member_store::{self, MemberSummary};
 use crate::db::user_store;
-use crate::db::{is_unique_violation, session_store, token_store, Db};
+use crate::db::{is_unique_violation, session_store, token_store, Backend, Db};
 use crate::domain::event_type::EventType;
 use crate::domain::ids::{AccountId, ServiceId, UserId};
 use crate::domain::member_rules::{self, MemberError};
 use crate::domain::roles::{Role, ServicePermission};
+use sqlx::AnyConnection;
 
 #[derive(Debug)]
 pub enum MembershipError {
@@ -44,6 +45,20 @@ impl<'a> Acting<'a> {
     }
 }
 
+/// Locks the account's members (`member_store::lock_account`: no other member change
+/// can slip in between the checks and the change) and reads the member.
+async fn lock_and_find(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    account_id: &AccountId,
+    user_id: &UserId,
+) -> Result<MemberSummary, MembershipError> {
+    member_store::lock_account(conn, backend, account_id).await?;
+    member_store::summary(&mut *conn, account_id, user_id)
+        .await?
+        .ok_or(MembershipError::NotFound)
+}
+
 /// Changes a member's role; the account keeps a superuser. Leaving the engineer role
 /// clears the member's service limits (a later promotion starts afresh).
 pub async fn change_role(
@@ -55,10 +70,7 @@ pub async fn change_role(
     let account_id = acting.account_id;
     let now = ctx.clock.unix();
     let mut tx = ctx.db.pool.begin().await?;
-    member_store::lock_account(&mut tx, ctx.db.backend, account_id).await?;
-    let Some(member) = member_store::summary(&mut *tx, account_id, user_id).await? else {
-        return Err(MembershipError::NotFound);
-    };
+    let member = lock_and_find(&mut tx, ctx.db.backend, account_id, user_id).await?;
     let from = member.role;
     let superusers = member_store::count_superusers(&mut *tx, account_id).await?;
     member_rules::check_role_change(from, to, superusers).map_err(MembershipError::Refused)?;
@@ -99,11 +111,10 @@ pub async fn set_service_access(
     let account_id = acting.account_id;
     let now = ctx.clock.unix();
     let mut tx = ctx.db.pool.begin().await?;
-    member_store::lock_account(&mut tx, ctx.db.backend, account_id).await?;
-    let member = member_store::summary(&mut *tx, account_id, user_id).await?;
-    let Some(member) = member.filter(|m| m.role == Role::Engineer) else {
+    let member = lock_and_find(&mut tx, ctx.db.backend, account_id, user_id).await?;
+    if member.role != Role::Engineer {
         return Err(MembershipError::NotFound);
-    };
+    }
     member_store::clear_service_permissions(&mut *tx, account_id, user_id).await?;
     for (service_id, permission) in chosen {
         member_store::set_service_permission(
@@ -137,7 +148,7 @@ pub async fn set_service_access(
 pub async fn refusal(
     ctx: &Context,
     account_id: &AccountId,
-    member: &member_store::MemberSummary,
+    member: &MemberSummary,
     delete: bool,
 ) -> Result<Option<MemberError>, sqlx::Error> {
     let pool = &ctx.db.pool;
@@ -162,10 +173,7 @@ pub async fn end_membership(
     let account_id = acting.account_id;
     let now = ctx.clock.unix();
     let mut tx = ctx.db.pool.begin().await?;
-    member_store::lock_account(&mut tx, ctx.db.backend, account_id).await?;
-    let Some(member) = member_store::summary(&mut *tx, account_id, user_id).await? else {
-        return Err(MembershipError::NotFound);
-    };
+    let member = lock_and_find(&mut tx, ctx.db.backend, account_id, user_id).await?;
     let superusers = member_store::count_superusers(&mut *tx, account_id).await?;
     let others = member_store::count_other_memberships(&mut *tx, account_id, user_id).await?;
     // Ending the membership first waits for a token being created for this member

@@ -120,7 +120,8 @@ pub async fn create(
     Ok(id)
 }
 
-/// A service made by an operator tool or a test: no actor, no event.
+/// A service made by a test: no actor, no event.
+#[cfg(any(test, feature = "testkit"))]
 pub async fn create_for_operator(
     db: &crate::db::Db,
     account_id: &AccountId,

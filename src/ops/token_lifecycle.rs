@@ -31,7 +31,6 @@ pub struct TokenRequest<'a> {
 pub struct Issued {
     pub id: TokenId,
     pub secret: TokenSecret,
-    pub created_at: i64,
 }
 
 #[derive(Debug)]
@@ -133,11 +132,7 @@ pub async fn issue_with_secret(
     }));
     event_store::record(&mut *tx, &event, now).await?;
     tx.commit().await?;
-    Ok(Issued {
-        id,
-        secret,
-        created_at: now,
-    })
+    Ok(Issued { id, secret })
 }
 
 /// Deletes one of the actor's own user tokens; false when they have no such token.

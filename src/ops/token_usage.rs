@@ -66,11 +66,13 @@ impl TokenUsage {
     }
 
     /// Tokens with a use not yet written.
-    pub fn pending(&self) -> usize {
+    #[cfg(test)]
+    fn pending(&self) -> usize {
         self.lock().len()
     }
 
-    /// UPDATE statements written so far (for tests and metrics).
+    /// UPDATE statements written so far (for tests).
+    #[cfg(any(test, feature = "testkit"))]
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
     }

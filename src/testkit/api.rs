@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::app::Persona;
 
+#[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
     base: String,

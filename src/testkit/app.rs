@@ -254,6 +254,18 @@ impl TestApp {
         .await
     }
 
+    /// Another server on the same database and clock that takes the client address from
+    /// `X-Forwarded-For`, as behind a proxy: requests can come "from" any address.
+    pub async fn node_behind_proxy(&self) -> TestApp {
+        TestApp::serve(
+            &self.db_url,
+            self.secret_key.clone(),
+            true,
+            self.clock.clone(),
+        )
+        .await
+    }
+
     /// Another server on the same database with another server key: what someone
     /// holding only a copy of the database could run.
     pub async fn server_with_other_key(&self) -> TestApp {
@@ -465,6 +477,11 @@ impl TestApp {
     /// UPDATE statements the last-use recorder has written so far.
     pub fn usage_writes(&self) -> u64 {
         internals::usage_writes(&self.state)
+    }
+
+    /// argon2 computations (password hashes and checks) this server has run so far.
+    pub fn password_checks(&self) -> u64 {
+        internals::password_checks(&self.state)
     }
 
     /// The ids of `account`'s events that the domain rule lets `viewer` see (what the

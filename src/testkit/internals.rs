@@ -347,6 +347,10 @@ pub fn usage_writes(state: &State) -> u64 {
     state.usage.writes()
 }
 
+pub fn password_checks(state: &State) -> u64 {
+    state.passwords.computed()
+}
+
 /// Records an event as the panel would have, at Unix time `at`.
 pub async fn record_event(state: &State, event: &EventSpec<'_>, at: i64) {
     let account = event.account_id.map(AccountId::from_raw);

@@ -2,10 +2,12 @@
 //! status. Internal errors are logged with their cause and shown as a plain message.
 
 use askama::Template;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::page::Layout;
+use crate::domain::password::{HashError, BUSY_RETRY_SECONDS};
+use crate::ops::authentication::AuthError;
 
 #[derive(Debug)]
 pub enum WebError {
@@ -22,6 +24,8 @@ pub enum WebError {
     SudoRequired {
         next: String,
     },
+    /// Too much work at once (password checks): come back in a moment.
+    Busy,
     /// Something failed on our side: logged once, with its source, when answered.
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -44,15 +48,21 @@ impl From<tower_sessions::session::Error> for WebError {
     }
 }
 
-impl From<crate::domain::password::HashError> for WebError {
-    fn from(e: crate::domain::password::HashError) -> Self {
-        WebError::internal(e)
+impl From<HashError> for WebError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => WebError::Busy,
+            e => WebError::internal(e),
+        }
     }
 }
 
-impl From<crate::ops::authentication::AuthError> for WebError {
-    fn from(e: crate::ops::authentication::AuthError) -> Self {
-        WebError::internal(e)
+impl From<AuthError> for WebError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Hash(HashError::Busy) => WebError::Busy,
+            e => WebError::internal(e),
+        }
     }
 }
 
@@ -108,6 +118,15 @@ impl IntoResponse for WebError {
                 Redirect::to(super::session::ENROLMENT_PATH).into_response()
             }
             WebError::SudoRequired { next } => super::sudo::prompt(&next),
+            WebError::Busy => {
+                let mut page = error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Too many sign-ins at once. Try again in a moment.",
+                );
+                page.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_SECONDS));
+                page
+            }
             WebError::Internal(cause) => {
                 tracing::error!(error = %crate::http::error_chain(cause.as_ref()), "request failed");
                 error_page(

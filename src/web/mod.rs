@@ -15,6 +15,7 @@ mod session;
 mod sign_in;
 mod sudo;
 mod switch;
+mod token_rows;
 mod users;
 
 use axum::http::StatusCode;

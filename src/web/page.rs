@@ -5,7 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::error::WebError;
-use crate::domain::ids::{AccountId, ServiceId};
+use crate::domain::ids::AccountId;
 use crate::domain::roles::Role;
 
 /// The sections of the Account navigation, to mark the current one.
@@ -196,18 +196,6 @@ mod tests {
         ] {
             assert_eq!(safe_next(bad), None, "{bad:?}");
         }
-    }
-}
-
-/// What a token's Access column says: its services by name, or all of them.
-pub fn access_label(services: Option<&Vec<(ServiceId, String)>>) -> String {
-    match services {
-        Some(list) if !list.is_empty() => list
-            .iter()
-            .map(|(_, name)| name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        _ => "All services".to_owned(),
     }
 }
 

@@ -143,16 +143,12 @@ pub async fn create(
 async fn manageable(
     state: &AppState,
     signed_in: &SignedIn,
-    id: String,
+    id: ServiceId,
 ) -> Result<Service, WebError> {
     signed_in.require(Action::ViewServices)?;
-    let service = service_store::find(
-        &state.db.pool,
-        signed_in.account_id(),
-        &ServiceId::from_raw(id),
-    )
-    .await?
-    .ok_or(WebError::NotFound)?;
+    let service = service_store::find(&state.db.pool, signed_in.account_id(), &id)
+        .await?
+        .ok_or(WebError::NotFound)?;
     signed_in.require(Action::ManageService(&service.id))?;
     Ok(service)
 }
@@ -199,7 +195,7 @@ fn edit_page(
 pub async fn edit(
     State(state): State<AppState>,
     signed_in: SignedIn,
-    Path(id): Path<String>,
+    Path(id): Path<ServiceId>,
 ) -> Result<Response, WebError> {
     let service = manageable(&state, &signed_in, id).await?;
     let name = service.name.clone();
@@ -210,7 +206,7 @@ pub async fn rename(
     State(state): State<AppState>,
     signed_in: SignedIn,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
+    Path(id): Path<ServiceId>,
     form: Form,
 ) -> Result<Response, WebError> {
     let service = manageable(&state, &signed_in, id).await?;
@@ -251,7 +247,7 @@ struct ConfirmPage {
 pub async fn confirm_delete(
     State(state): State<AppState>,
     sudo: Sudo,
-    Path(id): Path<String>,
+    Path(id): Path<ServiceId>,
 ) -> Result<Response, WebError> {
     // Who may not manage the service is refused before sudo mode is asked for.
     let service = manageable(&state, sudo.signed_in(), id).await?;
@@ -269,7 +265,7 @@ pub async fn delete(
     State(state): State<AppState>,
     sudo: Sudo,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
+    Path(id): Path<ServiceId>,
     _form: Form,
 ) -> Result<Response, WebError> {
     let service = manageable(&state, sudo.signed_in(), id).await?;

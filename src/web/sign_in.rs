@@ -15,7 +15,7 @@ use crate::domain::ids::{AccountId, UserId};
 use crate::domain::password::Password;
 use crate::domain::validate;
 use crate::http::{ClientIp, Form};
-use crate::ops::authentication::{self, Outcome};
+use crate::ops::authentication::{self, CodeCheck, Outcome};
 use crate::ops::first_run;
 use crate::state::AppState;
 
@@ -209,17 +209,23 @@ pub async fn second_step(
         session::clear_pending(&session).await?;
         return Ok(Redirect::to("/login").into_response());
     };
-    if authentication::check_second_factor(&state, &user, code).await? {
-        return finish_sign_in(
-            &state,
-            &session,
-            &user.id,
-            &account_id,
-            &browser,
-            &next,
-            "Signed in with two-factor authentication",
-        )
-        .await;
+    match authentication::check_second_factor(&state, &user, code).await? {
+        CodeCheck::Accepted => {
+            return finish_sign_in(
+                &state,
+                &session,
+                &user.id,
+                &account_id,
+                &browser,
+                &next,
+                "Signed in with two-factor authentication",
+            )
+            .await
+        }
+        CodeCheck::Locked(wait) => {
+            return fail(StatusCode::TOO_MANY_REQUESTS, locked_message(wait))
+        }
+        CodeCheck::Wrong => {}
     }
     authentication::record_wrong_code(&state, &user.id, &account_id, &ip).await?;
     match authentication::second_factor_locked(&state, &user_id).await? {

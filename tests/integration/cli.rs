@@ -161,13 +161,17 @@ fn migrate_create_superuser_demo_and_legacy_import() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
-async fn serve_on_a_fresh_directory_prints_a_working_setup_url() {
+/// `tokenpanel` serving a fresh SQLite database in `dir` on a free port, and the first
+/// line of its standard output (a pipe) that `wanted` picks, within 30 seconds.
+async fn serve_until(
+    dir: &std::path::Path,
+    log_level: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
-    let dir = temp_dir();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokenpanel"))
-        .args(["--bind", "127.0.0.1:0", "--log-level", "warn"])
-        .current_dir(&dir)
+        .args(["--bind", "127.0.0.1:0", "--log-level", log_level])
+        .current_dir(dir)
         .env_remove("DATABASE_URL")
         .env_remove("SECRET_KEY")
         .stdout(Stdio::piped())
@@ -175,21 +179,44 @@ async fn serve_on_a_fresh_directory_prints_a_working_setup_url() {
         .spawn()
         .unwrap();
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+    let line = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(start) = line.find("http://") {
-                if line.contains("/setup/") {
-                    return line[start..].trim().to_owned();
-                }
+            if wanted(&line) {
+                return line;
             }
         }
-        panic!("no setup URL printed");
+        panic!("the server printed no such line");
     })
     .await
     .unwrap();
+    (child, line)
+}
+
+#[tokio::test]
+async fn serve_on_a_fresh_directory_prints_a_working_setup_url() {
+    let dir = temp_dir();
+    let (mut child, line) = serve_until(&dir, "warn", |line| {
+        line.contains("http://") && line.contains("/setup/")
+    })
+    .await;
+    let url = line[line.find("http://").unwrap()..].trim().to_owned();
     let page = reqwest::get(&url).await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("Set up tokenpanel"));
+    child.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Logs written to a pipe or a file carry no terminal colour codes.
+#[tokio::test]
+async fn logs_to_a_pipe_have_no_colour_codes() {
+    let dir = temp_dir();
+    // The info line the server logs once it listens (not the plain println).
+    let (mut child, logged) = serve_until(&dir, "info", |line| {
+        line.contains("INFO") && line.contains("listening")
+    })
+    .await;
+    assert!(!logged.contains('\u{1b}'), "colour codes in {logged:?}");
     child.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod event_log;
 mod foundation;
+mod hardening;
 mod invitations;
 mod lifecycle;
 mod personal_tokens;

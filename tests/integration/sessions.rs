@@ -71,9 +71,9 @@ async fn a_password_change_ends_the_other_sessions(app: TestApp) {
     .await
     .assert(401, "That is not your current password.")
     .assert(401, "id=\"current_password-error\"");
-    // The wrong current password counts with the sign-in throttle.
+    // The wrong current password counts with the sign-in throttle (email and address).
     let failures: i64 = sqlx::query_scalar("SELECT failures FROM throttle WHERE key = $1")
-        .bind(format!("login:email:{}", me.email))
+        .bind(format!("login:pair:{}:127.0.0.1", me.email))
         .fetch_one(app.pool())
         .await
         .unwrap();

@@ -15,9 +15,10 @@ use axum::routing::get;
 use axum::Router;
 
 use super::error::WebError;
-use super::page::{access_label, date, date_time, render, url_encode};
+use super::page::{render, url_encode};
 use super::page::{Layout, Section};
 use super::session::SignedIn;
+use super::token_rows::TokenRow;
 use crate::db::account_token_list::{self as list, Filter, Position, Sort, Status};
 use crate::db::member_store;
 use crate::domain::access::Action;
@@ -164,19 +165,21 @@ impl Query {
 
 /// One row of the Account tokens table, ready to print.
 pub struct AccountTokenRow {
-    pub id: TokenId,
+    /// What every token list shows (the template reads its fields through `Deref`).
+    pub token: TokenRow,
     pub owner: String,
     pub owner_email: Option<String>,
-    pub name: String,
     pub kind: &'static str,
     pub role: String,
     pub tls: bool,
-    pub scope: String,
-    pub access: String,
-    pub created: String,
-    pub last_used: String,
-    pub expires: String,
-    pub expired: bool,
+}
+
+impl std::ops::Deref for AccountTokenRow {
+    type Target = TokenRow;
+
+    fn deref(&self) -> &TokenRow {
+        &self.token
+    }
 }
 
 fn kind_label(kind: TokenKind) -> &'static str {
@@ -187,23 +190,23 @@ fn kind_label(kind: TokenKind) -> &'static str {
 }
 
 fn row(
-    token: &list::Row,
+    listed: &list::Row,
     services: Option<&Vec<(ServiceId, String)>>,
     now: i64,
 ) -> AccountTokenRow {
+    let token = &listed.token;
     let automation = token.kind == TokenKind::Automation;
     AccountTokenRow {
-        id: token.id.clone(),
+        token: TokenRow::new(token, services, now),
         owner: if automation {
             "Automation".to_owned()
         } else {
-            token
+            listed
                 .owner_name
                 .clone()
                 .unwrap_or_else(|| "(deleted user)".to_owned())
         },
-        owner_email: token.owner_email.clone().filter(|_| !automation),
-        name: token.name.clone(),
+        owner_email: listed.owner_email.clone().filter(|_| !automation),
         kind: kind_label(token.kind),
         role: token
             .role
@@ -211,18 +214,6 @@ fn row(
             .map(|r| Role::label(r).to_owned())
             .unwrap_or_default(),
         tls: token.tls_access.get(),
-        scope: token.scope.labels(),
-        access: access_label(services),
-        created: date(token.created_at),
-        last_used: token
-            .last_used_at
-            .map(date_time)
-            .unwrap_or_else(|| "Never".to_owned()),
-        expires: token
-            .expires_at
-            .map(date)
-            .unwrap_or_else(|| "Never".to_owned()),
-        expired: token.expires_at.is_some_and(|at| at <= now),
     }
 }
 
@@ -334,7 +325,7 @@ pub async fn page(
     };
     let found = list::rows(&state.db.pool, signed_in.account_id(), &ids).await?;
     let services = list::services_of(&state.db.pool, &ids).await?;
-    let edge = |t: Option<&list::Row>| t.map(|t| (sort.key_of(t), t.id.clone()));
+    let edge = |t: Option<&list::Row>| t.map(|t| (sort.key_of(t), t.token.id.clone()));
     let (first, last) = (edge(found.first()), edge(found.last()));
     // "more" speaks of the direction the page was read in.
     let (has_previous, has_next) = match position {
@@ -357,7 +348,7 @@ pub async fn page(
     };
     let rows: Vec<AccountTokenRow> = found
         .iter()
-        .map(|t| row(t, services.get(&t.id), now))
+        .map(|t| row(t, services.get(&t.token.id), now))
         .collect();
     if wants_fragment(&headers) {
         return render(&ListResults {

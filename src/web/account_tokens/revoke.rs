@@ -84,7 +84,7 @@ struct ConfirmFragment<'a> {
 fn needs_sudo(signed_in: &SignedIn, tokens: &[list::Row]) -> bool {
     tokens
         .iter()
-        .any(|t| t.user_id.as_ref() != Some(signed_in.user_id()))
+        .any(|t| t.token.user_id.as_ref() != Some(signed_in.user_id()))
 }
 
 pub async fn confirm_revoke(
@@ -142,7 +142,7 @@ async fn rows_of(
     let services = list::services_of(&state.db.pool, ids).await?;
     Ok(found
         .iter()
-        .map(|t| row(t, services.get(&t.id), now))
+        .map(|t| row(t, services.get(&t.token.id), now))
         .collect())
 }
 

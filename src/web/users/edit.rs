@@ -124,11 +124,10 @@ async fn edit_page(
 pub async fn edit(
     State(state): State<AppState>,
     signed_in: SignedIn,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Response, WebError> {
     signed_in.require(Action::ViewUsers)?;
-    let id = UserId::from_raw(id);
     let notice = Form::from_query(raw.as_deref())
         .ok()
         .and_then(|f| match f.text("done") {
@@ -144,11 +143,10 @@ pub async fn change_role(
     State(state): State<AppState>,
     sudo: Sudo,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     form: Form,
 ) -> Result<Response, WebError> {
     let signed_in = elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}")).await?;
-    let id = UserId::from_raw(id);
     let Ok(to) = form.text("role").parse::<Role>() else {
         let page = edit_page(
             &state,
@@ -188,11 +186,10 @@ pub async fn set_services(
     State(state): State<AppState>,
     sudo: Sudo,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     form: Form,
 ) -> Result<Response, WebError> {
     let signed_in = elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}")).await?;
-    let id = UserId::from_raw(id);
     let account_id = signed_in.account_id();
     let member = member_store::summary(&state.db.pool, account_id, &id)
         .await?

@@ -221,11 +221,10 @@ pub async fn reissue(
     sudo: Sudo,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<InvitationId>,
     form: Form,
 ) -> Result<Response, WebError> {
     let signed_in = sudo.require(Action::ManageInvitations, "/account/users")?;
-    let id = InvitationId::from_raw(id);
     let issued = form.text("issued").parse::<i64>().unwrap_or(0);
     match invitations::reissue(&state, acting(&signed_in, &ip), &id, issued).await {
         Ok(issued) => shown_once(&state, &signed_in, &headers, &issued, "reissued"),
@@ -239,11 +238,10 @@ pub async fn revoke(
     State(state): State<AppState>,
     signed_in: SignedIn,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
+    Path(id): Path<InvitationId>,
     _form: Form,
 ) -> Result<Response, WebError> {
     signed_in.require(Action::ManageInvitations)?;
-    let id = InvitationId::from_raw(id);
     match invitations::revoke(&state, acting(&signed_in, &ip), &id).await {
         Ok(()) => Ok(Redirect::to("/account/users?done=revoked").into_response()),
         Err(InvitationError::Database(e)) => Err(e.into()),

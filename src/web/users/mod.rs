@@ -65,17 +65,13 @@ fn acting<'a>(signed_in: &'a SignedIn, ip: &'a str) -> Acting<'a> {
 async fn elevated_for_member(
     state: &AppState,
     sudo: Sudo,
-    id: &str,
+    id: &UserId,
     back: &str,
 ) -> Result<Elevated, WebError> {
     sudo.signed_in().require(Action::ManageUsers)?;
-    member_store::summary(
-        &state.db.pool,
-        sudo.signed_in().account_id(),
-        &UserId::from_raw(id),
-    )
-    .await?
-    .ok_or(WebError::NotFound)?;
+    member_store::summary(&state.db.pool, sudo.signed_in().account_id(), id)
+        .await?
+        .ok_or(WebError::NotFound)?;
     sudo.elevated(back)
 }
 

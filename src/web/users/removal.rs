@@ -66,22 +66,20 @@ async fn confirm(
 pub async fn confirm_remove(
     State(state): State<AppState>,
     sudo: Sudo,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> Result<Response, WebError> {
     let signed_in =
         elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}/remove")).await?;
-    let id = UserId::from_raw(id);
     render(&confirm(&state, &signed_in, &id, "remove", None).await?)
 }
 
 pub async fn confirm_delete(
     State(state): State<AppState>,
     sudo: Sudo,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> Result<Response, WebError> {
     let signed_in =
         elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}/delete")).await?;
-    let id = UserId::from_raw(id);
     render(&confirm(&state, &signed_in, &id, "delete", None).await?)
 }
 
@@ -90,10 +88,9 @@ async fn end_membership(
     state: &AppState,
     signed_in: &SignedIn,
     ip: &str,
-    id: String,
+    id: UserId,
     delete: bool,
 ) -> Result<Response, WebError> {
-    let id = UserId::from_raw(id);
     match membership::end_membership(state, acting(signed_in, ip), &id, delete).await {
         Ok(()) => {
             let done = if delete { "deleted" } else { "removed" };
@@ -112,7 +109,7 @@ pub async fn remove(
     State(state): State<AppState>,
     sudo: Sudo,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     _form: Form,
 ) -> Result<Response, WebError> {
     let signed_in =
@@ -124,7 +121,7 @@ pub async fn delete(
     State(state): State<AppState>,
     sudo: Sudo,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     _form: Form,
 ) -> Result<Response, WebError> {
     let signed_in =

@@ -1,0 +1,90 @@
+//! A token as the lists (Personal tokens, Account tokens, confirmations) print it.
+
+use super::page::{date, date_time};
+use crate::db::token_store::Token;
+use crate::domain::ids::{ServiceId, TokenId};
+
+/// Tokens expiring within this many days say so.
+const SOON_DAYS: i64 = 7;
+
+/// One token, ready to print.
+pub struct TokenRow {
+    pub id: TokenId,
+    pub name: String,
+    pub scope: String,
+    pub access: String,
+    pub created: String,
+    pub last_used: String,
+    pub expires: String,
+    pub expired: bool,
+    /// "Expires in 3 days" when the token expires within a week.
+    pub expires_soon: Option<String>,
+}
+
+impl TokenRow {
+    /// `services`: the token's services by name; none means all of them.
+    pub fn new(token: &Token, services: Option<&Vec<(ServiceId, String)>>, now: i64) -> TokenRow {
+        TokenRow {
+            id: token.id.clone(),
+            name: token.name.clone(),
+            scope: token.scope.labels(),
+            access: access_label(services),
+            created: date(token.created_at),
+            last_used: token
+                .last_used_at
+                .map(date_time)
+                .unwrap_or_else(|| "Never".to_owned()),
+            expires: token
+                .expires_at
+                .map(date)
+                .unwrap_or_else(|| "Never".to_owned()),
+            expired: token.is_expired(now),
+            expires_soon: expires_soon(token.expires_at, now),
+        }
+    }
+}
+
+/// What a token's Access column says: its services by name, or all of them.
+fn access_label(services: Option<&Vec<(ServiceId, String)>>) -> String {
+    match services {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .map(|(_, name)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "All services".to_owned(),
+    }
+}
+
+fn expires_soon(expires_at: Option<i64>, now: i64) -> Option<String> {
+    let left = expires_at? - now;
+    if left <= 0 || left > SOON_DAYS * 86_400 {
+        return None;
+    }
+    let days = (left + 86_399) / 86_400;
+    Some(if days <= 1 {
+        "Expires within a day".to_owned()
+    } else {
+        format!("Expires in {days} days")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiring_soon_wording() {
+        assert_eq!(
+            expires_soon(Some(1000 + 3 * 86_400), 1000).as_deref(),
+            Some("Expires in 3 days")
+        );
+        assert_eq!(
+            expires_soon(Some(1000 + 3600), 1000).as_deref(),
+            Some("Expires within a day")
+        );
+        assert_eq!(expires_soon(Some(1000 + 8 * 86_400), 1000), None);
+        assert_eq!(expires_soon(Some(999), 1000), None);
+        assert_eq!(expires_soon(None, 1000), None);
+    }
+}

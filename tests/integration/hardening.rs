@@ -1,0 +1,182 @@
+//! Throttles that hold under concurrency, no targeted lock-out, bounded password work.
+
+use reqwest::Method;
+use tokenpanel::testkit::{on_both_databases, Api, Persona, Reply, Role, TestApp};
+
+on_both_databases!(
+    concurrent_password_guesses_reach_argon2_at_most_five_times,
+    concurrent_sudo_guesses_reach_argon2_at_most_five_times,
+    concurrent_wrong_codes_are_checked_at_most_five_times,
+    too_many_password_checks_at_once_are_told_to_come_back,
+);
+
+const ATTACKER: &str = "203.0.113.7";
+const OWNER: &str = "198.51.100.9";
+
+/// `n` requests at once, each built by `request`.
+async fn at_once(
+    api: &Api,
+    n: usize,
+    request: impl Fn(usize) -> reqwest::RequestBuilder,
+) -> Vec<Reply> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (api, builder) = (api.clone(), request(i));
+            tokio::spawn(async move { api.send(builder).await })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.expect("a request task"));
+    }
+    replies
+}
+
+fn statuses(replies: &[Reply]) -> Vec<u16> {
+    let mut all: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    all.sort();
+    all
+}
+
+fn token_by_password(
+    api: &Api,
+    from: &str,
+    who: &Persona,
+    password: &str,
+) -> reqwest::RequestBuilder {
+    api.request(Method::POST, "/tokens", None)
+        .header("x-forwarded-for", from)
+        .basic_auth(&who.email, Some(password))
+}
+
+async fn concurrent_password_guesses_reach_argon2_at_most_five_times(app: TestApp) {
+    let node = app.node_behind_proxy().await;
+    let ada = app.persona(Role::User).await;
+    let api = node.api();
+    let before = node.password_checks();
+    let replies = at_once(&api, 60, |_| {
+        token_by_password(&api, ATTACKER, &ada, "a wrong guess")
+    })
+    .await;
+    let all = statuses(&replies);
+    let wrong = all.iter().filter(|s| **s == 401).count();
+    let refused = all.iter().filter(|s| **s == 429).count();
+    assert!(wrong <= 5, "at most five guesses are checked: {all:?}");
+    assert_eq!(wrong + refused, 60, "{all:?}");
+    assert!(
+        node.password_checks() - before <= 5,
+        "argon2 ran {} times",
+        node.password_checks() - before
+    );
+    assert!(replies
+        .iter()
+        .filter(|r| r.status == 429)
+        .all(|r| !r.header("retry-after").is_empty()));
+    // The owner, from an address with no failures, still gets in.
+    node.api()
+        .send(token_by_password(&api, OWNER, &ada, &ada.password))
+        .await
+        .expect(200);
+    // The attacker's address stays refused, even with the right password.
+    node.api()
+        .send(token_by_password(&api, ATTACKER, &ada, &ada.password))
+        .await
+        .expect(429);
+}
+
+async fn concurrent_sudo_guesses_reach_argon2_at_most_five_times(app: TestApp) {
+    let node = app.node_behind_proxy().await;
+    let ada = app.persona(Role::User).await;
+    let key = app.issue_token(&ada).await.key;
+    let api = node.api();
+    let before = node.password_checks();
+    let replies = at_once(&api, 60, |_| {
+        api.request(Method::POST, "/sudo", Some(&key))
+            .header("x-forwarded-for", ATTACKER)
+            .form(&[
+                ("username", ada.email.as_str()),
+                ("password", "a wrong guess"),
+            ])
+    })
+    .await;
+    let all = statuses(&replies);
+    let wrong = all.iter().filter(|s| **s == 403).count();
+    assert!(
+        wrong <= 5,
+        "at most five re-authentications are checked: {all:?}"
+    );
+    assert_eq!(
+        all.iter().filter(|s| **s == 429).count(),
+        60 - wrong,
+        "{all:?}"
+    );
+    assert!(node.password_checks() - before <= 5);
+    // The owner re-authenticates from elsewhere.
+    node.api()
+        .send(
+            api.request(Method::POST, "/sudo", Some(&key))
+                .header("x-forwarded-for", OWNER)
+                .form(&[
+                    ("username", ada.email.as_str()),
+                    ("password", ada.password.as_str()),
+                ]),
+        )
+        .await
+        .expect(200);
+}
+
+async fn concurrent_wrong_codes_are_checked_at_most_five_times(app: TestApp) {
+    let node = app.node_behind_proxy().await;
+    let ada = app.persona(Role::User).await;
+    let secret = app.enrol_two_factor(&ada).await;
+    let api = node.api();
+    // The password is right (the attacker has it); the code is what is guessed. Each
+    // request comes from an address of its own, so only the code's lock can stop them.
+    let replies = at_once(&api, 60, |i| {
+        api.request(Method::POST, "/tokens", None)
+            .header("x-forwarded-for", format!("192.0.2.{}", i + 1))
+            .header("fastly-otp", "000000")
+            .basic_auth(&ada.email, Some(&ada.password))
+    })
+    .await;
+    let all = statuses(&replies);
+    let checked = all.iter().filter(|s| **s == 400).count();
+    assert!(checked <= 5, "at most five codes are checked: {all:?}");
+    // The rest are refused by the code's lock, or (sixty passwords at once) told to
+    // come back by the bounded password queue before any code is looked at.
+    assert!(all.contains(&429), "{all:?}");
+    assert!(all.iter().all(|s| matches!(s, 400 | 429 | 503)), "{all:?}");
+    // Locked: even the right code is refused now.
+    let good = tokenpanel::testkit::totp_code(&secret, app.now()).unwrap();
+    node.api()
+        .send(
+            api.request(Method::POST, "/tokens", None)
+                .header("x-forwarded-for", OWNER)
+                .header("fastly-otp", good)
+                .basic_auth(&ada.email, Some(&ada.password)),
+        )
+        .await
+        .expect(429);
+}
+
+async fn too_many_password_checks_at_once_are_told_to_come_back(app: TestApp) {
+    // Forty sign-ins for forty accounts from forty addresses: no throttle applies, so
+    // they all want argon2 at once, and those past the queue are told to come back.
+    let node = app.node_behind_proxy().await;
+    let account = app.account("Crowd").await;
+    let mut people = Vec::new();
+    for _ in 0..40 {
+        people.push(app.member(&account, Role::User).await);
+    }
+    let api = node.api();
+    let replies = at_once(&api, 40, |i| {
+        token_by_password(&api, &format!("192.0.2.{}", i + 1), &people[i], "wrong")
+    })
+    .await;
+    let all = statuses(&replies);
+    assert!(all.iter().all(|s| *s == 401 || *s == 503), "{all:?}");
+    let busy: Vec<&Reply> = replies.iter().filter(|r| r.status == 503).collect();
+    assert!(!busy.is_empty(), "a bounded queue turns some away: {all:?}");
+    assert!(busy.iter().all(|r| r.header("retry-after") == "1"));
+    assert!(busy.iter().all(|r| r.msg().contains("Try again")));
+}

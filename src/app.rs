@@ -29,27 +29,41 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Nothing the panel accepts is larger than this; forms have a smaller limit of their own.
 const BODY_LIMIT: usize = 1024 * 1024;
 
+/// Requests not answered by then get 408.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The whole application: the pages (with sessions and CSRF) and the API (without),
-/// behind the layers every request passes: request id, trace, body limit, timeout,
-/// panic → 500 page, security headers.
+/// behind the shared layers.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(web::router(&state))
         // The JSON API sits outside the session and CSRF layers: it never reads cookies.
         .merge(api::router())
         .route("/healthz", get(healthz))
-        .fallback(web::not_found)
+        .fallback(web::not_found);
+    with_shared_layers(routes, REQUEST_TIMEOUT).with_state(state)
+}
+
+/// The layers every request passes, outermost last: request id, trace, JSON errors for
+/// API clients, body limit, timeout, panic → 500 page, security headers. The JSON error
+/// layer sits outside the ones that answer on their own (413, 408, 500) and the
+/// fallback (404), so an API client never gets an HTML page.
+fn with_shared_layers<S>(routes: Router<S>, timeout: Duration) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    routes
         .layer(from_fn(web::security_headers))
         .layer(CatchPanicLayer::custom(|_| web::panic_page()))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(from_fn(api::json_errors::json_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -174,6 +188,9 @@ impl Server {
                 if let Err(e) = ops::authentication::sweep_throttle(&state).await {
                     tracing::warn!(error = %e, "could not forget old throttle counters");
                 }
+                if let Err(e) = ops::write_budget::sweep(&state).await {
+                    tracing::warn!(error = %e, "could not delete past API write counters");
+                }
                 match ops::token_lifecycle::sweep_unused(&state).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "deleted tokens unused for two years"),
@@ -195,5 +212,131 @@ impl Server {
             tracing::warn!(error = %e, "could not record token use at shutdown");
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{to_bytes, Body, Bytes};
+    use axum::http::header;
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    /// The shared layers over routes that panic, stall or take a body, with a short
+    /// timeout: what the real server does in those cases, without waiting 30 seconds.
+    fn app() -> Router {
+        let routes = Router::new()
+            .route(
+                "/panic",
+                get(|| async {
+                    if true {
+                        panic!("a handler panicked");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route("/echo", post(|body: Bytes| async move { body }))
+            .fallback(web::not_found);
+        with_shared_layers(routes, Duration::from_millis(100))
+    }
+
+    async fn call(request: Request<Body>) -> (StatusCode, String, String, String) {
+        let response = app().oneshot(request).await.unwrap();
+        let status = response.status();
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let (kind, allow) = (header(header::CONTENT_TYPE), header(header::ALLOW));
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (
+            status,
+            kind,
+            allow,
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    fn with_key(method: &str, uri: &str, body: Body) -> Request<Body> {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("fastly-key", "k")
+            .body(body)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn api_clients_get_json_for_every_error_the_layers_make() {
+        let (status, kind, _, body) = call(with_key("GET", "/panic", Body::empty())).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(kind, "application/json");
+        assert_eq!(body, r#"{"msg":"Internal server error"}"#);
+
+        let (status, kind, _, body) = call(with_key("GET", "/slow", Body::empty())).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(kind, "application/json");
+        assert!(
+            body.starts_with(r#"{"msg":"Request timeout","detail":"#),
+            "{body}"
+        );
+
+        let big = vec![b'x'; BODY_LIMIT + 1];
+        let (status, kind, _, body) = call(with_key("POST", "/echo", Body::from(big))).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(kind, "application/json");
+        assert!(
+            body.starts_with(r#"{"msg":"Request body too large""#),
+            "{body}"
+        );
+
+        let (status, kind, allow, body) = call(with_key("DELETE", "/echo", Body::empty())).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            (kind.as_str(), allow.as_str()),
+            ("application/json", "POST")
+        );
+        assert_eq!(
+            body,
+            r#"{"msg":"Method not allowed","detail":"/echo does not allow DELETE; the Allow header lists what it does"}"#
+        );
+
+        let (status, kind, _, body) = call(with_key("GET", "/nowhere", Body::empty())).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(kind, "application/json");
+        assert_eq!(
+            body,
+            r#"{"msg":"Not found","detail":"Nothing is served at GET /nowhere"}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn browsers_keep_the_html_pages() {
+        let request = |uri: &str| {
+            Request::builder()
+                .uri(uri)
+                .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let (status, kind, _, body) = call(request("/panic")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(kind.starts_with("text/html"), "{kind}");
+        assert!(body.contains("Something went wrong"), "{body}");
+        let (status, kind, _, _) = call(request("/nowhere")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(kind.starts_with("text/html"), "{kind}");
     }
 }

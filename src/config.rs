@@ -62,6 +62,23 @@ pub struct Config {
         global = true
     )]
     pub trust_forwarded_for: bool,
+
+    /// The address clients reach the server at, such as `https://tokens.example.com`:
+    /// the base of the absolute links the API hands out (`GET /events` pages). Unset,
+    /// the request's `Host` is used, with `X-Forwarded-Proto` when proxies are trusted.
+    #[arg(long, env = "PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Write requests (anything but GET, HEAD and OPTIONS) each user may make through
+    /// the API per clock hour, counted in the database so every node shares the budget.
+    #[arg(
+        long,
+        env = "API_WRITES_PER_HOUR",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub api_writes_per_hour: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,6 +119,33 @@ impl Config {
         Duration::from_secs(self.sudo_minutes.max(1) * 60)
     }
 
+    /// `PUBLIC_URL` checked and without a trailing slash: an `http` or `https` URL with a
+    /// host and no path, query or fragment.
+    pub fn public_base(&self) -> Result<Option<String>, String> {
+        let Some(raw) = self
+            .public_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        else {
+            return Ok(None);
+        };
+        let bad = || {
+            format!("PUBLIC_URL must look like https://tokens.example.com (scheme and host only), not {raw:?}")
+        };
+        let trimmed = raw.trim_end_matches('/');
+        let (scheme, host) = trimmed.split_once("://").ok_or_else(bad)?;
+        if !matches!(scheme, "http" | "https")
+            || host.is_empty()
+            || !host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        {
+            return Err(bad());
+        }
+        Ok(Some(trimmed.to_owned()))
+    }
+
     /// Where the SQLite file lives, for files kept beside it.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         let rest = self.database_url.strip_prefix("sqlite:")?;
@@ -130,6 +174,74 @@ impl Config {
             sudo_minutes: 5,
             trust_forwarded_for: false,
             secret_key: None,
+            public_url: None,
+            api_writes_per_hour: 1000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Flags::try_parse_from(std::iter::once("tokenpanel").chain(args.iter().copied()))
+            .map(|f| f.config)
+    }
+
+    #[test]
+    fn write_budget_defaults_to_a_thousand_and_takes_a_flag_or_the_environment() {
+        assert_eq!(parse(&[]).unwrap().api_writes_per_hour, 1000);
+        assert_eq!(
+            parse(&["--api-writes-per-hour", "25"])
+                .unwrap()
+                .api_writes_per_hour,
+            25
+        );
+        assert!(parse(&["--api-writes-per-hour", "0"]).is_err());
+        assert!(parse(&["--api-writes-per-hour", "lots"]).is_err());
+        // Only this test reads the variable.
+        std::env::set_var("API_WRITES_PER_HOUR", "7");
+        let from_env = parse(&[]).map(|c| c.api_writes_per_hour);
+        std::env::remove_var("API_WRITES_PER_HOUR");
+        assert_eq!(from_env.unwrap(), 7);
+    }
+
+    #[test]
+    fn public_url_is_a_scheme_and_a_host() {
+        let base = |url: &str| {
+            let mut config = Config::for_database("sqlite://x.db");
+            config.public_url = Some(url.to_owned());
+            config.public_base()
+        };
+        assert_eq!(
+            base("https://tokens.example.com/").unwrap().as_deref(),
+            Some("https://tokens.example.com")
+        );
+        assert_eq!(
+            base("http://127.0.0.1:3000").unwrap().as_deref(),
+            Some("http://127.0.0.1:3000")
+        );
+        assert_eq!(base("  ").unwrap(), None);
+        for bad in [
+            "tokens.example.com",
+            "ftp://tokens.example.com",
+            "https://",
+            "https://tokens.example.com/panel",
+            "https://tokens.example.com?x=1",
+        ] {
+            assert!(base(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Config::for_database("sqlite://x.db").public_base().unwrap(),
+            None
+        );
     }
 }

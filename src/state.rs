@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::domain::crypto::SecretKey;
 use crate::domain::password::Passwords;
-use crate::http::ProxyTrust;
+use crate::http::{ProxyTrust, PublicOrigin};
 use crate::ops::token_usage::TokenUsage;
 use crate::ops::{Context, Settings};
 
@@ -40,6 +40,15 @@ impl FromRef<AppState> for ProxyTrust {
     }
 }
 
+impl FromRef<AppState> for PublicOrigin {
+    fn from_ref(state: &AppState) -> PublicOrigin {
+        PublicOrigin {
+            configured: state.settings.public_url.clone(),
+            trust_forwarded: state.settings.trust_forwarded_for,
+        }
+    }
+}
+
 impl AppState {
     /// The state every entry point shares; `secure_cookies` depends on where the
     /// server listens. The key comes from `app::load_secret_key`, which callers run
@@ -64,6 +73,8 @@ impl AppState {
             secure_cookies,
             trust_forwarded_for: config.trust_forwarded_for,
             token_limit: 100,
+            public_url: config.public_base()?,
+            api_writes_per_hour: i64::from(config.api_writes_per_hour),
         };
         Ok(AppState {
             ctx: Context {

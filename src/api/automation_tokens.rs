@@ -1,9 +1,10 @@
 //! Automation tokens (superusers): create (in sudo mode, not while the account forces
 //! SSO or two-factor authentication), list, show, delete.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
+use serde::Serialize;
 
 use super::api_error::{ApiError, ApiResult};
 use super::caller::{self, Caller};
@@ -17,6 +18,7 @@ use crate::domain::access::Action;
 use crate::domain::ids::TokenId;
 use crate::domain::roles::Role;
 use crate::domain::secret::TokenKind;
+use crate::http::PublicBase;
 use crate::ops::token_lifecycle::{self, TokenRequest};
 use crate::state::AppState;
 
@@ -72,16 +74,142 @@ pub async fn create(
     created(&state, &issued.id, issued.secret.expose()).await
 }
 
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+/// `page` and `per_page` of a list request; None when it asks for no paging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Paging {
+    page: usize,
+    per_page: usize,
+}
+
+const DEFAULT_PER_PAGE: usize = 100;
+const MAX_PER_PAGE: usize = 100;
+
+fn paging(raw: Option<&str>) -> ApiResult<Option<Paging>> {
+    let mut paging: Option<Paging> = None;
+    for (name, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        let field = match name.as_ref() {
+            "page" => 0,
+            "per_page" => 1,
+            // Sorting and anything else is ignored: tokens come newest first.
+            _ => continue,
+        };
+        let number = value
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1 && (field == 0 || *n <= MAX_PER_PAGE))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("Invalid {name}")).with_detail(format!(
+                    "expected a number from 1 (per_page at most {MAX_PER_PAGE})"
+                ))
+            })?;
+        let p = paging.get_or_insert(Paging {
+            page: 1,
+            per_page: DEFAULT_PER_PAGE,
+        });
+        if field == 0 {
+            p.page = number;
+        } else {
+            p.per_page = number;
+        }
+    }
+    Ok(paging)
+}
+
+/// Whether the request names `application/json` in `Accept`.
+fn accepts_json(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| {
+            m.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        })
+}
+
+#[derive(Serialize)]
+struct PageMeta {
+    current_page: usize,
+    per_page: usize,
+    record_count: usize,
+    total_pages: usize,
+}
+
+#[derive(Serialize)]
+struct Paged<T> {
+    data: Vec<T>,
+    meta: PageMeta,
+}
+
+/// The account's automation tokens. Two shapes, because Fastly's clients disagree:
+/// the Python and JavaScript clients decode a bare JSON array (and send
+/// `Accept: application/json`), while the Go client's paginator always asks
+/// `?page=1&per_page=100` without `Accept` and decodes `{"data": [...], "meta": {...}}`
+/// (a bare array would silently read as no tokens). So a request that pages without
+/// asking for `application/json` gets the paged document with `Link` headers; every
+/// other request the array (one page of it when it pages).
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: PublicBase,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     caller.require(Action::ViewAccountTokens)?;
+    let paging = paging(raw.as_deref())?;
     let tokens = token_store::in_account(
         &state.db.pool,
         caller.account_id(),
         Some(TokenKind::Automation),
     )
     .await?;
-    let list = token_list(&state, caller.account_id(), tokens).await?;
-    Ok(json_no_store(StatusCode::OK, &list))
+    let mut list = token_list(&state, caller.account_id(), tokens).await?;
+    let Some(Paging { page, per_page }) = paging else {
+        return Ok(json_no_store(StatusCode::OK, &list));
+    };
+    let record_count = list.len();
+    let total_pages = record_count.div_ceil(per_page).max(1);
+    let data: Vec<_> = list
+        .drain(..)
+        .skip((page - 1).saturating_mul(per_page))
+        .take(per_page)
+        .collect();
+    let mut response = if accepts_json(&headers) {
+        json_no_store(StatusCode::OK, &data)
+    } else {
+        json_no_store(
+            StatusCode::OK,
+            &Paged {
+                data,
+                meta: PageMeta {
+                    current_page: page,
+                    per_page,
+                    record_count,
+                    total_pages,
+                },
+            },
+        )
+    };
+    let link = |n: usize, rel: &str| {
+        format!(
+            "<{}>; rel=\"{rel}\"",
+            base.url(&format!("/automation-tokens?page={n}&per_page={per_page}"))
+        )
+    };
+    let mut links = vec![link(1, "first"), link(total_pages, "last")];
+    if page > 1 {
+        links.push(link((page - 1).min(total_pages), "prev"));
+    }
+    if page < total_pages {
+        links.push(link(page + 1, "next"));
+    }
+    if let Ok(value) = HeaderValue::from_str(&links.join(", ")) {
+        response.headers_mut().insert(header::LINK, value);
+    }
+    Ok(response)
 }
 
 pub async fn show(
@@ -107,4 +235,49 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     caller.require(Action::RevokeAccountTokens)?;
     revoke_within_reach(&state, &caller, &[id], Some(TokenKind::Automation)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_is_read_when_asked_for() {
+        assert_eq!(paging(None).unwrap(), None);
+        assert_eq!(paging(Some("sort=created_at")).unwrap(), None);
+        assert_eq!(
+            paging(Some("page=1&per_page=100")).unwrap(),
+            Some(Paging {
+                page: 1,
+                per_page: 100
+            })
+        );
+        assert_eq!(
+            paging(Some("page=3")).unwrap(),
+            Some(Paging {
+                page: 3,
+                per_page: DEFAULT_PER_PAGE
+            })
+        );
+        for bad in ["page=0", "per_page=101", "page=x", "per_page=0"] {
+            assert_eq!(
+                paging(Some(bad)).unwrap_err().status,
+                StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_is_asked_for_by_name() {
+        let mut headers = HeaderMap::new();
+        assert!(!accepts_json(&headers));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        assert!(!accepts_json(&headers));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/html, Application/JSON;q=0.9"),
+        );
+        assert!(accepts_json(&headers));
+    }
 }

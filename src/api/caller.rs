@@ -133,6 +133,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         }),
         services,
     };
+    super::write_limit::charge(state, parts, &principal).await?;
     Ok(Caller {
         principal,
         token,

@@ -12,6 +12,7 @@ use super::{json, parse_time, timestamp};
 use crate::db::event_store::{self, Event, EventFilter};
 use crate::domain::access::Action;
 use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
+use crate::http::PublicBase;
 use crate::state::AppState;
 
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
@@ -90,14 +91,16 @@ fn parse_query(raw: Option<&str>) -> ApiResult<EventQuery> {
     Ok(query)
 }
 
-fn page_link(query: &EventQuery, page: i64) -> String {
+/// The URL of one page: absolute, because Fastly's Go client follows `links.next` as it
+/// is.
+fn page_link(base: &PublicBase, query: &EventQuery, page: i64) -> String {
     let mut out = form_urlencoded::Serializer::new(String::new());
     for (name, value) in &query.kept {
         out.append_pair(name, value);
     }
     out.append_pair("page[number]", &page.to_string());
     out.append_pair("page[size]", &query.size.to_string());
-    format!("/events?{}", out.finish())
+    base.url(&format!("/events?{}", out.finish()))
 }
 
 #[derive(Serialize)]
@@ -195,6 +198,7 @@ fn resource(event: Event) -> Resource {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    base: PublicBase,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Action::ReadAccount)?;
@@ -217,11 +221,11 @@ pub async fn list(
     let document = Document {
         data: rows.into_iter().map(resource).collect(),
         links: Links {
-            this: page_link(&query, query.page),
-            first: page_link(&query, 1),
-            last: page_link(&query, pages),
-            prev: (query.page > 1).then(|| page_link(&query, (query.page - 1).min(pages))),
-            next: (query.page < pages).then(|| page_link(&query, query.page + 1)),
+            this: page_link(&base, &query, query.page),
+            first: page_link(&base, &query, 1),
+            last: page_link(&base, &query, pages),
+            prev: (query.page > 1).then(|| page_link(&base, &query, (query.page - 1).min(pages))),
+            next: (query.page < pages).then(|| page_link(&base, &query, query.page + 1)),
         },
         meta: Meta {
             current_page: query.page,
@@ -246,9 +250,10 @@ mod tests {
         assert_eq!(q.filter.event_type.as_deref(), Some("token.create"));
         assert_eq!(q.filter.created_gte, Some(1_800_000_000));
         assert_eq!((q.page, q.size, q.oldest_first), (2, 5, true));
+        let base = PublicBase("http://127.0.0.1:3000".into());
         assert_eq!(
-            page_link(&q, 3),
-            "/events?filter%5Bevent_type%5D=token.create&filter%5Bcreated_at%5D%5Bgte%5D=2027-01-15T08%3A00%3A00Z&sort=created_at&page%5Bnumber%5D=3&page%5Bsize%5D=5"
+            page_link(&base, &q, 3),
+            "http://127.0.0.1:3000/events?filter%5Bevent_type%5D=token.create&filter%5Bcreated_at%5D%5Bgte%5D=2027-01-15T08%3A00%3A00Z&sort=created_at&page%5Bnumber%5D=3&page%5Bsize%5D=5"
         );
         let defaults = parse_query(None).unwrap();
         assert_eq!(

@@ -4,18 +4,23 @@
 pub mod api_error;
 mod automation_tokens;
 pub mod caller;
-mod current_user;
+mod customer_endpoints;
 mod event_feed;
 pub mod fields;
 mod invitations;
+pub mod json_errors;
 mod service_endpoints;
 mod token_creation;
 mod token_json;
 mod token_reads;
 mod token_revocation;
 mod token_sudo;
+mod token_verify;
+mod user_endpoints;
+pub mod write_limit;
 
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -53,9 +58,17 @@ pub fn router() -> Router<AppState> {
             "/automation-tokens/{id}",
             get(automation_tokens::show).delete(automation_tokens::delete),
         )
-        .route("/current_user", get(current_user::show))
+        .route("/verify", get(token_verify::verify))
+        .route("/current_user", get(user_endpoints::current))
+        .route("/user/{id}", get(user_endpoints::show))
+        .route("/customer/{customer_id}", get(customer_endpoints::show))
+        .route(
+            "/customer/{customer_id}/users",
+            get(user_endpoints::list_in_customer),
+        )
         .route("/service", get(service_endpoints::list))
         .route("/service/{id}", get(service_endpoints::show))
+        .route("/service/{id}/details", get(service_endpoints::details))
         .route(
             "/service/{id}/purge_all",
             post(service_endpoints::purge_all),
@@ -75,6 +88,7 @@ pub fn router() -> Router<AppState> {
             axum::routing::delete(invitations::delete),
         )
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn(write_limit::headers))
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -95,6 +95,31 @@ pub async fn show(
     Ok(json(StatusCode::OK, &service_json(&service)))
 }
 
+/// A service with its versions, as `GET /service/{id}/details` shows it. The panel keeps
+/// no configuration versions, so the list is empty and `version` / `active_version`
+/// are left out (the clients read them as "none").
+#[derive(Serialize)]
+struct ServiceDetailJson {
+    #[serde(flatten)]
+    service: ServiceJson,
+    versions: [(); 0],
+}
+
+pub async fn details(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<ServiceId>,
+) -> ApiResult<Response> {
+    let service = authorized_service(&state, &caller, id, On::Read).await?;
+    Ok(json(
+        StatusCode::OK,
+        &ServiceDetailJson {
+            service: service_json(&service),
+            versions: [],
+        },
+    ))
+}
+
 fn soft(headers: &HeaderMap) -> bool {
     headers
         .get("fastly-soft-purge")

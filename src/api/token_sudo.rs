@@ -1,5 +1,6 @@
-//! `POST /sudo`: re-authenticates the owner of the `Fastly-Key` and puts that token in
-//! sudo mode for a few minutes (or until an earlier `expiry_time`).
+//! `POST /sudo`: re-authenticates the owner of the `Fastly-Key` (password, and
+//! `Fastly-OTP` with two-factor authentication; `username` optional) and puts that
+//! token in sudo mode for a few minutes (or until an earlier `expiry_time`).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -31,16 +32,21 @@ pub async fn sudo(
 ) -> ApiResult<Response> {
     let user_id = caller.require_user()?;
     caller.require(Action::ManageOwnTokens)?;
-    let (Some(username), Some(password)) = (
-        fields.text("username").filter(|u| !u.trim().is_empty()),
-        fields.text("password").filter(|p| !p.is_empty()),
-    ) else {
-        return Err(ApiError::bad_request("Send username and password."));
+    // Fastly's Go client and CLI send the form of the token they are about to create
+    // (name, scope, services[], expires_at, role…) with the password and no username:
+    // the owner is the token's. A username, when sent, must be theirs.
+    let Some(password) = fields.text("password").filter(|p| !p.is_empty()) else {
+        return Err(ApiError::bad_request(
+            "Send the password of the token's owner.",
+        ));
     };
     let user = user_store::find(&state.db.pool, user_id)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
-    if !same_login(username, &user) {
+    if fields
+        .text("username")
+        .is_some_and(|u| !u.trim().is_empty() && !same_login(u, &user))
+    {
         return Err(ApiError::forbidden(WRONG_CREDENTIALS));
     }
     caller::two_factor_required(&caller::account(&state, caller.account_id()).await?, &user)?;

@@ -12,6 +12,7 @@ pub struct Account {
     pub name: String,
     pub force_2fa: Flag,
     pub force_sso: Flag,
+    pub created_at: i64,
 }
 
 impl Account {
@@ -24,7 +25,7 @@ impl Account {
     }
 }
 
-const ACCOUNT_COLUMNS: &str = "id, name, force_2fa, force_sso";
+const ACCOUNT_COLUMNS: &str = "id, name, force_2fa, force_sso, created_at";
 
 pub async fn create<'e>(
     ex: impl Exec<'e>,

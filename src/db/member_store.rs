@@ -30,6 +30,7 @@ struct MemberRow {
     account_name: String,
     force_2fa: Flag,
     force_sso: Flag,
+    account_created_at: i64,
     role: Role,
 }
 
@@ -41,7 +42,7 @@ pub async fn find<'e>(
 ) -> sqlx::Result<Option<Member>> {
     let row: Option<MemberRow> = sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS}, \
-                a.id AS account_id, a.name AS account_name, a.force_2fa, a.force_sso, \
+                a.id AS account_id, a.name AS account_name, a.force_2fa, a.force_sso, a.created_at AS account_created_at, \
                 m.role \
          FROM memberships m JOIN users u ON u.id = m.user_id JOIN accounts a ON a.id = m.account_id \
          WHERE m.account_id = $1 AND m.user_id = $2"
@@ -57,9 +58,32 @@ pub async fn find<'e>(
             name: r.account_name,
             force_2fa: r.force_2fa,
             force_sso: r.force_sso,
+            created_at: r.account_created_at,
         },
         role: r.role,
     }))
+}
+
+#[derive(FromRow)]
+struct UserRoleRow {
+    #[sqlx(flatten)]
+    user: User,
+    role: Role,
+}
+
+/// Every member of an account with their role, by name (the API's user list).
+pub async fn users_with_roles<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+) -> sqlx::Result<Vec<(User, Role)>> {
+    let rows: Vec<UserRoleRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS}, m.role FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.account_id = $1 ORDER BY u.name, u.email, u.id"
+    ))
+    .bind(account_id)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.user, r.role)).collect())
 }
 
 /// A member as the Users page lists them.

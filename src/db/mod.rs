@@ -15,6 +15,7 @@ pub mod throttle_store;
 pub mod token_store;
 pub mod types;
 pub mod user_store;
+pub mod write_budget_store;
 
 use std::fmt;
 use std::str::FromStr;

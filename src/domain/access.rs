@@ -102,6 +102,9 @@ pub enum Action<'a> {
     CreateAutomationTokens,
     /// See the members of the account.
     ViewUsers,
+    /// See one member: oneself, or anyone of the account for a superuser (who sees
+    /// them all on the Users page).
+    ReadUser(&'a UserId),
     /// Change roles and service limits, remove and delete users.
     ManageUsers,
     /// Invite people into the account, re-issue and revoke invitations, and (API) list
@@ -132,6 +135,7 @@ impl<'a> Action<'a> {
             | Action::ReadToken(_)
             | Action::ViewAccountTokens
             | Action::ViewUsers
+            | Action::ReadUser(_)
             | Action::ViewServices
             | Action::ReadService(_) => &[Global, GlobalRead],
             Action::ManageOwnTokens
@@ -169,7 +173,7 @@ impl<'a> Action<'a> {
             Action::CreateAutomationTokens => {
                 "Your role does not allow you to create automation tokens. Ask a superuser of this account."
             }
-            Action::ViewUsers => {
+            Action::ViewUsers | Action::ReadUser(_) => {
                 "Your role does not allow you to see the account's users. Ask a superuser of this account."
             }
             Action::ManageUsers => {
@@ -250,6 +254,7 @@ fn role_allows(
         Action::ReadToken(token) => {
             superuser || (token.kind == TokenKind::User && user.is_some() && token.owner == user)
         }
+        Action::ReadUser(id) => superuser || user == Some(id),
         Action::ViewAccountTokens
         | Action::RevokeAccountTokens
         | Action::CreateAutomationTokens
@@ -724,6 +729,42 @@ mod tests {
             assert!(!member(role, ServiceAccess::All).may(Action::ManageInvitations));
         }
         assert!(member(Role::Superuser, ServiceAccess::All).may(Action::ManageInvitations));
+    }
+
+    #[test]
+    fn users_are_read_by_themselves_or_a_superuser() {
+        let me = UserId::from_raw("me");
+        let other = UserId::from_raw("other");
+        // (role, scope, reads self, reads another member)
+        let rows = [
+            (Role::User, "global:read", Ok(()), false),
+            (Role::Billing, "global", Ok(()), false),
+            (Role::Engineer, "global", Ok(()), false),
+            (Role::Superuser, "global:read", Ok(()), true),
+            (Role::Superuser, "global", Ok(()), true),
+            (Role::Superuser, "purge_all", Err(Denied::Scope), false),
+            (Role::User, "purge_select", Err(Denied::Scope), false),
+        ];
+        for (role, scope, own, others) in rows {
+            let p = token_principal(role, scopes(scope), None);
+            assert_eq!(p.require(Action::ReadUser(&me)), own, "{role} / {scope}");
+            assert_eq!(p.may(Action::ReadUser(&other)), others, "{role} / {scope}");
+        }
+        assert_eq!(
+            token_principal(Role::Engineer, scopes("global"), None)
+                .require(Action::ReadUser(&other))
+                .map_err(Denied::message),
+            Err("Your role does not allow you to see the account's users. Ask a superuser of this account.")
+        );
+        // An automation token is nobody: it reads no user unless its role is superuser.
+        let mut bot = token_principal(Role::Engineer, scopes("global"), None);
+        bot.user_id = None;
+        assert!(!bot.may(Action::ReadUser(&me)));
+        bot.role = Role::Superuser;
+        assert!(bot.may(Action::ReadUser(&me)));
+        // Pages: a member without a token has their whole role.
+        assert!(member(Role::User, ServiceAccess::All).may(Action::ReadUser(&me)));
+        assert!(!member(Role::User, ServiceAccess::All).may(Action::ReadUser(&other)));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod membership;
 pub mod service_catalog;
 pub mod token_lifecycle;
 pub mod token_usage;
+pub mod write_budget;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,11 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// Active user tokens a user may hold per account.
     pub token_limit: i64,
+    /// Where clients reach the server (`https://host`), for absolute links; None: the
+    /// request's own `Host`.
+    pub public_url: Option<String>,
+    /// API write requests per user (or automation token) per clock hour.
+    pub api_writes_per_hour: i64,
 }
 
 /// What operations need: the database, the clock, the settings, the password hasher

@@ -71,9 +71,15 @@ impl Api {
         }
     }
 
-    /// A request to `path`, with `key` as `Fastly-Key` when given.
+    /// A request to `path` (or to an absolute URL the server handed out), with `key` as
+    /// `Fastly-Key` when given.
     pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
-        let builder = self.http.request(method, format!("{}{}", self.base, path));
+        let url = if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            format!("{}{}", self.base, path)
+        };
+        let builder = self.http.request(method, url);
         match key {
             Some(key) => builder.header("Fastly-Key", key),
             None => builder,
@@ -127,6 +133,86 @@ impl Api {
                 .body(body.to_string()),
         )
         .await
+    }
+
+    /// `host:port` of the server.
+    pub fn authority(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// Sends `request` exactly as given (request line, headers, body: what another
+    /// client would put on the wire, byte for byte) on a fresh connection and reads one
+    /// answer. The connection is kept alive, as clients keep it, so the answer is read
+    /// by its `Content-Length` or chunks.
+    pub async fn raw(&self, request: &[u8]) -> Reply {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(self.authority()).await?;
+            stream.write_all(request).await?;
+            let mut reader = BufReader::new(stream);
+            let mut status_line = String::new();
+            reader.read_line(&mut status_line).await?;
+            let status: u16 = status_line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("no status line: {status_line:?}"));
+            let mut headers = reqwest::header::HeaderMap::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).await?;
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                let (name, value) = line.split_once(':').expect("a header line");
+                headers.append(
+                    reqwest::header::HeaderName::from_bytes(name.trim().as_bytes())
+                        .expect("a header name"),
+                    reqwest::header::HeaderValue::from_str(value.trim()).expect("a header value"),
+                );
+            }
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let mut body = Vec::new();
+            if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+                loop {
+                    let mut size = String::new();
+                    reader.read_line(&mut size).await?;
+                    let size = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
+                    let mut chunk = vec![0; size + 2];
+                    reader.read_exact(&mut chunk).await?;
+                    if size == 0 {
+                        break;
+                    }
+                    body.extend_from_slice(&chunk[..size]);
+                }
+            } else if let Some(length) = header("content-length") {
+                body = vec![0; length.parse().expect("a length")];
+                reader.read_exact(&mut body).await?;
+            }
+            std::io::Result::Ok((status, headers, body))
+        };
+        let (status, headers, body) = tokio::time::timeout(Duration::from_secs(60), exchange)
+            .await
+            .expect("an answer within a minute")
+            .expect("an HTTP exchange");
+        assert!(
+            headers.get("content-encoding").is_none(),
+            "the server compressed an answer"
+        );
+        let text = String::from_utf8(body).expect("a UTF-8 body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            json,
+        }
     }
 
     /// `POST /sudo` with the owner's username and password: the token `key` is in sudo

@@ -8,7 +8,8 @@
 //! false`), and a copy that still meets a connection (a build closing) is retried.
 //! Several test processes may share the server (the integration and e2e binaries, or
 //! two checkouts): an advisory lock lets one of them build while the others wait, and a
-//! template that disappears (dropped by a process with newer migrations) is rebuilt.
+//! template that disappears (dropped by a process with other migrations) is rebuilt.
+//! Templates of other migration sets go a day after they were built.
 //!
 //! SQLite: one migrated file per migration set in the temporary directory, copied per
 //! test.
@@ -20,10 +21,8 @@ use sqlx::{Connection, PgConnection};
 
 use super::internals;
 
-/// Key of the advisory lock that serialises template builds. Advisory locks belong to
-/// one database, so this orders the processes that share TEST_DATABASE_URL; the rename
-/// keeps the others correct (at worst two build the same template, and one copy wins).
-const BUILD_LOCK: i64 = 0x746f_6b65_6e70;
+/// How a template's comment starts, before the Unix time it was built.
+const BUILT_AT: &str = "tokenpanel test template, built at ";
 
 /// A database for one test or benchmark, removed when dropped unless kept.
 pub struct TestDb {
@@ -265,9 +264,14 @@ async fn find_or_build_postgres_template(admin_url: &str) -> String {
     let mut admin = PgConnection::connect(admin_url)
         .await
         .unwrap_or_else(|e| panic!("connect to {admin_url}: {e}"));
-    // Held until this connection closes.
+    // One build of a template at a time, until this connection closes: the lock's key
+    // is the fingerprint, so other migration sets build beside it. Advisory locks belong
+    // to one database, so this orders the processes that share TEST_DATABASE_URL; the
+    // rename keeps the others correct (at worst two build the same template, one wins).
+    let fingerprint = internals::migrations_fingerprint();
+    let key = u64::from_str_radix(&fingerprint, 16).unwrap_or(0) as i64;
     sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(BUILD_LOCK)
+        .bind(key)
         .execute(&mut admin)
         .await
         .expect("take the template build lock");
@@ -315,6 +319,11 @@ async fn build_postgres_template(
         return Err(e);
     }
     for sql in [
+        // The comment dates the template for the stale sweep (it follows the rename).
+        format!(
+            "COMMENT ON DATABASE {building} IS '{BUILT_AT}{}'",
+            unix_now()
+        ),
         format!("ALTER DATABASE {building} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"),
         format!("ALTER DATABASE {building} RENAME TO {name}"),
     ] {
@@ -345,29 +354,37 @@ async fn build_postgres_template(
     Ok(())
 }
 
-/// Templates of other migration sets, and builds abandoned over an hour ago. A template
-/// being copied or a database in use refuses to go and stays.
+/// Templates of other migration sets built over a day ago, and builds abandoned over an
+/// hour ago. Younger templates stay: another checkout's concurrent run may be copying
+/// its own, and dropping it would only make that run build it again (and a sweep of its
+/// own drop ours). A template or database in use refuses to go and stays.
 async fn drop_stale_postgres_templates(admin_url: &str, current: &str) {
     let Ok(mut admin) = PgConnection::connect(admin_url).await else {
         return;
     };
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT datname FROM pg_database WHERE datname LIKE 'tokenpanel\\_template\\_%' AND datname <> $1",
+    let found: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database \
+         WHERE datname LIKE 'tokenpanel\\_template\\_%' AND datname <> $1",
     )
     .bind(current)
     .fetch_all(&mut admin)
     .await
     .unwrap_or_default();
     let _ = admin.close().await;
-    let hour_ago = unix_now() - 3600;
-    for name in names {
+    let now = unix_now();
+    for (name, comment) in found {
         let stale = match name.split_once("_build_") {
             Some((_, rest)) => rest
                 .split('_')
                 .next()
                 .and_then(|t| t.parse::<i64>().ok())
-                .is_some_and(|started| started < hour_ago),
-            None => true,
+                .is_some_and(|started| started < now - 3600),
+            // A template without the date (made by an earlier kit) is left alone.
+            None => comment
+                .as_deref()
+                .and_then(|c| c.strip_prefix(BUILT_AT))
+                .and_then(|t| t.parse::<i64>().ok())
+                .is_some_and(|built| built < now - 86_400),
         };
         if stale {
             drop_database(admin_url, &name).await;

@@ -5,6 +5,7 @@
 mod api;
 mod cli;
 mod event_log;
+mod fastly_clients;
 mod foundation;
 mod hardening;
 mod invitations;

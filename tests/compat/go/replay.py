@@ -459,8 +459,10 @@ def main():
     # --- Revocation ----------------------------------------------------------------------
 
     def delete_token():
-        created = need("created")[0]
-        ok(send("DELETE", f"/tokens/{created[0]['id']}", key()), {204})
+        # Every token made above goes: the suites after this one share the superuser,
+        # and the Python client cannot read a "global purge_select" token in a list.
+        for token in need("created")[0]:
+            ok(send("DELETE", f"/tokens/{token['id']}", key()), {204})
 
     check("DeleteToken (DELETE /tokens/{id}, exactly 204)", delete_token)
 

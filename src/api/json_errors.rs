@@ -1,0 +1,167 @@
+//! Errors as JSON for API clients, wherever they arise: the router's fallback (404), a
+//! page route asked with another method (405, with `Allow`), the body limit (413), the
+//! timeout (408), a panic (500), or an HTML page's own error. A request that carries
+//! `Fastly-Key` or prefers `application/json` to HTML gets `{"msg", "detail"}` with the
+//! status unchanged and its headers kept; browsers keep the HTML pages.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::api_error::ApiError;
+use super::caller::KEY_HEADER;
+
+/// Whether the client is an API client: it sends a token (even an empty one, as
+/// Fastly's Python client does with a password), or ranks JSON above HTML.
+pub fn wants_json(headers: &HeaderMap) -> bool {
+    if headers.contains_key(KEY_HEADER) {
+        return true;
+    }
+    let (mut json, mut html) = (0.0_f32, 0.0_f32);
+    for range in headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if media == "application/json"
+            || (media.starts_with("application/") && media.ends_with("+json"))
+        {
+            json = json.max(q);
+        } else if media == "text/html" {
+            html = html.max(q);
+        }
+    }
+    json > 0.0 && json > html
+}
+
+fn is_json_response(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            let m = m.trim();
+            m == "application/json" || m.ends_with("+json")
+        })
+}
+
+/// The error an API client is told for a status that reached it without a JSON body.
+fn error_for(status: StatusCode, method: &str, path: &str) -> ApiError {
+    let error = ApiError::new(
+        status,
+        match status {
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
+            StatusCode::REQUEST_TIMEOUT => "Request timeout",
+            StatusCode::PAYLOAD_TOO_LARGE => "Request body too large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported media type",
+            StatusCode::INTERNAL_SERVER_ERROR => "Internal server error",
+            other => other.canonical_reason().unwrap_or("Error"),
+        },
+    );
+    match status {
+        StatusCode::NOT_FOUND => error.with_detail(format!("Nothing is served at {method} {path}")),
+        // The router adds `Allow` to the answer after this layer has run.
+        StatusCode::METHOD_NOT_ALLOWED => error.with_detail(format!(
+            "{path} does not allow {method}; the Allow header lists what it does"
+        )),
+        StatusCode::REQUEST_TIMEOUT => {
+            error.with_detail("The request was not answered in time; try again.")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            error.with_detail("The request body is larger than the server accepts.")
+        }
+        _ => error,
+    }
+}
+
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    if !wants_json(request.headers()) {
+        return next.run(request).await;
+    }
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json_response(&response) {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let (json_parts, body) = error_for(status, &method, &path)
+        .into_response()
+        .into_parts();
+    // The original headers stay (Allow, Retry-After, the request id, the security
+    // headers); only what describes the body changes.
+    for name in [
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+        header::TRANSFER_ENCODING,
+    ] {
+        parts.headers.remove(name);
+    }
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        json_parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .cloned()
+            .unwrap_or_else(|| HeaderValue::from_static("application/json")),
+    );
+    Response::from_parts(parts, Body::new(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn api_clients_are_told_apart_from_browsers() {
+        let mut keyed = HeaderMap::new();
+        keyed.insert(KEY_HEADER, HeaderValue::from_static(""));
+        assert!(wants_json(&keyed));
+        assert!(wants_json(&accept("application/json")));
+        assert!(wants_json(&accept("application/vnd.api+json; ext=bulk")));
+        assert!(wants_json(&accept("text/html;q=0.5, application/json")));
+        assert!(!wants_json(&HeaderMap::new()));
+        assert!(!wants_json(&accept("*/*")));
+        assert!(!wants_json(&accept(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        )));
+        assert!(!wants_json(&accept("text/html, application/json")));
+        assert!(!wants_json(&accept("application/json;q=0")));
+    }
+
+    #[test]
+    fn each_status_has_its_words() {
+        let e = error_for(StatusCode::METHOD_NOT_ALLOWED, "PUT", "/tokens");
+        assert_eq!(
+            (e.msg.as_str(), e.detail.as_deref()),
+            (
+                "Method not allowed",
+                Some("/tokens does not allow PUT; the Allow header lists what it does")
+            )
+        );
+        let e = error_for(StatusCode::NOT_FOUND, "GET", "/nope");
+        assert_eq!(e.detail.as_deref(), Some("Nothing is served at GET /nope"));
+        assert_eq!(
+            error_for(StatusCode::FORBIDDEN, "POST", "/login").msg,
+            "Forbidden"
+        );
+    }
+}

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::domain::cidr::{self, Cidr};
+
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Database to use: `sqlite://path` (created when missing) or `postgres://…`.
@@ -63,6 +65,17 @@ pub struct Config {
     )]
     pub trust_forwarded_for: bool,
 
+    /// With TRUST_FORWARDED_FOR: the proxies (comma-separated addresses or CIDR ranges)
+    /// whose `X-Forwarded-For` entries are believed. The client address is the right-most
+    /// entry that is not one of them; the connecting peer must be one of them.
+    #[arg(
+        long,
+        env = "TRUSTED_PROXIES",
+        default_value = "127.0.0.0/8,::1",
+        global = true
+    )]
+    pub trusted_proxies: String,
+
     /// The address clients reach the server at, such as `https://tokens.example.com`:
     /// the base of the absolute links the API hands out (`GET /events` pages). Unset,
     /// the request's `Host` is used, with `X-Forwarded-Proto` when proxies are trusted.
@@ -104,6 +117,10 @@ impl Config {
             CookieSecure::Never => false,
             CookieSecure::Auto => !bound.ip().is_loopback(),
         }
+    }
+
+    pub fn trusted_proxies(&self) -> Result<Vec<Cidr>, String> {
+        cidr::parse_list(&self.trusted_proxies).map_err(|e| format!("TRUSTED_PROXIES: {e}"))
     }
 
     pub fn session_idle(&self) -> Duration {
@@ -173,6 +190,7 @@ impl Config {
             session_max_days: 30,
             sudo_minutes: 5,
             trust_forwarded_for: false,
+            trusted_proxies: "127.0.0.0/8,::1".to_owned(),
             secret_key: None,
             public_url: None,
             api_writes_per_hour: 1000,

@@ -36,6 +36,7 @@ impl FromRef<AppState> for ProxyTrust {
     fn from_ref(state: &AppState) -> ProxyTrust {
         ProxyTrust {
             forwarded_for: state.settings.trust_forwarded_for,
+            proxies: state.settings.trusted_proxies.clone(),
         }
     }
 }
@@ -72,6 +73,7 @@ impl AppState {
             session_max_seconds: config.session_max_age().as_secs() as i64,
             secure_cookies,
             trust_forwarded_for: config.trust_forwarded_for,
+            trusted_proxies: config.trusted_proxies()?.into(),
             token_limit: 100,
             public_url: config.public_base()?,
             api_writes_per_hour: i64::from(config.api_writes_per_hour),

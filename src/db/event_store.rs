@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::Exec;
-use crate::domain::access::{EventScope, Viewer};
+use crate::domain::access::{EventRule, EventScope, Viewer};
 use crate::domain::event_type::EventType;
 use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
 use crate::domain::random;
@@ -157,7 +157,7 @@ fn own_clause(binds: &mut Vec<Bind>, viewer: &Viewer) -> String {
 }
 
 /// The WHERE clause for one account's events as `scope` sees them (the SQL form of
-/// `domain::policy::event_visible`), narrowed by `filter`.
+/// `domain::access::event_visible`), narrowed by `filter`.
 fn visible_where(
     account_id: &AccountId,
     scope: &EventScope,
@@ -165,27 +165,32 @@ fn visible_where(
 ) -> (String, Vec<Bind>) {
     let mut binds = vec![Bind::Text(account_id.as_str().to_owned())];
     let mut clauses = vec!["account_id = $1".to_owned()];
-    match scope {
-        EventScope::Account => {}
-        EventScope::Own(viewer) => {
+    let in_services = |binds: &mut Vec<Bind>, list: &[ServiceId]| {
+        let marks: Vec<String> = list
+            .iter()
+            .map(|s| mark(binds, Bind::Text(s.as_str().to_owned())))
+            .collect();
+        format!("service_id IN ({})", marks.join(", "))
+    };
+    match &scope.rule {
+        EventRule::Account => {}
+        EventRule::Own(viewer) => {
             let own = own_clause(&mut binds, viewer);
             clauses.push(own);
         }
-        EventScope::OwnAndServices(viewer, services) => {
+        EventRule::OwnAndServices(viewer, services) => {
             let own = own_clause(&mut binds, viewer);
             let services = match services {
                 None => "service_id IS NOT NULL".to_owned(),
                 Some(list) if list.is_empty() => "1 = 0".to_owned(),
-                Some(list) => {
-                    let marks: Vec<String> = list
-                        .iter()
-                        .map(|s| mark(&mut binds, Bind::Text(s.as_str().to_owned())))
-                        .collect();
-                    format!("service_id IN ({})", marks.join(", "))
-                }
+                Some(list) => in_services(&mut binds, list),
             };
             clauses.push(format!("({own} OR {services})"));
         }
+    }
+    if let Some(list) = scope.token_services.as_deref().filter(|l| !l.is_empty()) {
+        let within = in_services(&mut binds, list);
+        clauses.push(format!("(service_id IS NULL OR {within})"));
     }
     let texts = [
         ("event_type", &filter.event_type),

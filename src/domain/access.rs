@@ -336,7 +336,13 @@ impl Principal {
             // A principal is always a user or a token; nobody sees nothing's own actions.
             (None, None) => Viewer::Token(TokenId::from_raw("")),
         };
-        event_scope(self.role, viewer, self.services.limited_to())
+        let mut scope = event_scope(self.role, viewer, self.services.limited_to());
+        scope.token_services = self
+            .token
+            .as_ref()
+            .filter(|t| !t.services.is_empty())
+            .map(|t| t.services.clone());
+        scope
     }
 }
 
@@ -364,9 +370,19 @@ pub enum Viewer {
     Token(TokenId),
 }
 
-/// Which events a viewer sees, within their current account.
+/// Which events a viewer sees, within their current account: the role's rule, narrowed
+/// for a token limited to some services to events on those services (and events on no
+/// service, which the rule decides alone).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventScope {
+pub struct EventScope {
+    pub rule: EventRule,
+    /// The token's services, when it is limited to some.
+    pub token_services: Option<Vec<ServiceId>>,
+}
+
+/// The seed's rule for one viewer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventRule {
     /// Every event in the account (superusers).
     Account,
     /// Only the viewer's own actions (users, billing).
@@ -380,10 +396,14 @@ pub enum EventScope {
 /// the services they can access, superusers everything in the account.
 /// `limited_to` is an engineer's service list when limited to some services.
 pub fn event_scope(role: Role, viewer: Viewer, limited_to: Option<Vec<ServiceId>>) -> EventScope {
-    match role {
-        Role::Superuser => EventScope::Account,
-        Role::Engineer => EventScope::OwnAndServices(viewer, limited_to),
-        Role::User | Role::Billing => EventScope::Own(viewer),
+    let rule = match role {
+        Role::Superuser => EventRule::Account,
+        Role::Engineer => EventRule::OwnAndServices(viewer, limited_to),
+        Role::User | Role::Billing => EventRule::Own(viewer),
+    };
+    EventScope {
+        rule,
+        token_services: None,
     }
 }
 
@@ -408,10 +428,10 @@ fn is_own(viewer: &Viewer, event: &EventFacts<'_>) -> bool {
 /// the same rule into SQL; the integration tests check that the two agree.
 #[cfg(any(test, feature = "testkit"))]
 pub fn event_visible(scope: &EventScope, event: &EventFacts<'_>) -> bool {
-    match scope {
-        EventScope::Account => true,
-        EventScope::Own(viewer) => is_own(viewer, event),
-        EventScope::OwnAndServices(viewer, services) => {
+    let by_rule = match &scope.rule {
+        EventRule::Account => true,
+        EventRule::Own(viewer) => is_own(viewer, event),
+        EventRule::OwnAndServices(viewer, services) => {
             is_own(viewer, event)
                 || match (event.service_id, services) {
                     (None, _) => false,
@@ -419,7 +439,12 @@ pub fn event_visible(scope: &EventScope, event: &EventFacts<'_>) -> bool {
                     (Some(id), Some(list)) => list.contains(id),
                 }
         }
-    }
+    };
+    let within_token = match (event.service_id, &scope.token_services) {
+        (Some(id), Some(list)) => list.contains(id),
+        _ => true,
+    };
+    by_rule && within_token
 }
 
 #[cfg(test)]
@@ -846,6 +871,42 @@ mod tests {
         for e in [&own, &other_plain, &other_on_a, &other_on_b] {
             assert!(event_visible(&superuser, e));
         }
+    }
+
+    #[test]
+    fn a_token_limited_to_services_sees_only_their_events() {
+        let (a, b) = (svc("a"), svc("b"));
+        let me = UserId::from_raw("me");
+        let other = UserId::from_raw("other");
+        let mut p = token_principal(Role::Superuser, scopes("global:read"), None);
+        if let Some(token) = p.token.as_mut() {
+            token.services = vec![a.clone()];
+        }
+        let scope = p.event_scope();
+        let on = |actor: &'static str, service: Option<&ServiceId>| {
+            let actor = if actor == "me" { &me } else { &other };
+            event_visible(
+                &scope,
+                &EventFacts {
+                    actor_id: Some(actor),
+                    token_id: None,
+                    service_id: service,
+                },
+            )
+        };
+        assert!(on("other", Some(&a)));
+        assert!(
+            !on("other", Some(&b)),
+            "another service's events stay hidden"
+        );
+        assert!(
+            !on("me", Some(&b)),
+            "even the owner's own, on another service"
+        );
+        assert!(on("other", None), "account events follow the role");
+        // Without a service list, the role alone decides.
+        let all = token_principal(Role::Superuser, scopes("global:read"), None).event_scope();
+        assert_eq!(all.token_services, None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The rules of the product, free of HTTP and SQL so they can be unit-tested.
 
 pub mod access;
+pub mod cidr;
 pub mod crypto;
 pub mod event_type;
 pub mod grant;

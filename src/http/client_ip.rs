@@ -2,14 +2,54 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 
-/// Whether the deployment sits behind a proxy that sets `X-Forwarded-For`.
-#[derive(Debug, Clone, Copy, Default)]
+use crate::domain::cidr::Cidr;
+
+/// Whether the deployment sits behind proxies that set `X-Forwarded-For`, and which.
+#[derive(Debug, Clone, Default)]
 pub struct ProxyTrust {
     pub forwarded_for: bool,
+    pub proxies: Arc<[Cidr]>,
+}
+
+impl ProxyTrust {
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.proxies.iter().any(|range| range.contains(ip))
+    }
+
+    /// The client address `X-Forwarded-For` gives when the request came through trusted
+    /// proxies: every header line together, read from the right (the entries the proxies
+    /// appended), past the trusted ones, to the first that is not trusted. What a client
+    /// wrote on the left is never taken while a proxy's entry stands to its right.
+    fn forwarded_client(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        if !self.forwarded_for || !peer.is_some_and(|ip| self.trusts(ip)) {
+            return None;
+        }
+        let mut nearest = None;
+        let lines = headers.get_all("x-forwarded-for").iter();
+        let entries: Vec<&str> = lines
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        for entry in entries.iter().rev() {
+            // Garbage at this point was written by the client, not by a proxy: the proxy
+            // that passed it on is the nearest address known.
+            let Ok(ip) = entry.parse::<IpAddr>() else {
+                return nearest;
+            };
+            if !self.trusts(ip) {
+                return Some(ip);
+            }
+            nearest = Some(ip);
+        }
+        nearest
+    }
 }
 
 /// The client's address as text ("unknown" when the connection has none).
@@ -23,23 +63,72 @@ where
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if ProxyTrust::from_ref(state).forwarded_for {
-            let forwarded = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit(',').next())
-                .map(|v| v.trim().to_owned())
-                .filter(|v| v.parse::<IpAddr>().is_ok());
-            if let Some(ip) = forwarded {
-                return Ok(ClientIp(ip));
-            }
-        }
-        let ip = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string())
-            .unwrap_or_else(|| "unknown".to_owned());
-        Ok(ClientIp(ip))
+            .map(|ConnectInfo(addr)| addr.ip());
+        let ip = ProxyTrust::from_ref(state)
+            .forwarded_client(peer, &parts.headers)
+            .or(peer);
+        Ok(ClientIp(
+            ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn trust(on: bool) -> ProxyTrust {
+        ProxyTrust {
+            forwarded_for: on,
+            proxies: crate::domain::cidr::parse_list("127.0.0.0/8, 10.0.0.0/8")
+                .unwrap()
+                .into(),
+        }
+    }
+
+    fn headers(lines: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for line in lines {
+            h.append("x-forwarded-for", HeaderValue::from_static(line));
+        }
+        h
+    }
+
+    fn client(trust: &ProxyTrust, peer: &str, lines: &[&'static str]) -> Option<String> {
+        trust
+            .forwarded_client(Some(peer.parse().unwrap()), &headers(lines))
+            .map(|ip| ip.to_string())
+    }
+
+    #[test]
+    fn the_right_most_untrusted_entry_is_the_client() {
+        let t = trust(true);
+        // A client spoofing an address on the left gets its own address taken.
+        assert_eq!(
+            client(&t, "127.0.0.1", &["1.2.3.4, 203.0.113.9"]).as_deref(),
+            Some("203.0.113.9")
+        );
+        // Several header lines count as one list; trusted hops are skipped.
+        assert_eq!(
+            client(&t, "127.0.0.1", &["6.6.6.6", "198.51.100.2, 10.0.0.5"]).as_deref(),
+            Some("198.51.100.2")
+        );
+        // Garbage a client wrote stops the walk at the proxy that passed it on.
+        assert_eq!(
+            client(&t, "127.0.0.1", &["not-an-ip, 10.0.0.5"]).as_deref(),
+            Some("10.0.0.5")
+        );
+        assert_eq!(client(&t, "127.0.0.1", &[]), None);
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_unless_trusted() {
+        assert_eq!(client(&trust(false), "127.0.0.1", &["203.0.113.9"]), None);
+        // A peer that is not a trusted proxy cannot speak for anyone else.
+        assert_eq!(client(&trust(true), "198.51.100.7", &["203.0.113.9"]), None);
     }
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use crate::clock::SharedClock;
 use crate::db::Db;
+use crate::domain::cidr::Cidr;
 use crate::domain::crypto::SecretKey;
 use crate::domain::password::Passwords;
 
@@ -30,6 +31,8 @@ pub struct Settings {
     pub session_max_seconds: i64,
     pub secure_cookies: bool,
     pub trust_forwarded_for: bool,
+    /// Proxies whose `X-Forwarded-For` entries are believed (with `trust_forwarded_for`).
+    pub trusted_proxies: Arc<[Cidr]>,
     /// Active user tokens a user may hold per account.
     pub token_limit: i64,
     /// Where clients reach the server (`https://host`), for absolute links; None: the

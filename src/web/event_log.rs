@@ -17,7 +17,7 @@ use super::page::{date_time, parse_date, render, url_encode, Layout, Section};
 use super::session::SignedIn;
 use crate::db::event_store::{self, Event, EventFilter};
 use crate::db::{service_store, user_store};
-use crate::domain::access::EventScope;
+use crate::domain::access::EventRule;
 use crate::domain::event_type::EventType;
 use crate::domain::ids::{AccountId, ServiceId, UserId};
 use crate::http::Form;
@@ -244,7 +244,7 @@ pub async fn page(
     let has_next = found.len() as i64 > PAGE_SIZE;
     found.truncate(PAGE_SIZE as usize);
     let names = Names::load(&state, account_id).await?;
-    let own_only = matches!(scope, EventScope::Own(_));
+    let own_only = matches!(scope.rule, EventRule::Own(_));
     let mut user_options: Vec<(String, String)> = if own_only {
         vec![(
             signed_in.user_id().to_string(),
@@ -258,8 +258,8 @@ pub async fn page(
             .collect()
     };
     user_options.sort_by(|a, b| a.1.cmp(&b.1));
-    let mut service_options: Vec<(String, String)> = match &scope {
-        EventScope::OwnAndServices(_, Some(ids)) => ids
+    let mut service_options: Vec<(String, String)> = match &scope.rule {
+        EventRule::OwnAndServices(_, Some(ids)) => ids
             .iter()
             .map(|id| {
                 (

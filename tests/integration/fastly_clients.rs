@@ -675,8 +675,19 @@ async fn customer_reads_follow_the_pages_rules(app: TestApp) {
     let customer = python_get(&api, &bob_key, &path).await;
     customer.expect(200);
     no_nulls(&customer);
+    let mut shown = customer.json.clone();
+    let created = shown
+        .as_object_mut()
+        .and_then(|o| o.remove("created_at"))
+        .expect("the customer's creation time");
+    assert!(
+        created
+            .as_str()
+            .is_some_and(|t| t.len() == 20 && t.ends_with('Z')),
+        "{created}"
+    );
     assert_eq!(
-        customer.json,
+        shown,
         json!({"id": root.account_id, "name": "Acme", "force_2fa": false, "force_sso": false})
     );
     python_get(

@@ -1,13 +1,15 @@
 //! Throttles that hold under concurrency, no targeted lock-out, bounded password work.
 
 use reqwest::Method;
-use tokenpanel::testkit::{on_both_databases, Api, Persona, Reply, Role, TestApp};
+use tokenpanel::testkit::{on_both_databases, Api, Persona, Reply, Role, TestApp, TokenSpec};
 
 on_both_databases!(
     concurrent_password_guesses_reach_argon2_at_most_five_times,
     concurrent_sudo_guesses_reach_argon2_at_most_five_times,
     concurrent_wrong_codes_are_checked_at_most_five_times,
     too_many_password_checks_at_once_are_told_to_come_back,
+    a_client_cannot_choose_its_address_behind_a_proxy,
+    a_token_limited_to_a_service_reads_only_its_events,
 );
 
 const ATTACKER: &str = "203.0.113.7";
@@ -179,4 +181,85 @@ async fn too_many_password_checks_at_once_are_told_to_come_back(app: TestApp) {
     assert!(!busy.is_empty(), "a bounded queue turns some away: {all:?}");
     assert!(busy.iter().all(|r| r.header("retry-after") == "1"));
     assert!(busy.iter().all(|r| r.msg().contains("Try again")));
+}
+
+async fn a_client_cannot_choose_its_address_behind_a_proxy(app: TestApp) {
+    // The client sends its own X-Forwarded-For line; the proxy appends the address it
+    // saw as a second line. The address recorded is the proxy's word, not the client's.
+    let node = app.node_behind_proxy().await;
+    let ada = app.persona(Role::User).await;
+    let api = node.api();
+    api.send(
+        api.request(Method::POST, "/tokens", None)
+            .header("x-forwarded-for", "6.6.6.6")
+            .header("x-forwarded-for", "203.0.113.50")
+            .basic_auth(&ada.email, Some("wrong password")),
+    )
+    .await
+    .expect(401);
+    let ips: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT ip FROM events WHERE event_type = 'user.login_failure'")
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(ips, vec![Some("203.0.113.50".to_owned())]);
+    // Throttling follows the same address: five failures from it, then a refusal,
+    // while the spoofed address is untouched.
+    for _ in 0..4 {
+        api.send(token_by_password(&api, "203.0.113.50", &ada, "wrong"))
+            .await
+            .expect(401);
+    }
+    api.send(token_by_password(&api, "203.0.113.50", &ada, &ada.password))
+        .await
+        .expect(429);
+    api.send(token_by_password(&api, "6.6.6.6", &ada, &ada.password))
+        .await
+        .expect(200);
+}
+
+async fn a_token_limited_to_a_service_reads_only_its_events(app: TestApp) {
+    let api = app.api();
+    let root = app.persona(Role::Superuser).await;
+    let a = app.service(&root.account_id, "a.example").await;
+    let b = app.service(&root.account_id, "b.example").await;
+    let purger = app.issue_token(&root).await.key;
+    for service in [&a, &b] {
+        api.post(&format!("/service/{service}/purge_all"), Some(&purger))
+            .await
+            .expect(200);
+    }
+    let reader = app
+        .issue_token(
+            TokenSpec::user(&root)
+                .scope("global:read")
+                .services(std::slice::from_ref(&a)),
+        )
+        .await
+        .key;
+    let events = api.get("/events?page[size]=100", &reader).await;
+    events.expect(200);
+    let services: Vec<&str> = events.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["attributes"]["service_id"].as_str())
+        .collect();
+    assert_eq!(services, vec![a.as_str()], "{}", events.text);
+    // Events on no service still follow the role (a superuser sees them all).
+    assert!(events.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["attributes"]["event_type"] == "token.create"));
+    api.get(&format!("/service/{b}"), &reader).await.expect(403);
+    // The unlimited token still sees both.
+    let all = api.get("/events?page[size]=100", &purger).await;
+    let purged = all.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["attributes"]["event_type"] == "service.purge_all")
+        .count();
+    assert_eq!(purged, 2);
 }

@@ -41,19 +41,23 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router())
         .route("/healthz", get(healthz))
         .fallback(web::not_found);
-    with_shared_layers(routes, REQUEST_TIMEOUT).with_state(state)
+    let hsts = state.settings.secure_cookies;
+    with_shared_layers(routes, REQUEST_TIMEOUT, hsts).with_state(state)
 }
 
 /// The layers every request passes, outermost last: request id, trace, JSON errors for
 /// API clients, body limit, timeout, panic → 500 page, security headers. The JSON error
 /// layer sits outside the ones that answer on their own (413, 408, 500) and the
-/// fallback (404), so an API client never gets an HTML page.
-fn with_shared_layers<S>(routes: Router<S>, timeout: Duration) -> Router<S>
+/// fallback (404), so an API client never gets an HTML page. `hsts`: the panel is
+/// served over HTTPS (its cookies are `Secure`), so browsers are told to keep to it.
+fn with_shared_layers<S>(routes: Router<S>, timeout: Duration, hsts: bool) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     routes
-        .layer(from_fn(web::security_headers))
+        .layer(from_fn(move |request, next| {
+            web::security_headers(hsts, request, next)
+        }))
         .layer(CatchPanicLayer::custom(|_| web::panic_page()))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
@@ -245,7 +249,7 @@ mod tests {
             )
             .route("/echo", post(|body: Bytes| async move { body }))
             .fallback(web::not_found);
-        with_shared_layers(routes, Duration::from_millis(100))
+        with_shared_layers(routes, Duration::from_millis(100), false)
     }
 
     async fn call(request: Request<Body>) -> (StatusCode, String, String, String) {
@@ -338,5 +342,23 @@ mod tests {
         let (status, kind, _, _) = call(request("/nowhere")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(kind.starts_with("text/html"), "{kind}");
+    }
+
+    #[tokio::test]
+    async fn https_deployments_send_hsts_and_others_do_not() {
+        for (hsts, expected) in [(true, Some("max-age=31536000")), (false, None)] {
+            let routes = Router::new().route("/", get(|| async { "ok" }));
+            let response = with_shared_layers(routes, Duration::from_secs(1), hsts)
+                .oneshot(Request::builder().uri("/").body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(
+                response
+                    .headers()
+                    .get(header::STRICT_TRANSPORT_SECURITY)
+                    .and_then(|v| v.to_str().ok()),
+                expected
+            );
+        }
     }
 }

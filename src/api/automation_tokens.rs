@@ -2,7 +2,7 @@
 //! SSO or two-factor authentication), list, show, delete.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 
@@ -10,6 +10,7 @@ use super::api_error::{ApiError, ApiResult};
 use super::caller::{self, Caller};
 use super::fields::Fields;
 use super::json_no_store;
+use super::paging::Paging;
 use super::token_creation::{check_grant, created, issue_error, wanted};
 use super::token_reads::{one_token, token_list, NOT_FOUND};
 use super::token_revocation::revoke_within_reach;
@@ -74,47 +75,8 @@ pub async fn create(
     created(&state, &issued.id, issued.secret.expose()).await
 }
 
-/// `page` and `per_page` of a list request; None when it asks for no paging.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Paging {
-    page: usize,
-    per_page: usize,
-}
-
-const DEFAULT_PER_PAGE: usize = 100;
-const MAX_PER_PAGE: usize = 100;
-
-fn paging(raw: Option<&str>) -> ApiResult<Option<Paging>> {
-    let mut paging: Option<Paging> = None;
-    for (name, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        let field = match name.as_ref() {
-            "page" => 0,
-            "per_page" => 1,
-            // Sorting and anything else is ignored: tokens come newest first.
-            _ => continue,
-        };
-        let number = value
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n >= 1 && (field == 0 || *n <= MAX_PER_PAGE))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("Invalid {name}")).with_detail(format!(
-                    "expected a number from 1 (per_page at most {MAX_PER_PAGE})"
-                ))
-            })?;
-        let p = paging.get_or_insert(Paging {
-            page: 1,
-            per_page: DEFAULT_PER_PAGE,
-        });
-        if field == 0 {
-            p.page = number;
-        } else {
-            p.per_page = number;
-        }
-    }
-    Ok(paging)
-}
+/// Automation tokens come a page of at most this many at a time when paged.
+const PER_PAGE: usize = 100;
 
 /// Whether the request names `application/json` in `Accept`.
 fn accepts_json(headers: &HeaderMap) -> bool {
@@ -159,7 +121,7 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Action::ViewAccountTokens)?;
-    let paging = paging(raw.as_deref())?;
+    let paging = Paging::from_query(raw.as_deref(), PER_PAGE, PER_PAGE)?;
     let tokens = token_store::in_account(
         &state.db.pool,
         caller.account_id(),
@@ -167,15 +129,14 @@ pub async fn list(
     )
     .await?;
     let mut list = token_list(&state, caller.account_id(), tokens).await?;
-    let Some(Paging { page, per_page }) = paging else {
+    let Some(paging) = paging else {
         return Ok(json_no_store(StatusCode::OK, &list));
     };
     let record_count = list.len();
-    let total_pages = record_count.div_ceil(per_page).max(1);
     let data: Vec<_> = list
         .drain(..)
-        .skip((page - 1).saturating_mul(per_page))
-        .take(per_page)
+        .skip(paging.offset())
+        .take(paging.per_page)
         .collect();
     let mut response = if accepts_json(&headers) {
         json_no_store(StatusCode::OK, &data)
@@ -185,29 +146,16 @@ pub async fn list(
             &Paged {
                 data,
                 meta: PageMeta {
-                    current_page: page,
-                    per_page,
+                    current_page: paging.page,
+                    per_page: paging.per_page,
                     record_count,
-                    total_pages,
+                    total_pages: paging.total_pages(record_count),
                 },
             },
         )
     };
-    let link = |n: usize, rel: &str| {
-        format!(
-            "<{}>; rel=\"{rel}\"",
-            base.url(&format!("/automation-tokens?page={n}&per_page={per_page}"))
-        )
-    };
-    let mut links = vec![link(1, "first"), link(total_pages, "last")];
-    if page > 1 {
-        links.push(link((page - 1).min(total_pages), "prev"));
-    }
-    if page < total_pages {
-        links.push(link(page + 1, "next"));
-    }
-    if let Ok(value) = HeaderValue::from_str(&links.join(", ")) {
-        response.headers_mut().insert(header::LINK, value);
+    if let Some(links) = paging.links(&base, "/automation-tokens", record_count) {
+        response.headers_mut().insert(header::LINK, links);
     }
     Ok(response)
 }
@@ -240,33 +188,7 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paging_is_read_when_asked_for() {
-        assert_eq!(paging(None).unwrap(), None);
-        assert_eq!(paging(Some("sort=created_at")).unwrap(), None);
-        assert_eq!(
-            paging(Some("page=1&per_page=100")).unwrap(),
-            Some(Paging {
-                page: 1,
-                per_page: 100
-            })
-        );
-        assert_eq!(
-            paging(Some("page=3")).unwrap(),
-            Some(Paging {
-                page: 3,
-                per_page: DEFAULT_PER_PAGE
-            })
-        );
-        for bad in ["page=0", "per_page=101", "page=x", "per_page=0"] {
-            assert_eq!(
-                paging(Some(bad)).unwrap_err().status,
-                StatusCode::BAD_REQUEST,
-                "{bad}"
-            );
-        }
-    }
+    use axum::http::HeaderValue;
 
     #[test]
     fn json_is_asked_for_by_name() {

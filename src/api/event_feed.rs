@@ -17,6 +17,9 @@ use crate::state::AppState;
 
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
 pub const MAX_PAGE_SIZE: i64 = 100;
+/// The deepest a page may reach (page[number] × page[size]): past it the database would
+/// walk and drop more rows than any page is worth. Filters narrow a longer log.
+pub const MAX_WINDOW: i64 = 10_000;
 
 /// The query of a `GET /events` request.
 #[derive(Debug, Clone)]
@@ -87,6 +90,12 @@ fn parse_query(raw: Option<&str>) -> ApiResult<EventQuery> {
         if keep {
             query.kept.push((name, value));
         }
+    }
+    if query.page.saturating_mul(query.size) > MAX_WINDOW {
+        return Err(ApiError::bad_request(format!(
+            "page[number] × page[size] may not pass {MAX_WINDOW}: narrow the events with filters."
+        ))
+        .with_detail(format!("page {} of size {}", query.page, query.size)));
     }
     Ok(query)
 }
@@ -218,14 +227,17 @@ pub async fn list(
     )
     .await?;
     let pages = ((total + query.size - 1) / query.size).max(1);
+    // Links lead only to pages that may be asked for (see MAX_WINDOW).
+    let reachable = pages.min((MAX_WINDOW / query.size).max(1));
     let document = Document {
         data: rows.into_iter().map(resource).collect(),
         links: Links {
             this: page_link(&base, &query, query.page),
             first: page_link(&base, &query, 1),
-            last: page_link(&base, &query, pages),
-            prev: (query.page > 1).then(|| page_link(&base, &query, (query.page - 1).min(pages))),
-            next: (query.page < pages).then(|| page_link(&base, &query, query.page + 1)),
+            last: page_link(&base, &query, reachable),
+            prev: (query.page > 1)
+                .then(|| page_link(&base, &query, (query.page - 1).min(reachable))),
+            next: (query.page < reachable).then(|| page_link(&base, &query, query.page + 1)),
         },
         meta: Meta {
             current_page: query.page,
@@ -278,6 +290,8 @@ mod tests {
             "page[number]=x",
             "page[size]=101",
             "page[size]=0",
+            "page[number]=101&page[size]=100",
+            "page[number]=10001",
             "filter[created_at][lt]=yesterday",
             "sort=name",
         ] {

@@ -212,4 +212,31 @@ mod tests {
             StatusCode::BAD_REQUEST
         );
     }
+
+    #[test]
+    fn any_body_parses_or_is_refused_with_a_client_error() {
+        let mut inputs = crate::domain::fuzz::Inputs::new(11);
+        for _ in 0..20_000 {
+            let body = inputs.bytes(24);
+            for media in [
+                Some("application/json"),
+                Some("application/x-www-form-urlencoded"),
+                None,
+                Some("text/plain"),
+            ] {
+                match Fields::parse(media, &body) {
+                    Ok(fields) => {
+                        let _ = fields.list("services");
+                        let _ = fields.text("name");
+                    }
+                    Err(e) => assert!(
+                        e.status.is_client_error(),
+                        "{media:?} {:?}: {}",
+                        String::from_utf8_lossy(&body),
+                        e.status
+                    ),
+                }
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@ mod event_feed;
 pub mod fields;
 mod invitations;
 pub mod json_errors;
+mod paging;
 mod service_endpoints;
 mod token_creation;
 mod token_json;
@@ -154,5 +155,33 @@ mod tests {
         assert_eq!(parse_time("2027-01-15T10:00:00+02:00"), Some(1_800_000_000));
         assert_eq!(parse_time("2027-01-15"), None);
         assert_eq!(parse_time("soon"), None);
+    }
+
+    #[test]
+    fn any_time_text_parses_or_not_and_valid_ones_round_trip() {
+        let mut inputs = crate::domain::fuzz::Inputs::new(17);
+        let mut parsed = 0;
+        for i in 0..20_000 {
+            let text = if i % 2 == 0 {
+                inputs.time_text()
+            } else {
+                inputs.text(12)
+            };
+            let Some(at) = parse_time(&text) else {
+                continue;
+            };
+            parsed += 1;
+            if crate::domain::validate::expiry(at, i64::MIN).is_ok() {
+                assert_eq!(parse_time(&timestamp(at)), Some(at), "{text:?}");
+            }
+        }
+        assert!(
+            parsed > 1_000,
+            "the test reached the parser's accepting side"
+        );
+        // The far future that used to be stored and shown blank is refused.
+        let far = parse_time("9999-12-31T23:59:59-23:59").unwrap();
+        assert!(crate::domain::validate::expiry(far, 0).is_err());
+        assert_eq!(timestamp(far), "");
     }
 }

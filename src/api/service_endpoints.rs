@@ -177,6 +177,31 @@ pub async fn purge_all(
     ))
 }
 
+/// Keys an event keeps of one purge, and the bytes it keeps of each: a purge may name
+/// 256 keys of 1 KiB, which the event log need not hold.
+const KEYS_RECORDED: usize = 20;
+const KEY_BYTES_RECORDED: usize = 256;
+
+/// `key`, cut to at most `KEY_BYTES_RECORDED` bytes on a character boundary.
+fn recorded_key(key: &str) -> &str {
+    let mut end = key.len().min(KEY_BYTES_RECORDED);
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    &key[..end]
+}
+
+/// What a purge event keeps of the keys: how many, and the first few (cut short) with
+/// their purge ids.
+fn keys_summary(ids: &BTreeMap<String, String>, soft: bool) -> serde_json::Value {
+    let first: serde_json::Map<String, serde_json::Value> = ids
+        .iter()
+        .take(KEYS_RECORDED)
+        .map(|(key, id)| (recorded_key(key).to_owned(), id.clone().into()))
+        .collect();
+    serde_json::json!({ "key_count": ids.len(), "purge_ids": first, "soft": soft })
+}
+
 fn check_key(key: &str) -> ApiResult<()> {
     if key.is_empty()
         || key.len() > MAX_KEY_BYTES
@@ -199,13 +224,18 @@ pub async fn purge_key(
     let service = authorized_service(&state, &caller, id, On::PurgeSelect).await?;
     check_key(&key)?;
     let purge_id = random::id();
+    let ids = BTreeMap::from([(key.clone(), purge_id.clone())]);
     record(
         &state,
         &caller,
         &service,
         EventType::ServicePurge,
-        format!("Purged surrogate key {key:?} of {}", service.name),
-        serde_json::json!({ "keys": [key], "purge_ids": [purge_id], "soft": soft(&headers) }),
+        format!(
+            "Purged surrogate key {:?} of {}",
+            recorded_key(&key),
+            service.name
+        ),
+        keys_summary(&ids, soft(&headers)),
     )
     .await?;
     Ok(json(
@@ -261,8 +291,27 @@ pub async fn purge_keys(
         &service,
         EventType::ServicePurge,
         format!("Purged {} surrogate keys of {}", ids.len(), service.name),
-        serde_json::json!({ "keys": keys, "purge_ids": ids, "soft": soft(&headers) }),
+        keys_summary(&ids, soft(&headers)),
     )
     .await?;
     Ok(json(StatusCode::OK, &ids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_events_keep_a_bounded_summary() {
+        let ids: BTreeMap<String, String> = (0..256)
+            .map(|i| (format!("{i:03}{}", "é".repeat(600)), format!("id{i}")))
+            .collect();
+        let summary = keys_summary(&ids, false);
+        assert_eq!(summary["key_count"], 256);
+        let kept = summary["purge_ids"].as_object().unwrap();
+        assert_eq!(kept.len(), KEYS_RECORDED);
+        assert!(kept.keys().all(|k| k.len() <= KEY_BYTES_RECORDED));
+        assert!(summary.to_string().len() < 8 * 1024);
+        assert_eq!(recorded_key("short"), "short");
+    }
 }

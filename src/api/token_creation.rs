@@ -184,9 +184,9 @@ pub fn wanted(fields: &Fields, now: i64) -> ApiResult<Wanted> {
                 )
                 .with_detail(raw.to_owned())
             })?;
-            if at <= now {
-                return Err(ApiError::unprocessable("expires_at must be in the future"));
-            }
+            let at = validate::expiry(at, now).map_err(|e| {
+                ApiError::unprocessable(format!("expires_at: {e}")).with_detail(raw.to_owned())
+            })?;
             Some(at)
         }
     };

@@ -1,16 +1,18 @@
 //! Reading tokens: one's own list, the token itself, one token, the account's tokens.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
 use axum::response::Response;
 
 use super::api_error::{ApiError, ApiResult};
 use super::caller::Caller;
 use super::json_no_store;
+use super::paging::Paging;
 use super::token_json::TokenJson;
 use crate::db::token_store::{self, Token};
 use crate::domain::access::Action;
 use crate::domain::ids::{AccountId, TokenId};
+use crate::http::PublicBase;
 use crate::ops::Context;
 use crate::state::AppState;
 
@@ -85,10 +87,19 @@ pub async fn show(
     ))
 }
 
+/// Customer tokens come a page at a time: this many unless `per_page` says otherwise,
+/// and never more than `MAX_PER_PAGE`.
+pub const DEFAULT_PER_PAGE: usize = 100;
+pub const MAX_PER_PAGE: usize = 1000;
+
+/// `GET /customer/{id}/tokens`: one page of every token of the account, newest first,
+/// with `Link` headers to the other pages.
 pub async fn list_account(
     State(state): State<AppState>,
     caller: Caller,
+    base: PublicBase,
     Path(customer_id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     caller.require(Action::ViewAccountTokens)?;
     if *caller.account_id() != *customer_id {
@@ -96,7 +107,30 @@ pub async fn list_account(
             "Only superusers of this customer may list its tokens.",
         ));
     }
-    let tokens = token_store::in_account(&state.db.pool, caller.account_id(), None).await?;
-    let list = token_list(&state, caller.account_id(), tokens).await?;
-    Ok(json_no_store(StatusCode::OK, &list))
+    let paging =
+        Paging::from_query(raw.as_deref(), DEFAULT_PER_PAGE, MAX_PER_PAGE)?.unwrap_or(Paging {
+            page: 1,
+            per_page: DEFAULT_PER_PAGE,
+        });
+    let mut conn = state.db.pool.acquire().await?;
+    let (tokens, total) = token_store::page_in_account(
+        &mut conn,
+        caller.account_id(),
+        i64::try_from(paging.per_page).unwrap_or(i64::MAX),
+        i64::try_from(paging.offset()).unwrap_or(i64::MAX),
+    )
+    .await?;
+    let ids: Vec<TokenId> = tokens.iter().map(|t| t.id.clone()).collect();
+    let mut services = token_store::services_of_tokens(&mut *conn, &ids).await?;
+    let list: Vec<TokenJson> = tokens
+        .iter()
+        .map(|t| TokenJson::new(t, services.remove(&t.id).unwrap_or_default()))
+        .collect();
+    let mut response = json_no_store(StatusCode::OK, &list);
+    let path = format!("/customer/{}/tokens", caller.account_id());
+    let records = usize::try_from(total).unwrap_or(usize::MAX);
+    if let Some(links) = paging.links(&base, &path, records) {
+        response.headers_mut().insert(header::LINK, links);
+    }
+    Ok(response)
 }

@@ -268,3 +268,33 @@ pub async fn visible<'e>(
     );
     bind_all(sqlx::query_as(&sql), binds).fetch_all(ex).await
 }
+
+/// The next `limit` events `scope` sees through `filter`, newest first, after the event
+/// (created_at, id) `after` (from the start when None): a keyset walk, so a long export
+/// costs the same per chunk however deep it goes.
+pub async fn visible_after<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    scope: &EventScope,
+    filter: &EventFilter,
+    after: Option<&(i64, String)>,
+    limit: i64,
+) -> sqlx::Result<Vec<Event>> {
+    let (mut clause, mut binds) = visible_where(account_id, scope, filter);
+    if let Some((at, id)) = after {
+        let (a, b, c) = (
+            mark(&mut binds, Bind::Int(*at)),
+            mark(&mut binds, Bind::Int(*at)),
+            mark(&mut binds, Bind::Text(id.clone())),
+        );
+        clause.push_str(&format!(
+            " AND created_at <= {a} AND (created_at < {b} OR id < {c})"
+        ));
+    }
+    let limit_mark = mark(&mut binds, Bind::Int(limit));
+    let sql = format!(
+        "SELECT id, account_id, event_type, actor_id, token_id, service_id, ip, description, metadata, created_at \
+         FROM events WHERE {clause} ORDER BY created_at DESC, id DESC LIMIT {limit_mark}"
+    );
+    bind_all(sqlx::query_as(&sql), binds).fetch_all(ex).await
+}

@@ -332,6 +332,53 @@ pub async fn in_account<'e>(
     .await
 }
 
+/// One page of an account's tokens, newest first, and how many there are in all.
+pub async fn page_in_account(
+    conn: &mut AnyConnection,
+    account_id: &AccountId,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<Token>, i64)> {
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE account_id = $1")
+        .bind(account_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let page = sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 \
+         ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"
+    ))
+    .bind(account_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok((page, total))
+}
+
+/// Service ids of the given tokens (a token without any has access to all).
+pub async fn services_of_tokens<'e>(
+    ex: impl Exec<'e>,
+    token_ids: &[TokenId],
+) -> sqlx::Result<HashMap<TokenId, Vec<ServiceId>>> {
+    let mut map: HashMap<TokenId, Vec<ServiceId>> = HashMap::new();
+    if token_ids.is_empty() {
+        return Ok(map);
+    }
+    let placeholders: Vec<String> = (1..=token_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT token_id, service_id FROM token_services WHERE token_id IN ({}) ORDER BY service_id",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, (TokenId, ServiceId)>(&sql);
+    for id in token_ids {
+        query = query.bind(id);
+    }
+    for (token_id, service_id) in query.fetch_all(ex).await? {
+        map.entry(token_id).or_default().push(service_id);
+    }
+    Ok(map)
+}
+
 /// Service ids per token, for every token of an account that is limited to some.
 pub async fn services_in_account<'e>(
     ex: impl Exec<'e>,

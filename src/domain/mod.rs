@@ -4,6 +4,8 @@ pub mod access;
 pub mod cidr;
 pub mod crypto;
 pub mod event_type;
+#[cfg(test)]
+pub mod fuzz;
 pub mod grant;
 pub mod ids;
 pub mod member_rules;

@@ -201,4 +201,26 @@ mod tests {
         assert_eq!(secret.digest().len(), 64);
         assert_eq!(secret.digest(), digest(secret.expose()));
     }
+
+    #[test]
+    fn any_string_is_checked_without_panic_and_one_changed_character_fails() {
+        let mut inputs = super::super::fuzz::Inputs::new(13);
+        for _ in 0..20_000 {
+            let _ = check_shape(&inputs.text(40));
+        }
+        for kind in [TokenKind::User, TokenKind::Automation] {
+            for _ in 0..200 {
+                let secret = TokenSecret::generate(kind);
+                let key = secret.expose();
+                assert_eq!(check_shape(key), Ok(()));
+                // Change one character of the body or checksum: the checksum catches it.
+                let at =
+                    4 + (inputs.bytes(1).first().copied().unwrap_or(0) as usize % (key.len() - 4));
+                let mut changed: Vec<u8> = key.bytes().collect();
+                changed[at] = if changed[at] == b'a' { b'b' } else { b'a' };
+                let changed = String::from_utf8(changed).unwrap();
+                assert_eq!(check_shape(&changed), Err(Malformed), "{at}");
+            }
+        }
+    }
 }

@@ -33,6 +33,21 @@ pub fn email(raw: &str) -> Result<String, String> {
     }
 }
 
+/// The latest moment a token may expire: the end of year 9999, the last a date field
+/// (and the API's timestamps) can write.
+pub const LATEST_EXPIRY: i64 = 253_402_300_799;
+
+/// An expiry time chosen for a new token: after `now`, and no later than `LATEST_EXPIRY`.
+pub fn expiry(at: i64, now: i64) -> Result<i64, &'static str> {
+    if at <= now {
+        return Err("The expiration must be in the future.");
+    }
+    if at > LATEST_EXPIRY {
+        return Err("The expiration must be no later than 9999-12-31T23:59:59Z.");
+    }
+    Ok(at)
+}
+
 pub const MIN_PASSWORD_LEN: usize = 12;
 
 pub fn new_password(password: &str, confirmation: &str) -> Result<(), String> {
@@ -81,5 +96,15 @@ mod tests {
         assert!(new_password("correct horse battery", "correct horse battery").is_ok());
         assert!(new_password("short", "short").is_err());
         assert!(new_password("correct horse battery", "correct horse batterx").is_err());
+    }
+
+    #[test]
+    fn expiries_lie_between_now_and_the_end_of_9999() {
+        assert_eq!(expiry(101, 100), Ok(101));
+        assert!(expiry(100, 100).is_err());
+        assert_eq!(expiry(LATEST_EXPIRY, 100), Ok(LATEST_EXPIRY));
+        assert!(expiry(LATEST_EXPIRY + 1, 100).is_err());
+        // 9999-12-31T23:59:59-23:59 is a day into year 10000.
+        assert!(expiry(LATEST_EXPIRY + 23 * 3600 + 59 * 60, 100).is_err());
     }
 }

@@ -128,4 +128,29 @@ mod tests {
         assert!(Form::parse(b"name=%ff%fe").is_err());
         assert!(Form::parse(&[b'a', b'=', 0xff]).is_err());
     }
+
+    #[test]
+    fn any_bytes_parse_or_fail_cleanly_and_round_trip() {
+        let mut inputs = crate::domain::fuzz::Inputs::new(7);
+        let encode = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        for _ in 0..20_000 {
+            let body = inputs.bytes(24);
+            let Ok(form) = Form::parse(&body) else {
+                continue;
+            };
+            // What was read is what an encoder would write for the same fields.
+            let again: Vec<String> = form
+                .pairs()
+                .map(|(n, v)| format!("{}={}", encode(n), encode(v)))
+                .collect();
+            let reread = Form::parse(again.join("&").as_bytes()).unwrap();
+            assert!(
+                reread.pairs().eq(form.pairs()),
+                "{:?}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
 }

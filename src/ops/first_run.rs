@@ -11,7 +11,8 @@ use crate::domain::roles::Role;
 use crate::domain::{random, secret};
 
 /// While no user exists, makes a one-time setup secret and returns the path that uses
-/// it; None once the panel has users.
+/// it (the secret in the query, which request logs leave out); None once the panel has
+/// users.
 pub async fn setup_path(ctx: &Context) -> Result<Option<String>, sqlx::Error> {
     if user_store::count(&ctx.db.pool).await? > 0 {
         return Ok(None);
@@ -23,7 +24,7 @@ pub async fn setup_path(ctx: &Context) -> Result<Option<String>, sqlx::Error> {
         ctx.clock.unix(),
     )
     .await?;
-    Ok(Some(format!("/setup/{secret_value}")))
+    Ok(Some(format!("/setup?key={secret_value}")))
 }
 
 /// Whether the setup page may be shown: no user exists yet and the secret is current.

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
+use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -17,15 +18,13 @@ use super::page::{date_time, parse_date, render, url_encode, Layout, Section};
 use super::session::SignedIn;
 use crate::db::event_store::{self, Event, EventFilter};
 use crate::db::{service_store, user_store};
-use crate::domain::access::EventRule;
+use crate::domain::access::{EventRule, EventScope};
 use crate::domain::event_type::EventType;
 use crate::domain::ids::{AccountId, ServiceId, UserId};
 use crate::http::Form;
 use crate::state::AppState;
 
 pub const PAGE_SIZE: i64 = 50;
-/// The most rows one CSV download carries.
-pub const CSV_LIMIT: i64 = 100_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -328,36 +327,20 @@ pub async fn csv(
     if let Some(error) = errors.into_iter().next() {
         return Err(WebError::BadRequest(error));
     }
-    let scope = signed_in.principal.event_scope();
-    let account_id = signed_in.account_id();
-    let found = event_store::visible(
-        &state.db.pool,
+    let account_id = signed_in.account_id().clone();
+    let names = Names::load(&state, &account_id).await?;
+    let export = Export {
+        state,
         account_id,
-        &scope,
-        &filter,
-        false,
-        CSV_LIMIT,
-        0,
-    )
-    .await?;
-    let names = Names::load(&state, account_id).await?;
-    let mut out =
-        String::from("time,event_type,actor,token_id,token_name,service,ip,description\n");
-    for event in found {
-        let row = names.row(event);
-        let cells = [
-            &row.time,
-            &row.event_type,
-            &row.actor,
-            &row.token_id,
-            &row.token_name,
-            &row.service,
-            &row.ip,
-            &row.description,
-        ];
-        out.push_str(&cells.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
-        out.push('\n');
-    }
+        scope: signed_in.principal.event_scope(),
+        filter,
+        names,
+        after: None,
+        done: false,
+    };
+    // The rows are read and written a chunk at a time, so an export of any length holds
+    // one chunk in memory.
+    let body = Body::from_stream(futures_util::stream::unfold(export, Export::next_chunk));
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -366,9 +349,78 @@ pub async fn csv(
                 "attachment; filename=\"events.csv\"",
             ),
         ],
-        out,
+        body,
     )
         .into_response())
+}
+
+/// Rows one chunk of a CSV export reads.
+const CSV_CHUNK: i64 = 1_000;
+const CSV_HEADER: &str = "time,event_type,actor,token_id,token_name,service,ip,description\n";
+
+/// A CSV export in progress: where it has got to.
+struct Export {
+    state: AppState,
+    account_id: AccountId,
+    scope: EventScope,
+    filter: EventFilter,
+    names: Names,
+    /// The (created_at, id) of the last row written; None before the first chunk.
+    after: Option<(i64, String)>,
+    done: bool,
+}
+
+impl Export {
+    /// The next piece of the file: the header with the first rows, then the rows after
+    /// the last one written, until none are left.
+    async fn next_chunk(mut self) -> Option<(Result<String, std::io::Error>, Export)> {
+        if self.done {
+            return None;
+        }
+        let found = event_store::visible_after(
+            &self.state.db.pool,
+            &self.account_id,
+            &self.scope,
+            &self.filter,
+            self.after.as_ref(),
+            CSV_CHUNK,
+        )
+        .await;
+        let found = match found {
+            Ok(found) => found,
+            Err(e) => {
+                // The headers went out already: the best left is to cut the download
+                // short, which the browser reports as failed.
+                tracing::error!(error = %crate::http::error_chain(&e), "CSV export failed");
+                self.done = true;
+                return Some((Err(std::io::Error::other("the export failed")), self));
+            }
+        };
+        let mut out = String::new();
+        if self.after.is_none() {
+            out.push_str(CSV_HEADER);
+        }
+        self.done = (found.len() as i64) < CSV_CHUNK;
+        if let Some(last) = found.last() {
+            self.after = Some((last.created_at, last.id.clone()));
+        }
+        for event in found {
+            let row = self.names.row(event);
+            let cells = [
+                &row.time,
+                &row.event_type,
+                &row.actor,
+                &row.token_id,
+                &row.token_name,
+                &row.service,
+                &row.ip,
+                &row.description,
+            ];
+            out.push_str(&cells.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
+            out.push('\n');
+        }
+        Some((Ok(out), self))
+    }
 }
 
 #[cfg(test)]

@@ -8,10 +8,20 @@ use axum::response::Response;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
-pub async fn security_headers(request: Request, next: Next) -> Response {
+/// Browsers that reached the panel over HTTPS keep to it for a year.
+const HSTS: &str = "max-age=31536000";
+
+pub async fn security_headers(hsts: bool, request: Request, next: Next) -> Response {
     let is_static = request.uri().path().starts_with("/static/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    // Secure cookies mean the panel is served over HTTPS (COOKIE_SECURE).
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),

@@ -52,10 +52,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(sign_in::second_step_page).post(sign_in::second_step),
         )
         .route("/logout", post(sign_in::logout))
-        .route(
-            "/setup/{secret}",
-            get(sign_in::setup_page).post(sign_in::setup),
-        )
+        .route("/setup", get(sign_in::setup_page).post(sign_in::setup))
         .route("/invitation", get(invitation::page))
         .route("/invitation/accept", post(invitation::accept))
         .route("/invitation/decline", post(invitation::decline))

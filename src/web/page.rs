@@ -233,4 +233,27 @@ mod format_tests {
         assert_eq!(date(0), "1970-01-01");
         assert_eq!(date_time(1_800_000_000), "2027-01-15 08:00 UTC");
     }
+
+    #[test]
+    fn any_date_text_parses_or_not_without_panic() {
+        let mut inputs = crate::domain::fuzz::Inputs::new(19);
+        for i in 0..20_000 {
+            let text = if i % 2 == 0 {
+                inputs.time_text()[..10].to_owned()
+            } else {
+                inputs.text(8)
+            };
+            if let Some(day) = parse_date(&text) {
+                let printed = format!(
+                    "{:04}-{:02}-{:02}",
+                    day.year(),
+                    day.month() as u8,
+                    day.day()
+                );
+                if (0..=9999).contains(&day.year()) {
+                    assert_eq!(parse_date(&printed), Some(day));
+                }
+            }
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Sign-in, sign-out and first-run setup.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -262,11 +262,19 @@ struct SetupPage {
     errors: FieldErrors,
 }
 
+/// The setup secret, from the query string: not the path, which request logs record.
+fn setup_secret(raw: Option<&str>) -> String {
+    Form::from_query(raw)
+        .map(|q| q.text("key").to_owned())
+        .unwrap_or_default()
+}
+
 pub async fn setup_page(
     State(state): State<AppState>,
     session: Session,
-    Path(secret_value): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
+    let secret_value = setup_secret(raw.as_deref());
     if !first_run::setup_allowed(&state, &secret_value).await? {
         return Err(WebError::NotFound);
     }
@@ -285,9 +293,10 @@ pub async fn setup(
     State(state): State<AppState>,
     session: Session,
     browser: Browser,
-    Path(secret_value): Path<String>,
+    RawQuery(raw): RawQuery,
     form: Form,
 ) -> Result<Response, WebError> {
+    let secret_value = setup_secret(raw.as_deref());
     if !first_run::setup_allowed(&state, &secret_value).await? {
         return Err(WebError::NotFound);
     }

@@ -196,7 +196,7 @@ async fn serve_until(
 async fn serve_on_a_fresh_directory_prints_a_working_setup_url() {
     let dir = temp_dir();
     let (mut child, line) = serve_until(&dir, "warn", |line| {
-        line.contains("http://") && line.contains("/setup/")
+        line.contains("http://") && line.contains("/setup?key=")
     })
     .await;
     let url = line[line.find("http://").unwrap()..].trim().to_owned();

@@ -21,7 +21,8 @@ async fn setup_works_once_then_answers_404(app: TestApp) {
     let path = app.setup_path().await.expect("no users yet");
     let client = app.client();
     client.get(&path).await.assert(200, "Set up tokenpanel");
-    assert_eq!(client.get("/setup/not-the-secret").await.status, 404);
+    assert_eq!(client.get("/setup?key=not-the-secret").await.status, 404);
+    assert_eq!(client.get("/setup").await.status, 404);
     let before = client.get(&path).await;
     let done = client
         .post(

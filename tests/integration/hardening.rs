@@ -10,6 +10,8 @@ on_both_databases!(
     too_many_password_checks_at_once_are_told_to_come_back,
     a_client_cannot_choose_its_address_behind_a_proxy,
     a_token_limited_to_a_service_reads_only_its_events,
+    lists_come_in_bounded_pages,
+    a_far_future_expiry_is_refused,
 );
 
 const ATTACKER: &str = "203.0.113.7";
@@ -262,4 +264,85 @@ async fn a_token_limited_to_a_service_reads_only_its_events(app: TestApp) {
         .filter(|e| e["attributes"]["event_type"] == "service.purge_all")
         .count();
     assert_eq!(purged, 2);
+}
+
+async fn lists_come_in_bounded_pages(app: TestApp) {
+    let api = app.api();
+    let root = app.persona(Role::Superuser).await;
+    let key = app.issue_token(&root).await.key;
+    for i in 0..4 {
+        app.issue_token(TokenSpec::user(&root).named(&format!("t{i}")))
+            .await;
+    }
+    let path = format!("/customer/{}/tokens", root.account_id);
+    let all = api.get(&path, &key).await;
+    all.expect(200);
+    assert_eq!(
+        all.json.as_array().unwrap().len(),
+        5,
+        "the default page holds them"
+    );
+    let second = api.get(&format!("{path}?per_page=2&page=2"), &key).await;
+    second.expect(200);
+    assert_eq!(second.json.as_array().unwrap().len(), 2);
+    let links = second.header("link");
+    assert!(
+        links.contains("page=3&per_page=2>; rel=\"next\""),
+        "{links}"
+    );
+    assert!(
+        links.contains("page=1&per_page=2>; rel=\"prev\""),
+        "{links}"
+    );
+    assert!(
+        links.contains("page=3&per_page=2>; rel=\"last\""),
+        "{links}"
+    );
+    let third = api.get(&format!("{path}?per_page=2&page=3"), &key).await;
+    assert_eq!(third.json.as_array().unwrap().len(), 1);
+    api.get(&format!("{path}?per_page=1001"), &key)
+        .await
+        .expect(400);
+    // The event log is never read deeper than its window.
+    api.get("/events?page[number]=101&page[size]=100", &key)
+        .await
+        .expect(400);
+    api.get("/events?page[number]=100&page[size]=100", &key)
+        .await
+        .expect(200);
+}
+
+async fn a_far_future_expiry_is_refused(app: TestApp) {
+    let api = app.api();
+    let ada = app.persona(Role::User).await;
+    let reply = api
+        .post_form(
+            "/tokens",
+            None,
+            &[
+                ("username", ada.email.as_str()),
+                ("password", ada.password.as_str()),
+                ("expires_at", "9999-12-31T23:59:59-23:59"),
+            ],
+        )
+        .await;
+    reply.expect(422);
+    assert!(
+        reply.msg().contains("no later than 9999-12-31"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(app.count("tokens").await, 0, "nothing stored");
+    // The last second of 9999 is still a date the panel can show.
+    api.post_form(
+        "/tokens",
+        None,
+        &[
+            ("username", ada.email.as_str()),
+            ("password", ada.password.as_str()),
+            ("expires_at", "9999-12-31T23:59:59Z"),
+        ],
+    )
+    .await
+    .expect(200);
 }

@@ -244,12 +244,10 @@ fn expiry(typed: &Typed, now: OffsetDateTime) -> Result<Option<i64>, String> {
             if day <= now.date() {
                 return Err("The expiration date must be in the future.".into());
             }
-            if day.year() > 9999 {
-                return Err("The expiration date is too far in the future.".into());
-            }
-            Ok(Some(
-                day.with_time(Time::MIDNIGHT).assume_utc().unix_timestamp(),
-            ))
+            let at = day.with_time(Time::MIDNIGHT).assume_utc().unix_timestamp();
+            validate::expiry(at, now.unix_timestamp())
+                .map(Some)
+                .map_err(|_| "The expiration date is too far in the future.".into())
         }
         _ => Err("Choose an expiration.".into()),
     }

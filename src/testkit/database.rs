@@ -49,9 +49,22 @@ impl TestDb {
             "tokenpanel-test-{}.db",
             internals::random_base62(12)
         ));
-        std::fs::copy(&template, &path).expect("copy the migrated SQLite template");
+        let url = format!("sqlite://{}", path.display());
+        if std::fs::copy(&template, &path).is_err() {
+            // Removed meanwhile by the sweep of a checkout with other migrations: this
+            // one file is migrated instead.
+            let _ = std::fs::remove_file(&path);
+            internals::migrate(&url)
+                .await
+                .expect("migrate a SQLite test database");
+        }
+        // The template's time stamp says when it was last used, for that sweep.
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(&template)
+            .and_then(|f| f.set_modified(SystemTime::now()));
         TestDb {
-            url: format!("sqlite://{}", path.display()),
+            url,
             place: Place::Sqlite(path),
             keep: false,
         }
@@ -214,8 +227,8 @@ async fn sqlite_template() -> PathBuf {
         .clone()
 }
 
-/// Templates of other migration sets, unused for a day (another checkout may still be
-/// copying a recent one).
+/// Templates of other migration sets unused for a day (each copy renews the time stamp;
+/// another checkout may still be copying a recent one).
 fn remove_stale_sqlite_templates(dir: &std::path::Path, current: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;

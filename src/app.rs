@@ -177,7 +177,10 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let store = DbSessionStore::new(self.state.db.clone());
+        let store = DbSessionStore::new(
+            self.state.db.clone(),
+            self.state.settings.session_max_seconds,
+        );
         let state = self.state.clone();
         let housekeeping = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(3600));

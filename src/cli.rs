@@ -1,4 +1,5 @@
-//! The command line: `serve` (default), `migrate`, `create-superuser` and `demo`.
+//! The command line: `serve` (default), `migrate`, `create-superuser`, `reset-password`,
+//! `sweep`, `import-legacy-key` and `demo`.
 //! Every failure ends the program with one clear line and a non-zero status.
 
 use std::io::BufRead;
@@ -18,7 +19,7 @@ use crate::domain::secret::TokenKind;
 use crate::domain::{random, validate};
 use crate::ops::membership::{self, Acting};
 use crate::ops::token_lifecycle::{self, TokenRequest};
-use crate::ops::{first_run, service_catalog};
+use crate::ops::{account_security, first_run, service_catalog};
 use crate::state::AppState;
 
 #[derive(Debug, Parser)]
@@ -47,6 +48,13 @@ pub enum Command {
         email: String,
         #[arg(long)]
         name: String,
+    },
+    /// Set the password of a user who is locked out, and end every session of theirs.
+    /// The password is read from TOKENPANEL_PASSWORD or, when that is unset, from the
+    /// first line of standard input.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
     },
     /// Delete tokens unused for two years (the server also does this hourly).
     Sweep,
@@ -81,6 +89,7 @@ pub async fn run() -> ExitCode {
             email,
             name,
         } => create_superuser(&cli.config, &account, &email, &name).await,
+        Command::ResetPassword { email } => reset_password(&cli.config, &email).await,
         Command::Demo { force } => demo(&cli.config, force).await,
         Command::Sweep => sweep(&cli.config).await,
         Command::ImportLegacyKey { account } => import_legacy_key(&cli.config, &account).await,
@@ -213,6 +222,27 @@ async fn create_superuser(
     .map_err(database)?
     .ok_or_else(taken)?;
     println!("Created superuser {email} in account {account_name:?}.");
+    Ok(())
+}
+
+async fn reset_password(config: &Config, email: &str) -> Result<(), StartupError> {
+    let email = validate::email(email).map_err(StartupError)?;
+    let password = read_password()?;
+    validate::new_password(&password, &password)
+        .map_err(|e| StartupError(format!("password: {e}")))?;
+    let state = command_state(config).await?;
+    let hash = state
+        .passwords
+        .hash(&Password::new(password))
+        .await
+        .map_err(|e| StartupError(e.to_string()))?;
+    if !account_security::reset_password(&state, &email, &hash)
+        .await
+        .map_err(database)?
+    {
+        return Err(StartupError(format!("no user has the email {email}")));
+    }
+    println!("Set a new password for {email} and ended their sessions.");
     Ok(())
 }
 

@@ -41,6 +41,10 @@ pub struct Config {
     )]
     pub session_idle_minutes: u64,
 
+    /// Days after sign-in when a browser session ends, however active it is.
+    #[arg(long, env = "SESSION_MAX_DAYS", default_value_t = 30, global = true)]
+    pub session_max_days: u64,
+
     /// Minutes that sudo mode lasts after re-authentication.
     #[arg(long, env = "SUDO_MINUTES", default_value_t = 5, global = true)]
     pub sudo_minutes: u64,
@@ -123,6 +127,11 @@ impl Config {
         Duration::from_secs(self.session_idle_minutes.max(1) * 60)
     }
 
+    /// The absolute lifetime of a signed-in session.
+    pub fn session_max_age(&self) -> Duration {
+        Duration::from_secs(self.session_max_days.max(1) * 86_400)
+    }
+
     pub fn sudo_duration(&self) -> Duration {
         Duration::from_secs(self.sudo_minutes.max(1) * 60)
     }
@@ -178,6 +187,7 @@ impl Config {
             cookie_secure: CookieSecure::Never,
             log_level: "warn".to_owned(),
             session_idle_minutes: 720,
+            session_max_days: 30,
             sudo_minutes: 5,
             trust_forwarded_for: false,
             trusted_proxies: "127.0.0.0/8,::1".to_owned(),

@@ -70,6 +70,7 @@ impl AppState {
         let settings = Settings {
             sudo_seconds: config.sudo_duration().as_secs() as i64,
             session_idle: config.session_idle(),
+            session_max_seconds: config.session_max_age().as_secs() as i64,
             secure_cookies,
             trust_forwarded_for: config.trust_forwarded_for,
             trusted_proxies: config.trusted_proxies()?.into(),

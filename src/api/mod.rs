@@ -7,6 +7,7 @@ pub mod caller;
 mod customer_endpoints;
 mod event_feed;
 pub mod fields;
+mod invitations;
 pub mod json_errors;
 mod paging;
 mod service_endpoints;
@@ -79,6 +80,14 @@ pub fn router() -> Router<AppState> {
         )
         .route("/service/{id}/purge", post(service_endpoints::purge_keys))
         .route("/events", get(event_feed::list))
+        .route(
+            "/invitations",
+            get(invitations::list).post(invitations::create),
+        )
+        .route(
+            "/invitations/{invitation_id}",
+            axum::routing::delete(invitations::delete),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(write_limit::headers))
 }

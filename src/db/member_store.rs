@@ -360,3 +360,36 @@ pub async fn service_access<'e>(
     let rows = service_permissions(ex, account_id, user_id).await?;
     Ok(ServiceAccess::of(role, rows))
 }
+
+/// The member of `account_id` with this (normalised) email: (user id, email). Only
+/// members are ever found, so nothing about other accounts' users shows through.
+pub async fn find_by_email<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    email: &str,
+) -> sqlx::Result<Option<(UserId, String)>> {
+    sqlx::query_as(
+        "SELECT u.id, u.email FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.account_id = $1 AND u.email = $2",
+    )
+    .bind(account_id)
+    .bind(email)
+    .fetch_optional(ex)
+    .await
+}
+
+/// The email of a member of `account_id`, by user id.
+pub async fn email_of<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    user_id: &UserId,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.account_id = $1 AND m.user_id = $2",
+    )
+    .bind(account_id)
+    .bind(user_id)
+    .fetch_optional(ex)
+    .await
+}

@@ -65,7 +65,20 @@ async fn rebuilds_with_data_and_checks(db: Db) {
             .await
             .unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
-    db.migrate().await.expect("0007 applies over data");
+    let through_0007 = Migrator {
+        migrations: Cow::Owned(
+            MIGRATOR
+                .iter()
+                .filter(|m| m.version <= 7)
+                .cloned()
+                .collect(),
+        ),
+        ..Migrator::DEFAULT
+    };
+    through_0007
+        .run(&db.pool)
+        .await
+        .expect("0007 applies over data");
 
     let tokens: Vec<TokenColumns> = sqlx::query_as(
         "SELECT id, scope, role, tls_access, expires_at, last_used_agent FROM tokens ORDER BY id",
@@ -140,6 +153,8 @@ async fn rebuilds_with_data_and_checks(db: Db) {
     .execute(&db.pool)
     .await
     .is_err());
+    // The migrations after 0007 apply over the same data.
+    db.migrate().await.expect("the later migrations apply");
 }
 
 #[tokio::test]

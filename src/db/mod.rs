@@ -6,8 +6,8 @@
 pub mod account_store;
 pub mod account_token_list;
 pub mod event_store;
+pub mod invitation_store;
 pub mod member_store;
-pub mod password_link_store;
 pub mod service_store;
 pub mod session_store;
 pub mod setup_secret_store;

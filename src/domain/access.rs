@@ -105,8 +105,11 @@ pub enum Action<'a> {
     /// See one member: oneself, or anyone of the account for a superuser (who sees
     /// them all on the Users page).
     ReadUser(&'a UserId),
-    /// Add members, change roles and service limits, remove and delete users.
+    /// Change roles and service limits, remove and delete users.
     ManageUsers,
+    /// Invite people into the account, re-issue and revoke invitations, and (API) list
+    /// them: superusers, and only with a `global` token, even to list.
+    ManageInvitations,
     /// Open the Services page (which lists only the services the member may see).
     ViewServices,
     /// Create a service.
@@ -139,6 +142,7 @@ impl<'a> Action<'a> {
             | Action::RevokeAccountTokens
             | Action::CreateAutomationTokens
             | Action::ManageUsers
+            | Action::ManageInvitations
             | Action::CreateServices
             | Action::ManageAccountSettings
             | Action::ManageService(_) => &[Global],
@@ -174,6 +178,9 @@ impl<'a> Action<'a> {
             }
             Action::ManageUsers => {
                 "Your role does not allow you to manage the account's users. Ask a superuser of this account."
+            }
+            Action::ManageInvitations => {
+                "Your role does not allow you to invite users. Ask a superuser of this account."
             }
             Action::ViewServices => {
                 "Your role does not allow you to see the account's services. Ask a superuser of this account."
@@ -253,6 +260,7 @@ fn role_allows(
         | Action::CreateAutomationTokens
         | Action::ViewUsers
         | Action::ManageUsers
+        | Action::ManageInvitations
         | Action::ManageAccountSettings => superuser,
         Action::ViewServices | Action::ManageService(_) => {
             matches!(role, Role::Superuser | Role::Engineer)
@@ -624,7 +632,7 @@ mod tests {
     #[test]
     fn page_role_action_matrix() {
         // Columns: view account tokens, revoke, automation, view users, manage users,
-        // view services, create services, account settings.
+        // view services, create services, account settings, invitations.
         let actions = [
             Action::ViewAccountTokens,
             Action::RevokeAccountTokens,
@@ -634,15 +642,16 @@ mod tests {
             Action::ViewServices,
             Action::CreateServices,
             Action::ManageAccountSettings,
+            Action::ManageInvitations,
         ];
         let expect = [
-            (Role::User, [false; 8]),
-            (Role::Billing, [false; 8]),
+            (Role::User, [false; 9]),
+            (Role::Billing, [false; 9]),
             (
                 Role::Engineer,
-                [false, false, false, false, false, true, true, false],
+                [false, false, false, false, false, true, true, false, false],
             ),
-            (Role::Superuser, [true; 8]),
+            (Role::Superuser, [true; 9]),
         ];
         for (role, allowed) in expect {
             let p = member(role, ServiceAccess::All);
@@ -721,6 +730,30 @@ mod tests {
         let mut bot = token_principal(Role::Engineer, scopes("global"), None);
         bot.user_id = None;
         assert!(!bot.may(Action::ReadToken(automation)));
+    }
+
+    #[test]
+    fn invitations_need_a_superuser_with_a_global_token() {
+        for (scope, ok) in [
+            ("global", true),
+            ("global:read", false),
+            ("purge_all", false),
+            ("purge_select", false),
+        ] {
+            let boss = token_principal(Role::Superuser, scopes(scope), None);
+            assert_eq!(boss.may(Action::ManageInvitations), ok, "{scope}");
+        }
+        assert_eq!(
+            token_principal(Role::Superuser, scopes("global:read"), None)
+                .require(Action::ManageInvitations),
+            Err(Denied::ReadOnly)
+        );
+        for role in [Role::User, Role::Billing, Role::Engineer] {
+            let p = token_principal(role, scopes("global"), None);
+            assert!(!p.may(Action::ManageInvitations), "{role}");
+            assert!(!member(role, ServiceAccess::All).may(Action::ManageInvitations));
+        }
+        assert!(member(Role::Superuser, ServiceAccess::All).may(Action::ManageInvitations));
     }
 
     #[test]

@@ -14,4 +14,5 @@ pub mod random;
 pub mod roles;
 pub mod secret;
 pub mod totp;
+pub mod user_agent;
 pub mod validate;

@@ -166,6 +166,40 @@ pub async fn sweep_throttle(ctx: &Context) -> Result<u64, sqlx::Error> {
     throttle_store::sweep(&ctx.db.pool, ctx.clock.unix() - WINDOW_SECONDS).await
 }
 
+/// A password checked under the sign-in throttle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordCheck {
+    Matched,
+    Wrong,
+    /// Too many recent attempts: not checked. Seconds to wait.
+    Throttled(i64),
+}
+
+/// One password check under the sign-in throttle, for everything that asks a person
+/// for their password as sign-in does: sign-in itself, and the current password of a
+/// password change. The attempt is reserved under the sign-in counters of `email` and
+/// the address before argon2 runs, so a wrong current password counts as a failed
+/// sign-in. `hash` is None for an unknown email or a user who cannot sign in: the
+/// check then costs the same and fails.
+pub async fn check_password(
+    ctx: &Context,
+    email: &str,
+    hash: Option<&str>,
+    password: &Password,
+    ip: &str,
+) -> Result<PasswordCheck, AuthError> {
+    let reservation = match reserve(ctx, Keys::sign_in(email, ip)).await? {
+        Reserved::Go(reservation) => reservation,
+        Reserved::Wait(wait) => return Ok(PasswordCheck::Throttled(wait)),
+    };
+    if ctx.passwords.verify(password, hash).await? {
+        reservation.succeeded(ctx).await?;
+        Ok(PasswordCheck::Matched)
+    } else {
+        Ok(PasswordCheck::Wrong)
+    }
+}
+
 /// Checks an email and password for sign-in. `email` must already be normalised.
 pub async fn sign_in(
     ctx: &Context,
@@ -173,23 +207,17 @@ pub async fn sign_in(
     password: &Password,
     ip: &str,
 ) -> Result<Outcome, AuthError> {
-    let reservation = match reserve(ctx, Keys::sign_in(email, ip)).await? {
-        Reserved::Go(reservation) => reservation,
-        Reserved::Wait(wait) => return Ok(Outcome::Throttled(wait)),
-    };
     let user = user_store::find_by_email(&ctx.db.pool, email).await?;
     let hash = user
         .as_ref()
         .filter(|u| !u.is_locked())
         .and_then(|u| u.password_hash.as_deref());
-    let matched = ctx.passwords.verify(password, hash).await?;
+    let checked = check_password(ctx, email, hash, password, ip).await?;
     let now = ctx.clock.unix();
-    match user {
-        Some(user) if matched => {
-            reservation.succeeded(ctx).await?;
-            Ok(Outcome::Accepted(Box::new(user)))
-        }
-        user => {
+    match (user, checked) {
+        (_, PasswordCheck::Throttled(wait)) => Ok(Outcome::Throttled(wait)),
+        (Some(user), PasswordCheck::Matched) => Ok(Outcome::Accepted(Box::new(user))),
+        (user, _) => {
             let account = match &user {
                 Some(u) => default_account(ctx, &u.id).await?,
                 None => None,

@@ -1,28 +1,20 @@
-//! Members of an account as superusers manage them: adding users, roles, service
-//! limits, removal and deletion, and one-time set-password links. Every change that
-//! must keep the account's last superuser runs after `member_store::lock_account`.
+//! Members of an account as superusers manage them: roles, service limits, removal and
+//! deletion (people join by invitation: `ops::invitations`). Every change that must
+//! keep the account's last superuser runs after `member_store::lock_account`.
 
 use super::Context;
 use crate::db::event_store::{self, NewEvent};
 use crate::db::member_store::{self, MemberSummary};
-use crate::db::user_store::{self, User};
-use crate::db::{is_unique_violation, password_link_store, token_store, Backend, Db};
+use crate::db::user_store;
+use crate::db::{is_unique_violation, session_store, token_store, Backend, Db};
 use crate::domain::event_type::EventType;
 use crate::domain::ids::{AccountId, ServiceId, UserId};
 use crate::domain::member_rules::{self, MemberError};
 use crate::domain::roles::{Role, ServicePermission};
-use crate::domain::{random, secret};
 use sqlx::AnyConnection;
-
-/// How long a set-password link stays usable.
-pub const PASSWORD_LINK_DAYS: i64 = 7;
 
 #[derive(Debug)]
 pub enum MembershipError {
-    /// A user with this email exists already.
-    EmailTaken,
-    /// The user is a member of this account already.
-    AlreadyMember,
     /// No such member (any more).
     NotFound,
     /// The change breaks a rule that keeps the account manageable.
@@ -45,107 +37,12 @@ pub struct Acting<'a> {
 }
 
 impl<'a> Acting<'a> {
-    fn event(&self, event_type: EventType, description: String) -> NewEvent<'a> {
+    pub(super) fn event(&self, event_type: EventType, description: String) -> NewEvent<'a> {
         NewEvent::new(event_type, description)
             .account(self.account_id)
             .actor(Some(self.actor))
             .ip(Some(self.ip))
     }
-}
-
-/// A new user: with a password typed by the superuser (its argon2 hash), or, when
-/// `password_hash` is None, with a one-time link to set one.
-pub struct NewUser<'a> {
-    pub email: &'a str,
-    pub name: &'a str,
-    pub role: Role,
-    pub password_hash: Option<&'a str>,
-}
-
-/// Creates a user as a member of the account. Returns the set-password link's secret
-/// when the user has no password: shown once, stored only as a digest.
-pub async fn add_new_user(
-    ctx: &Context,
-    acting: Acting<'_>,
-    user: &NewUser<'_>,
-) -> Result<Option<String>, MembershipError> {
-    let link_secret = user.password_hash.is_none().then(|| random::base62(32));
-    let now = ctx.clock.unix();
-    let user_id = UserId::generate();
-    let mut tx = ctx.db.pool.begin().await?;
-    if let Err(e) = user_store::create(
-        &mut *tx,
-        &user_id,
-        user.email,
-        user.name,
-        user.password_hash,
-        now,
-    )
-    .await
-    {
-        return Err(if is_unique_violation(&e) {
-            MembershipError::EmailTaken
-        } else {
-            e.into()
-        });
-    }
-    member_store::add(&mut *tx, acting.account_id, &user_id, user.role, now).await?;
-    if let Some(link) = &link_secret {
-        password_link_store::add(
-            &mut *tx,
-            &secret::digest(link),
-            &user_id,
-            now,
-            now + PASSWORD_LINK_DAYS * 86_400,
-        )
-        .await?;
-    }
-    let event = acting
-        .event(
-            EventType::UserCreate,
-            format!("Added user {} as {}", user.email, user.role.label()),
-        )
-        .metadata(serde_json::json!({
-            "user_id": user_id,
-            "email": user.email,
-            "role": user.role.as_str(),
-            "password": if link_secret.is_some() { "link" } else { "set" },
-        }));
-    event_store::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
-    Ok(link_secret)
-}
-
-/// Makes an existing user a member of the account.
-pub async fn add_existing_user(
-    ctx: &Context,
-    acting: Acting<'_>,
-    user: &User,
-    role: Role,
-) -> Result<(), MembershipError> {
-    let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
-    if let Err(e) = member_store::add(&mut *tx, acting.account_id, &user.id, role, now).await {
-        return Err(if is_unique_violation(&e) {
-            MembershipError::AlreadyMember
-        } else {
-            e.into()
-        });
-    }
-    let event = acting
-        .event(
-            EventType::UserCreate,
-            format!("Added existing user {} as {}", user.email, role.label()),
-        )
-        .metadata(serde_json::json!({
-            "user_id": user.id,
-            "email": user.email,
-            "role": role.as_str(),
-            "existing_user": true,
-        }));
-    event_store::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// Locks the account's members (`member_store::lock_account`: no other member change
@@ -291,6 +188,10 @@ pub async fn end_membership(
     checked.map_err(MembershipError::Refused)?;
     if delete {
         user_store::delete(&mut *tx, user_id).await?;
+        session_store::delete_for_user(&mut *tx, user_id, None).await?;
+    } else {
+        // Their sessions working in this account end; those in other accounts go on.
+        session_store::delete_for_member(&mut *tx, account_id, user_id).await?;
     }
     let description = if delete {
         format!("Deleted user {}", member.email)
@@ -308,54 +209,6 @@ pub async fn end_membership(
     event_store::record(&mut *tx, &event, now).await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// The user a current set-password link is for.
-pub async fn password_link_user(ctx: &Context, link: &str) -> Result<Option<User>, sqlx::Error> {
-    let digest = secret::digest(link);
-    let Some(user_id) =
-        password_link_store::user_of(&ctx.db.pool, &digest, ctx.clock.unix()).await?
-    else {
-        return Ok(None);
-    };
-    user_store::find(&ctx.db.pool, &user_id).await
-}
-
-/// Spends a set-password link and sets the password (`hash`); false when the link was
-/// used, expired or is not `user`'s. Every other link of the user stops working.
-pub async fn set_password_with_link(
-    ctx: &Context,
-    link: &str,
-    user: &User,
-    hash: &str,
-    ip: &str,
-) -> Result<bool, sqlx::Error> {
-    let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
-    // Spending the link first makes two concurrent uses race for one row.
-    let spent_for = password_link_store::consume(&mut *tx, &secret::digest(link), now).await?;
-    if spent_for.as_ref() != Some(&user.id) {
-        return Ok(false);
-    }
-    password_link_store::delete_for_user(&mut *tx, &user.id).await?;
-    user_store::set_password(&mut *tx, &user.id, hash).await?;
-    let account = member_store::accounts_of(&mut *tx, &user.id)
-        .await?
-        .into_iter()
-        .next()
-        .map(|(id, _)| id);
-    let mut event = NewEvent::new(
-        EventType::UserPasswordUpdate,
-        "Set the password with a one-time link",
-    )
-    .actor(Some(&user.id))
-    .ip(Some(ip));
-    if let Some(account) = &account {
-        event = event.account(account);
-    }
-    event_store::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
-    Ok(true)
 }
 
 /// Operator tools (`create-superuser`, `demo`, tests) create members directly: a user

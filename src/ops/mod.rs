@@ -6,6 +6,7 @@
 pub mod account_security;
 pub mod authentication;
 pub mod first_run;
+pub mod invitations;
 pub mod membership;
 pub mod service_catalog;
 pub mod token_lifecycle;
@@ -26,6 +27,8 @@ use crate::domain::password::Passwords;
 pub struct Settings {
     pub sudo_seconds: i64,
     pub session_idle: Duration,
+    /// Seconds after sign-in when a session ends, however active.
+    pub session_max_seconds: i64,
     pub secure_cookies: bool,
     pub trust_forwarded_for: bool,
     /// Proxies whose `X-Forwarded-For` entries are believed (with `trust_forwarded_for`).

@@ -2,8 +2,8 @@
 
 use super::Context;
 use crate::db::event_store::{self, NewEvent};
-use crate::db::is_unique_violation;
 use crate::db::service_store::{self, Service};
+use crate::db::{invitation_store, is_unique_violation};
 use crate::domain::event_type::EventType;
 use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
 
@@ -34,6 +34,8 @@ impl CatalogError {
 pub struct InUse {
     pub tokens: i64,
     pub members: i64,
+    /// Pending invitations of engineers limited to it alone.
+    pub invitations: i64,
 }
 
 impl InUse {
@@ -62,6 +64,17 @@ impl InUse {
                 self.members
             ));
         }
+        if self.invitations > 0 {
+            let what = if self.invitations == 1 {
+                "pending invitation is"
+            } else {
+                "pending invitations are"
+            };
+            reasons.push(format!(
+                "{} {what} limited to this service alone; revoke them first (see Users)",
+                self.invitations
+            ));
+        }
         (!reasons.is_empty())
             .then(|| format!("This service cannot be deleted: {}.", reasons.join("; ")))
     }
@@ -72,6 +85,7 @@ pub async fn in_use(ctx: &Context, id: &ServiceId) -> Result<InUse, sqlx::Error>
     Ok(InUse {
         tokens: service_store::tokens_limited_to_only(&ctx.db.pool, id).await?,
         members: service_store::members_limited_to_only(&ctx.db.pool, id).await?,
+        invitations: invitation_store::limited_to_only(&ctx.db.pool, id).await?,
     })
 }
 
@@ -164,6 +178,7 @@ pub async fn delete(
     let in_use = InUse {
         tokens: service_store::tokens_limited_to_only(&mut *tx, &service.id).await?,
         members: service_store::members_limited_to_only(&mut *tx, &service.id).await?,
+        invitations: invitation_store::limited_to_only(&mut *tx, &service.id).await?,
     };
     if in_use.refusal().is_some() {
         return Err(CatalogError::InUse(in_use));
@@ -217,11 +232,26 @@ mod tests {
 
     #[test]
     fn refusals_name_what_blocks_deletion() {
-        let refusal = |tokens, members| InUse { tokens, members }.refusal();
+        let refusal = |tokens, members| {
+            InUse {
+                tokens,
+                members,
+                invitations: 0,
+            }
+            .refusal()
+        };
         assert_eq!(refusal(0, 0), None);
         let both = refusal(2, 1).unwrap();
         assert!(both.contains("2 tokens are limited"));
         assert!(both.contains("1 engineer is limited"));
         assert!(refusal(1, 0).unwrap().contains("1 token is limited"));
+        let invited = InUse {
+            tokens: 0,
+            members: 0,
+            invitations: 2,
+        }
+        .refusal()
+        .unwrap();
+        assert!(invited.contains("2 pending invitations are limited"));
     }
 }

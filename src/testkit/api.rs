@@ -124,6 +124,17 @@ impl Api {
             .await
     }
 
+    /// A JSON:API body (`application/vnd.api+json`, as Fastly's clients send it).
+    pub async fn post_json_api(&self, path: &str, key: Option<&str>, body: Value) -> Reply {
+        self.send(
+            self.request(Method::POST, path, key)
+                .header("content-type", "application/vnd.api+json")
+                .header("accept", "application/vnd.api+json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
     /// `host:port` of the server.
     pub fn authority(&self) -> &str {
         self.base.trim_start_matches("http://")

@@ -282,9 +282,20 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The database URL and the server key (None: SQLite's key file) this server runs
+    /// with, for running the `tokenpanel` binary against the same database.
+    pub fn database(&self) -> (&str, Option<&str>) {
+        (&self.db_url, self.secret_key.as_deref())
+    }
+
     /// A browser-like client for the pages.
     pub fn client(&self) -> Client {
         Client::new(&self.url(""))
+    }
+
+    /// A browser-like client that sends this User-Agent.
+    pub fn client_with_agent(&self, user_agent: &str) -> Client {
+        Client::with_agent(&self.url(""), user_agent)
     }
 
     /// A client for the JSON API.

@@ -11,7 +11,7 @@
 //!   (`token_exists`, `token_names`, `role_in`, `event_types`, `count`), and
 //!   `pool()` for direct SQL.
 //! - `Client` for the pages (cookies, CSRF token, `sign_in`, `enter_sudo`,
-//!   `create_token`) and `Api` for the JSON API (`Fastly-Key`, `enter_sudo`).
+//!   `create_token`, `invite`, `accept_as_new_user`) and `Api` for the JSON API (`Fastly-Key`, `enter_sudo`).
 //! - `on_both_databases!`: each scenario once on SQLite and once on PostgreSQL.
 //!
 //! Only `internals` reaches into the rest of the crate.
@@ -31,7 +31,7 @@ pub use internals::{
     ImportError, IssueError, Role, Scope, ScopeSet, ServicePermission, TestClock, TokenKind,
     Viewer, TOTP_STEP,
 };
-pub use pages::{csrf_in, hidden, urlencode, Client, Page};
+pub use pages::{csrf_in, hidden, invitation_link, urlencode, Client, Page};
 
 /// Runs each named `async fn(TestApp)` once on SQLite and once on PostgreSQL (skipped,
 /// with a printed line, without TEST_DATABASE_URL, except under `CI=true`).

@@ -59,6 +59,13 @@ impl Page {
     }
 }
 
+/// The path and query of the invitation link shown on a page (`/invitation?key=…`).
+pub fn invitation_link(html: &str) -> Option<String> {
+    let start = html.find("/invitation?key=")?;
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
 /// The CSRF token of a page's forms.
 pub fn csrf_in(html: &str) -> Option<String> {
     hidden(html, "csrf_token")
@@ -89,8 +96,13 @@ pub fn urlencode(s: &str) -> String {
 
 impl Client {
     pub(super) fn new(base: &str) -> Client {
+        Client::with_agent(base, "tokenpanel-testkit")
+    }
+
+    pub(super) fn with_agent(base: &str, user_agent: &str) -> Client {
         let http = reqwest::Client::builder()
             .cookie_store(true)
+            .user_agent(user_agent.to_owned())
             .redirect(redirect::Policy::none())
             // Far beyond any answer of a healthy server: a hung request fails the test.
             .timeout(Duration::from_secs(60))
@@ -213,6 +225,57 @@ impl Client {
             )
             .await;
         assert_eq!(page.status, 303, "{}", page.body);
+    }
+
+    /// Enters sudo mode with the persona's password and a two-factor `code`.
+    pub async fn enter_sudo_with_code(&self, persona: &Persona, code: &str) {
+        self.get("/account/sudo?next=/account/security").await;
+        let page = self
+            .post(
+                "/account/sudo",
+                &[
+                    ("password", &persona.password),
+                    ("code", code),
+                    ("next", "/account/security"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, 303, "{}", page.body);
+    }
+
+    /// Opens the Invite user form (in sudo mode) and invites `email` as `role`, with
+    /// these extra fields (an engineer's service limits); the answer as it came.
+    pub async fn invite(&self, email: &str, role: &str, extra: &[(&str, &str)]) -> Page {
+        let form = self.get("/account/users/new").await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        let mut fields = vec![("email", email), ("role", role)];
+        fields.extend_from_slice(extra);
+        self.post("/account/users/invitations", &fields).await
+    }
+
+    /// Invites `email` as `role` (in sudo mode) and returns the one-time link's path
+    /// and query (`/invitation?key=…`).
+    pub async fn invite_link(&self, email: &str, role: &str) -> String {
+        let page = self.invite(email, role, &[]).await;
+        page.assert(200, "One-time invitation link");
+        invitation_link(&page.body).expect("the page shows the link")
+    }
+
+    /// Opens an invitation link and accepts as a new user with this name and password.
+    pub async fn accept_as_new_user(&self, link: &str, name: &str, password: &str) -> Page {
+        let page = self.get(link).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let key = hidden(&page.body, "key").expect("the link's key in the form");
+        self.post(
+            "/invitation/accept",
+            &[
+                ("key", &key),
+                ("name", name),
+                ("password", password),
+                ("password_confirmation", password),
+            ],
+        )
+        .await
     }
 
     /// Opens the create form (in sudo mode) and posts it with these fields.

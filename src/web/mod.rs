@@ -6,6 +6,7 @@ mod csrf;
 mod error;
 mod event_log;
 mod headers;
+mod invitation;
 pub(crate) mod page;
 mod personal_tokens;
 mod security;
@@ -33,7 +34,7 @@ pub const SESSION_COOKIE: &str = "tokenpanel_session";
 
 /// The pages, behind sessions and the CSRF check, and the static files (neither).
 pub fn router(state: &AppState) -> Router<AppState> {
-    let store = DbSessionStore::new(state.db.clone());
+    let store = DbSessionStore::new(state.db.clone(), state.settings.session_max_seconds);
     let idle =
         time::Duration::try_from(state.settings.session_idle).unwrap_or(time::Duration::hours(12));
     let sessions = SessionManagerLayer::new(store)
@@ -52,6 +53,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/logout", post(sign_in::logout))
         .route("/setup", get(sign_in::setup_page).post(sign_in::setup))
+        .route("/invitation", get(invitation::page))
+        .route("/invitation/accept", post(invitation::accept))
+        .route("/invitation/decline", post(invitation::decline))
         .merge(personal_tokens::routes())
         .merge(account_tokens::routes())
         .merge(users::routes())

@@ -52,6 +52,8 @@ pub struct Nav {
     pub role: Role,
     pub csrf: String,
     pub section: Section,
+    /// Minutes of sudo mode left (rounded up), shown in the header while it lasts.
+    pub sudo_minutes_left: Option<i64>,
     /// The current account's id, and every account of the user for the switcher.
     pub account_id: AccountId,
     pub accounts: Vec<(AccountId, String)>,

@@ -13,6 +13,7 @@ use axum::Router;
 use super::error::WebError;
 use super::page::{date, render, render_with, Layout, Section};
 use super::session::SignedIn;
+use super::sudo::Sudo;
 use crate::db::service_store::{self, Service};
 use crate::domain::access::Action;
 use crate::domain::ids::ServiceId;
@@ -245,10 +246,12 @@ struct ConfirmPage {
 
 pub async fn confirm_delete(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    sudo: Sudo,
     Path(id): Path<ServiceId>,
 ) -> Result<Response, WebError> {
-    let service = manageable(&state, &signed_in, id).await?;
+    // Who may not manage the service is refused before sudo mode is asked for.
+    let service = manageable(&state, sudo.signed_in(), id).await?;
+    let signed_in = sudo.elevated(&format!("/account/services/{}/delete", service.id))?;
     let in_use = service_catalog::in_use(&state, &service.id).await?;
     let page = edit_page(&signed_in, service, String::new(), None);
     render(&ConfirmPage {
@@ -260,12 +263,13 @@ pub async fn confirm_delete(
 
 pub async fn delete(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    sudo: Sudo,
     ClientIp(ip): ClientIp,
     Path(id): Path<ServiceId>,
     _form: Form,
 ) -> Result<Response, WebError> {
-    let service = manageable(&state, &signed_in, id).await?;
+    let service = manageable(&state, sudo.signed_in(), id).await?;
+    let signed_in = sudo.elevated(&format!("/account/services/{}/delete", service.id))?;
     match service_catalog::delete(&state, &service, signed_in.user_id(), &ip).await {
         Ok(()) => Ok(Redirect::to("/account/services?done=deleted").into_response()),
         Err(CatalogError::InUse(in_use)) => {

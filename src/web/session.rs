@@ -1,5 +1,7 @@
 //! Who is signed in. The session (server side, in the database) holds the user id, the
-//! current account, the CSRF token and the sudo deadline; nothing else about the user.
+//! current account, the CSRF token, the sudo deadline, and for the Sessions page when it
+//! was signed in, when it was last active, from which address and browser; nothing
+//! else about the user.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -8,14 +10,21 @@ use tower_sessions::Session;
 use super::error::WebError;
 use super::page::{Layout, Nav, Opens, Section};
 use crate::db::member_store::{self, Member};
+use crate::db::session_store::{self, keys};
 use crate::domain::access::{Action, Principal};
 use crate::domain::ids::{AccountId, UserId};
 use crate::domain::roles::Role;
+use crate::http::ClientIp;
 use crate::state::AppState;
 
-const USER_ID: &str = "user_id";
-const ACCOUNT_ID: &str = "account_id";
+const USER_ID: &str = keys::USER_ID;
+const ACCOUNT_ID: &str = keys::ACCOUNT_ID;
 const SUDO_UNTIL: &str = "sudo_until";
+/// A session's last activity (and address and browser) is written at most this often,
+/// so a busy browser does not write its session on every request.
+const ACTIVITY_EVERY_SECONDS: i64 = 60;
+/// User agents are kept to this many characters.
+const USER_AGENT_MAX: usize = 512;
 /// The second sign-in step: who passed the password, until when, and where to go next.
 const PENDING_USER_ID: &str = "pending_user_id";
 const PENDING_UNTIL: &str = "pending_until";
@@ -26,20 +35,66 @@ pub const PENDING_SECONDS: i64 = 5 * 60;
 /// they have none; nothing else answers until they have enrolled.
 pub const ENROLMENT_PATH: &str = "/account/security/two-factor";
 
+/// Where a request comes from: the client's address and its browser (user agent), for
+/// the Sessions page.
+pub struct Browser {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+impl FromRequestParts<AppState> for Browser {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        let user_agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(USER_AGENT_MAX)
+            .collect();
+        Ok(Browser { ip, user_agent })
+    }
+}
+
 /// Starts a signed-in session under a new id, so a session id seen before sign-in is
-/// worth nothing after it.
+/// worth nothing after it. `now` starts the session's absolute lifetime.
 pub async fn sign_in(
     session: &Session,
     user_id: &UserId,
     account_id: &AccountId,
+    browser: &Browser,
+    now: i64,
 ) -> Result<(), WebError> {
     session.cycle_id().await?;
     session.remove::<i64>(SUDO_UNTIL).await?;
     clear_pending(session).await?;
     session.insert(USER_ID, user_id).await?;
     session.insert(ACCOUNT_ID, account_id).await?;
+    session.insert(keys::SIGNED_IN_AT, now).await?;
+    note_activity(session, browser, now).await?;
     super::csrf::rotate(session).await?;
     Ok(())
+}
+
+async fn note_activity(session: &Session, browser: &Browser, now: i64) -> Result<(), WebError> {
+    session.insert(keys::LAST_ACTIVE_AT, now).await?;
+    session.insert(keys::IP, &browser.ip).await?;
+    session
+        .insert(keys::USER_AGENT, &browser.user_agent)
+        .await?;
+    Ok(())
+}
+
+/// The digest the current session is stored under; None while it has no id yet (a new
+/// session, or one whose id changes in this request).
+pub fn current_digest(session: &Session) -> Option<String> {
+    session.id().map(|id| session_store::id_digest(&id))
 }
 
 /// After a right password for a user with two-factor authentication: a pending state
@@ -119,6 +174,8 @@ pub struct SignedIn {
     pub accounts: Vec<(AccountId, String)>,
     /// Who acts, for `domain::access`: the member's role and service access, no token.
     pub principal: Principal,
+    /// Seconds of sudo mode left when the request came in, if any.
+    pub sudo_left: Option<i64>,
 }
 
 impl SignedIn {
@@ -137,6 +194,7 @@ impl SignedIn {
             role: self.member.role,
             csrf: self.csrf.clone(),
             section,
+            sudo_minutes_left: self.sudo_left.map(|seconds| (seconds + 59) / 60),
             account_id: self.member.account.id.clone(),
             accounts: self.accounts.clone(),
             opens: Opens {
@@ -166,8 +224,7 @@ impl SignedIn {
 
     /// Seconds of sudo mode left, if any.
     pub async fn sudo_remaining(&self, now: i64) -> Result<Option<i64>, WebError> {
-        let until = self.session.get::<i64>(SUDO_UNTIL).await?;
-        Ok(until.filter(|until| *until > now).map(|until| until - now))
+        sudo_remaining(&self.session, now).await
     }
 
     /// Enters sudo mode under a new session id.
@@ -175,6 +232,17 @@ impl SignedIn {
         self.session.cycle_id().await?;
         self.session.insert(SUDO_UNTIL, until).await?;
         Ok(())
+    }
+
+    /// Leaves sudo mode.
+    pub async fn end_sudo(&self) -> Result<(), WebError> {
+        self.session.remove::<i64>(SUDO_UNTIL).await?;
+        Ok(())
+    }
+
+    /// The digest of this session, to tell it apart on the Sessions page.
+    pub fn session_digest(&self) -> Option<String> {
+        current_digest(&self.session)
     }
 }
 
@@ -200,18 +268,33 @@ impl FromRequestParts<AppState> for SignedIn {
         let Some((user_id, account_id)) = current_ids(&session).await? else {
             return Err(WebError::SignInRequired { next });
         };
+        let now = state.clock.unix();
+        let signed_in_at = session.get::<i64>(keys::SIGNED_IN_AT).await?;
+        if signed_in_at.is_none_or(|at| at + state.settings.session_max_seconds <= now) {
+            // Past the absolute lifetime, however active the session has been.
+            session.flush().await?;
+            return Err(WebError::SignInRequired { next });
+        }
         let member = member_store::find(&state.db.pool, &account_id, &user_id).await?;
         let Some(member) = member.filter(|m| !m.user.is_locked()) else {
             // The user or the membership is gone, or the user was locked: end the session.
             session.flush().await?;
             return Err(WebError::SignInRequired { next });
         };
+        // Enrolment needs sudo mode, so the re-authentication page stays open too.
         if member.account.forces_2fa()
             && !member.user.has_two_factor()
             && !parts.uri.path().starts_with(ENROLMENT_PATH)
+            && !parts.uri.path().starts_with("/account/sudo")
         {
             return Err(WebError::EnrolmentRequired);
         }
+        let last_active = session.get::<i64>(keys::LAST_ACTIVE_AT).await?;
+        if last_active.is_none_or(|at| now - at >= ACTIVITY_EVERY_SECONDS || at > now) {
+            let Ok(browser) = Browser::from_request_parts(parts, state).await;
+            note_activity(&session, &browser, now).await?;
+        }
+        let sudo_left = sudo_remaining(&session, now).await?;
         let csrf = super::csrf::token(&session).await?;
         let accounts = member_store::accounts_of(&state.db.pool, &user_id).await?;
         let services =
@@ -230,6 +313,12 @@ impl FromRequestParts<AppState> for SignedIn {
             csrf,
             accounts,
             principal,
+            sudo_left,
         })
     }
+}
+
+async fn sudo_remaining(session: &Session, now: i64) -> Result<Option<i64>, WebError> {
+    let until = session.get::<i64>(SUDO_UNTIL).await?;
+    Ok(until.filter(|until| *until > now).map(|until| until - now))
 }

@@ -9,7 +9,7 @@ use tower_sessions::Session;
 
 use super::error::WebError;
 use super::page::{render, render_with, safe_next, FieldErrors, Layout};
-use super::session;
+use super::session::{self, Browser};
 use crate::db::user_store;
 use crate::domain::ids::{AccountId, UserId};
 use crate::domain::password::Password;
@@ -63,9 +63,10 @@ pub async fn login_page(
 pub async fn login(
     State(state): State<AppState>,
     session: Session,
-    ClientIp(ip): ClientIp,
+    browser: Browser,
     form: Form,
 ) -> Result<Response, WebError> {
+    let ip = browser.ip.clone();
     let next = safe_next(form.text("next")).unwrap_or("").to_owned();
     let typed_email = form.text("email").trim().to_owned();
     let password = Password::new(form.text("password"));
@@ -122,7 +123,7 @@ pub async fn login(
         &session,
         &user.id,
         &account_id,
-        &ip,
+        &browser,
         &next,
         "Signed in",
     )
@@ -134,12 +135,12 @@ async fn finish_sign_in(
     session: &Session,
     user_id: &UserId,
     account_id: &AccountId,
-    ip: &str,
+    browser: &Browser,
     next: &str,
     description: &str,
 ) -> Result<Response, WebError> {
-    session::sign_in(session, user_id, account_id).await?;
-    authentication::record_sign_in(state, user_id, account_id, ip, description).await?;
+    session::sign_in(session, user_id, account_id, browser, state.clock.unix()).await?;
+    authentication::record_sign_in(state, user_id, account_id, &browser.ip, description).await?;
     let to = safe_next(next).unwrap_or(AFTER_SIGN_IN);
     Ok(Redirect::to(to).into_response())
 }
@@ -173,9 +174,10 @@ pub async fn second_step_page(
 pub async fn second_step(
     State(state): State<AppState>,
     session: Session,
-    ClientIp(ip): ClientIp,
+    browser: Browser,
     form: Form,
 ) -> Result<Response, WebError> {
+    let ip = browser.ip.clone();
     let Some((user_id, next)) = session::pending_second_step(&session, state.clock.unix()).await?
     else {
         session::clear_pending(&session).await?;
@@ -214,7 +216,7 @@ pub async fn second_step(
                 &session,
                 &user.id,
                 &account_id,
-                &ip,
+                &browser,
                 &next,
                 "Signed in with two-factor authentication",
             )
@@ -290,7 +292,7 @@ pub async fn setup_page(
 pub async fn setup(
     State(state): State<AppState>,
     session: Session,
-    ClientIp(ip): ClientIp,
+    browser: Browser,
     RawQuery(raw): RawQuery,
     form: Form,
 ) -> Result<Response, WebError> {
@@ -328,12 +330,19 @@ pub async fn setup(
         &name,
         &email,
         &hash,
-        &ip,
+        &browser.ip,
     )
     .await?
     else {
         return Err(WebError::NotFound);
     };
-    session::sign_in(&session, &user_id, &account_id).await?;
+    session::sign_in(
+        &session,
+        &user_id,
+        &account_id,
+        &browser,
+        state.clock.unix(),
+    )
+    .await?;
     Ok(Redirect::to(AFTER_SIGN_IN).into_response())
 }

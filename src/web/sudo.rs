@@ -17,6 +17,7 @@ use serde::Deserialize;
 use super::error::WebError;
 use super::page::{render, render_with, safe_next, Layout, Section};
 use super::session::SignedIn;
+use crate::domain::access::Action;
 use crate::domain::password::Password;
 use crate::http::{ClientIp, Form};
 use crate::ops::authentication::{self, Outcome};
@@ -70,11 +71,62 @@ impl FromRequestParts<AppState> for Sudo {
     }
 }
 
+impl Elevated {
+    pub fn into_signed_in(self) -> SignedIn {
+        self.0
+    }
+}
+
 impl Sudo {
+    pub fn into_signed_in(self) -> SignedIn {
+        match self {
+            Sudo::Active(elevated) => elevated.0,
+            Sudo::Required(needs) => needs.0,
+        }
+    }
+
     pub fn signed_in(&self) -> &SignedIn {
         match self {
             Sudo::Active(elevated) => elevated,
             Sudo::Required(needs) => &needs.0,
+        }
+    }
+
+    /// A sensitive action: refused (403) to whoever may not take it, whether or not in
+    /// sudo mode; otherwise it needs sudo mode, and without it the person is sent to
+    /// re-authenticate and then to `back`, a page (a posted form cannot be replayed
+    /// after a redirect, so `back` is the page the form is on).
+    pub fn require(self, action: Action<'_>, back: &str) -> Result<Elevated, WebError> {
+        self.signed_in().require(action)?;
+        self.elevated(back)
+    }
+
+    /// Sudo mode, for a change every member may make to their own user (password, two-
+    /// factor authentication); without it, as `require`.
+    pub fn elevated(self, back: &str) -> Result<Elevated, WebError> {
+        match self {
+            Sudo::Active(elevated) => Ok(elevated),
+            Sudo::Required(_) => Err(WebError::SudoRequired {
+                next: back.to_owned(),
+            }),
+        }
+    }
+
+    /// Sudo mode, or re-authentication with the `password` (and `code`) fields of the
+    /// form, for a form that asks for them inline while sudo mode is off.
+    pub async fn inline(
+        self,
+        state: &AppState,
+        form: &Form,
+        ip: &str,
+    ) -> Result<Result<Elevated, Refused>, WebError> {
+        match self {
+            Sudo::Active(elevated) => Ok(Ok(elevated)),
+            Sudo::Required(needs) => {
+                needs
+                    .reauthenticate(state, form.text("password"), form.text("code"), ip)
+                    .await
+            }
         }
     }
 }
@@ -231,4 +283,27 @@ pub async fn submit(
             render_with(StatusCode::UNAUTHORIZED, &page)
         }
     }
+}
+
+/// Leaves sudo mode, and goes back to the page the button was on (this site's pages
+/// only; the Personal tokens page otherwise).
+pub async fn end(
+    signed_in: SignedIn,
+    headers: axum::http::HeaderMap,
+    _form: Form,
+) -> Result<Response, WebError> {
+    signed_in.end_sudo().await?;
+    let back = headers
+        .get(axum::http::header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|referer| {
+            let host = headers.get(axum::http::header::HOST)?.to_str().ok()?;
+            let rest = referer
+                .strip_prefix("https://")
+                .or_else(|| referer.strip_prefix("http://"))?;
+            let path = rest.strip_prefix(host)?;
+            safe_next(path).map(str::to_owned)
+        })
+        .unwrap_or_else(|| "/account/tokens".to_owned());
+    Ok(Redirect::to(&back).into_response())
 }

@@ -1,6 +1,6 @@
 //! Account > API tokens > Account tokens as a superuser: filter by owner, type and
 //! status (htmx refreshes the table), then revoke another user's token through the
-//! confirmation dialog.
+//! confirmation dialog (with the password, as sudo mode is off).
 
 use tokenpanel::testkit::{Role, TestApp, TokenSpec};
 
@@ -91,6 +91,8 @@ async fn filter_account_tokens_and_revoke_another_users_token() {
         if app.count("tokens").await != 4 {
             fail!("a token was deleted before the confirmation");
         }
+        // Someone else's token: outside sudo mode the dialog asks for the password.
+        b.fill("Password", &ada.password).await?;
         b.click_button("Delete").await?;
         b.wait_for_text("Deleted 1 token.").await?;
         b.heading("Account tokens").await?;

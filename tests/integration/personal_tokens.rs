@@ -510,6 +510,7 @@ async fn a_removed_member_gets_no_token_even_mid_request(app: TestApp) {
     let boss = app.persona(Role::Superuser).await;
     let admin = app.client();
     admin.sign_in(&boss).await;
+    admin.enter_sudo(&boss).await;
     let issue_for = |user: &Persona| {
         let (issuer, spec) = (app.issuer(), TokenSpec::user(user).named("racing"));
         tokio::spawn(async move { issuer.issue(spec).await })

@@ -3,8 +3,8 @@
 //! one of them is refused to other roles and confined to the current account.
 
 use tokenpanel::testkit::{
-    digest, hidden, on_both_databases, urlencode, Page, Role, Scope, ServicePermission, TestApp,
-    TokenSpec,
+    digest, hidden, invitation_link, on_both_databases, urlencode, Page, Role, Scope,
+    ServicePermission, TestApp, TokenSpec,
 };
 
 on_both_databases!(
@@ -17,8 +17,8 @@ on_both_databases!(
     user_deletion_is_refused_while_they_hold_tokens,
     the_last_superuser_cannot_be_removed_or_demoted,
     two_superusers_demoting_each_other_at_once_leave_one,
-    adding_users_with_a_password_or_a_one_time_link,
-    existing_users_roles_and_service_limits,
+    inviting_users_with_a_one_time_link,
+    existing_users_join_by_invitation_then_roles_and_service_limits,
     the_switcher_changes_what_every_list_shows,
     services_are_managed_by_superusers_and_full_engineers,
 );
@@ -68,7 +68,6 @@ async fn admin_pages_and_actions_are_refused_to_other_roles(app: TestApp) {
             format!("/account/account-tokens/revoke?token={victim_token}"),
             "/account/users".to_owned(),
             "/account/users/new".to_owned(),
-            "/account/users/existing".to_owned(),
             format!("/account/users/{}", victim.id),
             format!("/account/users/{}/remove", victim.id),
             format!("/account/users/{}/delete", victim.id),
@@ -88,19 +87,8 @@ async fn admin_pages_and_actions_are_refused_to_other_roles(app: TestApp) {
                 vec![("token", victim_token.as_str())],
             ),
             (
-                "/account/users".into(),
-                vec![
-                    ("email", "new@example.test"),
-                    ("name", "New"),
-                    ("role", "superuser"),
-                    ("method", "password"),
-                    ("password", "correct horse battery"),
-                    ("password_confirmation", "correct horse battery"),
-                ],
-            ),
-            (
-                "/account/users/existing".into(),
-                vec![("email", boss.email.as_str()), ("role", "user")],
+                "/account/users/invitations".into(),
+                vec![("email", "new@example.test"), ("role", "superuser")],
             ),
             (
                 format!("/account/users/{}/role", me.id),
@@ -536,12 +524,13 @@ async fn account_tokens_list_filters_sorts_and_pages(app: TestApp) {
         .get("/account/account-tokens?owner_email=nobody%40example.test")
         .await;
     unknown
-        .assert(200, "No user has this email address.")
+        .assert(200, "No member of this account has this email address.")
         .assert(200, "No tokens match");
 }
 
 async fn revoke_one_or_several_all_or_nothing(app: TestApp) {
     let (client, boss) = app.signed_in(Role::Superuser).await;
+    client.enter_sudo(&boss).await;
     let account = boss.account_id.clone();
     let ada = app.member(&account, Role::User).await;
     let one = app
@@ -887,6 +876,7 @@ async fn automation_tokens_survive_their_creator(app: TestApp) {
         .id;
     let client = app.client();
     client.sign_in(&other_boss).await;
+    client.enter_sudo(&other_boss).await;
     client
         .get(&format!("/account/users/{}/delete", creator.id))
         .await
@@ -929,6 +919,7 @@ async fn automation_tokens_survive_their_creator(app: TestApp) {
 
 async fn user_deletion_is_refused_while_they_hold_tokens(app: TestApp) {
     let (client, boss) = app.signed_in(Role::Superuser).await;
+    client.enter_sudo(&boss).await;
     let account = boss.account_id.clone();
     let ada = app.member(&account, Role::User).await;
     let t1 = app
@@ -1052,6 +1043,8 @@ async fn two_superusers_demoting_each_other_at_once_leave_one(app: TestApp) {
         let bob = app.member(&account, Role::Superuser).await;
         let second = app.client();
         second.sign_in(&bob).await;
+        first.enter_sudo(&ann).await;
+        second.enter_sudo(&bob).await;
         first.get("/account/users").await;
         second.get("/account/users").await;
         let demote_bob = format!("/account/users/{}/role", bob.id);
@@ -1081,6 +1074,7 @@ async fn two_superusers_demoting_each_other_at_once_leave_one(app: TestApp) {
 
 async fn the_last_superuser_cannot_be_removed_or_demoted(app: TestApp) {
     let (client, boss) = app.signed_in(Role::Superuser).await;
+    client.enter_sudo(&boss).await;
     let account = boss.account_id.clone();
     let me = format!("/account/users/{}", boss.id);
     client
@@ -1126,6 +1120,7 @@ async fn the_last_superuser_cannot_be_removed_or_demoted(app: TestApp) {
     );
     let other = app.client();
     other.sign_in(&second).await;
+    other.enter_sudo(&second).await;
     other
         .post(
             &format!("/account/users/{}/role", second.id),
@@ -1146,104 +1141,56 @@ async fn the_last_superuser_cannot_be_removed_or_demoted(app: TestApp) {
             && m.contains("\"to\":\"engineer\"")));
 }
 
-async fn adding_users_with_a_password_or_a_one_time_link(app: TestApp) {
+async fn inviting_users_with_a_one_time_link(app: TestApp) {
     let (client, boss) = app.signed_in(Role::Superuser).await;
     let account = boss.account_id.clone();
+    // The form is behind sudo mode.
+    let prompt = client.get("/account/users/new").await;
+    assert_eq!(prompt.status, 303);
+    assert!(prompt.location().starts_with("/account/sudo?next="));
+    client.enter_sudo(&boss).await;
     client
         .get("/account/users/new")
         .await
-        .assert(200, "Add user");
+        .assert(200, "Invite user");
 
     // Bad input comes back with the typed values and messages.
     client
         .post(
-            "/account/users",
-            &[
-                ("email", "not an email"),
-                ("name", "Kept Name"),
-                ("role", "engineer"),
-                ("method", "password"),
-                ("password", "short"),
-                ("password_confirmation", "short"),
-            ],
+            "/account/users/invitations",
+            &[("email", "not an email"), ("role", "engineer")],
         )
         .await
         .assert(422, "Enter a valid email address.")
-        .assert(422, "Use at least 12 characters.")
-        .assert(422, "value=\"Kept Name\"")
+        .assert(422, "value=\"not an email\"")
         .assert(422, "value=\"engineer\" selected");
     client
         .post(
-            "/account/users",
-            &[
-                ("email", &boss.email),
-                ("name", "Dup"),
-                ("role", "user"),
-                ("method", "link"),
-            ],
+            "/account/users/invitations",
+            &[("email", "x@example.test"), ("role", "root")],
         )
         .await
-        .assert(422, "A user with this email address already exists.");
+        .assert(422, "Choose a role.");
+    client
+        .post(
+            "/account/users/invitations",
+            &[("email", &boss.email), ("role", "user")],
+        )
+        .await
+        .assert(409, "already a member of this account");
     let users_before = app.count("users").await;
 
-    // With an initial password: they can sign in at once.
-    let added = client
-        .post(
-            "/account/users",
-            &[
-                ("email", "Grace@Example.test"),
-                ("name", "Grace Hopper"),
-                ("role", "billing"),
-                ("method", "password"),
-                ("password", "correct horse battery"),
-                ("password_confirmation", "correct horse battery"),
-            ],
-        )
-        .await;
-    added.assert(200, "User added").assert(200, "Grace Hopper");
-    assert!(!added.body.contains("/set-password"));
-    assert_eq!(app.count("users").await, users_before + 1);
-    let grace = app.client();
-    grace.get("/login").await;
-    let signed = grace
-        .post(
-            "/login",
-            &[
-                ("email", "grace@example.test"),
-                ("password", "correct horse battery"),
-            ],
-        )
-        .await;
-    assert_eq!(signed.status, 303);
-    grace
-        .get("/account/tokens")
-        .await
-        .assert(200, "Grace Hopper (Billing)");
-
-    // With a one-time link: shown once, stored as a digest, usable once.
-    let added = client
-        .post(
-            "/account/users",
-            &[
-                ("email", "linus@example.test"),
-                ("name", "Linus"),
-                ("role", "engineer"),
-                ("method", "link"),
-            ],
-        )
-        .await;
-    added
-        .assert(200, "One-time set-password link")
-        .assert(200, "only time this link is shown");
-    assert_eq!(added.headers.get("cache-control").unwrap(), "no-store");
-    let start = added.body.find("/set-password?key=").unwrap();
-    let path: String = added.body[start..]
-        .chars()
-        .take_while(|c| *c != '"')
-        .collect();
-    let secret = path.trim_start_matches("/set-password?key=").to_owned();
+    // The link is shown once, on a no-store page, and stored as a digest.
+    let invited = client.invite("Linus@Example.test", "engineer", &[]).await;
+    invited
+        .assert(200, "One-time invitation link")
+        .assert(200, "only time this link is shown")
+        .assert(200, "linus@example.test was invited as Engineer");
+    assert_eq!(invited.headers.get("cache-control").unwrap(), "no-store");
+    let path = invitation_link(&invited.body).unwrap();
+    let secret = path.trim_start_matches("/invitation?key=").to_owned();
     assert_eq!(secret.len(), 32);
-    let stored: Vec<String> = sqlx::query_scalar("SELECT digest FROM password_links")
+    let stored: Vec<String> = sqlx::query_scalar("SELECT secret_digest FROM invitations")
         .fetch_all(app.pool())
         .await
         .unwrap();
@@ -1256,55 +1203,50 @@ async fn adding_users_with_a_password_or_a_one_time_link(app: TestApp) {
     .await
     .unwrap();
     assert_eq!(leaked, 0, "no event carries the link");
+    assert_eq!(app.count("users").await, users_before, "no user yet");
     client
-        .get("/account/users")
+        .invite("linus@example.test", "user", &[])
         .await
-        .assert(200, "No password yet");
-
-    let linus = app.client();
-    let page = linus.get(&path).await;
-    page.assert(200, "Set your password")
+        .assert(409, "has a pending invitation already");
+    let list = client.get("/account/users").await;
+    list.assert(200, "Pending invitations")
         .assert(200, "linus@example.test");
+    assert!(!list.body.contains(&secret), "the list shows no link");
+
+    // The invitee opens the link in their own browser and joins as invited.
+    let linus = app.client();
     linus
-        .post(
-            "/set-password",
-            &[
-                ("key", &secret),
-                ("password", "too short"),
-                ("password_confirmation", "too short"),
-            ],
-        )
+        .get(&path)
+        .await
+        .assert(200, "linus@example.test is invited")
+        .assert(200, "Choose your name and a password");
+    linus
+        .accept_as_new_user(&path, "Linus", "too short")
         .await
         .assert(422, "Use at least 12 characters.")
         .assert(422, &format!("name=\"key\" value=\"{secret}\""));
-    let set = linus
-        .post(
-            "/set-password",
-            &[
-                ("key", &secret),
-                ("password", "a long new password"),
-                ("password_confirmation", "a long new password"),
-            ],
-        )
+    let joined = linus
+        .accept_as_new_user(&path, "Linus", "a long new password")
         .await;
-    assert_eq!(set.status, 303);
-    assert_eq!(linus.get(&path).await.status, 404, "used up");
+    assert_eq!(joined.status, 303, "{}", joined.body);
+    linus
+        .get("/account/tokens")
+        .await
+        .assert(200, "Linus (Engineer)");
+    assert_eq!(app.count("users").await, users_before + 1);
+    assert_eq!(app.count("invitations").await, 0);
+    // Used up: the same page, whatever the reason a link does not work.
+    let used = app.client().get(&path).await;
+    used.assert(404, "This invitation link does not work");
+    assert!(!used.body.contains("linus"), "nothing about the invitee");
     assert_eq!(
-        linus
-            .post(
-                "/set-password",
-                &[
-                    ("key", &secret),
-                    ("password", "another password!"),
-                    ("password_confirmation", "another password!")
-                ]
-            )
-            .await
-            .status,
-        404
+        app.client().get("/invitation?key=not-a-link").await.body,
+        used.body
     );
-    linus.get("/login").await;
-    let signed = linus
+    assert_eq!(app.client().get("/invitation").await.status, 404);
+    let fresh = app.client();
+    fresh.get("/login").await;
+    let signed = fresh
         .post(
             "/login",
             &[
@@ -1314,39 +1256,32 @@ async fn adding_users_with_a_password_or_a_one_time_link(app: TestApp) {
         )
         .await;
     assert_eq!(signed.status, 303);
-    assert_eq!(app.count("password_links").await, 0);
+
     // A link runs out after a week.
-    let late = client
-        .post(
-            "/account/users",
-            &[
-                ("email", "late@example.test"),
-                ("name", "Late"),
-                ("role", "user"),
-                ("method", "link"),
-            ],
-        )
-        .await;
-    let start = late.body.find("/set-password?key=").unwrap();
-    let late_path: String = late.body[start..]
-        .chars()
-        .take_while(|c| *c != '"')
-        .collect();
+    let late_path = client.invite_link("late@example.test", "user").await;
     let visitor = app.client();
+    visitor.get(&late_path).await.assert(200, "Join Acme");
+    app.clock.advance(7 * 86_400 + 1);
     visitor
         .get(&late_path)
         .await
-        .assert(200, "Set your password");
-    app.clock.advance(7 * 86_400 + 1);
-    assert_eq!(visitor.get(&late_path).await.status, 404);
-    assert_eq!(
-        visitor.get("/set-password?key=not-a-link").await.status,
-        404
-    );
-    assert_eq!(visitor.get("/set-password").await.status, 404);
+        .assert(404, "This invitation link does not work");
+    client.enter_sudo(&boss).await;
+    client
+        .get("/account/users")
+        .await
+        .assert(200, "Expired ")
+        .assert(200, "late@example.test");
     let kinds: Vec<String> = app.event_types().await;
-    assert_eq!(kinds.iter().filter(|t| *t == "user.create").count(), 3);
-    assert!(kinds.contains(&"user.password_update".to_owned()));
+    assert_eq!(
+        kinds.iter().filter(|t| *t == "invitation.create").count(),
+        2
+    );
+    assert_eq!(
+        kinds.iter().filter(|t| *t == "invitation.accept").count(),
+        1
+    );
+    assert!(!kinds.contains(&"user.create".to_owned()));
     assert_eq!(
         app.role_in(&account, &linus_id(&app).await)
             .await
@@ -1362,39 +1297,61 @@ async fn linus_id(app: &TestApp) -> String {
         .unwrap()
 }
 
-async fn existing_users_roles_and_service_limits(app: TestApp) {
+async fn existing_users_join_by_invitation_then_roles_and_service_limits(app: TestApp) {
     let (client, boss) = app.signed_in(Role::Superuser).await;
+    client.enter_sudo(&boss).await;
     let account = boss.account_id.clone();
     let www = app.service(&account, "www").await;
     let api = app.service(&account, "api").await;
     let other = app.account("Other").await;
     let outsider = app.member(&other, Role::Superuser).await;
 
-    client
-        .get("/account/users/existing")
-        .await
-        .assert(200, "Add existing user");
-    client
+    // "Add existing user" is gone: existing users are invited like anyone else.
+    assert_eq!(client.get("/account/users/existing").await.status, 404);
+    let link = client.invite_link(&outsider.email, "engineer").await;
+    // They accept by signing in as themselves, and come back to the invitation.
+    let them = app.client();
+    let page = them.get(&link).await;
+    page.assert(200, "Sign in to accept");
+    assert!(!page.body.contains("name=\"password\""));
+    let login = "/login?next=%2Finvitation%3Fkey%3D";
+    assert!(page.body.contains(login), "{}", page.body);
+    // Without signing in, accepting only leads back to the page.
+    let key = link.trim_start_matches("/invitation?key=");
+    let early = them
         .post(
-            "/account/users/existing",
-            &[("email", "nobody@example.test"), ("role", "user")],
-        )
-        .await
-        .assert(422, "No user has this email address.");
-    client
-        .post(
-            "/account/users/existing",
-            &[("email", &boss.email), ("role", "user")],
-        )
-        .await
-        .assert(422, "already a member of this account");
-    let added = client
-        .post(
-            "/account/users/existing",
-            &[("email", &outsider.email), ("role", "engineer")],
+            "/invitation/accept",
+            &[
+                ("key", key),
+                ("name", "Impostor"),
+                ("password", "a long new password"),
+                ("password_confirmation", "a long new password"),
+            ],
         )
         .await;
-    assert_eq!(added.status, 303);
+    assert_eq!(early.status, 303);
+    assert_eq!(app.role_in(&account, &outsider.id).await, None);
+    them.get(&format!("/login?next={}", urlencode(&link))).await;
+    let signed = them
+        .post(
+            "/login",
+            &[
+                ("email", &outsider.email),
+                ("password", &outsider.password),
+                ("next", &link),
+            ],
+        )
+        .await;
+    assert_eq!(signed.location(), link);
+    them.get(&link)
+        .await
+        .assert(200, "Accept and join")
+        .assert(200, "Decline the invitation");
+    let accepted = them.post("/invitation/accept", &[("key", key)]).await;
+    assert_eq!(accepted.status, 303);
+    them.get("/account/tokens")
+        .await
+        .assert(200, "Test Superuser (Engineer)");
     assert_eq!(
         app.role_in(&account, &outsider.id).await.as_deref(),
         Some("engineer")
@@ -1466,7 +1423,10 @@ async fn existing_users_roles_and_service_limits(app: TestApp) {
         .await
         .assert(422, "Choose a role.");
     let kinds = app.event_types().await;
-    assert_eq!(kinds.iter().filter(|t| *t == "user.create").count(), 1);
+    assert_eq!(
+        kinds.iter().filter(|t| *t == "invitation.accept").count(),
+        1
+    );
     assert_eq!(kinds.iter().filter(|t| *t == "user.update").count(), 2);
     let limits = perms
         .iter()
@@ -1584,6 +1544,7 @@ async fn the_switcher_changes_what_every_list_shows(app: TestApp) {
 
 async fn services_are_managed_by_superusers_and_full_engineers(app: TestApp) {
     let (client, boss) = app.signed_in(Role::Superuser).await;
+    client.enter_sudo(&boss).await;
     let account = boss.account_id.clone();
     client
         .get("/account/services")

@@ -27,8 +27,15 @@ fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
     &html[from..to]
 }
 
-/// Enrols the signed-in client; returns the secret shown and the recovery codes.
-async fn enrol(app: &TestApp, client: &Client) -> (String, Vec<String>) {
+/// Enrols the signed-in client (enrolment is behind sudo mode, which it then ends);
+/// returns the secret shown and the recovery codes.
+async fn enrol(app: &TestApp, client: &Client, persona: &Persona) -> (String, Vec<String>) {
+    assert_eq!(
+        client.get("/account/security/two-factor").await.location(),
+        "/account/sudo?next=%2Faccount%2Fsecurity%2Ftwo%2Dfactor",
+        "enrolment asks for sudo mode"
+    );
+    client.enter_sudo(persona).await;
     let page = client.get("/account/security/two-factor").await;
     page.assert(200, "otpauth://totp/").assert(200, "<svg");
     let secret = between(&page.body, "<code id=\"totp-secret\">", "</code>").to_owned();
@@ -44,6 +51,7 @@ async fn enrol(app: &TestApp, client: &Client) -> (String, Vec<String>) {
         .map(|chunk| chunk.split("</code>").next().unwrap().to_owned())
         .collect();
     assert_eq!(codes.len(), 10);
+    assert_eq!(client.post("/account/sudo/end", &[]).await.status, 303);
     (secret, codes)
 }
 
@@ -62,7 +70,7 @@ async fn password_step(client: &Client, persona: &Persona) {
 /// enrolment code's step.
 async fn enrolled_user(app: &TestApp) -> (Persona, String, Vec<String>) {
     let (client, persona) = app.signed_in(Role::User).await;
-    let (secret, codes) = enrol(app, &client).await;
+    let (secret, codes) = enrol(app, &client, &persona).await;
     client.post("/logout", &[]).await;
     app.clock.advance(TOTP_STEP);
     (persona, secret, codes)
@@ -74,6 +82,7 @@ async fn enrolment_needs_a_valid_code_and_shows_recovery_codes_once(app: TestApp
         .get("/account/security")
         .await
         .assert(200, "Two-factor authentication is <strong>off</strong>");
+    client.enter_sudo(&persona).await;
     let page = client.get("/account/security/two-factor").await;
     let secret = between(&page.body, "<code id=\"totp-secret\">", "</code>").to_owned();
     assert!(
@@ -325,9 +334,17 @@ async fn account_can_require_two_factor(app: TestApp) {
         .await
         .body
         .contains("Require single sign-on"));
+    // Without sudo mode the form asks for the password.
+    admin
+        .post("/account/security/settings", &[("force_2fa", "on")])
+        .await
+        .assert(401, "Enter your password.");
     assert_eq!(
         admin
-            .post("/account/security/settings", &[("force_2fa", "on")])
+            .post(
+                "/account/security/settings",
+                &[("force_2fa", "on"), ("password", &admin_p.password)]
+            )
             .await
             .status,
         303
@@ -350,7 +367,7 @@ async fn account_can_require_two_factor(app: TestApp) {
             "{path}"
         );
     }
-    let (_, _) = enrol(&app, &fresh).await;
+    let (_, _) = enrol(&app, &fresh, &user_p).await;
     fresh
         .get("/account/tokens")
         .await
@@ -365,7 +382,7 @@ async fn account_can_require_two_factor(app: TestApp) {
 
 async fn turning_off_needs_sudo_with_a_code(app: TestApp) {
     let (client, persona) = app.signed_in(Role::Engineer).await;
-    let (secret, _) = enrol(&app, &client).await;
+    let (secret, _) = enrol(&app, &client, &persona).await;
     app.clock.advance(TOTP_STEP);
     client
         .get("/account/security")
@@ -406,7 +423,7 @@ async fn turning_off_needs_sudo_with_a_code(app: TestApp) {
 
 async fn sudo_asks_for_the_code(app: TestApp) {
     let (client, persona) = app.signed_in(Role::User).await;
-    let (secret, _) = enrol(&app, &client).await;
+    let (secret, _) = enrol(&app, &client, &persona).await;
     app.clock.advance(TOTP_STEP);
     client
         .get("/account/sudo")

@@ -20,7 +20,7 @@ use super::page::{Layout, Section};
 use super::session::SignedIn;
 use super::token_rows::TokenRow;
 use crate::db::account_token_list::{self as list, Filter, Position, Sort, Status};
-use crate::db::{member_store, user_store};
+use crate::db::member_store;
 use crate::domain::access::Action;
 use crate::domain::ids::{ServiceId, TokenId, UserId};
 use crate::domain::random;
@@ -281,9 +281,19 @@ pub async fn page(
     let mut query = Query::parse(&raw);
     let mut owner_error = None;
     if !query.owner_email.is_empty() {
-        match user_store::find_by_email(&state.db.pool, &query.owner_email.to_lowercase()).await? {
-            Some(user) => query.owner = user.id.to_string(),
-            None => owner_error = Some("No user has this email address.".to_owned()),
+        // Only members of this account are found: the filter says nothing about users
+        // elsewhere.
+        match member_store::find_by_email(
+            &state.db.pool,
+            signed_in.account_id(),
+            &query.owner_email.to_lowercase(),
+        )
+        .await?
+        {
+            Some((user_id, _)) => query.owner = user_id.to_string(),
+            None => {
+                owner_error = Some("No member of this account has this email address.".to_owned())
+            }
         }
     }
     let owner = (!query.owner.is_empty()).then(|| UserId::from_raw(query.owner.clone()));
@@ -359,10 +369,13 @@ pub async fn page(
         } else if query.owner.is_empty() {
             String::new()
         } else {
-            user_store::find(&state.db.pool, &UserId::from_raw(query.owner.clone()))
-                .await?
-                .map(|u| u.email)
-                .unwrap_or_default()
+            member_store::email_of(
+                &state.db.pool,
+                signed_in.account_id(),
+                &UserId::from_raw(query.owner.clone()),
+            )
+            .await?
+            .unwrap_or_default()
         })
     } else {
         owners.push(Choice {

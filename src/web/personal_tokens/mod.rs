@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use super::error::WebError;
@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
             get(confirm_delete).post(delete),
         )
         .route("/account/sudo", get(sudo::page).post(sudo::submit))
+        .route("/account/sudo/end", post(sudo::end))
 }
 
 #[derive(Template)]

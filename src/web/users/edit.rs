@@ -5,7 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{acting, member_row, membership_failure, role_choices, MemberRow, RoleChoice};
+use super::{
+    acting, elevated_for_member, member_row, membership_failure, role_choices, MemberRow,
+    RoleChoice,
+};
 use crate::db::member_store;
 use crate::db::service_store;
 use crate::domain::access::Action;
@@ -17,6 +20,7 @@ use crate::state::AppState;
 use crate::web::error::WebError;
 use crate::web::page::{render, render_with, FieldErrors, Layout, Section};
 use crate::web::session::SignedIn;
+use crate::web::sudo::Sudo;
 
 pub struct PermissionChoice {
     pub value: &'static str,
@@ -41,6 +45,27 @@ struct EditPage {
     /// About the "role" or the "services" form.
     errors: FieldErrors,
     notice: Option<String>,
+    /// Sudo mode is on: changes go through without asking for the password first.
+    in_sudo: bool,
+}
+
+/// A service's permission choices, `chosen` (a permission's name, or "") selected.
+pub fn permission_choices(chosen: &str) -> Vec<PermissionChoice> {
+    let mut choices = vec![PermissionChoice {
+        value: "",
+        label: "No access",
+        selected: chosen.is_empty(),
+    }];
+    choices.extend(
+        ServicePermission::ALL
+            .into_iter()
+            .map(|p| PermissionChoice {
+                value: p.as_str(),
+                label: p.label(),
+                selected: chosen == p.as_str(),
+            }),
+    );
+    choices
 }
 
 /// The edit page of a member, optionally with the typed service limits kept.
@@ -77,24 +102,10 @@ async fn edit_page(
                 .find(|(id, _)| *id == s.id)
                 .map(|(_, p)| p.as_str())
                 .unwrap_or("");
-            let mut choices = vec![PermissionChoice {
-                value: "",
-                label: "No access",
-                selected: chosen.is_empty(),
-            }];
-            choices.extend(
-                ServicePermission::ALL
-                    .into_iter()
-                    .map(|p| PermissionChoice {
-                        value: p.as_str(),
-                        label: p.label(),
-                        selected: chosen == p.as_str(),
-                    }),
-            );
             ServiceLimit {
                 id: s.id,
                 name: s.name,
-                choices,
+                choices: permission_choices(chosen),
             }
         })
         .collect();
@@ -106,6 +117,7 @@ async fn edit_page(
         services,
         errors: error.into_iter().collect(),
         notice,
+        in_sudo: signed_in.sudo_left.is_some(),
     })
 }
 
@@ -129,12 +141,12 @@ pub async fn edit(
 
 pub async fn change_role(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    sudo: Sudo,
     ClientIp(ip): ClientIp,
     Path(id): Path<UserId>,
     form: Form,
 ) -> Result<Response, WebError> {
-    signed_in.require(Action::ManageUsers)?;
+    let signed_in = elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}")).await?;
     let Ok(to) = form.text("role").parse::<Role>() else {
         let page = edit_page(
             &state,
@@ -172,12 +184,12 @@ pub async fn change_role(
 
 pub async fn set_services(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    sudo: Sudo,
     ClientIp(ip): ClientIp,
     Path(id): Path<UserId>,
     form: Form,
 ) -> Result<Response, WebError> {
-    signed_in.require(Action::ManageUsers)?;
+    let signed_in = elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}")).await?;
     let account_id = signed_in.account_id();
     let member = member_store::summary(&state.db.pool, account_id, &id)
         .await?

@@ -1,13 +1,12 @@
-//! Users (superusers): the members of the current account. Add a new user (with an
-//! initial password or a one-time set-password link), add an existing user as a member,
-//! change a member's role and service limits, remove a member, delete a user. Also the
-//! page behind a set-password link.
+//! Users (superusers): the members of the current account and its pending invitations.
+//! Invite a user, re-issue or revoke an invitation, change a member's role and service
+//! limits, remove a member, delete a user; every change in sudo mode. The page behind an
+//! invitation link is `web::invitation`.
 
-mod add;
 mod edit;
+mod invite;
 mod list;
 mod removal;
-mod set_password;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -15,8 +14,10 @@ use axum::Router;
 use super::error::WebError;
 use super::page::date;
 use super::session::SignedIn;
+use super::sudo::{Elevated, Sudo};
 use crate::db::member_store::{self, MemberSummary};
 use crate::db::service_store::{self, Service};
+use crate::domain::access::Action;
 use crate::domain::access::ServiceAccess;
 use crate::domain::ids::{ServiceId, UserId};
 use crate::domain::roles::{Role, ServicePermission};
@@ -25,11 +26,16 @@ use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/account/users", get(list::list).post(add::create))
-        .route("/account/users/new", get(add::new_form))
+        .route("/account/users", get(list::list))
+        .route("/account/users/new", get(invite::new_form))
+        .route("/account/users/invitations", post(invite::create))
         .route(
-            "/account/users/existing",
-            get(add::existing_form).post(add::add_existing),
+            "/account/users/invitations/{id}/reissue",
+            post(invite::reissue),
+        )
+        .route(
+            "/account/users/invitations/{id}/revoke",
+            post(invite::revoke),
         )
         .route("/account/users/{id}", get(edit::edit))
         .route("/account/users/{id}/role", post(edit::change_role))
@@ -42,13 +48,9 @@ pub fn routes() -> Router<AppState> {
             "/account/users/{id}/delete",
             get(removal::confirm_delete).post(removal::delete),
         )
-        .route(
-            "/set-password",
-            get(set_password::page).post(set_password::set_password),
-        )
 }
 
-/// Who acts in a member change: the signed-in superuser, from this address.
+/// Who acts in a member change or an invitation: the signed-in superuser, from this address.
 fn acting<'a>(signed_in: &'a SignedIn, ip: &'a str) -> Acting<'a> {
     Acting {
         account_id: signed_in.account_id(),
@@ -57,14 +59,27 @@ fn acting<'a>(signed_in: &'a SignedIn, ip: &'a str) -> Acting<'a> {
     }
 }
 
+/// A change to member `id`, in sudo mode: refused (403) to who may not manage users,
+/// 404 for who is not a member of this account, and only then a question of sudo mode
+/// (re-authenticate, then back to `back`).
+async fn elevated_for_member(
+    state: &AppState,
+    sudo: Sudo,
+    id: &UserId,
+    back: &str,
+) -> Result<Elevated, WebError> {
+    sudo.signed_in().require(Action::ManageUsers)?;
+    member_store::summary(&state.db.pool, sudo.signed_in().account_id(), id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    sudo.elevated(back)
+}
+
 /// A member change refused, or failed, with no form to show it on.
 fn membership_failure(e: MembershipError) -> WebError {
     match e {
         MembershipError::Database(e) => e.into(),
-        MembershipError::NotFound
-        | MembershipError::EmailTaken
-        | MembershipError::AlreadyMember
-        | MembershipError::Refused(_) => WebError::NotFound,
+        MembershipError::NotFound | MembershipError::Refused(_) => WebError::NotFound,
     }
 }
 

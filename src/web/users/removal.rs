@@ -5,9 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{acting, membership_failure, one_member_row, tokens_link, MemberRow};
+use super::{
+    acting, elevated_for_member, membership_failure, one_member_row, tokens_link, MemberRow,
+};
 use crate::db::member_store;
-use crate::domain::access::Action;
 use crate::domain::ids::UserId;
 use crate::domain::member_rules::MemberError;
 use crate::http::{ClientIp, Form};
@@ -16,6 +17,7 @@ use crate::state::AppState;
 use crate::web::error::WebError;
 use crate::web::page::{render, render_with, Layout, Section};
 use crate::web::session::SignedIn;
+use crate::web::sudo::Sudo;
 
 #[derive(Template)]
 #[template(path = "users/confirm.html")]
@@ -63,19 +65,21 @@ async fn confirm(
 
 pub async fn confirm_remove(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    sudo: Sudo,
     Path(id): Path<UserId>,
 ) -> Result<Response, WebError> {
-    signed_in.require(Action::ManageUsers)?;
+    let signed_in =
+        elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}/remove")).await?;
     render(&confirm(&state, &signed_in, &id, "remove", None).await?)
 }
 
 pub async fn confirm_delete(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    sudo: Sudo,
     Path(id): Path<UserId>,
 ) -> Result<Response, WebError> {
-    signed_in.require(Action::ManageUsers)?;
+    let signed_in =
+        elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}/delete")).await?;
     render(&confirm(&state, &signed_in, &id, "delete", None).await?)
 }
 
@@ -87,7 +91,6 @@ async fn end_membership(
     id: UserId,
     delete: bool,
 ) -> Result<Response, WebError> {
-    signed_in.require(Action::ManageUsers)?;
     match membership::end_membership(state, acting(signed_in, ip), &id, delete).await {
         Ok(()) => {
             let done = if delete { "deleted" } else { "removed" };
@@ -104,20 +107,24 @@ async fn end_membership(
 
 pub async fn remove(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    sudo: Sudo,
     ClientIp(ip): ClientIp,
     Path(id): Path<UserId>,
     _form: Form,
 ) -> Result<Response, WebError> {
+    let signed_in =
+        elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}/remove")).await?;
     end_membership(&state, &signed_in, &ip, id, false).await
 }
 
 pub async fn delete(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    sudo: Sudo,
     ClientIp(ip): ClientIp,
     Path(id): Path<UserId>,
     _form: Form,
 ) -> Result<Response, WebError> {
+    let signed_in =
+        elevated_for_member(&state, sudo, &id, &format!("/account/users/{id}/delete")).await?;
     end_membership(&state, &signed_in, &ip, id, true).await
 }

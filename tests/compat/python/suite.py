@@ -585,10 +585,18 @@ def main():
             from fastly.model.role_user import RoleUser
             from fastly.model.type_invitation import TypeInvitation
             # Sent as {"data":{"type":"invitation","attributes":{"email":…,"role":"user"}}}.
-            created = invites.create_invitation(invitation=Invitation(data=InvitationCreateData(
+            # InvitationCreateResponse is allOf(Invitation, …AllOf), both with a `data` of
+            # different models, so the client refuses any answer that has `data` ("Values
+            # stored for property data … differ"), Fastly's included: read it raw.
+            answer = invites.create_invitation(invitation=Invitation(data=InvitationCreateData(
                 type=TypeInvitation("invitation"),
-                attributes=InvitationDataAttributes(email=email, role=RoleUser("user")))))
-            invitation_id = created.data.id
+                attributes=InvitationDataAttributes(email=email, role=RoleUser("user")))),
+                _preload_content=False)
+            expect(answer.status == 201, f"status {answer.status}")
+            created = json.loads(answer.data)
+            expect(created["data"]["type"] == "invitation", "not an invitation")
+            expect(created["data"]["attributes"]["email"] == email, "another email")
+            invitation_id = created["data"]["id"]
             listed = invites.list_invitations()
             expect(invitation_id in {i.id for i in listed.data}, "not listed")
             invites.delete_invitation(invitation_id=invitation_id)

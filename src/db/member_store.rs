@@ -12,6 +12,7 @@ use super::user_store::{User, USER_COLUMNS};
 use super::{Backend, Exec};
 use crate::domain::access::ServiceAccess;
 use crate::domain::ids::{AccountId, ServiceId, UserId};
+use crate::domain::member_rules::Standing;
 use crate::domain::roles::{Role, ServicePermission};
 
 /// A user as a member of one account: what every signed-in page works with.
@@ -99,11 +100,24 @@ pub struct MemberSummary {
     pub has_password: Flag,
     /// User tokens they hold in this account, active or expired.
     pub user_tokens: i64,
+    /// Not a person: the synthetic user that owns imported legacy API keys.
+    pub synthetic: Flag,
+}
+
+impl MemberSummary {
+    /// The member as the account's rules see them.
+    pub fn standing(&self) -> Standing {
+        Standing {
+            role: self.role,
+            person: !self.synthetic.get(),
+        }
+    }
 }
 
 const SUMMARY_SELECT: &str = "SELECT u.id AS user_id, u.name, u.email, m.role, m.created_at AS joined_at, \
         CASE WHEN u.password_hash IS NULL THEN 0 ELSE 1 END AS has_password, \
-        (SELECT COUNT(*) FROM tokens t WHERE t.account_id = m.account_id AND t.user_id = m.user_id AND t.kind = 'user') AS user_tokens \
+        (SELECT COUNT(*) FROM tokens t WHERE t.account_id = m.account_id AND t.user_id = m.user_id AND t.kind = 'user') AS user_tokens, \
+        u.synthetic \
      FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.account_id = $1";
 
 pub async fn summaries<'e>(
@@ -208,12 +222,16 @@ pub async fn accounts_of<'e>(
     .await
 }
 
+/// The account's superusers who are people (the synthetic legacy-key user is not).
 pub async fn count_superusers<'e>(ex: impl Exec<'e>, account_id: &AccountId) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE account_id = $1 AND role = $2")
-        .bind(account_id)
-        .bind(Role::Superuser)
-        .fetch_one(ex)
-        .await
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.account_id = $1 AND m.role = $2 AND u.synthetic = 0",
+    )
+    .bind(account_id)
+    .bind(Role::Superuser)
+    .fetch_one(ex)
+    .await
 }
 
 /// The accounts other than `account_id` the user belongs to.

@@ -1,6 +1,6 @@
 //! Migration 0007 rebuilds the tables with CHECK constraints: data written under the
 //! older schema must come through whole, and the constraints must then hold, on both
-//! databases.
+//! databases. Later migrations then apply over the same data.
 
 use std::borrow::Cow;
 
@@ -13,6 +13,8 @@ const SEED: &[&str] = &[
     "INSERT INTO users (id, email, name, password_hash, totp_secret, totp_last_step, locked, created_at) \
      VALUES ('u1', 'ada@example.test', 'Ada', 'hash', 'sealed', 7, 0, 11)",
     "INSERT INTO users (id, email, name, created_at) VALUES ('u2', 'bob@example.test', 'Bob', 12)",
+    "INSERT INTO users (id, email, name, created_at) VALUES ('u3', 'global-api-token@a1.legacy.invalid', 'Global API Token', 12)",
+    "INSERT INTO memberships (account_id, user_id, role, created_at) VALUES ('a1', 'u3', 'superuser', 12)",
     "INSERT INTO memberships (account_id, user_id, role, created_at) VALUES ('a1', 'u1', 'superuser', 13)",
     "INSERT INTO memberships (account_id, user_id, role, created_at) VALUES ('a1', 'u2', 'engineer', 14)",
     "INSERT INTO services (id, account_id, name, created_at) VALUES ('s1', 'a1', 'www', 15)",
@@ -109,8 +111,8 @@ async fn rebuilds_with_data_and_checks(db: Db) {
     );
     for (table, rows) in [
         ("accounts", 1),
-        ("users", 2),
-        ("memberships", 2),
+        ("users", 3),
+        ("memberships", 3),
         ("services", 1),
         ("service_permissions", 1),
         ("token_services", 1),
@@ -153,8 +155,18 @@ async fn rebuilds_with_data_and_checks(db: Db) {
     .execute(&db.pool)
     .await
     .is_err());
-    // The migrations after 0007 apply over the same data.
+    // The migrations after 0007 apply over the same data; 0008 marks the synthetic
+    // legacy-key user made before it, and only that user.
     db.migrate().await.expect("the later migrations apply");
+    let synthetic: Vec<(String, i64)> =
+        sqlx::query_as("SELECT id, synthetic FROM users ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        synthetic,
+        vec![("u1".into(), 0), ("u2".into(), 0), ("u3".into(), 1)]
+    );
 }
 
 #[tokio::test]

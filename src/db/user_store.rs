@@ -72,6 +72,27 @@ pub async fn create<'e>(
         .map(|_| ())
 }
 
+/// A user who is not a person (see migration 0008): no password, never counted as a
+/// superuser.
+pub async fn create_synthetic<'e>(
+    ex: impl Exec<'e>,
+    id: &UserId,
+    email: &str,
+    name: &str,
+    now: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO users (id, email, name, password_hash, synthetic, created_at) VALUES ($1, $2, $3, NULL, 1, $4)",
+    )
+    .bind(id)
+    .bind(email)
+    .bind(name)
+    .bind(now)
+    .execute(ex)
+    .await
+    .map(|_| ())
+}
+
 pub async fn find_by_email<'e>(ex: impl Exec<'e>, email: &str) -> sqlx::Result<Option<User>> {
     sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS} FROM users u WHERE u.email = $1"

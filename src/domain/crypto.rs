@@ -52,6 +52,22 @@ impl SecretKey {
         SecretKey(key)
     }
 
+    /// An HMAC-SHA256 of `message` under a key derived from this one for `purpose`, so
+    /// values signed for one use are worth nothing for another.
+    pub fn sign(&self, purpose: &str, message: &[u8]) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        type HmacSha256 = Hmac<sha2::Sha256>;
+        let derive = |key: &[u8], data: &[u8]| -> [u8; 32] {
+            // Any key length is accepted by HMAC, so this cannot fail.
+            let mut mac =
+                <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+            mac.update(data);
+            mac.finalize().into_bytes().into()
+        };
+        let purpose_key = derive(&self.0, purpose.as_bytes());
+        derive(&purpose_key, message)
+    }
+
     /// 64 hexadecimal characters.
     pub fn from_hex(s: &str) -> Option<Self> {
         let bytes = from_hex(s.trim())?;

@@ -26,11 +26,18 @@ pub fn email(raw: &str) -> Result<String, String> {
                 && !domain.ends_with('.')
         })
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid {
-        Ok(email)
-    } else {
-        Err("Enter a valid email address.".to_owned())
+    if !valid {
+        return Err("Enter a valid email address.".to_owned());
     }
+    // `.invalid` is reserved (RFC 2606): no mail is ever delivered there, and the
+    // synthetic legacy-key users live in it, so no person may take such an address.
+    let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+    if domain == "invalid" || domain.ends_with(".invalid") {
+        return Err(
+            "Addresses ending in .invalid are reserved. Enter a real email address.".to_owned(),
+        );
+    }
+    Ok(email)
 }
 
 /// The latest moment a token may expire: the end of year 9999, the last a date field
@@ -89,6 +96,19 @@ mod tests {
         ] {
             assert!(email(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn reserved_invalid_addresses_belong_to_nobody() {
+        for reserved in [
+            "global-api-token@acc123.legacy.invalid",
+            "Someone@Example.INVALID",
+            "x@invalid",
+        ] {
+            let refused = email(reserved).expect_err(reserved);
+            assert!(refused.contains("reserved"), "{refused}");
+        }
+        assert!(email("ada@invalid.example.com").is_ok());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::Context;
 use crate::db::event_store::{self, NewEvent};
 use crate::db::invitation_store::{self, Invitation};
 use crate::db::user_store::{self, User};
-use crate::db::{account_store, is_unique_violation, member_store};
+use crate::db::{account_store, is_unique_violation, member_store, throttle_store};
 use crate::domain::event_type::EventType;
 use crate::domain::ids::{AccountId, InvitationId, ServiceId, UserId};
 use crate::domain::roles::{Role, ServicePermission};
@@ -204,6 +204,7 @@ pub async fn revoke(
 }
 
 /// An invitation as its link shows it to whoever opens it.
+#[derive(Debug)]
 pub struct Opened {
     pub invitation: Invitation,
     pub account_name: String,
@@ -211,8 +212,44 @@ pub struct Opened {
     pub user_exists: bool,
 }
 
+/// Wrong invitation links one client address may present in a throttle window before
+/// it is refused for the rest of the window. The links cannot be guessed; this keeps a
+/// client from trying, and from making the server look them up without end.
+pub const WRONG_LINKS_PER_ADDRESS: i64 = 30;
+
+/// What presenting a link from an address gave.
+#[derive(Debug)]
+pub enum Opening {
+    Opened(Box<Opened>),
+    /// The link does not work (whatever the reason).
+    Gone,
+    /// Too many wrong links from this address: try again after this many seconds.
+    Throttled(i64),
+}
+
+/// `open`, counted against the client address: each attempt takes a place first (so
+/// concurrent attempts each count) and a link that works gives it back, so only wrong
+/// links add up.
+pub async fn open_from(ctx: &Context, link: &str, ip: &str) -> Result<Opening, sqlx::Error> {
+    let (pool, now) = (&ctx.db.pool, ctx.clock.unix());
+    let key = format!("invitation:ip:{ip}");
+    let window = super::authentication::WINDOW_SECONDS;
+    let (attempts, start) =
+        throttle_store::reserve(pool, &key, now, window, WRONG_LINKS_PER_ADDRESS).await?;
+    if attempts > WRONG_LINKS_PER_ADDRESS {
+        return Ok(Opening::Throttled((start + window - now).max(1)));
+    }
+    match open(ctx, link).await? {
+        Some(opened) => {
+            throttle_store::release(pool, &key).await?;
+            Ok(Opening::Opened(Box::new(opened)))
+        }
+        None => Ok(Opening::Gone),
+    }
+}
+
 /// The invitation a link opens, while it is usable.
-pub async fn open(ctx: &Context, link: &str) -> Result<Option<Opened>, sqlx::Error> {
+async fn open(ctx: &Context, link: &str) -> Result<Option<Opened>, sqlx::Error> {
     let pool = &ctx.db.pool;
     let Some(invitation) =
         invitation_store::find_current(pool, &secret::digest(link), ctx.clock.unix()).await?

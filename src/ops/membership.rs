@@ -73,7 +73,8 @@ pub async fn change_role(
     let member = lock_and_find(&mut tx, ctx.db.backend, account_id, user_id).await?;
     let from = member.role;
     let superusers = member_store::count_superusers(&mut *tx, account_id).await?;
-    member_rules::check_role_change(from, to, superusers).map_err(MembershipError::Refused)?;
+    member_rules::check_role_change(member.standing(), to, superusers)
+        .map_err(MembershipError::Refused)?;
     if from == to {
         return Ok(());
     }
@@ -156,9 +157,9 @@ pub async fn refusal(
     let outcome = if delete {
         let others =
             member_store::count_other_memberships(pool, account_id, &member.user_id).await?;
-        member_rules::check_deletion(member.role, superusers, member.user_tokens, others)
+        member_rules::check_deletion(member.standing(), superusers, member.user_tokens, others)
     } else {
-        member_rules::check_removal(member.role, superusers, member.user_tokens)
+        member_rules::check_removal(member.standing(), superusers, member.user_tokens)
     };
     Ok(outcome.err())
 }
@@ -181,9 +182,9 @@ pub async fn end_membership(
     member_store::remove(&mut *tx, account_id, user_id).await?;
     let user_tokens = token_store::count_owned(&mut *tx, account_id, user_id).await?;
     let checked = if delete {
-        member_rules::check_deletion(member.role, superusers, user_tokens, others)
+        member_rules::check_deletion(member.standing(), superusers, user_tokens, others)
     } else {
-        member_rules::check_removal(member.role, superusers, user_tokens)
+        member_rules::check_removal(member.standing(), superusers, user_tokens)
     };
     checked.map_err(MembershipError::Refused)?;
     if delete {

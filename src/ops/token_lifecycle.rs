@@ -288,7 +288,7 @@ async fn legacy_user(ctx: &Context, account_id: &AccountId) -> Result<UserId, sq
     let id = UserId::generate();
     let now = ctx.clock.unix();
     let mut tx = ctx.db.pool.begin().await?;
-    user_store::create(&mut *tx, &id, &email, LEGACY_USER_NAME, None, now).await?;
+    user_store::create_synthetic(&mut *tx, &id, &email, LEGACY_USER_NAME, now).await?;
     // Legacy keys had the whole account's powers.
     member_store::add(&mut *tx, account_id, &id, Role::Superuser, now).await?;
     let event = NewEvent::new(

@@ -10,15 +10,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
+use super::csrf::{self, AnonymousCsrf};
 use super::error::{error_page, WebError};
-use super::page::{render, render_with, url_encode, FieldErrors, Layout};
+use super::page::{render, render_with, url_encode, with_retry_after, FieldErrors, Layout};
 use super::session::{self, Browser};
 use crate::db::user_store::{self, User};
 use crate::domain::password::Password;
 use crate::domain::validate;
-use crate::http::Form;
+use crate::http::{ClientIp, Form};
 use crate::ops::authentication;
-use crate::ops::invitations::{self, InvitationError, Opened};
+use crate::ops::invitations::{self, InvitationError, Opened, Opening};
 use crate::state::AppState;
 
 const PATH: &str = "/invitation";
@@ -83,6 +84,7 @@ async fn signed_in_user(state: &AppState, session: &Session) -> Result<Option<Us
 
 async fn page_for(
     session: &Session,
+    anonymous: &AnonymousCsrf,
     key: &str,
     opened: &Opened,
     viewer: Option<&User>,
@@ -97,7 +99,7 @@ async fn page_for(
     let here = format!("{PATH}?key={key}");
     Ok(InvitationPage {
         layout: Layout::anonymous("Invitation"),
-        csrf: super::csrf::token(session).await?,
+        csrf: csrf::form_token(session, anonymous).await?,
         key: key.to_owned(),
         email: opened.invitation.email.clone(),
         account_name: opened.account_name.clone(),
@@ -115,9 +117,18 @@ async fn opened(
     state: &AppState,
     session: &Session,
     key: &str,
+    ip: &str,
 ) -> Result<Result<(Opened, Option<User>), Response>, WebError> {
-    let Some(opened) = invitations::open(state, key).await? else {
-        return Ok(Err(link_gone()));
+    let opened = match invitations::open_from(state, key, ip).await? {
+        Opening::Opened(opened) => *opened,
+        Opening::Gone => return Ok(Err(link_gone())),
+        Opening::Throttled(wait) => {
+            let page = error_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                &authentication::throttled_message(wait),
+            );
+            return Ok(Err(with_retry_after(page, wait)));
+        }
     };
     let viewer = signed_in_user(state, session).await?;
     if viewer
@@ -132,18 +143,21 @@ async fn opened(
 pub async fn page(
     State(state): State<AppState>,
     session: Session,
+    anonymous: AnonymousCsrf,
+    ClientIp(ip): ClientIp,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
     let Ok(query) = Form::from_query(raw.as_deref()) else {
         return Ok(link_gone());
     };
     let key = query.text("key");
-    let (opened, viewer) = match opened(&state, &session, key).await? {
+    let (opened, viewer) = match opened(&state, &session, key, &ip).await? {
         Ok(found) => found,
         Err(page) => return Ok(page),
     };
     let page = page_for(
         &session,
+        &anonymous,
         key,
         &opened,
         viewer.as_ref(),
@@ -157,11 +171,12 @@ pub async fn page(
 pub async fn accept(
     State(state): State<AppState>,
     session: Session,
+    anonymous: AnonymousCsrf,
     browser: Browser,
     form: Form,
 ) -> Result<Response, WebError> {
     let key = form.text("key");
-    let (opened, viewer) = match opened(&state, &session, key).await? {
+    let (opened, viewer) = match opened(&state, &session, key, &browser.ip).await? {
         Ok(found) => found,
         Err(page) => return Ok(page),
     };
@@ -190,7 +205,16 @@ pub async fn accept(
         errors.add("password", e);
     }
     let (Some(name), true) = (name, errors.is_empty()) else {
-        let page = page_for(&session, key, &opened, None, form.text("name"), errors).await?;
+        let page = page_for(
+            &session,
+            &anonymous,
+            key,
+            &opened,
+            None,
+            form.text("name"),
+            errors,
+        )
+        .await?;
         return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
     let hash = state.passwords.hash(&Password::new(password)).await?;
@@ -234,7 +258,7 @@ pub async fn decline(
     form: Form,
 ) -> Result<Response, WebError> {
     let key = form.text("key");
-    let viewer = match opened(&state, &session, key).await? {
+    let viewer = match opened(&state, &session, key, &browser.ip).await? {
         Ok((_, viewer)) => viewer,
         Err(page) => return Ok(page),
     };

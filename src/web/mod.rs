@@ -63,7 +63,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(service_pages::routes())
         .merge(security::routes())
         .merge(event_log::routes())
-        .layer(axum::middleware::from_fn(csrf::protect))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::protect,
+        ))
         .layer(sessions);
 
     Router::new()

@@ -159,6 +159,14 @@ pub fn render_with(status: StatusCode, page: &impl Template) -> Result<Response,
         .into_response())
 }
 
+/// Tells the client when to try again (after a 429), in seconds.
+pub fn with_retry_after(mut response: Response, seconds: i64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, seconds.max(1).into());
+    response
+}
+
 pub fn render(page: &impl Template) -> Result<Response, WebError> {
     render_with(StatusCode::OK, page)
 }

@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use super::csrf::{self, AnonymousCsrf};
 use super::error::WebError;
-use super::page::{render, render_with, safe_next, FieldErrors, Layout};
+use super::page::{render, render_with, safe_next, with_retry_after, FieldErrors, Layout};
 use super::session::{self, Browser};
 use crate::db::user_store;
 use crate::domain::ids::{AccountId, UserId};
@@ -39,6 +40,7 @@ pub struct NextQuery {
 pub async fn login_page(
     State(_state): State<AppState>,
     session: Session,
+    anonymous: AnonymousCsrf,
     Query(query): Query<NextQuery>,
 ) -> Result<Response, WebError> {
     if session::current_ids(&session).await?.is_some() {
@@ -52,7 +54,7 @@ pub async fn login_page(
         .to_owned();
     let page = LoginPage {
         layout: Layout::anonymous("Sign in"),
-        csrf: super::csrf::token(&session).await?,
+        csrf: csrf::form_token(&session, &anonymous).await?,
         email: String::new(),
         next,
         error: None,
@@ -63,6 +65,7 @@ pub async fn login_page(
 pub async fn login(
     State(state): State<AppState>,
     session: Session,
+    anonymous: AnonymousCsrf,
     browser: Browser,
     form: Form,
 ) -> Result<Response, WebError> {
@@ -80,7 +83,7 @@ pub async fn login(
         };
         render_with(status, &page)
     };
-    let csrf = super::csrf::token(&session).await?;
+    let csrf = csrf::form_token(&session, &anonymous).await?;
     if typed_email.is_empty() || password.expose().is_empty() {
         return fail(
             StatusCode::BAD_REQUEST,
@@ -104,6 +107,7 @@ pub async fn login(
                 authentication::throttled_message(wait),
                 csrf,
             )
+            .map(|page| with_retry_after(page, wait))
         }
     };
     let Some(account_id) = authentication::default_account(&state, &user.id).await? else {
@@ -156,6 +160,7 @@ struct SecondStepPage {
 pub async fn second_step_page(
     State(state): State<AppState>,
     session: Session,
+    anonymous: AnonymousCsrf,
 ) -> Result<Response, WebError> {
     if session::pending_second_step(&session, state.clock.unix())
         .await?
@@ -165,7 +170,7 @@ pub async fn second_step_page(
     }
     let page = SecondStepPage {
         layout: Layout::anonymous("Two-factor authentication"),
-        csrf: super::csrf::token(&session).await?,
+        csrf: csrf::form_token(&session, &anonymous).await?,
         error: None,
     };
     render(&page)
@@ -174,6 +179,7 @@ pub async fn second_step_page(
 pub async fn second_step(
     State(state): State<AppState>,
     session: Session,
+    anonymous: AnonymousCsrf,
     browser: Browser,
     form: Form,
 ) -> Result<Response, WebError> {
@@ -183,7 +189,7 @@ pub async fn second_step(
         session::clear_pending(&session).await?;
         return Ok(Redirect::to("/login").into_response());
     };
-    let csrf = super::csrf::token(&session).await?;
+    let csrf = csrf::form_token(&session, &anonymous).await?;
     let fail = |status: StatusCode, message: String| {
         let page = SecondStepPage {
             layout: Layout::anonymous("Two-factor authentication"),
@@ -200,7 +206,8 @@ pub async fn second_step(
         );
     }
     if let Some(wait) = authentication::second_factor_locked(&state, &user_id).await? {
-        return fail(StatusCode::TOO_MANY_REQUESTS, locked_message(wait));
+        return fail(StatusCode::TOO_MANY_REQUESTS, locked_message(wait))
+            .map(|page| with_retry_after(page, wait));
     }
     let (Some(user), Some(account_id)) = (
         user_store::find(&state.db.pool, &user_id).await?,
@@ -224,12 +231,14 @@ pub async fn second_step(
         }
         CodeCheck::Locked(wait) => {
             return fail(StatusCode::TOO_MANY_REQUESTS, locked_message(wait))
+                .map(|page| with_retry_after(page, wait))
         }
         CodeCheck::Wrong => {}
     }
     authentication::record_wrong_code(&state, &user.id, &account_id, &ip).await?;
     match authentication::second_factor_locked(&state, &user_id).await? {
-        Some(wait) => fail(StatusCode::TOO_MANY_REQUESTS, locked_message(wait)),
+        Some(wait) => fail(StatusCode::TOO_MANY_REQUESTS, locked_message(wait))
+            .map(|page| with_retry_after(page, wait)),
         None => fail(StatusCode::UNAUTHORIZED, "Incorrect code.".into()),
     }
 }
@@ -272,6 +281,7 @@ fn setup_secret(raw: Option<&str>) -> String {
 pub async fn setup_page(
     State(state): State<AppState>,
     session: Session,
+    anonymous: AnonymousCsrf,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
     let secret_value = setup_secret(raw.as_deref());
@@ -280,7 +290,7 @@ pub async fn setup_page(
     }
     let page = SetupPage {
         layout: Layout::anonymous("Set up tokenpanel"),
-        csrf: super::csrf::token(&session).await?,
+        csrf: csrf::form_token(&session, &anonymous).await?,
         account_name: String::new(),
         name: String::new(),
         email: String::new(),
@@ -292,6 +302,7 @@ pub async fn setup_page(
 pub async fn setup(
     State(state): State<AppState>,
     session: Session,
+    anonymous: AnonymousCsrf,
     browser: Browser,
     RawQuery(raw): RawQuery,
     form: Form,
@@ -314,7 +325,7 @@ pub async fn setup(
     else {
         let page = SetupPage {
             layout: Layout::anonymous("Set up tokenpanel"),
-            csrf: super::csrf::token(&session).await?,
+            csrf: csrf::form_token(&session, &anonymous).await?,
             account_name: form.text("account_name").to_owned(),
             name: form.text("name").to_owned(),
             email: form.text("email").to_owned(),

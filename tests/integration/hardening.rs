@@ -1,7 +1,9 @@
 //! Throttles that hold under concurrency, no targeted lock-out, bounded password work.
 
 use reqwest::Method;
-use tokenpanel::testkit::{on_both_databases, Api, Persona, Reply, Role, TestApp, TokenSpec};
+use tokenpanel::testkit::{
+    on_both_databases, urlencode, Api, Persona, Reply, Role, TestApp, TokenSpec,
+};
 
 on_both_databases!(
     concurrent_password_guesses_reach_argon2_at_most_five_times,
@@ -12,6 +14,8 @@ on_both_databases!(
     a_token_limited_to_a_service_reads_only_its_events,
     lists_come_in_bounded_pages,
     a_far_future_expiry_is_refused,
+    anonymous_visitors_write_no_sessions,
+    wrong_invitation_links_are_refused_after_thirty,
 );
 
 const ATTACKER: &str = "203.0.113.7";
@@ -345,4 +349,144 @@ async fn a_far_future_expiry_is_refused(app: TestApp) {
     )
     .await
     .expect(200);
+}
+
+/// Pages anyone can open (sign-in, setup, invitation links, the second step) and failed
+/// sign-ins cost no session row: the CSRF token before sign-in lives in a signed cookie.
+/// The token still binds the form to the browser that loaded it.
+async fn anonymous_visitors_write_no_sessions(app: TestApp) {
+    let ada = app.persona(Role::User).await;
+    let before = app.count("sessions").await;
+    for i in 0..10 {
+        let visitor = app.client();
+        let email = format!("visitor{i}@example.com");
+        visitor.get("/login").await.assert(200, "Sign in");
+        visitor.get("/setup?key=not-the-secret").await;
+        visitor
+            .get("/invitation?key=not-an-invitation")
+            .await
+            .assert(404, "This invitation link does not work");
+        visitor.get("/login/two-factor").await;
+        visitor.get("/login").await;
+        visitor
+            .post("/login", &[("email", &email), ("password", "wrong")])
+            .await
+            .assert(401, "Incorrect email or password.");
+    }
+    assert_eq!(
+        app.count("sessions").await,
+        before,
+        "no session rows for visitors"
+    );
+
+    // Another browser's token (without its cookie) does not pass.
+    let first = app.client();
+    first.get("/login").await;
+    let stolen = first.csrf().expect("a CSRF token on the sign-in page");
+    let second = app.client();
+    second
+        .post_raw(
+            "/login",
+            &[
+                ("csrf_token", &stolen),
+                ("email", &ada.email),
+                ("password", &ada.password),
+            ],
+        )
+        .await
+        .assert(403, "");
+    // A forged signature does not pass either.
+    let (nonce, _) = stolen.split_once('.').expect("nonce.signature");
+    let forged = format!("{nonce}.{}", "0".repeat(64));
+    let third = app.client();
+    let reply = third
+        .raw()
+        .post(third.url("/login"))
+        .header("cookie", format!("tokenpanel_csrf={forged}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf_token={}&email={}&password={}",
+            urlencode(&forged),
+            urlencode(&ada.email),
+            urlencode(&ada.password)
+        ))
+        .send()
+        .await
+        .expect("POST /login");
+    assert_eq!(reply.status().as_u16(), 403);
+    assert_eq!(app.count("sessions").await, before);
+
+    // The browser that loaded the form signs in, and only then gets a session.
+    first
+        .post(
+            "/login",
+            &[("email", &ada.email), ("password", &ada.password)],
+        )
+        .await;
+    assert_eq!(app.count("sessions").await, before + 1);
+    first
+        .get("/account/tokens")
+        .await
+        .assert(200, "Personal tokens");
+}
+
+/// Invitation links cannot be guessed, and a client that keeps presenting wrong ones
+/// (even all at once) is refused after 30 for the rest of the window; a working link
+/// from elsewhere still opens.
+async fn wrong_invitation_links_are_refused_after_thirty(app: TestApp) {
+    let node = app.node_behind_proxy().await;
+    let (client, boss) = app.signed_in(Role::Superuser).await;
+    client.enter_sudo(&boss).await;
+    let link = client.invite_link("newcomer@example.test", "user").await;
+
+    let visitor = node.client();
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let request = visitor
+                .raw()
+                .get(visitor.url(&format!("/invitation?key=guess{i:04}")))
+                .header("x-forwarded-for", ATTACKER)
+                .send();
+            tokio::spawn(async move {
+                let response = request.await.expect("GET /invitation");
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()?.parse::<i64>().ok());
+                (response.status().as_u16(), retry_after)
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.expect("a request task"));
+    }
+    let gone = answers.iter().filter(|(s, _)| *s == 404).count();
+    let refused: Vec<_> = answers.iter().filter(|(s, _)| *s == 429).collect();
+    assert_eq!((gone, refused.len()), (30, 10), "{answers:?}");
+    assert!(
+        refused.iter().all(|(_, wait)| wait.is_some_and(|w| w > 0)),
+        "{answers:?}"
+    );
+    // The refusal holds for the working link too, from that address...
+    let from_attacker = visitor
+        .raw()
+        .get(visitor.url(&link))
+        .header("x-forwarded-for", ATTACKER)
+        .send()
+        .await
+        .expect("GET the link");
+    assert_eq!(from_attacker.status().as_u16(), 429);
+    // ...but not from the invitee's.
+    let invitee = node.client();
+    let opened = invitee
+        .raw()
+        .get(invitee.url(&link))
+        .header("x-forwarded-for", OWNER)
+        .send()
+        .await
+        .expect("GET the link");
+    assert_eq!(opened.status().as_u16(), 200);
+    let body = opened.text().await.expect("the page");
+    assert!(body.contains("Decline the invitation"), "{body}");
 }

@@ -2,10 +2,13 @@
 
 use tokenpanel::testkit::{digest, on_both_databases, ImportError, Role, TestApp, TokenSpec};
 
+const LAST_SUPERUSER: &str = "This is the last superuser of the account.";
+
 on_both_databases!(
     sweep_deletes_tokens_unused_for_two_years,
     legacy_keys_import_once_under_a_synthetic_user,
     legacy_import_stops_at_the_token_limit,
+    the_synthetic_user_keeps_no_account_and_its_address_is_nobodys,
 );
 
 const DAY: i64 = 86_400;
@@ -152,4 +155,73 @@ async fn legacy_import_stops_at_the_token_limit(app: TestApp) {
         .to_string()
         .contains("100 imported keys"));
     assert_eq!(app.count("tokens").await, 100);
+}
+
+/// The synthetic "Global API Token" user holds the superuser role, but nobody can sign in
+/// as it: it does not count as the superuser an account must keep, and its reserved
+/// address cannot be given to a person.
+async fn the_synthetic_user_keeps_no_account_and_its_address_is_nobodys(app: TestApp) {
+    let (client, boss) = app.signed_in(Role::Superuser).await;
+    let account = boss.account_id.clone();
+    app.import_legacy_key(&account, "0123456789abcdef0123456789abcdef")
+        .await
+        .unwrap();
+    let (synthetic_id, email): (String, String) =
+        sqlx::query_as("SELECT id, email FROM users WHERE synthetic = 1")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        app.role_in(&account, &synthetic_id).await.as_deref(),
+        Some("superuser")
+    );
+
+    client.enter_sudo(&boss).await;
+    let me = format!("/account/users/{}", boss.id);
+    client
+        .post(&format!("{me}/role"), &[("role", "engineer")])
+        .await
+        .assert(409, LAST_SUPERUSER);
+    client
+        .post(&format!("{me}/remove"), &[])
+        .await
+        .assert(409, LAST_SUPERUSER);
+    client
+        .post(&format!("{me}/delete"), &[])
+        .await
+        .assert(409, LAST_SUPERUSER);
+    assert_eq!(
+        app.role_in(&account, &boss.id).await.as_deref(),
+        Some("superuser")
+    );
+    // The synthetic user is no such last superuser: it may step down.
+    let demoted = client
+        .post(
+            &format!("/account/users/{synthetic_id}/role"),
+            &[("role", "engineer")],
+        )
+        .await;
+    assert_eq!(demoted.status, 303, "{}", demoted.body);
+    assert_eq!(
+        app.role_in(&account, &synthetic_id).await.as_deref(),
+        Some("engineer")
+    );
+
+    // Its address, or any in .invalid, is nobody's: not on the page, not over the API.
+    client
+        .invite(&email, "user", &[])
+        .await
+        .assert(422, "Addresses ending in .invalid are reserved.");
+    let token = app.issue_token(TokenSpec::user(&boss)).await;
+    let body = serde_json::json!({
+        "data": {"type": "invitation", "attributes": {"email": email.to_uppercase(), "role": "superuser"}}
+    });
+    app.api()
+        .post_json_api("/invitations", Some(&token.key), body)
+        .await
+        .expect_msg(
+            422,
+            "Addresses ending in .invalid are reserved. Enter a real email address.",
+        );
+    assert_eq!(app.count("invitations").await, 0);
 }

@@ -373,6 +373,17 @@ async fn anonymous_visitors_write_no_sessions(app: TestApp) {
             .await
             .assert(401, "Incorrect email or password.");
     }
+    // A crowd of cookie-less visitors, twenty at a time.
+    let crowd = reqwest::Client::new();
+    for _ in 0..50 {
+        let requests: Vec<_> = (0..20)
+            .map(|_| tokio::spawn(crowd.get(app.url("/login")).send()))
+            .collect();
+        for request in requests {
+            let response = request.await.expect("a task").expect("GET /login");
+            assert_eq!(response.status().as_u16(), 200);
+        }
+    }
     assert_eq!(
         app.count("sessions").await,
         before,

@@ -144,6 +144,8 @@ pub async fn open_database(config: &Config) -> Result<Db, StartupError> {
 
 pub struct Server {
     listener: TcpListener,
+    /// For the token cache's own LISTEN connection on PostgreSQL.
+    database_url: String,
     router: Router,
     pub state: AppState,
     pub addr: SocketAddr,
@@ -165,6 +167,7 @@ impl Server {
         let router = router(state.clone());
         Ok(Server {
             listener,
+            database_url: config.database_url.clone(),
             router,
             state,
             addr,
@@ -203,6 +206,15 @@ impl Server {
             }
         });
         let usage = tokio::spawn(self.state.usage.clone().run(self.state.db.clone()));
+        let cache = self.state.tokens.clone();
+        let cache_feed = match self.state.db.backend {
+            db::Backend::Postgres => {
+                tokio::spawn(ops::token_cache::listen(cache, self.database_url))
+            }
+            db::Backend::Sqlite => {
+                tokio::spawn(ops::token_cache::poll_log(cache, self.state.ctx.clone()))
+            }
+        };
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -211,6 +223,7 @@ impl Server {
             .await;
         housekeeping.abort();
         usage.abort();
+        cache_feed.abort();
         // Uses noted since the last flush are written before the server goes away.
         if let Err(e) = self.state.usage.flush(&self.state.db).await {
             tracing::warn!(error = %e, "could not record token use at shutdown");

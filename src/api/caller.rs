@@ -1,7 +1,9 @@
 //! Who is calling: the token in `Fastly-Key`. A malformed key is refused by its
-//! checksum before any database work; a well-formed one costs one indexed query (the
-//! token with its owner's membership and its services), and one more for an engineer's
-//! service limits. Nothing is cached, so a revoked token is refused at once by every node.
+//! checksum before any database work; a well-formed one is looked up in the verified-
+//! token cache (`ops::token_cache`: the token row with its owner's membership, its
+//! services and the owner's service limits, kept fresh by every node's changes), which
+//! reads the database only for a key it does not hold. Expiry and the owner's standing
+//! are checked on every request against what the cache holds.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -10,8 +12,7 @@ use axum::http::HeaderMap;
 use super::api_error::{ApiError, ApiResult};
 use super::timestamp;
 use crate::db::account_store::{self, Account};
-use crate::db::member_store;
-use crate::db::token_store::{self, Token};
+use crate::db::token_store::Token;
 use crate::db::user_store::User;
 use crate::domain::access::{Action, Principal, ServiceAccess, TokenGrant};
 use crate::domain::ids::{AccountId, UserId};
@@ -20,6 +21,7 @@ use crate::domain::roles::Role;
 use crate::domain::secret::{self, TokenKind};
 use crate::http::ClientIp;
 use crate::ops::authentication::{self, CodeCheck, Outcome};
+use crate::ops::token_cache::Lookup;
 use crate::ops::Context;
 use crate::state::AppState;
 
@@ -89,10 +91,16 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
     if secret::check_shape(key).is_err() {
         return Err(ApiError::unauthorized());
     }
-    let Some(found) = token_store::authenticate(&state.db.pool, &secret::digest(key)).await? else {
-        return Err(ApiError::unauthorized());
-    };
+    let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
     let now = state.clock.unix();
+    let digest = secret::digest_bytes(key);
+    let cached = match state.tokens.lookup(&state.db, &digest, now, &ip).await? {
+        Lookup::Found(cached) => cached,
+        Lookup::Unknown => return Err(ApiError::unauthorized()),
+        Lookup::Throttled(wait) => return Err(ApiError::throttled(wait)),
+    };
+    // Checked on every request, never remembered: the clock moves.
+    let found = &cached.presented;
     if let Some(expired_at) = found.token.expires_at.filter(|at| *at <= now) {
         return Err(ApiError::unauthorized().with_msg(format!(
             "Token {} expired at {}",
@@ -100,28 +108,25 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
             timestamp(expired_at)
         )));
     }
-    let token = found.token;
-    let (role, owner) = match token.kind {
+    let (role, owner) = match found.token.kind {
         // The owner left the account or was locked: the token is worth nothing.
         TokenKind::User if found.owner_locked => (None, None),
-        TokenKind::User => (found.member_role, token.user_id.clone()),
-        TokenKind::Automation => (token.role, None),
+        TokenKind::User => (found.member_role, found.token.user_id.clone()),
+        TokenKind::Automation => (found.token.role, None),
     };
     let role = role.ok_or_else(ApiError::unauthorized)?;
     // Only engineers are ever limited to some services, and only as members: an
     // automation token belongs to no one.
     let services = match &owner {
-        Some(user) => {
-            member_store::service_access(&state.db.pool, &token.account_id, user, role).await?
-        }
+        Some(_) => cached.access.clone(),
         None => ServiceAccess::All,
     };
-    let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
     let agent = parts
         .headers
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    state.usage.note(&token.id, now, &ip, agent);
+    state.usage.note(&found.token.id, now, &ip, agent);
+    let token = cached.used(now, &ip, agent);
     let principal = Principal {
         account_id: token.account_id.clone(),
         role,
@@ -129,7 +134,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         token: Some(TokenGrant {
             id: token.id.clone(),
             scopes: token.scope.clone(),
-            services: found.services,
+            services: found.services.clone(),
         }),
         services,
     };

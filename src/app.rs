@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         // The JSON API sits outside the session and CSRF layers: it never reads cookies.
         .merge(api::router())
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .fallback(web::not_found);
     let hsts = state.settings.secure_cookies;
     with_shared_layers(routes, REQUEST_TIMEOUT, hsts).with_state(state)
@@ -70,9 +71,17 @@ where
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-async fn healthz(State(state): State<AppState>) -> Response {
+/// Liveness: the process answers requests. Touches nothing else, so a database outage
+/// does not get healthy nodes restarted.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers too; a load balancer sends requests only to nodes
+/// that say so.
+async fn readyz(State(state): State<AppState>) -> Response {
     if state.db.ping().await {
-        (StatusCode::OK, "ok").into_response()
+        (StatusCode::OK, "ready").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
     }

@@ -3,10 +3,12 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
 use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -14,7 +16,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -46,6 +50,32 @@ pub fn router(state: AppState) -> Router {
     with_shared_layers(routes, REQUEST_TIMEOUT, hsts).with_state(state)
 }
 
+/// Request ids: a random prefix per process (so ids of several nodes never collide) and
+/// a counter, instead of a UUID from the operating system's random source per request.
+#[derive(Clone)]
+struct CountedRequestIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl CountedRequestIds {
+    fn new() -> Self {
+        CountedRequestIds {
+            prefix: crate::domain::random::base62(8).into(),
+            next: Arc::new(AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for CountedRequestIds {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::try_from(format!("{}-{n}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
 /// The layers every request passes, outermost last: request id, trace, JSON errors for
 /// API clients, body limit, timeout, panic → 500 page, security headers. The JSON error
 /// layer sits outside the ones that answer on their own (413, 408, 500) and the
@@ -64,11 +94,13 @@ where
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(from_fn(api::json_errors::json_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        // A span per request only when asked for (LOG_LEVEL=debug, or
+        // tower_http=debug,tokenpanel=debug): at the default level it costs a check.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+            tracing::debug_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
         }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, CountedRequestIds::new()))
 }
 
 /// Liveness: the process answers requests. Touches nothing else, so a database outage

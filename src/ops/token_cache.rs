@@ -404,8 +404,14 @@ fn evict(shard: &mut Shard, now: i64) {
 /// Reads a token and, for a user token whose owner is a member, the owner's service
 /// access.
 async fn load(db: &Db, key: &[u8; 32], now: i64) -> sqlx::Result<Option<Cached>> {
-    let Some(presented) = token_store::authenticate(&db.pool, &secret::hex(key)).await? else {
+    let Some(mut presented) = token_store::authenticate(&db.pool, &secret::hex(key)).await? else {
         return Ok(None);
+    };
+    // The last use lives beside the row (it changes with every request), not twice.
+    let last_use = LastUse {
+        at: presented.token.last_used_at.take(),
+        ip: presented.token.last_used_ip.take(),
+        agent: presented.token.last_used_agent.take(),
     };
     let token = &presented.token;
     let access = match (token.kind, &token.user_id, presented.member_role) {
@@ -413,11 +419,6 @@ async fn load(db: &Db, key: &[u8; 32], now: i64) -> sqlx::Result<Option<Cached>>
             member_store::service_access(&db.pool, &token.account_id, user, role).await?
         }
         _ => ServiceAccess::All,
-    };
-    let last_use = LastUse {
-        at: token.last_used_at,
-        ip: token.last_used_ip.clone(),
-        agent: token.last_used_agent.clone(),
     };
     Ok(Some(Cached {
         presented,

@@ -117,7 +117,7 @@ backend() {
   # Seeding leaves PostgreSQL analysing and vacuuming 100,000 new rows: done before
   # anything is timed.
   case "$db" in postgres*) psql -q "$db" -c "VACUUM ANALYZE" >/dev/null ;; esac
-  DATABASE_URL="$db" BIND="127.0.0.1:$PORT" LOG_LEVEL=warn SECRET_KEY="$(printf '%064d' 7)" \
+  DATABASE_URL="$db" BIND="127.0.0.1:$PORT" SECRET_KEY="$(printf '%064d' 7)" \
     "$TARGET/release/tokenpanel" serve >"$work/server-$name.log" 2>&1 &
   server=$!
   wait_for "$base/readyz"

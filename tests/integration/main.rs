@@ -13,4 +13,5 @@ mod lifecycle;
 mod personal_tokens;
 mod sessions;
 mod superusers;
+mod token_roll;
 mod two_factor;

@@ -696,6 +696,26 @@ pub async fn delete_rolled_over<'e>(ex: impl Exec<'e>, now: i64) -> sqlx::Result
     .await
 }
 
+/// Deletes one user's rolled tokens whose overlap ended by `now` (before counting
+/// what they hold).
+pub async fn delete_rolled_over_of<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    user_id: &UserId,
+    now: i64,
+) -> sqlx::Result<u64> {
+    sqlx::query(
+        "DELETE FROM tokens WHERE account_id = $1 AND user_id = $2 AND kind = 'user' \
+         AND replaced_by IS NOT NULL AND expires_at <= $3",
+    )
+    .bind(account_id)
+    .bind(user_id)
+    .bind(now)
+    .execute(ex)
+    .await
+    .map(|r| r.rows_affected())
+}
+
 /// Forgets rolled secrets retired before `cutoff`.
 pub async fn forget_retired_before<'e>(ex: impl Exec<'e>, cutoff: i64) -> sqlx::Result<u64> {
     sqlx::query("DELETE FROM retired_secrets WHERE retired_at < $1")

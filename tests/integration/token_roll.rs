@@ -16,6 +16,7 @@ on_both_databases!(
     a_token_rolls_itself_without_outliving_its_expiry,
     rolling_at_the_token_limit,
     the_roll_page_shows_the_secret_once_and_the_lineage,
+    a_rolled_token_past_its_overlap_does_not_hold_its_owner_back,
 );
 
 const DAY: i64 = 86_400;
@@ -722,4 +723,40 @@ async fn the_roll_page_shows_the_secret_once_and_the_lineage(app: TestApp) {
     rolled.assert(200, "The old secret no longer works.");
     assert!(rolled.body.contains("href=\"/account/account-tokens\""));
     app.api().get("/tokens/self", &robot.key).await.expect(401);
+}
+
+async fn a_rolled_token_past_its_overlap_does_not_hold_its_owner_back(app: TestApp) {
+    app.clock.freeze();
+    let boss = app.persona(Role::Superuser).await;
+    let ada = app.member(&boss.account_id, Role::Engineer).await;
+    let old = app.issue_token(&ada).await;
+    let api = app.api();
+    api.enter_sudo(&old.key, &ada).await;
+    let rolled = api
+        .post_json(
+            &format!("/tokens/{}/rotate", old.id),
+            Some(&old.key),
+            json!({"overlap_seconds": 600}),
+        )
+        .await;
+    rolled.expect(200);
+    let new_key = rolled.json["access_token"].as_str().unwrap().to_owned();
+    api.delete("/tokens/self", &new_key).await.expect(204);
+    let client = app.client();
+    client.sign_in(&boss).await;
+    client.enter_sudo(&boss).await;
+    // During the overlap the old token is Ada's: she cannot be deleted yet.
+    let refused = client
+        .post(&format!("/account/users/{}/delete", ada.id), &[])
+        .await;
+    assert_ne!(refused.status, 303, "{}", refused.body);
+    // After it, before any housekeeping, nothing of hers is left to delete.
+    app.clock.advance(600);
+    client.enter_sudo(&boss).await;
+    let done = client
+        .post(&format!("/account/users/{}/delete", ada.id), &[])
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(!done.location().starts_with("/account/sudo"));
+    assert!(!app.token_exists(&old.id).await);
 }

@@ -15,18 +15,27 @@ use crate::db::account_store::{self, Account};
 use crate::db::token_store::Token;
 use crate::db::user_store::User;
 use crate::domain::access::{Action, Principal, ServiceAccess, TokenGrant};
-use crate::domain::ids::{AccountId, UserId};
+use crate::domain::ids::{AccountId, TokenId, UserId};
 use crate::domain::password::Password;
 use crate::domain::roles::Role;
 use crate::domain::secret::{self, TokenKind};
 use crate::http::ClientIp;
 use crate::ops::authentication::{self, CodeCheck, Outcome};
 use crate::ops::token_cache::Lookup;
+use crate::ops::token_lifecycle;
 use crate::ops::Context;
 use crate::state::AppState;
 
 pub const KEY_HEADER: &str = "fastly-key";
 pub const OTP_HEADER: &str = "fastly-otp";
+
+/// The answer to a token used from outside its allowlist (403).
+pub const ADDRESS_REFUSED: &str = "Token is not allowed from this address.";
+
+/// 401 for a token past its expiry (or a rolled secret past its overlap).
+fn expired(id: &TokenId, at: i64) -> ApiError {
+    ApiError::unauthorized().with_msg(format!("Token {id} expired at {}", timestamp(at)))
+}
 
 /// The authenticated token of a request.
 #[derive(Debug, Clone)]
@@ -96,17 +105,30 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
     let digest = secret::digest_bytes(key);
     let cached = match state.tokens.lookup(&state.db, &digest, now, &ip).await? {
         Lookup::Found(cached) => cached,
-        Lookup::Unknown => return Err(ApiError::unauthorized()),
+        Lookup::Unknown => {
+            // A rolled secret whose token is gone: refused like an expired token, and
+            // recorded (an attack signal).
+            let hex = secret::hex(&digest);
+            let retired = token_lifecycle::rotated_secret_used(state, &hex, &ip).await?;
+            return Err(match retired {
+                Some(retired) => expired(&retired.token_id, retired.retired_at),
+                None => ApiError::unauthorized(),
+            });
+        }
         Lookup::Throttled(wait) => return Err(ApiError::throttled(wait)),
     };
     // Checked on every request, never remembered: the clock moves.
     let found = &cached.presented;
     if let Some(expired_at) = found.token.expires_at.filter(|at| *at <= now) {
-        return Err(ApiError::unauthorized().with_msg(format!(
-            "Token {} expired at {}",
-            found.token.id,
-            timestamp(expired_at)
-        )));
+        if found.token.replaced_by.is_some() {
+            token_lifecycle::rotated_secret_used(state, &secret::hex(&digest), &ip).await?;
+        }
+        return Err(expired(&found.token.id, expired_at));
+    }
+    // The allowlist is checked on every request, from the row just read.
+    if !found.token.allows_address(ip.parse().ok()) {
+        token_lifecycle::address_refused(state, &found.token, &ip).await?;
+        return Err(ApiError::forbidden(ADDRESS_REFUSED));
     }
     let (role, owner) = match found.token.kind {
         // The owner left the account or was locked: the token is worth nothing.

@@ -100,9 +100,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     }
     let (method, path) = (method.as_str(), uri.path());
     let (mut parts, _) = response.into_parts();
-    let (json_parts, body) = error_for(status, method, path)
-        .into_response()
-        .into_parts();
+    let (json_parts, body) = error_for(status, method, path).into_response().into_parts();
     // The original headers stay (Allow, Retry-After, the request id, the security
     // headers); only what describes the body changes.
     for name in [

@@ -436,9 +436,15 @@ pub async fn commit(
     mut tx: Transaction<'_, Any>,
     changes: &[Change],
 ) -> sqlx::Result<()> {
-    record(&mut tx, ctx.db.backend, ctx.clock.unix(), changes).await?;
+    // A sweep that deleted nothing changed nothing.
+    let changes: Vec<Change> = changes
+        .iter()
+        .filter(|c| !matches!(c, Change::Tokens(ids) if ids.is_empty()))
+        .cloned()
+        .collect();
+    record(&mut tx, ctx.db.backend, ctx.clock.unix(), &changes).await?;
     tx.commit().await?;
-    ctx.tokens.forget(changes);
+    ctx.tokens.forget(&changes);
     Ok(())
 }
 

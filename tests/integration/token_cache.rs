@@ -17,6 +17,7 @@ on_both_databases!(
     role_and_service_limit_changes_are_honoured_on_every_node,
     a_service_deleted_from_a_grant_and_a_locked_owner_are_honoured,
     sudo_mode_reaches_every_node,
+    a_roll_reaches_every_node,
     edits_by_hand_are_seen_after_30_seconds_or_when_announced,
     a_lost_listen_connection_empties_the_cache,
     unknown_keys_are_limited_per_address,
@@ -225,6 +226,22 @@ async fn sudo_mode_reaches_every_node(app: TestApp) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+async fn a_roll_reaches_every_node(app: TestApp) {
+    let node_b = two_nodes(&app).await;
+    let (api_a, api_b) = (app.api(), node_b.api());
+    let ada = app.persona(Role::User).await;
+    let old = app.issue_token(&ada).await;
+    warm(&app, &old.key).await;
+    warm(&node_b, &old.key).await;
+    // Rolled without an overlap: the old secret stops working at once.
+    let rolled = api_a.post("/tokens/self/rotate", Some(&old.key)).await;
+    rolled.expect(200);
+    let new_key = rolled.json["access_token"].as_str().unwrap().to_owned();
+    api_a.get("/tokens/self", &old.key).await.expect(401);
+    within_a_second(&api_b, "/tokens/self", &old.key, 401).await;
+    api_b.get("/tokens/self", &new_key).await.expect(200);
 }
 
 async fn edits_by_hand_are_seen_after_30_seconds_or_when_announced(app: TestApp) {

@@ -368,6 +368,7 @@ async fn demo(config: &Config, force: bool) -> Result<(), StartupError> {
             role: None,
             tls_access: false,
             expires_at: Some(now + 90 * 86_400),
+            allowed_cidrs: &[],
             ip: None,
         };
         token_lifecycle::issue(&state, &request)

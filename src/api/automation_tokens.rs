@@ -67,6 +67,7 @@ pub async fn create(
         role: Some(role),
         tls_access,
         expires_at: wanted.expires_at,
+        allowed_cidrs: &[],
         ip: Some(&caller.ip),
     };
     let issued = token_lifecycle::issue(&state, &request)

@@ -258,6 +258,7 @@ pub fn issue_error(e: IssueError) -> ApiError {
         }
         IssueError::NotMember => ApiError::forbidden(IssueError::NOT_MEMBER),
         IssueError::ServiceGone => ApiError::unprocessable(IssueError::SERVICE_GONE),
+        IssueError::Policy(rule) => ApiError::unprocessable(rule.message()),
         IssueError::Database(e) => e.into(),
     }
 }
@@ -300,6 +301,7 @@ pub async fn create(
         role: None,
         tls_access: false,
         expires_at: wanted.expires_at,
+        allowed_cidrs: &[],
         ip: Some(&ip),
     };
     let issued = token_lifecycle::issue(&state, &request)

@@ -12,6 +12,7 @@ pub mod service_store;
 pub mod session_store;
 pub mod setup_secret_store;
 pub mod throttle_store;
+pub mod token_policy_store;
 pub mod token_store;
 pub mod types;
 pub mod user_store;

@@ -54,6 +54,7 @@ event_types! {
     InvitationDecline => "invitation.decline",
     InvitationRevoke => "invitation.revoke",
     AccountUpdate => "account.update",
+    AccountTokenPolicyUpdate => "account.token_policy_update",
     ServiceCreate => "service.create",
     ServiceUpdate => "service.update",
     ServiceDelete => "service.delete",

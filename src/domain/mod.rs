@@ -13,6 +13,7 @@ pub mod password;
 pub mod random;
 pub mod roles;
 pub mod secret;
+pub mod token_policy;
 pub mod totp;
 pub mod user_agent;
 pub mod validate;

@@ -15,6 +15,7 @@ mod session;
 mod sign_in;
 mod sudo;
 mod switch;
+mod token_policy;
 mod token_rows;
 mod users;
 
@@ -62,6 +63,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(switch::routes())
         .merge(service_pages::routes())
         .merge(security::routes())
+        .merge(token_policy::routes())
         .merge(event_log::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -13,4 +13,5 @@ mod lifecycle;
 mod personal_tokens;
 mod sessions;
 mod superusers;
+mod token_policy;
 mod two_factor;

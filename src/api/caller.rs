@@ -108,6 +108,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         TokenKind::Automation => (token.role, None),
     };
     let role = role.ok_or_else(ApiError::unauthorized)?;
+    super::expiry_header::note(parts, token.expires_at);
     // Only engineers are ever limited to some services, and only as members: an
     // automation token belongs to no one.
     let services = match &owner {

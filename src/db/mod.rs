@@ -5,7 +5,9 @@
 
 pub mod account_store;
 pub mod account_token_list;
+pub mod calendar_store;
 pub mod event_store;
+pub mod exposure_store;
 pub mod invitation_store;
 pub mod member_store;
 pub mod service_store;

@@ -37,6 +37,7 @@ event_types! {
     TokenCreate => "token.create",
     TokenDestroy => "token.destroy",
     TokenSudo => "token.sudo",
+    TokenExposed => "token.exposed",
     UserLogin => "user.login",
     UserLoginFailure => "user.login_failure",
     UserLogout => "user.logout",

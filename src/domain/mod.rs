@@ -7,6 +7,7 @@ pub mod event_type;
 #[cfg(test)]
 pub mod fuzz;
 pub mod grant;
+pub mod icalendar;
 pub mod ids;
 pub mod member_rules;
 pub mod password;

@@ -70,6 +70,8 @@ struct SecurityPage {
     force_sso: bool,
     /// The account's token policy in one line (superusers).
     token_policy: String,
+    /// When the user's token-expiry calendar link was made, if they have one.
+    calendar_since: Option<String>,
     sessions: Vec<SessionView>,
     notice: Option<String>,
     error: Option<String>,
@@ -113,6 +115,9 @@ async fn security_page(
         } else {
             String::new()
         },
+        calendar_since: crate::ops::expiry_calendar::created_at(state, &user.id)
+            .await?
+            .map(date_time),
         sessions,
         notice,
         error,
@@ -131,6 +136,7 @@ fn notice_of(raw: Option<&str>) -> Option<String> {
             "signed-out-others" => "Your other sessions were signed out.",
             "settings" => "The account settings were saved.",
             "token-policy" => "The token policy was saved.",
+            "calendar-revoked" => "The calendar link was revoked: it no longer works.",
             _ => return None,
         }
         .to_owned(),

@@ -8,9 +8,10 @@ use axum::http::request::Parts;
 use tower_sessions::Session;
 
 use super::error::WebError;
-use super::page::{Layout, Nav, Opens, Section};
+use super::page::{ExpiringToken, Layout, Nav, NoticeView, Opens, Section, When};
 use crate::db::member_store::{self, Member};
 use crate::db::session_store::{self, keys};
+use crate::db::{exposure_store, token_store};
 use crate::domain::access::{Action, Principal};
 use crate::domain::ids::{AccountId, UserId};
 use crate::domain::roles::Role;
@@ -176,7 +177,23 @@ pub struct SignedIn {
     pub principal: Principal,
     /// Seconds of sudo mode left when the request came in, if any.
     pub sudo_left: Option<i64>,
+    /// Tokens expiring within a week, for the banner: loaded for page views only (GET,
+    /// not htmx), one indexed query.
+    pub expiring: Vec<ExpiringToken>,
+    pub expiring_more: bool,
+    /// The member's notices, for page views only (one more indexed query).
+    pub notices: Vec<NoticeView>,
+    /// The path and query of this request (for a notice's Dismiss to return to).
+    pub here: String,
 }
+
+/// Notices shown at most.
+const NOTICES_SHOWN: i64 = 10;
+
+/// The expiry banner covers this many days ahead.
+const EXPIRY_BANNER_DAYS: i64 = 7;
+/// The banner names at most this many tokens.
+const EXPIRY_BANNER_TOKENS: usize = 5;
 
 impl SignedIn {
     /// The layout of a signed-in page titled `title` in `section` of the navigation.
@@ -202,6 +219,10 @@ impl SignedIn {
                 users: self.may(Action::ViewUsers),
                 services: self.may(Action::ViewServices),
             },
+            expiring: self.expiring.clone(),
+            expiring_more: self.expiring_more,
+            notices: self.notices.clone(),
+            here: self.here.clone(),
         }
     }
 
@@ -307,6 +328,58 @@ impl FromRequestParts<AppState> for SignedIn {
             token: None,
             services,
         };
+        let page_view =
+            parts.method == axum::http::Method::GET && !crate::http::is_htmx(&parts.headers);
+        let (expiring, expiring_more) = if page_view {
+            let found = token_store::expiring_for(
+                &state.db.pool,
+                &principal.account_id,
+                &member.user.id,
+                principal.may(Action::ViewAccountTokens),
+                now,
+                now + EXPIRY_BANNER_DAYS * 86_400,
+                EXPIRY_BANNER_TOKENS as i64 + 1,
+            )
+            .await?;
+            let more = found.len() > EXPIRY_BANNER_TOKENS;
+            let shown = found
+                .into_iter()
+                .take(EXPIRY_BANNER_TOKENS)
+                .map(|t| ExpiringToken {
+                    name: t.name,
+                    automation: t.kind == crate::domain::secret::TokenKind::Automation,
+                    when: When::new(t.expires_at, now),
+                })
+                .collect();
+            (shown, more)
+        } else {
+            (Vec::new(), false)
+        };
+        let notices = if page_view {
+            exposure_store::notices(
+                &state.db.pool,
+                &principal.account_id,
+                &member.user.id,
+                NOTICES_SHOWN,
+            )
+            .await?
+            .into_iter()
+            .map(|n| NoticeView {
+                when: When::new(n.created_at, now),
+                id: n.id,
+                message: n.message,
+                link: n.link,
+            })
+            .collect()
+        } else {
+            Vec::new()
+        };
+        let here = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_owned();
         Ok(SignedIn {
             member,
             session,
@@ -314,6 +387,10 @@ impl FromRequestParts<AppState> for SignedIn {
             accounts,
             principal,
             sudo_left,
+            expiring,
+            expiring_more,
+            notices,
+            here,
         })
     }
 }

@@ -5,10 +5,12 @@
 mod api;
 mod cli;
 mod event_log;
+mod expiry_warnings;
 mod fastly_clients;
 mod foundation;
 mod hardening;
 mod invitations;
+mod leaked_tokens;
 mod lifecycle;
 mod personal_tokens;
 mod sessions;

@@ -14,17 +14,26 @@ use crate::db::member_store;
 use crate::db::token_store::{self, Token};
 use crate::db::user_store::User;
 use crate::domain::access::{Action, Principal, ServiceAccess, TokenGrant};
-use crate::domain::ids::{AccountId, UserId};
+use crate::domain::ids::{AccountId, TokenId, UserId};
 use crate::domain::password::Password;
 use crate::domain::roles::Role;
 use crate::domain::secret::{self, TokenKind};
 use crate::http::ClientIp;
 use crate::ops::authentication::{self, CodeCheck, Outcome};
+use crate::ops::token_lifecycle;
 use crate::ops::Context;
 use crate::state::AppState;
 
 pub const KEY_HEADER: &str = "fastly-key";
 pub const OTP_HEADER: &str = "fastly-otp";
+
+/// The answer to a token used from outside its allowlist (403).
+pub const ADDRESS_REFUSED: &str = "Token is not allowed from this address.";
+
+/// 401 for a token past its expiry (or a rolled secret past its overlap).
+fn expired(id: &TokenId, at: i64) -> ApiError {
+    ApiError::unauthorized().with_msg(format!("Token {id} expired at {}", timestamp(at)))
+}
 
 /// The authenticated token of a request.
 #[derive(Debug, Clone)]
@@ -89,16 +98,29 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
     if secret::check_shape(key).is_err() {
         return Err(ApiError::unauthorized());
     }
-    let Some(found) = token_store::authenticate(&state.db.pool, &secret::digest(key)).await? else {
-        return Err(ApiError::unauthorized());
+    let digest = secret::digest(key);
+    let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
+    let Some(found) = token_store::authenticate(&state.db.pool, &digest).await? else {
+        // A rolled secret whose token is gone: refused like an expired token, and
+        // recorded (an attack signal).
+        return Err(
+            match token_lifecycle::rotated_secret_used(state, &digest, &ip).await? {
+                Some(retired) => expired(&retired.token_id, retired.retired_at),
+                None => ApiError::unauthorized(),
+            },
+        );
     };
     let now = state.clock.unix();
     if let Some(expired_at) = found.token.expires_at.filter(|at| *at <= now) {
-        return Err(ApiError::unauthorized().with_msg(format!(
-            "Token {} expired at {}",
-            found.token.id,
-            timestamp(expired_at)
-        )));
+        if found.token.replaced_by.is_some() {
+            token_lifecycle::rotated_secret_used(state, &digest, &ip).await?;
+        }
+        return Err(expired(&found.token.id, expired_at));
+    }
+    // The allowlist is checked on every request, from the row just read.
+    if !found.token.allows_address(ip.parse().ok()) {
+        token_lifecycle::address_refused(state, &found.token, &ip).await?;
+        return Err(ApiError::forbidden(ADDRESS_REFUSED));
     }
     let token = found.token;
     let (role, owner) = match token.kind {
@@ -117,7 +139,6 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         }
         None => ServiceAccess::All,
     };
-    let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
     let agent = parts
         .headers
         .get(axum::http::header::USER_AGENT)

@@ -73,7 +73,7 @@ pub async fn feed<'e>(
     sqlx::query_as(
         "SELECT t.id, t.account_id, a.name AS account_name, t.name, t.kind, t.expires_at \
          FROM tokens t JOIN accounts a ON a.id = t.account_id \
-         WHERE t.expires_at > $2 AND ( \
+         WHERE t.expires_at > $2 AND t.replaced_by IS NULL AND ( \
            (t.kind = 'user' AND t.user_id = $1 \
             AND EXISTS (SELECT 1 FROM memberships m WHERE m.account_id = t.account_id AND m.user_id = $1)) \
            OR (t.kind = 'automation' AND EXISTS (SELECT 1 FROM memberships m \

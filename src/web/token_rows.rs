@@ -1,6 +1,6 @@
 //! A token as the lists (Personal tokens, Account tokens, confirmations) print it.
 
-use super::page::{date, When};
+use super::page::{date, date_time, When};
 use crate::db::token_store::Token;
 use crate::domain::ids::{ServiceId, TokenId};
 
@@ -21,6 +21,15 @@ pub struct TokenRow {
     pub created_when: When,
     pub last_used_when: Option<When>,
     pub expires_when: Option<When>,
+    pub description: Option<String>,
+    /// The allowlist, e.g. "203.0.113.0/24, 2001:db8::/32"; None: any address.
+    pub allowed_cidrs: Option<String>,
+    /// The id of the token this one was rolled from.
+    pub rolled_from: Option<String>,
+    /// Rolled: when the old secret stops working (the overlap's end).
+    pub overlap_ends: Option<String>,
+    /// The viewer may roll it (set by the list).
+    pub rollable: bool,
 }
 
 impl TokenRow {
@@ -40,6 +49,15 @@ impl TokenRow {
             created_when: When::new(token.created_at, now),
             last_used_when: token.last_used_at.map(|at| When::new(at, now)),
             expires_when: token.expires_at.map(|at| When::new(at, now)),
+            description: token.description.clone(),
+            allowed_cidrs: token.allowed_cidrs.as_ref().map(|l| l.strings().join(", ")),
+            rolled_from: token.rolled_from.as_ref().map(ToString::to_string),
+            overlap_ends: token
+                .replaced_by
+                .as_ref()
+                .and(token.expires_at)
+                .map(date_time),
+            rollable: false,
         }
     }
 }

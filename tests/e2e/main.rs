@@ -22,4 +22,5 @@ mod setup;
 mod sign_in;
 mod switch_account;
 mod token_policy;
+mod token_roll;
 mod two_factor;

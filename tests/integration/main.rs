@@ -16,4 +16,5 @@ mod personal_tokens;
 mod sessions;
 mod superusers;
 mod token_policy;
+mod token_roll;
 mod two_factor;

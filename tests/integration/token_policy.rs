@@ -229,6 +229,19 @@ async fn each_rule_on_the_create_form(app: TestApp) {
         .await;
     robot.assert(422, &html(ALLOWLIST));
     assert_eq!(app.count("tokens").await, 1);
+    // With an allowlist (and global, fine on an automation token) it is made.
+    let robot = su
+        .create_token(&[
+            ("name", "robot"),
+            ("type", "automation"),
+            ("role", "engineer"),
+            ("scope", "global"),
+            ("expiration", "max"),
+            ("allowed_cidrs", "10.0.0.0/8"),
+        ])
+        .await;
+    robot.assert(200, "tpa_");
+    assert_eq!(app.count("tokens").await, 2);
 }
 
 async fn each_rule_on_the_api(app: TestApp) {
@@ -293,6 +306,20 @@ async fn each_rule_on_the_api(app: TestApp) {
     .await
     .expect_msg(422, ALLOWLIST);
     assert_eq!(app.count("tokens").await, 2);
+    api.post_form(
+        "/automation-tokens",
+        Some(&root_key),
+        &[
+            ("name", "ci"),
+            ("role", "engineer"),
+            ("scope", "global:read"),
+            ("expires_at", &rfc3339(app.now() + 10 * DAY)),
+            ("allowed_cidrs", "192.0.2.0/24"),
+        ],
+    )
+    .await
+    .expect(200);
+    assert_eq!(app.count("tokens").await, 3);
 }
 
 async fn the_breach_view_lists_old_tokens_and_revokes_them_in_bulk(app: TestApp) {
@@ -307,6 +334,15 @@ async fn the_breach_view_lists_old_tokens_and_revokes_them_in_bulk(app: TestApp)
             TokenSpec::automation(&root, Role::Engineer)
                 .named("robot")
                 .scope("global:read")
+                .expires_at(app.now() + 10 * DAY),
+        )
+        .await;
+    let fenced = app
+        .issue_token(
+            TokenSpec::automation(&root, Role::Engineer)
+                .named("fenced robot")
+                .scope("global:read")
+                .allowed_from(&["10.0.0.0/8"])
                 .expires_at(app.now() + 10 * DAY),
         )
         .await;
@@ -333,6 +369,7 @@ async fn the_breach_view_lists_old_tokens_and_revokes_them_in_bulk(app: TestApp)
         .contains("never expires; user token with the global scope"));
     assert!(page.body.contains("automation token without IP allowlist"));
     assert!(!page.body.contains(">fine<"), "{}", page.body);
+    assert!(!page.body.contains("fenced robot"), "it has an allowlist");
     // A user may not look.
     let user = app.client();
     user.sign_in(&ada).await;
@@ -366,6 +403,7 @@ async fn the_breach_view_lists_old_tokens_and_revokes_them_in_bulk(app: TestApp)
     assert!(!app.token_exists(&forever.id).await);
     assert!(!app.token_exists(&robot.id).await);
     assert!(app.token_exists(&fine.id).await);
+    assert!(app.token_exists(&fenced.id).await);
     let destroyed: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE event_type = 'token.destroy'")
             .fetch_one(app.pool())

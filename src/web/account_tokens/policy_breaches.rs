@@ -45,8 +45,7 @@ pub async fn page(
     let pool = &state.db.pool;
     let account_id = signed_in.account_id();
     let policy = token_policy_store::find(pool, account_id).await?;
-    // One more than a page, to tell whether there are more; candidates that turn out
-    // to break nothing are rare (only automation tokens with an allowlist).
+    // One more than a page, to tell whether there are more.
     let candidates =
         token_store::policy_candidates(pool, account_id, &policy, MAX_SELECTED as i64 + 1).await?;
     let mut breaking: Vec<(TokenId, String)> = candidates
@@ -59,9 +58,7 @@ pub async fn page(
                     scopes: &t.scope,
                     created_at: t.created_at,
                     expires_at: t.expires_at,
-                    // No token carries an IP allowlist yet: every automation token is
-                    // without one.
-                    has_allowlist: false,
+                    has_allowlist: t.allowed_cidrs.is_some(),
                 },
             );
             (!found.is_empty()).then(|| {

@@ -117,28 +117,55 @@ pub async fn add_notice<'e>(
     .map(|_| ())
 }
 
+/// One line of what a page view shows above the page: a token expiring soon
+/// (`source` "expiring": `text` its name, `detail` its kind, `at` its expiry) or a
+/// notice (`source` "notice": `text` the message, `detail` its id, `at` its time).
 #[derive(Debug, Clone, FromRow)]
-pub struct Notice {
-    pub id: String,
-    pub message: String,
+pub struct Alert {
+    pub source: String,
+    pub text: String,
+    pub detail: String,
     pub link: Option<String>,
-    pub created_at: i64,
+    pub at: i64,
 }
 
-/// A member's notices, oldest first.
-pub async fn notices<'e>(
+/// Everything a member's page view shows above the page, in one query: their tokens
+/// expiring in `(now, until]` (own user tokens; for a superuser, `with_automation`, also
+/// the account's automation tokens), soonest first, at most `tokens` (a range scan of
+/// `tokens_account_expires`), then their notices, oldest first, at most `notices`
+/// (`notices_member`).
+#[allow(clippy::too_many_arguments)]
+pub async fn page_alerts<'e>(
     ex: impl Exec<'e>,
     account_id: &AccountId,
     user_id: &UserId,
-    limit: i64,
-) -> sqlx::Result<Vec<Notice>> {
+    with_automation: bool,
+    now: i64,
+    until: i64,
+    tokens: i64,
+    notices: i64,
+) -> sqlx::Result<Vec<Alert>> {
     sqlx::query_as(
-        "SELECT id, message, link, created_at FROM notices \
-         WHERE account_id = $1 AND user_id = $2 ORDER BY created_at, id LIMIT $3",
+        "SELECT source, text, detail, link, at FROM ( \
+           SELECT 'expiring' AS source, name AS text, kind AS detail, \
+                  CAST(NULL AS TEXT) AS link, expires_at AS at FROM tokens \
+           WHERE account_id = $1 AND expires_at > $3 AND expires_at <= $4 \
+             AND ((kind = 'user' AND user_id = $2) OR ($5 = 1 AND kind = 'automation')) \
+             AND replaced_by IS NULL \
+           ORDER BY expires_at, id LIMIT $6) e \
+         UNION ALL \
+         SELECT source, text, detail, link, at FROM ( \
+           SELECT 'notice' AS source, message AS text, id AS detail, link, created_at AS at \
+           FROM notices WHERE account_id = $1 AND user_id = $2 \
+           ORDER BY created_at, id LIMIT $7) n",
     )
     .bind(account_id)
     .bind(user_id)
-    .bind(limit)
+    .bind(now)
+    .bind(until)
+    .bind(i64::from(with_automation))
+    .bind(tokens)
+    .bind(notices)
     .fetch_all(ex)
     .await
 }

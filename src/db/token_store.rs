@@ -526,43 +526,6 @@ pub async fn policy_candidates<'e>(
     .await
 }
 
-/// A token expiring soon, for the banner and the calendar feed.
-#[derive(Debug, Clone, FromRow)]
-pub struct Expiring {
-    pub name: String,
-    pub kind: TokenKind,
-    pub expires_at: i64,
-}
-
-/// The tokens of a member expiring in `(now, until]`, soonest first, at most `limit`:
-/// their own user tokens, and for a superuser (`with_automation`) also the account's
-/// automation tokens. One range scan of `tokens_account_expires`.
-pub async fn expiring_for<'e>(
-    ex: impl Exec<'e>,
-    account_id: &AccountId,
-    user_id: &UserId,
-    with_automation: bool,
-    now: i64,
-    until: i64,
-    limit: i64,
-) -> sqlx::Result<Vec<Expiring>> {
-    sqlx::query_as(
-        "SELECT name, kind, expires_at FROM tokens \
-         WHERE account_id = $1 AND expires_at > $3 AND expires_at <= $4 \
-           AND ((kind = 'user' AND user_id = $2) OR ($5 = 1 AND kind = 'automation')) \
-           AND replaced_by IS NULL \
-         ORDER BY expires_at, id LIMIT $6",
-    )
-    .bind(account_id)
-    .bind(user_id)
-    .bind(now)
-    .bind(until)
-    .bind(i64::from(with_automation))
-    .bind(limit)
-    .fetch_all(ex)
-    .await
-}
-
 /// Puts a token in sudo mode until `until`.
 pub async fn set_sudo<'e>(ex: impl Exec<'e>, id: &TokenId, until: i64) -> sqlx::Result<()> {
     sqlx::query("UPDATE tokens SET sudo_until = $1 WHERE id = $2")

@@ -9,9 +9,9 @@ use tower_sessions::Session;
 
 use super::error::WebError;
 use super::page::{ExpiringToken, Layout, Nav, NoticeView, Opens, Section, When};
+use crate::db::exposure_store;
 use crate::db::member_store::{self, Member};
 use crate::db::session_store::{self, keys};
-use crate::db::{exposure_store, token_store};
 use crate::domain::access::{Action, Principal};
 use crate::domain::ids::{AccountId, UserId};
 use crate::domain::roles::Role;
@@ -178,10 +178,10 @@ pub struct SignedIn {
     /// Seconds of sudo mode left when the request came in, if any.
     pub sudo_left: Option<i64>,
     /// Tokens expiring within a week, for the banner: loaded for page views only (GET,
-    /// not htmx), one indexed query.
+    /// not htmx), with the notices, in one query (`exposure_store::page_alerts`).
     pub expiring: Vec<ExpiringToken>,
     pub expiring_more: bool,
-    /// The member's notices, for page views only (one more indexed query).
+    /// The member's notices, for page views only.
     pub notices: Vec<NoticeView>,
     /// The path and query of this request (for a notice's Dismiss to return to).
     pub here: String,
@@ -330,8 +330,9 @@ impl FromRequestParts<AppState> for SignedIn {
         };
         let page_view =
             parts.method == axum::http::Method::GET && !crate::http::is_htmx(&parts.headers);
-        let (expiring, expiring_more) = if page_view {
-            let found = token_store::expiring_for(
+        // What the page shows above its content: one query, for page views only.
+        let alerts = if page_view {
+            exposure_store::page_alerts(
                 &state.db.pool,
                 &principal.account_id,
                 &member.user.id,
@@ -339,41 +340,33 @@ impl FromRequestParts<AppState> for SignedIn {
                 now,
                 now + EXPIRY_BANNER_DAYS * 86_400,
                 EXPIRY_BANNER_TOKENS as i64 + 1,
-            )
-            .await?;
-            let more = found.len() > EXPIRY_BANNER_TOKENS;
-            let shown = found
-                .into_iter()
-                .take(EXPIRY_BANNER_TOKENS)
-                .map(|t| ExpiringToken {
-                    name: t.name,
-                    automation: t.kind == crate::domain::secret::TokenKind::Automation,
-                    when: When::new(t.expires_at, now),
-                })
-                .collect();
-            (shown, more)
-        } else {
-            (Vec::new(), false)
-        };
-        let notices = if page_view {
-            exposure_store::notices(
-                &state.db.pool,
-                &principal.account_id,
-                &member.user.id,
                 NOTICES_SHOWN,
             )
             .await?
-            .into_iter()
-            .map(|n| NoticeView {
-                when: When::new(n.created_at, now),
-                id: n.id,
-                message: n.message,
-                link: n.link,
-            })
-            .collect()
         } else {
             Vec::new()
         };
+        let mut expiring = Vec::new();
+        let mut notices = Vec::new();
+        for alert in alerts {
+            if alert.source == "notice" {
+                notices.push(NoticeView {
+                    when: When::new(alert.at, now),
+                    id: alert.detail,
+                    message: alert.text,
+                    link: alert.link,
+                });
+            } else {
+                expiring.push(ExpiringToken {
+                    name: alert.text,
+                    automation: alert.detail
+                        == crate::domain::secret::TokenKind::Automation.as_str(),
+                    when: When::new(alert.at, now),
+                });
+            }
+        }
+        let expiring_more = expiring.len() > EXPIRY_BANNER_TOKENS;
+        expiring.truncate(EXPIRY_BANNER_TOKENS);
         let here = parts
             .uri
             .path_and_query()

@@ -84,6 +84,11 @@ async fn main() {
 
     let client = app.client();
     client.sign_in(&boss).await;
+    let node = app.node_behind_proxy().await;
+    let mut people = Vec::new();
+    for _ in 0..SIGN_INS {
+        people.push(app.member(&account, Role::User).await);
+    }
     // Let the seeding's buffers go before measuring idle.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = rss_mib();
@@ -91,11 +96,6 @@ async fn main() {
 
     // Two bursts of sign-ins: the first brings the password workers' blocks in, the
     // second shows nothing more stays behind.
-    let node = app.node_behind_proxy().await;
-    let mut people = Vec::new();
-    for _ in 0..SIGN_INS {
-        people.push(app.member(&account, Role::User).await);
-    }
     for round in 1..=2 {
         sign_in_burst(&node, &people, idle, round).await;
     }

@@ -3,10 +3,12 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
 use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -14,7 +16,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -40,9 +44,36 @@ pub fn router(state: AppState) -> Router {
         // The JSON API sits outside the session and CSRF layers: it never reads cookies.
         .merge(api::router())
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .fallback(web::not_found);
     let hsts = state.settings.secure_cookies;
     with_shared_layers(routes, REQUEST_TIMEOUT, hsts).with_state(state)
+}
+
+/// Request ids: a random prefix per process (so ids of several nodes never collide) and
+/// a counter, instead of a UUID from the operating system's random source per request.
+#[derive(Clone)]
+struct CountedRequestIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl CountedRequestIds {
+    fn new() -> Self {
+        CountedRequestIds {
+            prefix: crate::domain::random::base62(8).into(),
+            next: Arc::new(AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for CountedRequestIds {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::try_from(format!("{}-{n}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 /// The layers every request passes, outermost last: request id, trace, JSON errors for
@@ -63,16 +94,26 @@ where
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(from_fn(api::json_errors::json_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        // A span per request only when asked for (LOG_LEVEL=debug, or
+        // tower_http=debug,tokenpanel=debug): at the default level it costs a check.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+            tracing::debug_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
         }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, CountedRequestIds::new()))
 }
 
-async fn healthz(State(state): State<AppState>) -> Response {
+/// Liveness: the process answers requests. Touches nothing else, so a database outage
+/// does not get healthy nodes restarted.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers too; a load balancer sends requests only to nodes
+/// that say so.
+async fn readyz(State(state): State<AppState>) -> Response {
     if state.db.ping().await {
-        (StatusCode::OK, "ok").into_response()
+        (StatusCode::OK, "ready").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
     }
@@ -144,6 +185,8 @@ pub async fn open_database(config: &Config) -> Result<Db, StartupError> {
 
 pub struct Server {
     listener: TcpListener,
+    /// For the token cache's own LISTEN connection on PostgreSQL.
+    database_url: String,
     router: Router,
     pub state: AppState,
     pub addr: SocketAddr,
@@ -165,6 +208,7 @@ impl Server {
         let router = router(state.clone());
         Ok(Server {
             listener,
+            database_url: config.database_url.clone(),
             router,
             state,
             addr,
@@ -206,6 +250,15 @@ impl Server {
             }
         });
         let usage = tokio::spawn(self.state.usage.clone().run(self.state.db.clone()));
+        let cache = self.state.tokens.clone();
+        let cache_feed = match self.state.db.backend {
+            db::Backend::Postgres => {
+                tokio::spawn(ops::token_cache::listen(cache, self.database_url))
+            }
+            db::Backend::Sqlite => {
+                tokio::spawn(ops::token_cache::poll_log(cache, self.state.ctx.clone()))
+            }
+        };
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -214,6 +267,7 @@ impl Server {
             .await;
         housekeeping.abort();
         usage.abort();
+        cache_feed.abort();
         // Uses noted since the last flush are written before the server goes away.
         if let Err(e) = self.state.usage.flush(&self.state.db).await {
             tracing::warn!(error = %e, "could not record token use at shutdown");

@@ -122,14 +122,13 @@ pub async fn list_account(
         caller.account_id(),
         i64::try_from(paging.per_page).unwrap_or(i64::MAX),
         i64::try_from(paging.offset()).unwrap_or(i64::MAX),
+        state.clock.unix(),
     )
     .await?;
     let ids: Vec<TokenId> = tokens.iter().map(|t| t.id.clone()).collect();
     let mut services = token_store::services_of_tokens(&mut *conn, &ids).await?;
-    let now = state.clock.unix();
     let list: Vec<TokenJson> = tokens
         .iter()
-        .filter(|t| !t.is_rolled_over(now))
         .map(|t| TokenJson::new(t, services.remove(&t.id).unwrap_or_default()))
         .collect();
     let mut response = json_no_store(StatusCode::OK, &list);

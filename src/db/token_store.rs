@@ -383,27 +383,37 @@ pub async fn in_account<'e>(
 }
 
 /// One page of an account's tokens, newest first, and how many there are in all.
+/// Rolled tokens whose overlap is over are left out (their rows only wait for the
+/// hourly housekeeping), so every page is full.
 pub async fn page_in_account(
     conn: &mut AnyConnection,
     account_id: &AccountId,
     limit: i64,
     offset: i64,
+    now: i64,
 ) -> sqlx::Result<(Vec<Token>, i64)> {
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE account_id = $1")
-        .bind(account_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    let page = sqlx::query_as(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 \
-         ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM tokens WHERE account_id = $1 AND {STILL_LISTED}"
     ))
     .bind(account_id)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let page = sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND {STILL_LISTED} \
+         ORDER BY created_at DESC, id LIMIT $3 OFFSET $4"
+    ))
+    .bind(account_id)
+    .bind(now)
     .bind(limit)
     .bind(offset)
     .fetch_all(&mut *conn)
     .await?;
     Ok((page, total))
 }
+
+/// A token row that lists show: not a rolled token past its overlap (`$2` is now).
+pub const STILL_LISTED: &str = "(replaced_by IS NULL OR expires_at > $2)";
 
 /// Service ids of the given tokens (a token without any has access to all).
 pub async fn services_of_tokens<'e>(

@@ -11,6 +11,7 @@ pub mod invitations;
 pub mod leaked_tokens;
 pub mod membership;
 pub mod service_catalog;
+pub mod token_cache;
 pub mod token_lifecycle;
 pub mod token_usage;
 pub mod write_budget;
@@ -44,8 +45,8 @@ pub struct Settings {
     pub api_writes_per_hour: i64,
 }
 
-/// What operations need: the database, the clock, the settings, the password hasher
-/// and the server key.
+/// What operations need: the database, the clock, the settings, the password hasher,
+/// the server key and the verified-token cache.
 #[derive(Clone)]
 pub struct Context {
     pub db: Db,
@@ -53,4 +54,7 @@ pub struct Context {
     pub settings: Arc<Settings>,
     pub passwords: Passwords,
     pub secret_key: Arc<SecretKey>,
+    /// Verified tokens in memory; writes that change what a token may do commit
+    /// through `token_cache::commit`.
+    pub tokens: token_cache::TokenCache,
 }

@@ -15,6 +15,7 @@ mod lifecycle;
 mod personal_tokens;
 mod sessions;
 mod superusers;
+mod token_cache;
 mod token_policy;
 mod token_roll;
 mod two_factor;

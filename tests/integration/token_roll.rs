@@ -17,6 +17,7 @@ on_both_databases!(
     rolling_at_the_token_limit,
     the_roll_page_shows_the_secret_once_and_the_lineage,
     a_rolled_token_past_its_overlap_does_not_hold_its_owner_back,
+    pages_stay_full_when_rolled_tokens_await_the_housekeeping,
 );
 
 const DAY: i64 = 86_400;
@@ -759,4 +760,57 @@ async fn a_rolled_token_past_its_overlap_does_not_hold_its_owner_back(app: TestA
     assert_eq!(done.status, 303, "{}", done.body);
     assert!(!done.location().starts_with("/account/sudo"));
     assert!(!app.token_exists(&old.id).await);
+}
+
+async fn pages_stay_full_when_rolled_tokens_await_the_housekeeping(app: TestApp) {
+    app.clock.freeze();
+    let boss = app.persona(Role::Superuser).await;
+    let key = app.issue_token(&boss).await.key;
+    // Three tokens rolled with an hour of overlap, the newest first in every list.
+    let api = app.api();
+    api.enter_sudo(&key, &boss).await;
+    for i in 0..3 {
+        let old = app
+            .issue_token(TokenSpec::user(&boss).named(&format!("rolled {i}")))
+            .await;
+        api.post_json(
+            &format!("/tokens/{}/rotate", old.id),
+            Some(&key),
+            json!({"overlap_seconds": 3600}),
+        )
+        .await
+        .expect(200);
+    }
+    // Past the overlap, before any housekeeping: the three old rows are still stored.
+    app.clock.advance(3600);
+    assert_eq!(app.count("tokens").await, 7);
+    let path = format!("/customer/{}/tokens", boss.account_id);
+    let mut ids = std::collections::BTreeSet::new();
+    for number in 1..=2 {
+        let page = api
+            .get(&format!("{path}?per_page=2&page={number}"), &key)
+            .await;
+        page.expect(200);
+        let rows = page.json.as_array().unwrap();
+        assert_eq!(rows.len(), 2, "page {number} is full: {}", page.json);
+        ids.extend(rows.iter().map(|t| t["id"].as_str().unwrap().to_owned()));
+        let links = page.header("link");
+        assert_eq!(
+            links.contains("rel=\"next\""),
+            number == 1,
+            "four listed tokens make two pages: {links}"
+        );
+    }
+    assert_eq!(ids.len(), 4, "the login token and three successors");
+    // Account tokens lists the successors only.
+    let client = app.client();
+    client.sign_in(&boss).await;
+    let page = client.get("/account/account-tokens?sort=created").await;
+    page.assert(200, ">rolled 2<");
+    assert_eq!(
+        page.body.matches(">rolled 0<").count(),
+        1,
+        "only the successor: {}",
+        page.body
+    );
 }

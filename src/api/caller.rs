@@ -137,6 +137,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         TokenKind::Automation => (found.token.role, None),
     };
     let role = role.ok_or_else(ApiError::unauthorized)?;
+    super::expiry_header::note(parts, found.token.expires_at);
     // Only engineers are ever limited to some services, and only as members: an
     // automation token belongs to no one.
     let services = match &owner {

@@ -5,14 +5,17 @@
 mod api;
 mod cli;
 mod event_log;
+mod expiry_warnings;
 mod fastly_clients;
 mod foundation;
 mod hardening;
 mod invitations;
+mod leaked_tokens;
 mod lifecycle;
 mod personal_tokens;
 mod sessions;
 mod superusers;
 mod token_cache;
+mod token_policy;
 mod token_roll;
 mod two_factor;

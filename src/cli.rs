@@ -21,6 +21,7 @@ use crate::ops::membership::{self, Acting};
 use crate::ops::token_lifecycle::{self, TokenRequest};
 use crate::ops::{account_security, first_run, service_catalog};
 use crate::state::AppState;
+use crate::telemetry;
 
 #[derive(Debug, Parser)]
 #[command(name = "tokenpanel", version, about = "A control panel for API tokens")]
@@ -75,7 +76,7 @@ pub enum Command {
 
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(message) = init_logging(&cli.config.log_level) {
+    if let Err(message) = telemetry::logging::init(&cli.config.log_level, cli.config.log_format) {
         eprintln!("error: {message}");
         return ExitCode::FAILURE;
     }
@@ -103,30 +104,15 @@ pub async fn run() -> ExitCode {
     }
 }
 
-fn init_logging(filter: &str) -> Result<(), String> {
-    let targets: tracing_subscriber::filter::Targets = filter
-        .parse()
-        .map_err(|e| format!("LOG_LEVEL {filter:?} is not a valid filter: {e}"))?;
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    // Colour only for a person at a terminal: escape codes garble files and pipes.
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_target(false)
-                .with_ansi(colour),
-        )
-        .with(targets)
-        .try_init()
-        .map_err(|e| e.to_string())
-}
-
 async fn serve(config: &Config) -> Result<(), StartupError> {
     let server = Server::build(config, Arc::new(SystemClock)).await?;
     let addr = server.addr;
     tracing::info!(%addr, backend = ?server.state.db.backend, "tokenpanel listening");
     println!("tokenpanel is listening on http://{addr}");
+    if let Some(metrics) = server.metrics_addr {
+        tracing::info!(%metrics, "metrics listening");
+        println!("Metrics are served on http://{metrics}/metrics");
+    }
     if let Some(path) = first_run::setup_path(&server.state)
         .await
         .map_err(|e| StartupError(e.to_string()))?

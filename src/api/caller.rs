@@ -3,6 +3,8 @@
 //! token with its owner's membership and its services), and one more for an engineer's
 //! service limits. Nothing is cached, so a revoked token is refused at once by every node.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
@@ -13,7 +15,7 @@ use crate::db::account_store::{self, Account};
 use crate::db::member_store;
 use crate::db::token_store::{self, Token};
 use crate::db::user_store::User;
-use crate::domain::access::{Action, Principal, ServiceAccess, TokenGrant};
+use crate::domain::access::{Action, Denied, Principal, ServiceAccess, TokenGrant};
 use crate::domain::ids::{AccountId, UserId};
 use crate::domain::password::Password;
 use crate::domain::roles::Role;
@@ -22,6 +24,8 @@ use crate::http::ClientIp;
 use crate::ops::authentication::{self, CodeCheck, Outcome};
 use crate::ops::Context;
 use crate::state::AppState;
+use crate::telemetry::metrics::TokenOutcome;
+use crate::telemetry::{note_identity, Metrics};
 
 pub const KEY_HEADER: &str = "fastly-key";
 pub const OTP_HEADER: &str = "fastly-otp";
@@ -35,6 +39,8 @@ pub struct Caller {
     pub token: Token,
     pub sudo_until: Option<i64>,
     pub ip: String,
+    /// Where a refusal for the token's scopes or services is counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Caller {
@@ -60,7 +66,11 @@ impl Caller {
 
     /// The one authorisation check (`domain::access`).
     pub fn require(&self, action: Action<'_>) -> ApiResult<()> {
-        Ok(self.principal.require(action)?)
+        let checked = self.principal.require(action);
+        if let Err(Denied::ReadOnly | Denied::Scope | Denied::TokenService) = checked {
+            self.metrics.token_check(TokenOutcome::WrongScope);
+        }
+        Ok(checked?)
     }
 
     pub fn in_sudo(&self, now: i64) -> bool {
@@ -85,19 +95,58 @@ pub fn otp(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
+/// Authenticates the key and counts the outcome (`tokenpanel_token_verifications_total`).
 async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResult<Caller> {
+    let result = check_key(parts, state, key).await;
+    let outcome = match &result {
+        Ok(_) => TokenOutcome::Ok,
+        Err(Refused::Unknown) => TokenOutcome::Unknown,
+        Err(Refused::Expired(_)) => TokenOutcome::Expired,
+        Err(Refused::Other(_)) => return result.map_err(Refused::into_api),
+    };
+    state.metrics.token_check(outcome);
+    result.map_err(Refused::into_api)
+}
+
+/// Why a key was refused, for the metrics.
+enum Refused {
+    /// Malformed, unknown, revoked, or of an owner who is gone or locked.
+    Unknown,
+    Expired(ApiError),
+    /// Not about the token: the database, or the write budget.
+    Other(ApiError),
+}
+
+impl Refused {
+    fn into_api(self) -> ApiError {
+        match self {
+            Refused::Unknown => ApiError::unauthorized(),
+            Refused::Expired(e) | Refused::Other(e) => e,
+        }
+    }
+}
+
+impl<E: Into<ApiError>> From<E> for Refused {
+    fn from(e: E) -> Self {
+        Refused::Other(e.into())
+    }
+}
+
+async fn check_key(parts: &mut Parts, state: &AppState, key: &str) -> Result<Caller, Refused> {
     if secret::check_shape(key).is_err() {
-        return Err(ApiError::unauthorized());
+        return Err(Refused::Unknown);
     }
     let Some(found) = token_store::authenticate(&state.db.pool, &secret::digest(key)).await? else {
-        return Err(ApiError::unauthorized());
+        return Err(Refused::Unknown);
     };
     let now = state.clock.unix();
     if let Some(expired_at) = found.token.expires_at.filter(|at| *at <= now) {
-        return Err(ApiError::unauthorized().with_msg(format!(
-            "Token {} expired at {}",
-            found.token.id,
-            timestamp(expired_at)
+        return Err(Refused::Expired(ApiError::unauthorized().with_msg(
+            format!(
+                "Token {} expired at {}",
+                found.token.id,
+                timestamp(expired_at)
+            ),
         )));
     }
     let token = found.token;
@@ -107,7 +156,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         TokenKind::User => (found.member_role, token.user_id.clone()),
         TokenKind::Automation => (token.role, None),
     };
-    let role = role.ok_or_else(ApiError::unauthorized)?;
+    let role = role.ok_or(Refused::Unknown)?;
     // Only engineers are ever limited to some services, and only as members: an
     // automation token belongs to no one.
     let services = match &owner {
@@ -122,6 +171,11 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
     state.usage.note(&token.id, now, &ip, agent);
+    note_identity(
+        &parts.extensions,
+        owner.as_ref().map(|u| u.as_str()),
+        Some(token.id.as_str()),
+    );
     let principal = Principal {
         account_id: token.account_id.clone(),
         role,
@@ -139,6 +193,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         token,
         sudo_until: found.sudo_until,
         ip,
+        metrics: state.metrics.clone(),
     })
 }
 

@@ -10,7 +10,8 @@
 
 use std::fmt;
 #[cfg(any(test, feature = "testkit"))]
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -163,11 +164,16 @@ fn verify_with(memory: &mut Memory, password: &str, stored: &str) -> bool {
 }
 
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
+type WaitObserver = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
 
 /// The password hasher: a handle on the worker threads.
 #[derive(Clone)]
 pub struct Passwords {
     queue: SyncSender<Job>,
+    /// Jobs sent and not yet started, for the metrics.
+    waiting: Arc<AtomicI64>,
+    /// Told how long each job waited for a worker (the metrics' histogram).
+    on_wait: Option<WaitObserver>,
     /// argon2 computations done, for tests that count them.
     #[cfg(any(test, feature = "testkit"))]
     computed: Arc<AtomicU64>,
@@ -215,6 +221,8 @@ impl Passwords {
         }
         Ok(Passwords {
             queue,
+            waiting: Arc::new(AtomicI64::new(0)),
+            on_wait: None,
             #[cfg(any(test, feature = "testkit"))]
             computed,
         })
@@ -225,20 +233,47 @@ impl Passwords {
         job: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let (reply, answer) = oneshot::channel();
+        let queued_at = std::time::Instant::now();
+        let waiting = self.waiting.clone();
+        let on_wait = self.on_wait.clone();
         let job: Job = Box::new(move |memory| {
+            waiting.fetch_sub(1, Ordering::Relaxed);
+            if let Some(observe) = &on_wait {
+                observe(queued_at.elapsed());
+            }
             // The caller may have gone away meanwhile; nobody is left to tell.
             let _ = reply.send(job(memory));
         });
+        // Counted before sending, so a worker that starts at once never takes it below 0.
+        self.waiting.fetch_add(1, Ordering::Relaxed);
         match self.queue.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(HashError::Busy),
+            Err(TrySendError::Full(_)) => {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                return Err(HashError::Busy);
+            }
             Err(TrySendError::Disconnected(_)) => {
-                return Err(HashError::Failed("the password workers stopped".into()))
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                return Err(HashError::Failed("the password workers stopped".into()));
             }
         }
         answer
             .await
             .map_err(|_| HashError::Failed("a password worker stopped".into()))
+    }
+
+    /// Calls `observe` with the time each later job waited for a worker.
+    pub fn observe_waits(
+        mut self,
+        observe: impl Fn(std::time::Duration) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_wait = Some(Arc::new(observe));
+        self
+    }
+
+    /// Password checks waiting for a worker now.
+    pub fn waiting(&self) -> i64 {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {

@@ -21,6 +21,7 @@ use crate::db::Db;
 use crate::domain::cidr::Cidr;
 use crate::domain::crypto::SecretKey;
 use crate::domain::password::Passwords;
+use crate::telemetry::Metrics;
 
 /// Settings fixed at start-up.
 #[derive(Debug, Clone)]
@@ -40,6 +41,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// API write requests per user (or automation token) per clock hour.
     pub api_writes_per_hour: i64,
+    /// One log line per request (`ACCESS_LOG`).
+    pub access_log: bool,
 }
 
 /// What operations need: the database, the clock, the settings, the password hasher
@@ -51,4 +54,6 @@ pub struct Context {
     pub settings: Arc<Settings>,
     pub passwords: Passwords,
     pub secret_key: Arc<SecretKey>,
+    /// Counters that operations move (sign-ins); served by `app::Server`.
+    pub metrics: Arc<Metrics>,
 }

@@ -13,6 +13,7 @@ fn tokenpanel(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)], stdin:
         .env_remove("BIND")
         .env_remove("TOKENPANEL_PASSWORD")
         .env_remove("SECRET_KEY")
+        .env_remove("METRICS_BIND")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -97,6 +98,19 @@ fn bad_settings_stop_with_one_clear_line() {
     assert_one_clear_line(
         &tokenpanel(&dir, &["serve", "--bind", &bind], &[], ""),
         "cannot listen on",
+    );
+    assert_one_clear_line(
+        &tokenpanel(
+            &dir,
+            &["serve", "--bind", "127.0.0.1:0"],
+            &[("METRICS_BIND", &bind)],
+            "",
+        ),
+        "(METRICS_BIND)",
+    );
+    assert_one_clear_line(
+        &tokenpanel(&dir, &["serve"], &[("METRICS_BIND", "nine")], ""),
+        "METRICS_BIND must be an address",
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,6 +10,7 @@ mod foundation;
 mod hardening;
 mod invitations;
 mod lifecycle;
+mod operations;
 mod personal_tokens;
 mod sessions;
 mod superusers;

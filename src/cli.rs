@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `migrate`, `create-superuser`, `reset-password`,
-//! `sweep`, `import-legacy-key` and `demo`.
+//! `sweep`, `backup`, `import-legacy-key` and `demo`.
 //! Every failure ends the program with one clear line and a non-zero status.
 
 use std::io::BufRead;
@@ -66,6 +66,12 @@ pub enum Command {
         #[arg(long)]
         account: String,
     },
+    /// Write a consistent copy of the SQLite database to PATH while the server runs
+    /// (`VACUUM INTO`). For PostgreSQL use `pg_dump` (README, Backups).
+    Backup {
+        /// Where the copy goes; must not exist yet.
+        path: std::path::PathBuf,
+    },
     /// Seed a demo account with one user per role, services and tokens; prints the logins.
     Demo {
         /// Seed even though the database already has users.
@@ -93,6 +99,7 @@ pub async fn run() -> ExitCode {
         Command::ResetPassword { email } => reset_password(&cli.config, &email).await,
         Command::Demo { force } => demo(&cli.config, force).await,
         Command::Sweep => sweep(&cli.config).await,
+        Command::Backup { path } => backup(&cli.config, &path).await,
         Command::ImportLegacyKey { account } => import_legacy_key(&cli.config, &account).await,
     };
     match result {
@@ -249,6 +256,39 @@ async fn sweep(config: &Config) -> Result<(), StartupError> {
         .await
         .map_err(database)?;
     println!("Deleted {deleted} token(s) unused for two years.");
+    Ok(())
+}
+
+async fn backup(config: &Config, path: &std::path::Path) -> Result<(), StartupError> {
+    if config.sqlite_path().is_none() {
+        return Err(StartupError(
+            "backup copies SQLite databases; for PostgreSQL use pg_dump (see the README's Backups section)".into(),
+        ));
+    }
+    if path.exists() {
+        return Err(StartupError(format!(
+            "{} already exists; choose a new file for the backup",
+            path.display()
+        )));
+    }
+    let target = path
+        .to_str()
+        .ok_or_else(|| StartupError("the backup path must be valid UTF-8".into()))?;
+    let db = app::open_database(config).await?;
+    sqlx::query("VACUUM INTO $1")
+        .bind(target)
+        .execute(&db.pool)
+        .await
+        .map_err(|e| StartupError(format!("cannot write the backup to {target}: {e}")))?;
+    db.pool.close().await;
+    println!("Wrote a copy of the database to {target}.");
+    let key_file = config.key_file().filter(|_| config.secret_key.is_none());
+    if let Some(key) = key_file.filter(|key| key.exists()) {
+        println!(
+            "Keep the server key {} safe too, apart from the copy: without it the two-factor secrets in the copy cannot be read.",
+            key.display()
+        );
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod event_feed;
 pub mod fields;
 mod invitations;
 pub mod json_errors;
+mod openapi;
 mod paging;
 mod service_endpoints;
 mod token_creation;
@@ -88,6 +89,7 @@ pub fn router() -> Router<AppState> {
             "/invitations/{invitation_id}",
             axum::routing::delete(invitations::delete),
         )
+        .route("/openapi.json", get(openapi::serve))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(write_limit::headers))
 }

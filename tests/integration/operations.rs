@@ -18,7 +18,38 @@ on_both_databases!(
     json_log_lines_parse_and_hold_no_secret,
     sigterm_writes_the_last_token_uses,
     sigkill_mid_burst_loses_nothing_acknowledged,
+    every_documented_operation_is_served,
 );
+
+/// `GET /openapi.json` is served, and every operation it documents reaches a handler:
+/// with a key that is no token, each answers 401 (the route exists and asks for a
+/// token), never the fallback's 404 or a 405.
+async fn every_documented_operation_is_served(app: TestApp) {
+    let api = app.api();
+    let reply = api
+        .send(api.request(Method::GET, "/openapi.json", None))
+        .await;
+    reply.expect(200);
+    assert!(reply.json["openapi"].as_str().unwrap().starts_with("3.1"));
+    let mut checked = 0;
+    for (path, item) in reply.json["paths"].as_object().unwrap() {
+        let concrete: String = path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "x" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in item.as_object().unwrap().keys() {
+            let method: Method = method.to_uppercase().parse().unwrap();
+            let answer = api
+                .send(api.request(method.clone(), &concrete, Some("not-a-token")))
+                .await;
+            let expected = if path == "/openapi.json" { 200 } else { 401 };
+            assert_eq!(answer.status, expected, "{method} {path}: {}", answer.text);
+            checked += 1;
+        }
+    }
+    assert!(checked > 25, "{checked} operations");
+}
 
 /// The value of the sample line that starts with `series` (name and labels), or 0.
 fn sample(text: &str, series: &str) -> f64 {

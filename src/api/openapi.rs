@@ -196,7 +196,7 @@ fn endpoints() -> Vec<Endpoint> {
                     "type": "object", "required": ["id"],
                     "properties": {"type": {"type": "string", "enum": ["token"]}, "id": {"type": "string"}}
                 }}}}),
-                &[JSON_API, JSON],
+                &["application/vnd.api+json; ext=bulk"],
             )
             .errors(&[400, 401, 403, 404]),
         Endpoint::get("/tokens/self", "The token in Fastly-Key", Key(&[])).ok(200, schema_ref("TokenJson")),
@@ -360,6 +360,7 @@ fn error_response(status: u16) -> utoipa::openapi::Response {
     let description = match status {
         401 => "No token, or one that is malformed, unknown, revoked or expired",
         403 => "The token's scopes, the owner's role or service access do not allow this",
+        415 => "The body's media type is not one the operation reads",
         429 => "Throttled: the hourly write budget, or too many wrong passwords or codes (Retry-After says when to try again)",
         503 => "Too many password checks at once (Retry-After)",
         _ => status_text(status),
@@ -375,9 +376,30 @@ fn error_response(status: u16) -> utoipa::openapi::Response {
         .build()
 }
 
+/// The endpoint's own error statuses, and those every endpoint of its kind can give:
+/// 401 without a valid token, 400/413/415 for a body that cannot be read, 429 past the
+/// hourly write budget.
+fn errors_of(endpoint: &Endpoint) -> std::collections::BTreeSet<u16> {
+    let mut errors: std::collections::BTreeSet<u16> = endpoint.errors.iter().copied().collect();
+    if matches!(endpoint.auth, Auth::Key(_) | Auth::KeyOrPassword(_)) {
+        errors.insert(401);
+    }
+    if endpoint.body.is_some() {
+        errors.extend([400, 413, 415]);
+    }
+    if !endpoint.query.is_empty() {
+        errors.insert(400);
+    }
+    if !matches!(endpoint.method, HttpMethod::Get) {
+        errors.insert(429);
+    }
+    errors
+}
+
 fn build() -> OpenApi {
     let mut paths = PathsBuilder::new();
     for endpoint in endpoints() {
+        let errors = errors_of(&endpoint);
         let mut op = OperationBuilder::new().summary(Some(endpoint.summary));
         for segment in endpoint.path.split('/') {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
@@ -433,8 +455,8 @@ fn build() -> OpenApi {
             );
         }
         let mut responses = ResponsesBuilder::new().response(status.to_string(), ok.build());
-        for error in endpoint.errors {
-            responses = responses.response(error.to_string(), error_response(*error));
+        for error in errors {
+            responses = responses.response(error.to_string(), error_response(error));
         }
         op = op.responses(responses.build());
         op = match endpoint.auth {

@@ -92,7 +92,11 @@ async fn operate(scene: &Scene, server: &ServerProcess, class: usize, n: usize) 
                 eprintln!("create: {} {}", reply.status, reply.text);
                 return false;
             };
-            let revoke = api.request(Method::DELETE, &format!("/tokens/{id}"), Some(&scene.boss_key));
+            let revoke = api.request(
+                Method::DELETE,
+                &format!("/tokens/{id}"),
+                Some(&scene.boss_key),
+            );
             matches!(api.try_send(revoke).await, Some(r) if r.status == 204)
         }
         2 => {
@@ -109,8 +113,9 @@ async fn operate(scene: &Scene, server: &ServerProcess, class: usize, n: usize) 
 
 async fn thread_local_page(server: &ServerProcess, boss: &Persona) -> bool {
     use std::collections::HashMap;
-    static BROWSERS: Mutex<Option<HashMap<std::thread::ThreadId, Arc<tokenpanel::testkit::Client>>>> =
-        Mutex::new(None);
+    static BROWSERS: Mutex<
+        Option<HashMap<std::thread::ThreadId, Arc<tokenpanel::testkit::Client>>>,
+    > = Mutex::new(None);
     let id = std::thread::current().id();
     let existing = BROWSERS
         .lock()
@@ -185,7 +190,10 @@ async fn main() -> Result<(), Failure> {
     let admin = std::env::var("SOAK_DATABASE")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let env_num = |name: &str, default: u64| {
-        std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
     let seconds = env_num("SOAK_SECONDS", 600);
     let every = env_num("SOAK_REPORT_SECONDS", 30);
@@ -198,7 +206,11 @@ async fn main() -> Result<(), Failure> {
     let mut read_keys = Vec::new();
     for _ in 0..20 {
         let member = app.member(&account, Role::Engineer).await;
-        read_keys.push(app.issue_token(TokenSpec::user(&member).scope("global:read")).await.key);
+        read_keys.push(
+            app.issue_token(TokenSpec::user(&member).scope("global:read"))
+                .await
+                .key,
+        );
     }
     let server = Arc::new(
         ServerProcess::start(
@@ -282,5 +294,8 @@ async fn main() -> Result<(), Failure> {
     let last = rss.last().copied().unwrap_or(0.0);
     println!("errors: {total_errors} (goal 0); RSS after the first minute {warm:.1} MiB, at the end {last:.1} MiB");
     drop(server);
-    Ok(if total_errors == 0 { () } else { std::process::exit(1) })
+    if total_errors > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
 }

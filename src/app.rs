@@ -280,6 +280,9 @@ impl Server {
                 if let Err(e) = ops::write_budget::sweep(&state).await {
                     tracing::warn!(error = %e, "could not delete past API write counters");
                 }
+                if let Err(e) = ops::token_lifecycle::sweep_rolled(&state).await {
+                    tracing::warn!(error = %e, "could not sweep rolled tokens");
+                }
                 match ops::token_lifecycle::sweep_unused(&state).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "deleted tokens unused for two years"),

@@ -256,6 +256,12 @@ async fn sweep(config: &Config) -> Result<(), StartupError> {
         .await
         .map_err(database)?;
     println!("Deleted {deleted} token(s) unused for two years.");
+    let rolled = token_lifecycle::sweep_rolled(&state)
+        .await
+        .map_err(database)?;
+    if rolled > 0 {
+        println!("Deleted {rolled} rolled token(s) whose overlap had ended.");
+    }
     Ok(())
 }
 
@@ -394,6 +400,9 @@ async fn demo(config: &Config, force: bool) -> Result<(), StartupError> {
             role: None,
             tls_access: false,
             expires_at: Some(now + 90 * 86_400),
+            description: None,
+            allowed_cidrs: None,
+            rolled: None,
             ip: None,
         };
         token_lifecycle::issue(&state, &request)

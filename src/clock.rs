@@ -30,6 +30,8 @@ impl Clock for SystemClock {
 #[derive(Debug, Default)]
 pub struct ShiftedClock {
     offset_seconds: AtomicI64,
+    /// Unix seconds the clock stands still at (0: it runs with the system clock).
+    frozen_at: AtomicI64,
 }
 
 #[cfg(any(test, feature = "testkit"))]
@@ -37,13 +39,23 @@ impl ShiftedClock {
     pub fn advance(&self, seconds: i64) {
         self.offset_seconds.fetch_add(seconds, Ordering::SeqCst);
     }
+
+    /// Stops the clock where it is: from now on only `advance` moves it, so tests of
+    /// exact boundaries do not depend on how long the machine takes.
+    pub fn freeze(&self) {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        self.frozen_at.store(now, Ordering::SeqCst);
+    }
 }
 
 #[cfg(any(test, feature = "testkit"))]
 impl Clock for ShiftedClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
-            + time::Duration::seconds(self.offset_seconds.load(Ordering::SeqCst))
+        let base = match self.frozen_at.load(Ordering::SeqCst) {
+            0 => OffsetDateTime::now_utc(),
+            at => OffsetDateTime::from_unix_timestamp(at).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        };
+        base + time::Duration::seconds(self.offset_seconds.load(Ordering::SeqCst))
     }
 }
 
@@ -59,5 +71,16 @@ mod tests {
         let before = clock.unix();
         clock.advance(600);
         assert!(clock.unix() >= before + 600);
+    }
+
+    #[test]
+    fn a_frozen_clock_moves_only_when_advanced() {
+        let clock = ShiftedClock::default();
+        clock.freeze();
+        let at = clock.unix();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(clock.unix(), at);
+        clock.advance(59);
+        assert_eq!(clock.unix(), at + 59);
     }
 }

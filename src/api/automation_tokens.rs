@@ -67,6 +67,9 @@ pub async fn create(
         role: Some(role),
         tls_access,
         expires_at: wanted.expires_at,
+        description: wanted.description.as_deref(),
+        allowed_cidrs: wanted.allowed_cidrs.as_ref(),
+        rolled: None,
         ip: Some(&caller.ip),
     };
     let issued = token_lifecycle::issue(&state, &request)

@@ -16,12 +16,13 @@ use crate::db::member_store;
 use crate::db::token_store::{self, Token};
 use crate::db::user_store::User;
 use crate::domain::access::{Action, Denied, Principal, ServiceAccess, TokenGrant};
-use crate::domain::ids::{AccountId, UserId};
+use crate::domain::ids::{AccountId, TokenId, UserId};
 use crate::domain::password::Password;
 use crate::domain::roles::Role;
 use crate::domain::secret::{self, TokenKind};
 use crate::http::ClientIp;
 use crate::ops::authentication::{self, CodeCheck, Outcome};
+use crate::ops::token_lifecycle;
 use crate::ops::Context;
 use crate::state::AppState;
 use crate::telemetry::metrics::TokenOutcome;
@@ -29,6 +30,14 @@ use crate::telemetry::{note_identity, Metrics};
 
 pub const KEY_HEADER: &str = "fastly-key";
 pub const OTP_HEADER: &str = "fastly-otp";
+
+/// The answer to a token used from outside its allowlist (403).
+pub const ADDRESS_REFUSED: &str = "Token is not allowed from this address.";
+
+/// 401 for a token past its expiry (or a rolled secret past its overlap).
+fn expired(id: &TokenId, at: i64) -> ApiError {
+    ApiError::unauthorized().with_msg(format!("Token {id} expired at {}", timestamp(at)))
+}
 
 /// The authenticated token of a request.
 #[derive(Debug, Clone)]
@@ -95,59 +104,44 @@ pub fn otp(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// Authenticates the key and counts the outcome (`tokenpanel_token_verifications_total`).
+/// Authenticates the key; every outcome is counted (`tokenpanel_token_verifications_total`).
 async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResult<Caller> {
-    let result = check_key(parts, state, key).await;
-    let outcome = match &result {
-        Ok(_) => TokenOutcome::Ok,
-        Err(Refused::Unknown) => TokenOutcome::Unknown,
-        Err(Refused::Expired(_)) => TokenOutcome::Expired,
-        Err(Refused::Other(_)) => return result.map_err(Refused::into_api),
-    };
-    state.metrics.token_check(outcome);
-    result.map_err(Refused::into_api)
-}
-
-/// Why a key was refused, for the metrics.
-enum Refused {
-    /// Malformed, unknown, revoked, or of an owner who is gone or locked.
-    Unknown,
-    Expired(ApiError),
-    /// Not about the token: the database, or the write budget.
-    Other(ApiError),
-}
-
-impl Refused {
-    fn into_api(self) -> ApiError {
-        match self {
-            Refused::Unknown => ApiError::unauthorized(),
-            Refused::Expired(e) | Refused::Other(e) => e,
-        }
-    }
-}
-
-impl<E: Into<ApiError>> From<E> for Refused {
-    fn from(e: E) -> Self {
-        Refused::Other(e.into())
-    }
-}
-
-async fn check_key(parts: &mut Parts, state: &AppState, key: &str) -> Result<Caller, Refused> {
+    let count = |outcome| state.metrics.token_check(outcome);
     if secret::check_shape(key).is_err() {
-        return Err(Refused::Unknown);
+        count(TokenOutcome::Unknown);
+        return Err(ApiError::unauthorized());
     }
-    let Some(found) = token_store::authenticate(&state.db.pool, &secret::digest(key)).await? else {
-        return Err(Refused::Unknown);
+    let digest = secret::digest(key);
+    let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
+    let Some(found) = token_store::authenticate(&state.db.pool, &digest).await? else {
+        // A rolled secret whose token is gone: refused like an expired token, and
+        // recorded (an attack signal).
+        return Err(
+            match token_lifecycle::rotated_secret_used(state, &digest, &ip).await? {
+                Some(retired) => {
+                    count(TokenOutcome::Expired);
+                    expired(&retired.token_id, retired.retired_at)
+                }
+                None => {
+                    count(TokenOutcome::Unknown);
+                    ApiError::unauthorized()
+                }
+            },
+        );
     };
     let now = state.clock.unix();
     if let Some(expired_at) = found.token.expires_at.filter(|at| *at <= now) {
-        return Err(Refused::Expired(ApiError::unauthorized().with_msg(
-            format!(
-                "Token {} expired at {}",
-                found.token.id,
-                timestamp(expired_at)
-            ),
-        )));
+        if found.token.replaced_by.is_some() {
+            token_lifecycle::rotated_secret_used(state, &digest, &ip).await?;
+        }
+        count(TokenOutcome::Expired);
+        return Err(expired(&found.token.id, expired_at));
+    }
+    // The allowlist is checked on every request, from the row just read.
+    if !found.token.allows_address(ip.parse().ok()) {
+        token_lifecycle::address_refused(state, &found.token, &ip).await?;
+        count(TokenOutcome::AddressRefused);
+        return Err(ApiError::forbidden(ADDRESS_REFUSED));
     }
     let token = found.token;
     let (role, owner) = match token.kind {
@@ -156,7 +150,10 @@ async fn check_key(parts: &mut Parts, state: &AppState, key: &str) -> Result<Cal
         TokenKind::User => (found.member_role, token.user_id.clone()),
         TokenKind::Automation => (token.role, None),
     };
-    let role = role.ok_or(Refused::Unknown)?;
+    let Some(role) = role else {
+        count(TokenOutcome::Unknown);
+        return Err(ApiError::unauthorized());
+    };
     // Only engineers are ever limited to some services, and only as members: an
     // automation token belongs to no one.
     let services = match &owner {
@@ -165,12 +162,12 @@ async fn check_key(parts: &mut Parts, state: &AppState, key: &str) -> Result<Cal
         }
         None => ServiceAccess::All,
     };
-    let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
     let agent = parts
         .headers
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
     state.usage.note(&token.id, now, &ip, agent);
+    count(TokenOutcome::Ok);
     note_identity(
         &parts.extensions,
         owner.as_ref().map(|u| u.as_str()),

@@ -16,6 +16,7 @@ mod token_creation;
 mod token_json;
 mod token_reads;
 mod token_revocation;
+mod token_rotation;
 mod token_sudo;
 mod token_verify;
 mod user_endpoints;
@@ -47,6 +48,8 @@ pub fn router() -> Router<AppState> {
             "/tokens/{id}",
             get(token_reads::show).delete(token_revocation::delete_one),
         )
+        .route("/tokens/self/rotate", post(token_rotation::rotate_self))
+        .route("/tokens/{id}/rotate", post(token_rotation::rotate))
         .route(
             "/customer/{customer_id}/tokens",
             get(token_reads::list_account),

@@ -164,6 +164,8 @@ fn token_fields(automation: bool) -> Value {
         "scope": {"type": "string", "description": "Space-separated scopes: global, global:read, purge_select, purge_all"},
         "services": {"type": "array", "items": {"type": "string"}, "description": "Service ids the token is limited to; empty or absent: all services"},
         "expires_at": {"type": "string", "description": "RFC 3339 time, up to 9999-12-31; absent: never"},
+        "description": {"type": "string", "description": "What the token is for"},
+        "allowed_cidrs": {"type": "array", "items": {"type": "string"}, "description": "Addresses or CIDR ranges the token may be used from; absent: anywhere"},
     });
     if automation {
         properties["role"] = json!({"type": "string", "enum": ["user", "billing", "engineer"]});
@@ -173,6 +175,14 @@ fn token_fields(automation: bool) -> Value {
         properties["password"] = json!({"type": "string", "format": "password"});
     }
     json!({"type": "object", "properties": properties})
+}
+
+/// The body of a roll.
+fn rotate_fields() -> Value {
+    json!({"type": "object", "properties": {
+        "overlap_seconds": {"type": "integer", "minimum": 0, "maximum": 604800,
+            "description": "How long the old secret keeps working (0 by default)"}
+    }})
 }
 
 /// Every endpoint, in the order of `api::router`.
@@ -205,6 +215,22 @@ fn endpoints() -> Vec<Endpoint> {
             .ok(200, schema_ref("TokenJson"))
             .errors(&[401, 403, 404]),
         Endpoint::delete("/tokens/{id}", "Revoke one token", Key(WRITE)).errors(&[401, 403, 404]),
+        Endpoint::post(
+            "/tokens/self/rotate",
+            "Roll the token in Fastly-Key: a new secret, the old one working for overlap_seconds more",
+            Key(WRITE),
+        )
+        .body(rotate_fields(), &[FORM, JSON])
+        .ok(200, schema_ref("TokenJson"))
+        .errors(&[401, 403, 409, 422]),
+        Endpoint::post(
+            "/tokens/{id}/rotate",
+            "Roll a token (its owner in sudo mode, or a superuser for an automation token)",
+            Key(WRITE),
+        )
+        .body(rotate_fields(), &[FORM, JSON])
+        .ok(200, schema_ref("TokenJson"))
+        .errors(&[401, 403, 404, 409, 422]),
         Endpoint::get("/customer/{customer_id}/tokens", "The account's tokens (superusers)", Key(READ))
             .paged()
             .ok(200, array_of("TokenJson"))

@@ -16,6 +16,7 @@ use crate::db::token_store;
 use crate::db::user_store::{self, User};
 use crate::db::{member_store, service_store};
 use crate::domain::access::{self, Action, ServiceAccess};
+use crate::domain::cidr::Allowlist;
 use crate::domain::grant::{self, GrantError, ServiceRef};
 use crate::domain::ids::{AccountId, ServiceId, TokenId};
 use crate::domain::password::Password;
@@ -152,6 +153,8 @@ pub struct Wanted {
     /// Empty: all services.
     pub services: Vec<ServiceId>,
     pub expires_at: Option<i64>,
+    pub description: Option<String>,
+    pub allowed_cidrs: Option<Allowlist>,
 }
 
 pub fn wanted(fields: &Fields, now: i64) -> ApiResult<Wanted> {
@@ -190,11 +193,18 @@ pub fn wanted(fields: &Fields, now: i64) -> ApiResult<Wanted> {
             Some(at)
         }
     };
+    let description = validate::description(fields.text("description").unwrap_or(""))
+        .map_err(|e| ApiError::unprocessable(format!("description: {e}")))?;
+    let cidrs = fields.list("allowed_cidrs").unwrap_or_default();
+    let allowed_cidrs = Allowlist::parse_input(cidrs.iter().map(String::as_str))
+        .map_err(|e| ApiError::unprocessable(format!("allowed_cidrs: {e}")))?;
     Ok(Wanted {
         name,
         scopes,
         services,
         expires_at,
+        description,
+        allowed_cidrs,
     })
 }
 
@@ -258,6 +268,7 @@ pub fn issue_error(e: IssueError) -> ApiError {
         }
         IssueError::NotMember => ApiError::forbidden(IssueError::NOT_MEMBER),
         IssueError::ServiceGone => ApiError::unprocessable(IssueError::SERVICE_GONE),
+        IssueError::NotRollable => ApiError::new(StatusCode::CONFLICT, IssueError::NOT_ROLLABLE),
         IssueError::Database(e) => e.into(),
     }
 }
@@ -300,6 +311,9 @@ pub async fn create(
         role: None,
         tls_access: false,
         expires_at: wanted.expires_at,
+        description: wanted.description.as_deref(),
+        allowed_cidrs: wanted.allowed_cidrs.as_ref(),
+        rolled: None,
         ip: Some(&ip),
     };
     let issued = token_lifecycle::issue(&state, &request)

@@ -15,7 +15,18 @@ pub struct TokenJson {
     pub user_id: Option<UserId>,
     pub customer_id: AccountId,
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     pub scope: String,
+    /// The addresses the token may be used from; absent: any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_cidrs: Option<Vec<String>>,
+    /// The token this one was rolled from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_from: Option<TokenId>,
+    /// The token that replaced this one; it stops working at `expires_at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<TokenId>,
     /// Empty: all services.
     pub services: Vec<ServiceId>,
     pub created_at: String,
@@ -45,7 +56,11 @@ impl TokenJson {
             user_id: token.user_id.clone(),
             customer_id: token.account_id.clone(),
             name: token.name.clone(),
+            description: token.description.clone(),
             scope: token.scope.to_string(),
+            allowed_cidrs: token.allowed_cidrs.as_ref().map(|l| l.strings()),
+            rolled_from: token.rolled_from.clone(),
+            replaced_by: token.replaced_by.clone(),
             services,
             created_at: timestamp(token.created_at),
             expires_at: token.expires_at.map(timestamp),
@@ -81,10 +96,18 @@ mod tests {
             last_used_at: None,
             last_used_ip: None,
             last_used_agent: None,
+            description: None,
+            allowed_cidrs: None,
+            rolled_from: None,
+            replaced_by: None,
         };
         let value = serde_json::to_value(TokenJson::new(&token, vec![])).unwrap();
         let object = value.as_object().unwrap();
         for absent in [
+            "description",
+            "allowed_cidrs",
+            "rolled_from",
+            "replaced_by",
             "expires_at",
             "last_used_at",
             "ip",

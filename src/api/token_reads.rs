@@ -25,8 +25,10 @@ pub async fn token_list(
     tokens: Vec<Token>,
 ) -> ApiResult<Vec<TokenJson>> {
     let mut services = token_store::services_in_account(&ctx.db.pool, account_id).await?;
+    let now = ctx.clock.unix();
     Ok(tokens
         .iter()
+        .filter(|t| !t.is_rolled_over(now))
         .map(|t| TokenJson::new(t, services.remove(&t.id).unwrap_or_default()))
         .collect())
 }
@@ -43,8 +45,10 @@ pub async fn list_own(State(state): State<AppState>, caller: Caller) -> ApiResul
     let owned = token_store::owned_by(&state.db.pool, caller.account_id(), user_id).await?;
     let services =
         token_store::services_of_owned(&state.db.pool, caller.account_id(), user_id).await?;
+    let now = state.clock.unix();
     let list: Vec<TokenJson> = owned
         .iter()
+        .filter(|t| !t.is_rolled_over(now))
         .map(|t| {
             let ids = services
                 .get(&t.id)
@@ -118,6 +122,7 @@ pub async fn list_account(
         caller.account_id(),
         i64::try_from(paging.per_page).unwrap_or(i64::MAX),
         i64::try_from(paging.offset()).unwrap_or(i64::MAX),
+        state.clock.unix(),
     )
     .await?;
     let ids: Vec<TokenId> = tokens.iter().map(|t| t.id.clone()).collect();

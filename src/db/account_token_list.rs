@@ -153,7 +153,13 @@ pub async fn page_ids<'e>(
         count: 0,
     };
     let account = q.arg(account_id.clone())?;
-    q.sql = format!("SELECT t.id FROM tokens t WHERE t.account_id = {account}");
+    let listed_after = q.arg(now)?;
+    // Rolled tokens past their overlap only wait for the housekeeping: not listed, so
+    // every page is full.
+    q.sql = format!(
+        "SELECT t.id FROM tokens t WHERE t.account_id = {account} \
+         AND (t.replaced_by IS NULL OR t.expires_at > {listed_after})"
+    );
     if let Some(kind) = filter.kind {
         let p = q.arg(kind)?;
         q.sql.push_str(&format!(" AND t.kind = {p}"));

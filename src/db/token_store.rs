@@ -7,6 +7,7 @@ use sqlx::{AnyConnection, FromRow};
 use super::types::Flag;
 use super::{Backend, Exec};
 use crate::domain::access::TokenFacts;
+use crate::domain::cidr::Allowlist;
 use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
 use crate::domain::roles::{Role, ScopeSet};
 use crate::domain::secret::TokenKind;
@@ -28,6 +29,15 @@ pub struct Token {
     pub last_used_at: Option<i64>,
     pub last_used_ip: Option<String>,
     pub last_used_agent: Option<String>,
+    /// What the token is for, as its creator wrote it.
+    pub description: Option<String>,
+    /// The addresses the token may be used from (None: any).
+    pub allowed_cidrs: Option<Allowlist>,
+    /// The token this one was rolled from.
+    pub rolled_from: Option<TokenId>,
+    /// The token that replaced this one by a roll; this one then expires when the
+    /// overlap ends.
+    pub replaced_by: Option<TokenId>,
 }
 
 impl Token {
@@ -42,15 +52,32 @@ impl Token {
     pub fn is_expired(&self, now: i64) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
+
+    /// Rolled, and its overlap is over: gone from the lists, deleted by the next
+    /// housekeeping.
+    pub fn is_rolled_over(&self, now: i64) -> bool {
+        self.replaced_by.is_some() && self.is_expired(now)
+    }
+
+    /// Whether a call from `ip` may use the token.
+    pub fn allows_address(&self, ip: Option<std::net::IpAddr>) -> bool {
+        match (&self.allowed_cidrs, ip) {
+            (None, _) => true,
+            (Some(list), Some(ip)) => list.allows(ip),
+            (Some(_), None) => false,
+        }
+    }
 }
 
 const TOKEN_COLUMNS: &str = "id, account_id, kind, user_id, name, scope, role, tls_access, \
-     created_at, expires_at, last_used_at, last_used_ip, last_used_agent";
+     created_at, expires_at, last_used_at, last_used_ip, last_used_agent, description, \
+     allowed_cidrs, rolled_from, replaced_by";
 
 /// The columns of `Token`, for queries that join tokens to other tables as `t`.
 pub(super) const T_TOKEN_COLUMNS: &str = "t.id, t.account_id, t.kind, t.user_id, t.name, \
      t.scope, t.role, t.tls_access, t.created_at, t.expires_at, t.last_used_at, \
-     t.last_used_ip, t.last_used_agent";
+     t.last_used_ip, t.last_used_agent, t.description, \
+     t.allowed_cidrs, t.rolled_from, t.replaced_by";
 
 /// Everything needed to store a new token. `digest` is the SHA-256 of the secret.
 #[derive(Debug)]
@@ -68,6 +95,10 @@ pub struct NewToken<'a> {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub service_ids: &'a [ServiceId],
+    pub description: Option<&'a str>,
+    pub allowed_cidrs: Option<&'a Allowlist>,
+    /// The token this one replaces (a roll): it does not count against the limit.
+    pub rolled_from: Option<&'a TokenId>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -102,10 +133,10 @@ pub async fn create(
     // The owner's membership is checked by the INSERT itself, on both backends: a member
     // removed (or deleted) a moment ago must not get a token.
     let inserted = sqlx::query(
-        "INSERT INTO tokens (id, account_id, kind, user_id, created_by, name, scope, role, tls_access, secret_digest, created_at, expires_at) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+        "INSERT INTO tokens (id, account_id, kind, user_id, created_by, name, scope, role, tls_access, secret_digest, created_at, expires_at, description, allowed_cidrs, rolled_from) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $15, $16 \
          WHERE (SELECT COUNT(*) FROM tokens WHERE account_id = $2 AND user_id = $4 AND kind = 'user' \
-                AND (expires_at IS NULL OR expires_at > $11)) < $13 \
+                AND (expires_at IS NULL OR expires_at > $11) AND ($16 IS NULL OR id <> $16)) < $13 \
            AND ($3 <> 'user' OR EXISTS (SELECT 1 FROM memberships WHERE account_id = $2 AND user_id = $4))",
     )
     .bind(token.id)
@@ -121,6 +152,9 @@ pub async fn create(
     .bind(token.created_at)
     .bind(token.expires_at)
     .bind(limit)
+    .bind(token.description)
+    .bind(token.allowed_cidrs)
+    .bind(token.rolled_from)
     .execute(&mut *conn)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -333,27 +367,37 @@ pub async fn in_account<'e>(
 }
 
 /// One page of an account's tokens, newest first, and how many there are in all.
+/// Rolled tokens whose overlap is over are left out (their rows only wait for the
+/// hourly housekeeping), so every page is full.
 pub async fn page_in_account(
     conn: &mut AnyConnection,
     account_id: &AccountId,
     limit: i64,
     offset: i64,
+    now: i64,
 ) -> sqlx::Result<(Vec<Token>, i64)> {
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE account_id = $1")
-        .bind(account_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    let page = sqlx::query_as(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 \
-         ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM tokens WHERE account_id = $1 AND {STILL_LISTED}"
     ))
     .bind(account_id)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let page = sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND {STILL_LISTED} \
+         ORDER BY created_at DESC, id LIMIT $3 OFFSET $4"
+    ))
+    .bind(account_id)
+    .bind(now)
     .bind(limit)
     .bind(offset)
     .fetch_all(&mut *conn)
     .await?;
     Ok((page, total))
 }
+
+/// A token row that lists show: not a rolled token past its overlap (`$2` is now).
+pub const STILL_LISTED: &str = "(replaced_by IS NULL OR expires_at > $2)";
 
 /// Service ids of the given tokens (a token without any has access to all).
 pub async fn services_of_tokens<'e>(
@@ -501,6 +545,194 @@ pub async fn count_owned<'e>(
     .bind(user_id)
     .fetch_one(ex)
     .await
+}
+
+/// Records that a call from outside the token's allowlist was refused, unless one was
+/// recorded in the minute before `now`; whether this call is the one to record (one
+/// conditional UPDATE, so several nodes record it once).
+pub async fn note_address_refused<'e>(
+    ex: impl Exec<'e>,
+    id: &TokenId,
+    now: i64,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE tokens SET address_refused_at = $1 WHERE id = $2 \
+         AND (address_refused_at IS NULL OR address_refused_at <= $3)",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(now - 60)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The token's creator as stored (the owner of a user token; whoever made an
+/// automation token).
+pub async fn created_by<'e>(ex: impl Exec<'e>, id: &TokenId) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar::<_, Option<String>>("SELECT created_by FROM tokens WHERE id = $1")
+        .bind(id)
+        .fetch_optional(ex)
+        .await
+        .map(Option::flatten)
+}
+
+/// The rolled token, as it was retired.
+#[derive(Debug, FromRow)]
+pub struct Retired {
+    pub secret_digest: String,
+    pub name: String,
+    pub user_id: Option<UserId>,
+}
+
+/// Marks `old` as replaced by `new` and makes it expire at `overlap_end` (or its own
+/// earlier expiry). Only a live token that was never rolled is retired: None otherwise
+/// (two rolls of one token race here, and one of them finds nothing).
+pub async fn retire<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    old: &TokenId,
+    new: &TokenId,
+    overlap_end: i64,
+    now: i64,
+) -> sqlx::Result<Option<Retired>> {
+    sqlx::query_as(
+        "UPDATE tokens SET replaced_by = $1, \
+                expires_at = CASE WHEN expires_at IS NOT NULL AND expires_at < $2 THEN expires_at ELSE $2 END \
+         WHERE id = $3 AND account_id = $4 AND replaced_by IS NULL \
+           AND (expires_at IS NULL OR expires_at > $5) \
+         RETURNING secret_digest, name, user_id",
+    )
+    .bind(new)
+    .bind(overlap_end)
+    .bind(old)
+    .bind(account_id)
+    .bind(now)
+    .fetch_optional(ex)
+    .await
+}
+
+/// Deletes one token by id (a roll without overlap); whether it was there.
+pub async fn delete_by_id<'e>(ex: impl Exec<'e>, id: &TokenId) -> sqlx::Result<bool> {
+    let done = sqlx::query("DELETE FROM tokens WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A rolled secret to remember after its token is gone.
+#[derive(Debug)]
+pub struct RetiredSecret<'a> {
+    pub digest: &'a str,
+    pub token_id: &'a TokenId,
+    pub account_id: &'a AccountId,
+    pub user_id: Option<&'a UserId>,
+    pub name: &'a str,
+    pub replaced_by: &'a TokenId,
+    pub retired_at: i64,
+}
+
+pub async fn remember_retired<'e>(
+    ex: impl Exec<'e>,
+    secret: &RetiredSecret<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO retired_secrets (secret_digest, token_id, account_id, user_id, name, replaced_by, retired_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(secret.digest)
+    .bind(secret.token_id)
+    .bind(secret.account_id)
+    .bind(secret.user_id)
+    .bind(secret.name)
+    .bind(secret.replaced_by)
+    .bind(secret.retired_at)
+    .execute(ex)
+    .await
+    .map(|_| ())
+}
+
+/// A rolled secret presented after its overlap.
+#[derive(Debug, Clone, FromRow)]
+pub struct RetiredUse {
+    pub token_id: TokenId,
+    pub account_id: AccountId,
+    pub user_id: Option<UserId>,
+    pub name: String,
+    pub replaced_by: TokenId,
+    pub retired_at: i64,
+}
+
+/// The rolled secret with this digest whose overlap ended by `now`, if any.
+pub async fn find_retired<'e>(
+    ex: impl Exec<'e>,
+    digest: &str,
+    now: i64,
+) -> sqlx::Result<Option<RetiredUse>> {
+    sqlx::query_as(
+        "SELECT token_id, account_id, user_id, name, replaced_by, retired_at FROM retired_secrets \
+         WHERE secret_digest = $1 AND retired_at <= $2",
+    )
+    .bind(digest)
+    .bind(now)
+    .fetch_optional(ex)
+    .await
+}
+
+/// Notes a use of a retired secret unless one was noted in the minute before `now`;
+/// whether this use is the one to record.
+pub async fn note_retired_use<'e>(ex: impl Exec<'e>, digest: &str, now: i64) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE retired_secrets SET noted_at = $1 WHERE secret_digest = $2 \
+         AND (noted_at IS NULL OR noted_at <= $3)",
+    )
+    .bind(now)
+    .bind(digest)
+    .bind(now - 60)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes rolled tokens whose overlap ended by `now`.
+pub async fn delete_rolled_over<'e>(ex: impl Exec<'e>, now: i64) -> sqlx::Result<Vec<Swept>> {
+    sqlx::query_as(
+        "DELETE FROM tokens WHERE replaced_by IS NOT NULL AND expires_at <= $1 \
+         RETURNING id, account_id, name, user_id, last_used_at",
+    )
+    .bind(now)
+    .fetch_all(ex)
+    .await
+}
+
+/// Deletes one user's rolled tokens whose overlap ended by `now` (before counting
+/// what they hold).
+pub async fn delete_rolled_over_of<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    user_id: &UserId,
+    now: i64,
+) -> sqlx::Result<u64> {
+    sqlx::query(
+        "DELETE FROM tokens WHERE account_id = $1 AND user_id = $2 AND kind = 'user' \
+         AND replaced_by IS NOT NULL AND expires_at <= $3",
+    )
+    .bind(account_id)
+    .bind(user_id)
+    .bind(now)
+    .execute(ex)
+    .await
+    .map(|r| r.rows_affected())
+}
+
+/// Forgets rolled secrets retired before `cutoff`.
+pub async fn forget_retired_before<'e>(ex: impl Exec<'e>, cutoff: i64) -> sqlx::Result<u64> {
+    sqlx::query("DELETE FROM retired_secrets WHERE retired_at < $1")
+        .bind(cutoff)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected())
 }
 
 /// Unexpired tokens per kind (`user`, `automation`), for the metrics.

@@ -8,6 +8,7 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
 
+use crate::domain::cidr::Allowlist;
 use crate::domain::event_type::EventType;
 use crate::domain::roles::{Role, ScopeSet, ServicePermission};
 use crate::domain::secret::TokenKind;
@@ -43,7 +44,14 @@ macro_rules! stored_as_text {
     )*};
 }
 
-stored_as_text!(Role, TokenKind, ServicePermission, EventType, ScopeSet);
+stored_as_text!(
+    Role,
+    TokenKind,
+    ServicePermission,
+    EventType,
+    ScopeSet,
+    Allowlist
+);
 
 /// A 0/1 column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

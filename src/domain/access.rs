@@ -94,6 +94,13 @@ pub enum Action<'a> {
     ManageOwnTokens,
     /// See one token: one's own user tokens, or any token of the account for a superuser.
     ReadToken(TokenFacts<'a>),
+    /// Roll one token (a new secret with the same settings): one's own user tokens;
+    /// automation tokens for a superuser. Nobody rolls another person's user token,
+    /// since the new secret would be shown to them. Sudo mode is required on top.
+    RollToken(TokenFacts<'a>),
+    /// A token rolls itself (`POST /tokens/self/rotate`), whatever its scope: the new
+    /// token has the same rights and no later expiry.
+    RollSelf,
     /// See every token of the account (Account tokens, automation token lists).
     ViewAccountTokens,
     /// Revoke any token of the account, whoever owns it.
@@ -138,7 +145,9 @@ impl<'a> Action<'a> {
             | Action::ReadUser(_)
             | Action::ViewServices
             | Action::ReadService(_) => &[Global, GlobalRead],
+            Action::RollSelf => &[Global, GlobalRead, PurgeAll, PurgeSelect],
             Action::ManageOwnTokens
+            | Action::RollToken(_)
             | Action::RevokeAccountTokens
             | Action::CreateAutomationTokens
             | Action::ManageUsers
@@ -192,7 +201,11 @@ impl<'a> Action<'a> {
             Action::ManageService(_) => {
                 "You may not change this service: that needs full access to it."
             }
+            Action::RollToken(_) => {
+                "You may roll your own tokens and, as a superuser, automation tokens; not another user's token."
+            }
             Action::ReadAccount
+            | Action::RollSelf
             | Action::ManageOwnTokens
             | Action::ReadToken(_)
             | Action::ReadService(_)
@@ -250,7 +263,14 @@ fn role_allows(
 ) -> bool {
     let superuser = role == Role::Superuser;
     match action {
-        Action::ReadAccount | Action::ManageOwnTokens | Action::ReadService(_) => true,
+        Action::ReadAccount
+        | Action::ManageOwnTokens
+        | Action::RollSelf
+        | Action::ReadService(_) => true,
+        Action::RollToken(token) => match token.kind {
+            TokenKind::User => user.is_some() && token.owner == user,
+            TokenKind::Automation => superuser && user.is_some(),
+        },
         Action::ReadToken(token) => {
             superuser || (token.kind == TokenKind::User && user.is_some() && token.owner == user)
         }
@@ -730,6 +750,43 @@ mod tests {
         let mut bot = token_principal(Role::Engineer, scopes("global"), None);
         bot.user_id = None;
         assert!(!bot.may(Action::ReadToken(automation)));
+    }
+
+    #[test]
+    fn tokens_are_rolled_by_their_owner_or_automation_by_a_superuser() {
+        let me = UserId::from_raw("me");
+        let other = UserId::from_raw("other");
+        let mine = TokenFacts {
+            kind: TokenKind::User,
+            owner: Some(&me),
+        };
+        let theirs = TokenFacts {
+            kind: TokenKind::User,
+            owner: Some(&other),
+        };
+        let automation = TokenFacts {
+            kind: TokenKind::Automation,
+            owner: None,
+        };
+        let user = token_principal(Role::Engineer, scopes("global"), None);
+        assert!(user.may(Action::RollToken(mine)));
+        assert!(!user.may(Action::RollToken(theirs)));
+        assert!(!user.may(Action::RollToken(automation)));
+        let boss = token_principal(Role::Superuser, scopes("global"), None);
+        assert!(boss.may(Action::RollToken(automation)));
+        assert!(
+            !boss.may(Action::RollToken(theirs)),
+            "never another person's token"
+        );
+        let read_only = token_principal(Role::Superuser, scopes("global:read"), None);
+        assert!(!read_only.may(Action::RollToken(automation)));
+        // Rolling itself needs no particular scope.
+        for scope in ["global", "global:read", "purge_all", "purge_select"] {
+            let mut bot = token_principal(Role::Engineer, scopes(scope), None);
+            bot.user_id = None;
+            assert!(bot.may(Action::RollSelf), "{scope}");
+            assert!(!bot.may(Action::RollToken(automation)));
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Hashing is CPU- and memory-heavy, so it runs on a fixed set of worker threads, one per
 //! core, each reusing one argon2 memory block (19 MiB) for every hash it computes: a
 //! burst of sign-ins costs at most workers × 19 MiB, once, instead of a fresh block per
-//! hash that the allocator keeps afterwards. Work waits in a bounded queue; past it the
+//! hash that the allocator keeps afterwards. A worker that has had nothing to do for
+//! `IDLE_RELEASE` gives its block back, so memory returns to idle after a burst. Work
+//! waits in a bounded queue; past it the
 //! caller is told at once that the server is busy (`HashError::Busy`) rather than
 //! queueing without end. An unknown user is checked against a dummy hash so that "no
 //! such email" and "wrong password" take the same time.
@@ -12,8 +14,10 @@ use std::fmt;
 #[cfg(any(test, feature = "testkit"))]
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -74,31 +78,59 @@ fn params() -> Params {
         .expect("constant argon2 parameters are valid")
 }
 
-/// A worker's argon2 memory: allocated on its first hash, then reused. Test builds
-/// also count the computations it serves.
+/// How long a worker keeps its 19 MiB block without work before giving it back. Long
+/// enough that a burst reuses it, short enough that a quiet server is small again.
+const IDLE_RELEASE: Duration = Duration::from_secs(15);
+
+/// Counters that test builds read: argon2 computations done, workers holding a block.
+#[cfg(any(test, feature = "testkit"))]
+#[derive(Clone, Default)]
+struct Counters {
+    computed: Arc<AtomicU64>,
+    holding: Arc<AtomicU64>,
+}
+
+/// A worker's argon2 memory: allocated on its first hash, then reused until the worker
+/// idles.
 struct Memory {
     blocks: Vec<Block>,
     #[cfg(any(test, feature = "testkit"))]
-    computed: Arc<AtomicU64>,
+    counters: Counters,
 }
 
 impl Memory {
-    fn new(#[cfg(any(test, feature = "testkit"))] computed: Arc<AtomicU64>) -> Memory {
+    fn new(#[cfg(any(test, feature = "testkit"))] counters: Counters) -> Memory {
         Memory {
             blocks: Vec::new(),
             #[cfg(any(test, feature = "testkit"))]
-            computed,
+            counters,
         }
     }
 
     /// The blocks for one argon2 computation.
     fn blocks(&mut self, count: usize) -> &mut [Block] {
         #[cfg(any(test, feature = "testkit"))]
-        self.computed.fetch_add(1, Ordering::Relaxed);
+        {
+            self.counters.computed.fetch_add(1, Ordering::Relaxed);
+            if self.blocks.is_empty() {
+                self.counters.holding.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         if self.blocks.len() < count {
             self.blocks = vec![Block::default(); count];
         }
         &mut self.blocks[..count]
+    }
+
+    /// Gives the block back to the operating system.
+    fn release(&mut self) {
+        if self.blocks.is_empty() {
+            return;
+        }
+        #[cfg(any(test, feature = "testkit"))]
+        self.counters.holding.fetch_sub(1, Ordering::Relaxed);
+        self.blocks = Vec::new();
+        give_back_free_memory();
     }
 }
 
@@ -163,6 +195,21 @@ fn verify_with(memory: &mut Memory, password: &str, stored: &str) -> bool {
         && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
+/// glibc may keep a freed block in this thread's arena instead of unmapping it (once
+/// larger allocations have been freed, it raises its threshold for mapping them apart),
+/// so memory would not come back; `malloc_trim` returns the free pages of every arena.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn give_back_free_memory() {
+    // SAFETY: malloc_trim takes no pointers and only releases memory the allocator holds
+    // free; it is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_back_free_memory() {}
+
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 type WaitObserver = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
 
@@ -174,9 +221,8 @@ pub struct Passwords {
     waiting: Arc<AtomicI64>,
     /// Told how long each job waited for a worker (the metrics' histogram).
     on_wait: Option<WaitObserver>,
-    /// argon2 computations done, for tests that count them.
     #[cfg(any(test, feature = "testkit"))]
-    computed: Arc<AtomicU64>,
+    counters: Counters,
 }
 
 impl fmt::Debug for Passwords {
@@ -185,17 +231,21 @@ impl fmt::Debug for Passwords {
     }
 }
 
-fn work(jobs: Arc<Mutex<Receiver<Job>>>, mut memory: Memory) {
+fn work(jobs: Arc<Mutex<Receiver<Job>>>, mut memory: Memory, idle_release: Duration) {
     loop {
-        // A poisoned lock only means another worker panicked while waiting: go on.
+        // One worker at a time waits on the queue, the others on the lock; a worker that
+        // waited out `idle_release` lets the next one wait, so every idle worker gets
+        // its turn to give its block back. A poisoned lock only means another worker
+        // panicked while waiting: go on.
         let job = {
             let receiver = jobs.lock().unwrap_or_else(|e| e.into_inner());
-            receiver.recv()
+            receiver.recv_timeout(idle_release)
         };
         match job {
             Ok(job) => job(&mut memory),
+            Err(RecvTimeoutError::Timeout) => memory.release(),
             // Every handle is gone: the server is shutting down.
-            Err(_) => return,
+            Err(RecvTimeoutError::Disconnected) => return,
         }
     }
 }
@@ -204,19 +254,27 @@ impl Passwords {
     /// `workers` hashes run at once, each on a thread of its own; at most `waiting`
     /// more wait for one.
     pub fn new(workers: usize, waiting: usize) -> Result<Self, HashError> {
+        Self::with_idle_release(workers, waiting, IDLE_RELEASE)
+    }
+
+    fn with_idle_release(
+        workers: usize,
+        waiting: usize,
+        idle_release: Duration,
+    ) -> Result<Self, HashError> {
         let (queue, jobs) = sync_channel::<Job>(waiting.max(1));
         let jobs = Arc::new(Mutex::new(jobs));
         #[cfg(any(test, feature = "testkit"))]
-        let computed = Arc::new(AtomicU64::new(0));
+        let counters = Counters::default();
         for n in 0..workers.max(1) {
             let jobs = jobs.clone();
             let memory = Memory::new(
                 #[cfg(any(test, feature = "testkit"))]
-                computed.clone(),
+                counters.clone(),
             );
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
-                .spawn(move || work(jobs, memory))
+                .spawn(move || work(jobs, memory, idle_release))
                 .map_err(|e| HashError::Failed(e.to_string()))?;
         }
         Ok(Passwords {
@@ -224,7 +282,7 @@ impl Passwords {
             waiting: Arc::new(AtomicI64::new(0)),
             on_wait: None,
             #[cfg(any(test, feature = "testkit"))]
-            computed,
+            counters,
         })
     }
 
@@ -298,7 +356,13 @@ impl Passwords {
     /// How many argon2 computations have run (tests count them).
     #[cfg(any(test, feature = "testkit"))]
     pub fn computed(&self) -> u64 {
-        self.computed.load(Ordering::Relaxed)
+        self.counters.computed.load(Ordering::Relaxed)
+    }
+
+    /// How many workers hold an argon2 block now.
+    #[cfg(test)]
+    fn holding(&self) -> u64 {
+        self.counters.holding.load(Ordering::Relaxed)
     }
 }
 
@@ -333,7 +397,7 @@ mod tests {
             .hash_password(b"old password", &salt)
             .unwrap()
             .to_string();
-        let mut memory = Memory::new(Arc::new(AtomicU64::new(0)));
+        let mut memory = Memory::new(Counters::default());
         assert!(verify_with(&mut memory, "old password", &stored));
         assert!(!verify_with(&mut memory, "other", &stored));
         assert!(PasswordHash::new(DUMMY_HASH).is_ok());
@@ -365,5 +429,34 @@ mod tests {
         }
         assert!(busy >= 1, "a full queue must refuse");
         assert!(passwords.computed() <= 5);
+    }
+
+    #[tokio::test]
+    async fn idle_workers_give_their_blocks_back() {
+        // Two workers busy at once each take a block, keep it while work comes, and give
+        // it back once nothing has come for the idle period.
+        let passwords = Passwords::with_idle_release(2, 4, Duration::from_millis(300)).unwrap();
+        let pw = Password::new("pw");
+        let (a, b) = tokio::join!(passwords.verify(&pw, None), passwords.verify(&pw, None));
+        assert!(!a.unwrap() && !b.unwrap());
+        assert_eq!(
+            passwords.holding(),
+            2,
+            "both workers hashed and hold a block"
+        );
+        let mut waited = Duration::ZERO;
+        while passwords.holding() > 0 && waited < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += Duration::from_millis(50);
+        }
+        assert_eq!(passwords.holding(), 0, "idle workers released their blocks");
+        assert!(
+            waited >= Duration::from_millis(250),
+            "not before the idle period"
+        );
+        // A released worker hashes again, taking a fresh block.
+        assert!(!passwords.verify(&pw, None).await.unwrap());
+        assert_eq!(passwords.holding(), 1);
+        assert_eq!(passwords.computed(), 3);
     }
 }

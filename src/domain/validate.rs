@@ -15,6 +15,31 @@ pub fn name(raw: &str, field: &str) -> Result<String, String> {
     Ok(trimmed.to_owned())
 }
 
+/// The longest description a token may carry, in characters.
+pub const MAX_DESCRIPTION: usize = 500;
+
+/// A token's optional description: trimmed, at most `MAX_DESCRIPTION` characters, no
+/// control characters but line breaks and tabs; empty is none.
+pub fn description(raw: &str) -> Result<Option<String>, String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    if trimmed.chars().count() > MAX_DESCRIPTION {
+        return Err(format!(
+            "The description must be at most {MAX_DESCRIPTION} characters."
+        ));
+    }
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err("The description cannot contain control characters.".to_owned());
+    }
+    // Line ends are stored as `\n` whatever the browser sent.
+    Ok(Some(trimmed.replace("\r\n", "\n").replace('\r', "\n")))
+}
+
 /// Emails are compared case-insensitively, so they are stored lower-cased.
 pub fn email(raw: &str) -> Result<String, String> {
     let email = raw.trim().to_lowercase();
@@ -81,6 +106,18 @@ mod tests {
         assert!(name(&"x".repeat(255), "Name").is_ok());
         assert!(name(&"x".repeat(256), "Name").is_err());
         assert!(name("a\u{0}b", "Name").is_err());
+    }
+
+    #[test]
+    fn descriptions_are_optional_trimmed_and_bounded() {
+        assert_eq!(description("   "), Ok(None));
+        assert_eq!(
+            description(" deploys\r\nthe site ").unwrap().as_deref(),
+            Some("deploys\nthe site")
+        );
+        assert!(description(&"é".repeat(500)).is_ok());
+        assert!(description(&"é".repeat(501)).is_err());
+        assert!(description("a\u{7}b").is_err());
     }
 
     #[test]

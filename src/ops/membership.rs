@@ -180,6 +180,9 @@ pub async fn end_membership(
     // Ending the membership first waits for a token being created for this member
     // (it locks the membership row), so the count below sees that token too.
     member_store::remove(&mut *tx, account_id, user_id).await?;
+    // Rolled tokens past their overlap are already gone from every list (their rows
+    // only wait for the housekeeping): they do not hold the member back.
+    token_store::delete_rolled_over_of(&mut *tx, account_id, user_id, now).await?;
     let user_tokens = token_store::count_owned(&mut *tx, account_id, user_id).await?;
     let checked = if delete {
         member_rules::check_deletion(member.standing(), superusers, user_tokens, others)

@@ -5,6 +5,7 @@ use super::Context;
 use crate::db::event_store::{self, NewEvent};
 use crate::db::token_store::{self as store, Created, NewToken};
 use crate::db::{member_store, user_store};
+use crate::domain::cidr::Allowlist;
 use crate::domain::event_type::EventType;
 use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
 use crate::domain::roles::{Role, ScopeSet};
@@ -24,7 +25,26 @@ pub struct TokenRequest<'a> {
     pub role: Option<Role>,
     pub tls_access: bool,
     pub expires_at: Option<i64>,
+    /// Checked by `domain::validate::description`.
+    pub description: Option<&'a str>,
+    /// The addresses the token may be used from (None: any).
+    pub allowed_cidrs: Option<&'a Allowlist>,
+    /// Set when the new token replaces another (`roll`).
+    pub rolled: Option<Rolled<'a>>,
     pub ip: Option<&'a str>,
+}
+
+/// What a roll adds to an issue: the token replaced, until when its secret still
+/// works, who asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Rolled<'a> {
+    pub from: &'a TokenId,
+    /// The old secret stops working at this moment (now: at once).
+    pub overlap_ends_at: i64,
+    /// The person who rolled it (None: an automation token rolled itself).
+    pub by: Option<&'a UserId>,
+    /// The token the request came with (API).
+    pub via_token: Option<&'a TokenId>,
 }
 
 #[derive(Debug)]
@@ -40,6 +60,9 @@ pub enum IssueError {
     NotMember,
     /// A chosen service was deleted while the token was being created.
     ServiceGone,
+    /// The token to roll is gone, expired or already rolled (perhaps a moment ago by
+    /// another request).
+    NotRollable,
     Database(sqlx::Error),
 }
 
@@ -51,6 +74,8 @@ impl From<sqlx::Error> for IssueError {
 
 impl IssueError {
     pub const NOT_MEMBER: &'static str = "You are no longer a member of this account.";
+    pub const NOT_ROLLABLE: &'static str =
+        "This token cannot be rolled: it has expired or has already been rolled.";
     pub const SERVICE_GONE: &'static str =
         "A service chosen for this token has just been deleted. Choose the services again.";
 
@@ -86,6 +111,9 @@ pub async fn issue_with_secret(
         created_at: now,
         expires_at: request.expires_at,
         service_ids: request.services,
+        description: request.description,
+        allowed_cidrs: request.allowed_cidrs,
+        rolled_from: request.rolled.map(|r| r.from),
     };
     let limit = ctx.settings.token_limit;
     let mut tx = ctx.db.pool.begin().await?;
@@ -109,19 +137,42 @@ pub async fn issue_with_secret(
             return Err(IssueError::NotMember);
         }
     }
+    if let Some(rolled) = &request.rolled {
+        // Retired after the insert (which must come first in the transaction); a
+        // token rolled meanwhile by another request is not rolled twice.
+        let Some(retired) = store::retire(
+            &mut *tx,
+            request.account_id,
+            rolled.from,
+            &id,
+            rolled.overlap_ends_at,
+            now,
+        )
+        .await?
+        else {
+            tx.rollback().await?;
+            return Err(IssueError::NotRollable);
+        };
+        let retired_at = rolled.overlap_ends_at.max(now);
+        if retired_at <= now {
+            store::delete_by_id(&mut *tx, rolled.from).await?;
+        }
+        store::remember_retired(
+            &mut *tx,
+            &store::RetiredSecret {
+                digest: &retired.secret_digest,
+                token_id: rolled.from,
+                account_id: request.account_id,
+                user_id: retired.user_id.as_ref(),
+                name: &retired.name,
+                replaced_by: &id,
+                retired_at,
+            },
+        )
+        .await?;
+    }
     let scope = request.scopes.to_string();
-    let event = NewEvent::new(
-        EventType::TokenCreate,
-        format!(
-            "Created {} token {:?} with scope {scope}",
-            request.kind, request.name
-        ),
-    )
-    .account(request.account_id)
-    .actor(Some(request.actor_id))
-    .token(&id)
-    .ip(request.ip)
-    .metadata(serde_json::json!({
+    let mut metadata = serde_json::json!({
         "kind": request.kind.as_str(),
         "name": request.name,
         "scope": scope,
@@ -129,10 +180,62 @@ pub async fn issue_with_secret(
         "expires_at": request.expires_at,
         "role": request.role.map(Role::as_str),
         "tls_access": request.tls_access,
-    }));
+        "description": request.description,
+        "allowed_cidrs": request.allowed_cidrs.map(Allowlist::strings),
+    });
+    let (event_type, text, actor) = match &request.rolled {
+        None => (
+            EventType::TokenCreate,
+            format!(
+                "Created {} token {:?} with scope {scope}",
+                request.kind, request.name
+            ),
+            Some(request.actor_id),
+        ),
+        Some(rolled) => {
+            metadata["rolled_from"] = serde_json::json!(rolled.from);
+            metadata["overlap_ends_at"] = serde_json::json!(rolled.overlap_ends_at.max(now));
+            metadata["via_token"] = serde_json::json!(rolled.via_token);
+            let overlap = if rolled.overlap_ends_at <= now {
+                "the old secret stopped working at once".to_owned()
+            } else {
+                format!("the old secret works until {}", utc(rolled.overlap_ends_at))
+            };
+            (
+                EventType::TokenRotate,
+                format!(
+                    "Rolled {} token {:?} (from {}): {overlap}",
+                    request.kind, request.name, rolled.from
+                ),
+                rolled.by,
+            )
+        }
+    };
+    let event = NewEvent::new(event_type, text)
+        .account(request.account_id)
+        .actor(actor)
+        .token(&id)
+        .ip(request.ip)
+        .metadata(metadata);
     event_store::record(&mut *tx, &event, now).await?;
     tx.commit().await?;
     Ok(Issued { id, secret })
+}
+
+/// `2026-11-28 14:05:00 UTC`, for event descriptions.
+fn utc(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            t.year(),
+            t.month() as u8,
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => unix.to_string(),
+    }
 }
 
 /// Deletes one of the actor's own user tokens; false when they have no such token.
@@ -262,6 +365,9 @@ pub async fn import_legacy_key(
         role: None,
         tls_access: false,
         expires_at: None,
+        description: None,
+        allowed_cidrs: None,
+        rolled: None,
         ip: None,
     };
     match issue_with_secret(ctx, &request, secret).await {
@@ -272,7 +378,9 @@ pub async fn import_legacy_key(
         Err(IssueError::Database(e)) => Err(e.into()),
         Err(IssueError::LimitReached(limit)) => Err(ImportError::LimitReached(limit)),
         // The account (and with it the synthetic user's membership) went away meanwhile.
-        Err(IssueError::NotMember | IssueError::ServiceGone) => Err(ImportError::UnknownAccount),
+        Err(IssueError::NotMember | IssueError::ServiceGone | IssueError::NotRollable) => {
+            Err(ImportError::UnknownAccount)
+        }
     }
 }
 
@@ -369,6 +477,194 @@ pub async fn revoke(
     Ok(())
 }
 
+/// The longest overlap a roll may give the old secret: 7 days.
+pub const MAX_OVERLAP_SECONDS: i64 = 7 * 86_400;
+
+/// How a rolled token's expiry follows the old one's. A never-expiring token's
+/// successor never expires either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollExpiry {
+    /// As long a lifetime as the old token had, counted from now (a person in sudo
+    /// mode renews the token by rolling it).
+    SameLifetime,
+    /// The old token's expiry date: a token rolling itself cannot outlive it.
+    SameDate,
+}
+
+impl RollExpiry {
+    /// The new token's expiry for an old token made at `created_at`, expiring at
+    /// `expires_at`.
+    pub fn apply(self, created_at: i64, expires_at: Option<i64>, now: i64) -> Option<i64> {
+        let at = expires_at?;
+        Some(match self {
+            RollExpiry::SameDate => at,
+            RollExpiry::SameLifetime => now
+                .saturating_add(at.saturating_sub(created_at).max(1))
+                .min(crate::domain::validate::LATEST_EXPIRY),
+        })
+    }
+}
+
+/// A checked request to roll one token (the handler decided the actor may).
+#[derive(Debug)]
+pub struct RollRequest<'a> {
+    pub account_id: &'a AccountId,
+    pub token_id: &'a TokenId,
+    /// The person rolling it (None: an automation token rolling itself).
+    pub by: Option<&'a UserId>,
+    pub via_token: Option<&'a TokenId>,
+    /// 0 ..= `MAX_OVERLAP_SECONDS`: how long the old secret keeps working.
+    pub overlap_seconds: i64,
+    pub expiry: RollExpiry,
+    pub ip: Option<&'a str>,
+}
+
+/// Rolls a token: a new token with the same name, kind, role, scopes, services,
+/// TLS flag, description and allowlist, and an expiry per `expiry`, issued through
+/// `issue` (shown once by the caller); the old one keeps working for the overlap and
+/// then expires (and is deleted by the housekeeping), at once when there is none.
+pub async fn roll(ctx: &Context, request: &RollRequest<'_>) -> Result<Issued, IssueError> {
+    let now = ctx.clock.unix();
+    let overlap = request.overlap_seconds.clamp(0, MAX_OVERLAP_SECONDS);
+    let Some(old) = store::find_in_account(&ctx.db.pool, request.account_id, request.token_id)
+        .await?
+        .filter(|t| t.replaced_by.is_none() && !t.is_expired(now))
+    else {
+        return Err(IssueError::NotRollable);
+    };
+    let services = store::services_of(&ctx.db.pool, &old.id).await?;
+    // A user token is issued to its owner; an automation token keeps its creator.
+    let creator = match (&old.user_id, request.by) {
+        (Some(owner), _) => owner.clone(),
+        (None, Some(person)) => person.clone(),
+        (None, None) => store::created_by(&ctx.db.pool, &old.id)
+            .await?
+            .map(UserId::from_raw)
+            .ok_or(IssueError::NotRollable)?,
+    };
+    let issue_request = TokenRequest {
+        kind: old.kind,
+        account_id: request.account_id,
+        actor_id: &creator,
+        name: &old.name,
+        scopes: &old.scope,
+        services: &services,
+        role: old.role,
+        tls_access: old.tls_access.get(),
+        expires_at: request.expiry.apply(old.created_at, old.expires_at, now),
+        description: old.description.as_deref(),
+        allowed_cidrs: old.allowed_cidrs.as_ref(),
+        rolled: Some(Rolled {
+            from: &old.id,
+            overlap_ends_at: now + overlap,
+            by: request.by,
+            via_token: request.via_token,
+        }),
+        ip: request.ip,
+    };
+    issue(ctx, &issue_request).await
+}
+
+/// A call came from outside the token's allowlist: records `token.address_refused`,
+/// at most once per token per minute (across nodes: a conditional UPDATE decides).
+pub async fn address_refused(
+    ctx: &Context,
+    token: &store::Token,
+    ip: &str,
+) -> Result<(), sqlx::Error> {
+    let now = ctx.clock.unix();
+    let mut tx = ctx.db.pool.begin().await?;
+    if !store::note_address_refused(&mut *tx, &token.id, now).await? {
+        return Ok(());
+    }
+    let event = NewEvent::new(
+        EventType::TokenAddressRefused,
+        format!(
+            "Refused token {:?}: called from {ip}, outside its allowlist",
+            token.name
+        ),
+    )
+    .account(&token.account_id)
+    .actor(token.user_id.as_ref())
+    .token(&token.id)
+    .ip(Some(ip))
+    .metadata(serde_json::json!({
+        "name": token.name,
+        "allowed_cidrs": token.allowed_cidrs.as_ref().map(Allowlist::strings),
+    }));
+    event_store::record(&mut *tx, &event, now).await?;
+    tx.commit().await
+}
+
+/// A rolled secret was presented after its overlap ended (an attack signal):
+/// records `token.rotated_secret_used`, at most once per secret per minute. Returns
+/// the retired secret, for the 401's wording, when the digest is one.
+pub async fn rotated_secret_used(
+    ctx: &Context,
+    digest: &str,
+    ip: &str,
+) -> Result<Option<store::RetiredUse>, sqlx::Error> {
+    let now = ctx.clock.unix();
+    let Some(retired) = store::find_retired(&ctx.db.pool, digest, now).await? else {
+        return Ok(None);
+    };
+    let mut tx = ctx.db.pool.begin().await?;
+    if store::note_retired_use(&mut *tx, digest, now).await? {
+        let event = NewEvent::new(
+            EventType::TokenRotatedSecretUsed,
+            format!(
+                "The old secret of rolled token {:?} was used after its overlap ended",
+                retired.name
+            ),
+        )
+        .account(&retired.account_id)
+        .actor(retired.user_id.as_ref())
+        .token(&retired.token_id)
+        .ip(Some(ip))
+        .metadata(serde_json::json!({
+            "name": retired.name,
+            "replaced_by": retired.replaced_by,
+            "overlap_ended_at": retired.retired_at,
+        }));
+        event_store::record(&mut *tx, &event, now).await?;
+    }
+    tx.commit().await?;
+    Ok(Some(retired))
+}
+
+/// Rolled secrets are recognised this long after their overlap ends.
+pub const RETIRED_SECRETS_KEPT: i64 = 90 * 86_400;
+
+/// Deletes rolled tokens whose overlap is over (each with a `token.destroy` event) and
+/// forgets rolled secrets retired more than `RETIRED_SECRETS_KEPT` ago. The hourly
+/// housekeeping (and `tokenpanel sweep`) runs it; the lists hide such tokens before.
+pub async fn sweep_rolled(ctx: &Context) -> Result<u64, sqlx::Error> {
+    let now = ctx.clock.unix();
+    let mut tx = ctx.db.pool.begin().await?;
+    let deleted = store::delete_rolled_over(&mut *tx, now).await?;
+    for token in &deleted {
+        let event = NewEvent::new(
+            EventType::TokenDestroy,
+            format!(
+                "Deleted token {:?}: rolled, and its overlap ended",
+                token.name
+            ),
+        )
+        .account(&token.account_id)
+        .actor(token.user_id.as_ref())
+        .token(&token.id)
+        .metadata(serde_json::json!({
+            "reason": "rolled",
+            "name": token.name,
+            "owner": token.user_id,
+        }));
+        event_store::record(&mut *tx, &event, now).await?;
+    }
+    store::forget_retired_before(&mut *tx, now - RETIRED_SECRETS_KEPT).await?;
+    tx.commit().await?;
+    Ok(deleted.len() as u64)
+}
+
 /// Puts an API token in sudo mode until `until` (after its owner re-authenticated).
 pub async fn elevate(
     ctx: &Context,
@@ -395,6 +691,22 @@ pub async fn elevate(
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn roll_expiry_keeps_the_lifetime_or_the_date() {
+        // Made at 1,000 to expire at 91,000 (a 90,000-second lifetime), rolled at 50,000.
+        let lifetime = RollExpiry::SameLifetime.apply(1_000, Some(91_000), 50_000);
+        assert_eq!(lifetime, Some(140_000));
+        assert_eq!(
+            RollExpiry::SameDate.apply(1_000, Some(91_000), 50_000),
+            Some(91_000)
+        );
+        assert_eq!(RollExpiry::SameLifetime.apply(1_000, None, 50_000), None);
+        assert_eq!(RollExpiry::SameDate.apply(1_000, None, 50_000), None);
+        let far =
+            RollExpiry::SameLifetime.apply(0, Some(crate::domain::validate::LATEST_EXPIRY), 10);
+        assert_eq!(far, Some(crate::domain::validate::LATEST_EXPIRY));
+    }
 
     #[test]
     fn two_calendar_years_back() {

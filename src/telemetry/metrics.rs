@@ -45,6 +45,8 @@ pub enum TokenOutcome {
     Expired,
     /// Authenticated, but the token's scopes or services do not allow the action.
     WrongScope,
+    /// Used from outside the token's IP allowlist.
+    AddressRefused,
     /// Answered from the in-memory token cache (counted once `api::caller` has one).
     #[allow(dead_code)]
     CacheHit,
@@ -60,6 +62,7 @@ impl TokenOutcome {
             TokenOutcome::Unknown => "unknown",
             TokenOutcome::Expired => "expired",
             TokenOutcome::WrongScope => "wrong_scope",
+            TokenOutcome::AddressRefused => "address_refused",
             TokenOutcome::CacheHit => "cache_hit",
             TokenOutcome::CacheMiss => "cache_miss",
         }
@@ -162,7 +165,7 @@ impl Metrics {
         let token_checks = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "token_verifications",
-            "API tokens presented, by outcome: ok, unknown, expired, wrong_scope, cache_hit, cache_miss",
+            "API tokens presented, by outcome: ok, unknown, expired, wrong_scope, address_refused, cache_hit, cache_miss",
             token_checks.clone(),
         );
         let sign_ins = Family::<OutcomeLabels, Counter>::default();

@@ -40,6 +40,8 @@ pub struct TokenSpec {
     pub(super) role: Option<Role>,
     pub(super) tls_access: bool,
     pub(super) expires_at: Option<i64>,
+    pub(super) description: Option<String>,
+    pub(super) allowed_cidrs: Vec<String>,
 }
 
 impl TokenSpec {
@@ -55,6 +57,8 @@ impl TokenSpec {
             role: None,
             tls_access: false,
             expires_at: None,
+            description: None,
+            allowed_cidrs: Vec::new(),
         }
     }
 
@@ -94,6 +98,17 @@ impl TokenSpec {
 
     pub fn expires_at(mut self, unix: i64) -> TokenSpec {
         self.expires_at = Some(unix);
+        self
+    }
+
+    pub fn described(mut self, description: &str) -> TokenSpec {
+        self.description = Some(description.to_owned());
+        self
+    }
+
+    /// Usable only from these addresses or ranges.
+    pub fn allowed_from(mut self, cidrs: &[&str]) -> TokenSpec {
+        self.allowed_cidrs = cidrs.iter().map(|c| (*c).to_owned()).collect();
         self
     }
 }
@@ -482,6 +497,11 @@ impl TestApp {
     }
 
     /// Runs the two-year sweep now; returns how many tokens it deleted.
+    /// The housekeeping of rolled tokens: deletes those whose overlap is over.
+    pub async fn sweep_rolled(&self) -> u64 {
+        internals::sweep_rolled(&self.state).await
+    }
+
     pub async fn sweep_unused(&self) -> u64 {
         internals::sweep_unused(&self.state).await
     }

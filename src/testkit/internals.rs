@@ -123,6 +123,11 @@ impl TestClock {
         self.0.advance(seconds);
     }
 
+    /// Stops the clock: only `advance` moves it from now on (exact boundaries).
+    pub fn freeze(&self) {
+        self.0.freeze();
+    }
+
     /// Unix seconds, the unit every timestamp is stored in.
     pub fn unix(&self) -> i64 {
         self.0.unix()
@@ -297,6 +302,9 @@ pub async fn service_limits(
 pub async fn issue(state: &State, spec: &TokenSpec) -> Result<(String, String), IssueError> {
     let scopes = ScopeSet::parse(&spec.scope).expect("a valid scope");
     let services: Vec<ServiceId> = spec.services.iter().map(ServiceId::from_raw).collect();
+    let allowlist =
+        crate::domain::cidr::Allowlist::parse_input(spec.allowed_cidrs.iter().map(String::as_str))
+            .expect("a valid allowlist");
     let request = token_lifecycle::TokenRequest {
         kind: spec.kind,
         account_id: &AccountId::from_raw(spec.account_id.clone()),
@@ -307,6 +315,9 @@ pub async fn issue(state: &State, spec: &TokenSpec) -> Result<(String, String), 
         role: spec.role,
         tls_access: spec.tls_access,
         expires_at: spec.expires_at,
+        description: spec.description.as_deref(),
+        allowed_cidrs: allowlist.as_ref(),
+        rolled: None,
         ip: None,
     };
     let issued = token_lifecycle::issue(state, &request).await?;
@@ -329,6 +340,12 @@ pub async fn setup_path(state: &State) -> Option<String> {
     first_run::setup_path(state)
         .await
         .expect("read or make the setup secret")
+}
+
+pub async fn sweep_rolled(state: &State) -> u64 {
+    token_lifecycle::sweep_rolled(state)
+        .await
+        .expect("sweep rolled tokens")
 }
 
 pub async fn sweep_unused(state: &State) -> u64 {

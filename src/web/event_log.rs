@@ -119,6 +119,8 @@ pub struct Row {
     pub actor: String,
     pub token_id: String,
     pub token_name: String,
+    /// The token's description, on events that carry it (creation, roll).
+    pub token_description: String,
     pub service: String,
     pub ip: String,
     pub description: String,
@@ -151,6 +153,12 @@ impl Names {
             .and_then(|n| n.as_str())
             .unwrap_or("")
             .to_owned();
+        let token_description = metadata
+            .get("description")
+            .and_then(|n| n.as_str())
+            .filter(|_| event.token_id.is_some())
+            .unwrap_or("")
+            .to_owned();
         fn name_or_id<K: std::hash::Hash + Eq + std::fmt::Display>(
             map: &HashMap<K, String>,
             id: &Option<K>,
@@ -173,6 +181,7 @@ impl Names {
                 String::new()
             },
             token_id: event.token_id.map(|t| t.to_string()).unwrap_or_default(),
+            token_description,
             event_type: event.event_type.as_str().to_owned(),
             ip: event.ip.unwrap_or_default(),
             description: event.description,

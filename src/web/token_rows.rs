@@ -19,6 +19,15 @@ pub struct TokenRow {
     pub expired: bool,
     /// "Expires in 3 days" when the token expires within a week.
     pub expires_soon: Option<String>,
+    pub description: Option<String>,
+    /// The allowlist, e.g. "203.0.113.0/24, 2001:db8::/32"; None: any address.
+    pub allowed_cidrs: Option<String>,
+    /// The id of the token this one was rolled from.
+    pub rolled_from: Option<String>,
+    /// Rolled: when the old secret stops working (the overlap's end).
+    pub overlap_ends: Option<String>,
+    /// The viewer may roll it (set by the list).
+    pub rollable: bool,
 }
 
 impl TokenRow {
@@ -40,6 +49,15 @@ impl TokenRow {
                 .unwrap_or_else(|| "Never".to_owned()),
             expired: token.is_expired(now),
             expires_soon: expires_soon(token.expires_at, now),
+            description: token.description.clone(),
+            allowed_cidrs: token.allowed_cidrs.as_ref().map(|l| l.strings().join(", ")),
+            rolled_from: token.rolled_from.as_ref().map(ToString::to_string),
+            overlap_ends: token
+                .replaced_by
+                .as_ref()
+                .and(token.expires_at)
+                .map(date_time),
+            rollable: false,
         }
     }
 }

@@ -21,4 +21,5 @@ mod personal_tokens;
 mod setup;
 mod sign_in;
 mod switch_account;
+mod token_roll;
 mod two_factor;

@@ -373,9 +373,9 @@ async fn anonymous_visitors_write_no_sessions(app: TestApp) {
             .await
             .assert(401, "Incorrect email or password.");
     }
-    // A crowd of cookie-less visitors, twenty at a time.
+    // Ten thousand cookie-less visitors, twenty at a time.
     let crowd = reqwest::Client::new();
-    for _ in 0..50 {
+    for _ in 0..500 {
         let requests: Vec<_> = (0..20)
             .map(|_| tokio::spawn(crowd.get(app.url("/login")).send()))
             .collect();

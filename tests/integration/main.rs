@@ -14,4 +14,5 @@ mod operations;
 mod personal_tokens;
 mod sessions;
 mod superusers;
+mod token_roll;
 mod two_factor;

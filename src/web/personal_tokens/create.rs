@@ -9,6 +9,7 @@ use time::{OffsetDateTime, Time};
 
 use crate::db::service_store::{self, Service};
 use crate::domain::access::Action;
+use crate::domain::cidr::Allowlist;
 use crate::domain::grant::{self, ServiceRef};
 use crate::domain::ids::ServiceId;
 use crate::domain::random;
@@ -61,6 +62,11 @@ struct NewTokenPage {
     roles: Vec<RoleOption>,
     tls: bool,
     name: String,
+    description: String,
+    /// The allowlist as typed, one entry a line.
+    allowed_cidrs: String,
+    /// The client's address, for "Add my current address".
+    my_address: String,
     scopes: Vec<ScopeOption>,
     all_services: bool,
     limited: bool,
@@ -95,6 +101,10 @@ struct Typed {
     role: String,
     tls: bool,
     name: String,
+    description: String,
+    allowed_cidrs: String,
+    /// The address the request came from (not a form field).
+    my_address: String,
     scopes: Vec<String>,
     all_services: bool,
     services: Vec<ServiceId>,
@@ -109,6 +119,9 @@ impl Typed {
             role: String::new(),
             tls: false,
             name: String::new(),
+            description: String::new(),
+            allowed_cidrs: String::new(),
+            my_address: String::new(),
             scopes: vec![Scope::Global.as_str().to_owned()],
             all_services: true,
             services: Vec::new(),
@@ -123,6 +136,9 @@ impl Typed {
             role: form.text("role").to_owned(),
             tls: form.has("tls_access"),
             name: form.text("name").to_owned(),
+            description: form.text("description").to_owned(),
+            allowed_cidrs: form.text("allowed_cidrs").to_owned(),
+            my_address: String::new(),
             scopes: form.all("scope").into_iter().map(str::to_owned).collect(),
             all_services: form.text("access") != "selected",
             services: form
@@ -204,6 +220,9 @@ async fn form_page(
         roles,
         tls: typed.tls,
         name: typed.name,
+        description: typed.description,
+        allowed_cidrs: typed.allowed_cidrs,
+        my_address: typed.my_address,
         scopes,
         all_services: typed.all_services && !limited,
         limited,
@@ -221,11 +240,15 @@ async fn form_page(
 pub async fn new_form(
     State(state): State<AppState>,
     elevated: Elevated,
+    ClientIp(ip): ClientIp,
 ) -> Result<Response, WebError> {
     let page = form_page(
         &state,
         &elevated,
-        Typed::defaults(),
+        Typed {
+            my_address: ip,
+            ..Typed::defaults()
+        },
         FieldErrors::default(),
         false,
     )
@@ -255,13 +278,15 @@ fn expiry(typed: &Typed, now: OffsetDateTime) -> Result<Option<i64>, String> {
 
 #[derive(Template)]
 #[template(path = "tokens/created.html")]
-struct CreatedPage {
-    layout: Layout,
+pub(super) struct CreatedPage {
+    pub layout: Layout,
     /// Where Okay leads: the list the new token appears on.
-    okay: &'static str,
-    name: String,
-    secret: String,
-    expires: String,
+    pub okay: &'static str,
+    pub name: String,
+    pub secret: String,
+    pub expires: String,
+    /// For a rolled token: what became of the old secret.
+    pub rolled: Option<String>,
 }
 
 pub async fn create(
@@ -281,8 +306,22 @@ pub async fn create(
     let Some(position) = nonces.iter().position(|n| n == form.text("nonce")) else {
         return Ok(Redirect::to("/account/tokens").into_response());
     };
-    let typed = Typed::from_form(&form);
+    let mut typed = Typed::from_form(&form);
+    typed.my_address = ip.clone();
     let mut errors = FieldErrors::default();
+    // "Add my current address" (a submit button, so it works without JavaScript): the
+    // same form again, every field kept, with the client's address appended to the
+    // allowlist. Nothing is created.
+    if form.has("add_my_address") {
+        let mut list = typed.allowed_cidrs.trim_end().to_owned();
+        if !list.is_empty() {
+            list.push('\n');
+        }
+        list.push_str(&ip);
+        typed.allowed_cidrs = list;
+        let page = form_page(&state, sudo.signed_in(), typed, errors, false).await?;
+        return render(&page);
+    }
     // Sudo mode may have run out while the form was open: the form then carries the
     // password, and keeps every field while asking for it.
     let signed_in = match sudo {
@@ -313,6 +352,12 @@ pub async fn create(
 
     let name = validate::name(&typed.name, "Name")
         .map_err(|e| errors.add("name", e))
+        .ok();
+    let description = validate::description(&typed.description)
+        .map_err(|e| errors.add("description", e))
+        .ok();
+    let allowed_cidrs = Allowlist::parse_input(typed.allowed_cidrs.lines())
+        .map_err(|e| errors.add("allowed_cidrs", e))
         .ok();
     // Only those who may create automation tokens see (and may send) a Type.
     let kind = match form.get("type") {
@@ -369,9 +414,14 @@ pub async fn create(
         .map_err(|e| errors.add("expiration", e))
         .ok();
 
-    let (Some(name), Some(scopes), Some(expires_at), true) =
-        (name, scopes, expires_at, errors.is_empty())
-    else {
+    let (Some(name), Some(description), Some(allowed_cidrs), Some(scopes), Some(expires_at), true) = (
+        name,
+        description,
+        allowed_cidrs,
+        scopes,
+        expires_at,
+        errors.is_empty(),
+    ) else {
         let page = form_page(&state, &signed_in, typed, errors, false).await?;
         return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
@@ -390,6 +440,9 @@ pub async fn create(
         role: automation_role,
         tls_access: kind == TokenKind::Automation && typed.tls,
         expires_at,
+        description: description.as_deref(),
+        allowed_cidrs: allowed_cidrs.as_ref(),
+        rolled: None,
         ip: Some(&ip),
     };
     let issued = match token_lifecycle::issue(&state, &request).await {
@@ -407,6 +460,9 @@ pub async fn create(
         Err(IssueError::NotMember) => {
             return Err(WebError::Forbidden(IssueError::NOT_MEMBER.into()))
         }
+        Err(IssueError::NotRollable) => {
+            return Err(WebError::internal("a new token cannot be unrollable"))
+        }
         Err(IssueError::Database(e)) => return Err(e.into()),
     };
     nonces.remove(position);
@@ -420,6 +476,7 @@ pub async fn create(
         name,
         secret: issued.secret.expose().to_owned(),
         expires: expires_at.map(date).unwrap_or_else(|| "Never".to_owned()),
+        rolled: None,
     };
     render(&page)
 }

@@ -1,6 +1,7 @@
 //! Account > API tokens > Personal tokens: list, create (after sudo), show once, delete.
 
 mod create;
+mod roll;
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -28,6 +29,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/account/tokens/{id}/delete",
             get(confirm_delete).post(delete),
+        )
+        .route(
+            "/account/tokens/{id}/roll",
+            get(roll::form).post(roll::roll),
         )
         .route("/account/sudo", get(sudo::page).post(sudo::submit))
         .route("/account/sudo/end", post(sudo::end))
@@ -59,9 +64,15 @@ pub async fn list(
     let (account_id, user_id) = (signed_in.account_id(), signed_in.user_id());
     let owned = token_store::owned_by(&state.db.pool, account_id, user_id).await?;
     let services = token_store::services_of_owned(&state.db.pool, account_id, user_id).await?;
+    // A rolled token whose overlap is over is gone, even before the housekeeping
+    // deletes its row.
     let rows: Vec<TokenRow> = owned
         .iter()
-        .map(|t| TokenRow::new(t, services.get(&t.id), now))
+        .filter(|t| !t.is_rolled_over(now))
+        .map(|t| TokenRow {
+            rollable: t.replaced_by.is_none() && !t.is_expired(now),
+            ..TokenRow::new(t, services.get(&t.id), now)
+        })
         .collect();
     let active = rows.iter().filter(|r| !r.expired).count() as i64;
     let page = ListPage {

@@ -1,6 +1,8 @@
 //! Seeds a database for `bench/api.sh`: one account and service, `TOKENS` user tokens
 //! spread over users of 100 tokens each (the per-user limit), and one benchmark user
-//! with a password and a global token. Prints shell assignments for the script.
+//! with a password and a global token. Prints shell assignments for the script. With
+//! KEYS_FILE, the strings of the seeded tokens go there, one a line (for runs that use
+//! every token).
 //!
 //! Usage: bench_seed DATABASE_URL [TOKENS]
 
@@ -46,7 +48,12 @@ async fn main() -> Result<(), Failure> {
             .expires_at(now + 90 * 86_400);
         (spec, now, None)
     });
-    bench::insert_tokens(&app, seeds).await;
+    let keys = bench::insert_tokens(&app, seeds).await;
+    if let Ok(path) = std::env::var("KEYS_FILE") {
+        let mut lines = keys.join("\n");
+        lines.push('\n');
+        std::fs::write(&path, lines)?;
+    }
 
     let email = "bench@bench.example";
     let user = app

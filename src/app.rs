@@ -3,11 +3,13 @@
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
 use axum::extract::State;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,7 +17,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::clock::SharedClock;
@@ -43,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         // The JSON API sits outside the session and CSRF layers: it never reads cookies.
         .merge(api::router())
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .fallback(web::not_found);
     let hsts = state.settings.secure_cookies;
     let observe = Observe {
@@ -67,6 +72,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
     gauges.db_pool_size.set(i64::from(state.db.pool.size()));
     gauges.db_pool_idle.set(state.db.pool.num_idle() as i64);
     gauges.usage_pending.set(state.usage.pending() as i64);
+    let cache = state.tokens.stats();
+    state.metrics.token_cache_totals(cache.hits, cache.loads);
     gauges
         .usage_flush_lag_seconds
         .set(state.usage.since_written().as_secs() as i64);
@@ -100,6 +107,32 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Request ids: a random prefix per process (so ids of several nodes never collide) and
+/// a counter, instead of a UUID from the operating system's random source per request.
+#[derive(Clone)]
+struct CountedRequestIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl CountedRequestIds {
+    fn new() -> Self {
+        CountedRequestIds {
+            prefix: crate::domain::random::base62(8).into(),
+            next: Arc::new(AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for CountedRequestIds {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::try_from(format!("{}-{n}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
 /// The layers every request passes, outermost last: request id, access log and metrics
 /// (`telemetry::access_log`), JSON errors for API clients, body limit, timeout, panic → 500 page, security headers. The JSON error
 /// layer sits outside the ones that answer on their own (413, 408, 500) and the
@@ -127,12 +160,20 @@ where
         .layer(from_fn(api::json_errors::json_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(from_fn_with_state(observe, access_log::observe))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, CountedRequestIds::new()))
 }
 
-async fn healthz(State(state): State<AppState>) -> Response {
+/// Liveness: the process answers requests. Touches nothing else, so a database outage
+/// does not get healthy nodes restarted.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers too; a load balancer sends requests only to nodes
+/// that say so.
+async fn readyz(State(state): State<AppState>) -> Response {
     if state.db.ping().await {
-        (StatusCode::OK, "ok").into_response()
+        (StatusCode::OK, "ready").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
     }
@@ -204,6 +245,8 @@ pub async fn open_database(config: &Config) -> Result<Db, StartupError> {
 
 pub struct Server {
     listener: TcpListener,
+    /// For the token cache's own LISTEN connection on PostgreSQL.
+    database_url: String,
     router: Router,
     /// The `/metrics` listener (`METRICS_BIND`), when configured.
     metrics: Option<TcpListener>,
@@ -245,6 +288,7 @@ impl Server {
         let router = router(state.clone());
         Ok(Server {
             listener,
+            database_url: config.database_url.clone(),
             router,
             metrics,
             state,
@@ -304,6 +348,15 @@ impl Server {
                 }
             })
         });
+        let cache = self.state.tokens.clone();
+        let cache_feed = match self.state.db.backend {
+            db::Backend::Postgres => {
+                tokio::spawn(ops::token_cache::listen(cache, self.database_url))
+            }
+            db::Backend::Sqlite => {
+                tokio::spawn(ops::token_cache::poll_log(cache, self.state.ctx.clone()))
+            }
+        };
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -336,6 +389,7 @@ impl Server {
         if let Some(task) = metrics {
             task.abort();
         }
+        cache_feed.abort();
         // Uses noted since the last flush are written before the server goes away.
         match self.state.usage.flush(&self.state.db).await {
             Ok(0) => {}

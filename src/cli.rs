@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `migrate`, `create-superuser`, `reset-password`,
-//! `sweep`, `backup`, `import-legacy-key` and `demo`.
+//! `sweep`, `backup`, `import-legacy-key`, `forget-cached-tokens` and `demo`.
 //! Every failure ends the program with one clear line and a non-zero status.
 
 use std::io::BufRead;
@@ -18,6 +18,7 @@ use crate::domain::roles::{Role, ScopeSet, ServicePermission};
 use crate::domain::secret::TokenKind;
 use crate::domain::{random, validate};
 use crate::ops::membership::{self, Acting};
+use crate::ops::token_cache;
 use crate::ops::token_lifecycle::{self, TokenRequest};
 use crate::ops::{account_security, first_run, service_catalog};
 use crate::state::AppState;
@@ -72,6 +73,9 @@ pub enum Command {
         /// Where the copy goes; must not exist yet.
         path: std::path::PathBuf,
     },
+    /// Make every running server re-read every token from the database, after an edit
+    /// made by hand (servers re-read them within 30 seconds anyway).
+    ForgetCachedTokens,
     /// Seed a demo account with one user per role, services and tokens; prints the logins.
     Demo {
         /// Seed even though the database already has users.
@@ -101,6 +105,7 @@ pub async fn run() -> ExitCode {
         Command::Sweep => sweep(&cli.config).await,
         Command::Backup { path } => backup(&cli.config, &path).await,
         Command::ImportLegacyKey { account } => import_legacy_key(&cli.config, &account).await,
+        Command::ForgetCachedTokens => forget_cached_tokens(&cli.config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -236,6 +241,15 @@ async fn reset_password(config: &Config, email: &str) -> Result<(), StartupError
         return Err(StartupError(format!("no user has the email {email}")));
     }
     println!("Set a new password for {email} and ended their sessions.");
+    Ok(())
+}
+
+async fn forget_cached_tokens(config: &Config) -> Result<(), StartupError> {
+    let state = command_state(config).await?;
+    token_cache::announce(&state, &[token_cache::Change::Everything])
+        .await
+        .map_err(database)?;
+    println!("Every running server reads tokens from the database again.");
     Ok(())
 }
 

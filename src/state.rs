@@ -86,6 +86,7 @@ impl AppState {
         };
         Ok(AppState {
             ctx: Context {
+                tokens: crate::ops::token_cache::TokenCache::new(db.backend),
                 db,
                 clock,
                 passwords,

@@ -1,7 +1,9 @@
 //! Who is calling: the token in `Fastly-Key`. A malformed key is refused by its
-//! checksum before any database work; a well-formed one costs one indexed query (the
-//! token with its owner's membership and its services), and one more for an engineer's
-//! service limits. Nothing is cached, so a revoked token is refused at once by every node.
+//! checksum before any database work; a well-formed one is looked up in the verified-
+//! token cache (`ops::token_cache`: the token row with its owner's membership, its
+//! services and the owner's service limits, kept fresh by every node's changes), which
+//! reads the database only for a key it does not hold. Expiry and the owner's standing
+//! are checked on every request against what the cache holds.
 
 use std::sync::Arc;
 
@@ -12,8 +14,7 @@ use axum::http::HeaderMap;
 use super::api_error::{ApiError, ApiResult};
 use super::timestamp;
 use crate::db::account_store::{self, Account};
-use crate::db::member_store;
-use crate::db::token_store::{self, Token};
+use crate::db::token_store::Token;
 use crate::db::user_store::User;
 use crate::domain::access::{Action, Denied, Principal, ServiceAccess, TokenGrant};
 use crate::domain::ids::{AccountId, TokenId, UserId};
@@ -22,6 +23,7 @@ use crate::domain::roles::Role;
 use crate::domain::secret::{self, TokenKind};
 use crate::http::ClientIp;
 use crate::ops::authentication::{self, CodeCheck, Outcome};
+use crate::ops::token_cache::Lookup;
 use crate::ops::token_lifecycle;
 use crate::ops::Context;
 use crate::state::AppState;
@@ -111,13 +113,17 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         count(TokenOutcome::Unknown);
         return Err(ApiError::unauthorized());
     }
-    let digest = secret::digest(key);
     let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
-    let Some(found) = token_store::authenticate(&state.db.pool, &digest).await? else {
-        // A rolled secret whose token is gone: refused like an expired token, and
-        // recorded (an attack signal).
-        return Err(
-            match token_lifecycle::rotated_secret_used(state, &digest, &ip).await? {
+    let now = state.clock.unix();
+    let digest = secret::digest_bytes(key);
+    let cached = match state.tokens.lookup(&state.db, &digest, now, &ip).await? {
+        Lookup::Found(cached) => cached,
+        Lookup::Unknown => {
+            // A rolled secret whose token is gone: refused like an expired token, and
+            // recorded (an attack signal).
+            let hex = secret::hex(&digest);
+            let retired = token_lifecycle::rotated_secret_used(state, &hex, &ip).await?;
+            return Err(match retired {
                 Some(retired) => {
                     count(TokenOutcome::Expired);
                     expired(&retired.token_id, retired.retired_at)
@@ -126,13 +132,15 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
                     count(TokenOutcome::Unknown);
                     ApiError::unauthorized()
                 }
-            },
-        );
+            });
+        }
+        Lookup::Throttled(wait) => return Err(ApiError::throttled(wait)),
     };
-    let now = state.clock.unix();
+    // Checked on every request, never remembered: the clock moves.
+    let found = &cached.presented;
     if let Some(expired_at) = found.token.expires_at.filter(|at| *at <= now) {
         if found.token.replaced_by.is_some() {
-            token_lifecycle::rotated_secret_used(state, &digest, &ip).await?;
+            token_lifecycle::rotated_secret_used(state, &secret::hex(&digest), &ip).await?;
         }
         count(TokenOutcome::Expired);
         return Err(expired(&found.token.id, expired_at));
@@ -143,12 +151,11 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         count(TokenOutcome::AddressRefused);
         return Err(ApiError::forbidden(ADDRESS_REFUSED));
     }
-    let token = found.token;
-    let (role, owner) = match token.kind {
+    let (role, owner) = match found.token.kind {
         // The owner left the account or was locked: the token is worth nothing.
         TokenKind::User if found.owner_locked => (None, None),
-        TokenKind::User => (found.member_role, token.user_id.clone()),
-        TokenKind::Automation => (token.role, None),
+        TokenKind::User => (found.member_role, found.token.user_id.clone()),
+        TokenKind::Automation => (found.token.role, None),
     };
     let Some(role) = role else {
         count(TokenOutcome::Unknown);
@@ -157,22 +164,21 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
     // Only engineers are ever limited to some services, and only as members: an
     // automation token belongs to no one.
     let services = match &owner {
-        Some(user) => {
-            member_store::service_access(&state.db.pool, &token.account_id, user, role).await?
-        }
+        Some(_) => cached.access.clone(),
         None => ServiceAccess::All,
     };
     let agent = parts
         .headers
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    state.usage.note(&token.id, now, &ip, agent);
+    state.usage.note(&found.token.id, now, &ip, agent);
     count(TokenOutcome::Ok);
     note_identity(
         &parts.extensions,
         owner.as_ref().map(|u| u.as_str()),
-        Some(token.id.as_str()),
+        Some(found.token.id.as_str()),
     );
+    let token = cached.used(now, &ip, agent);
     let principal = Principal {
         account_id: token.account_id.clone(),
         role,
@@ -180,7 +186,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         token: Some(TokenGrant {
             id: token.id.clone(),
             scopes: token.scope.clone(),
-            services: found.services,
+            services: found.services.clone(),
         }),
         services,
     };

@@ -89,17 +89,18 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     if !wants_json(request.headers()) {
         return next.run(request).await;
     }
-    let method = request.method().to_string();
-    let path = request.uri().path().to_owned();
+    // Cheap copies (a standard method is no allocation, a URI shares its bytes), read
+    // only when an error needs them.
+    let method = request.method().clone();
+    let uri = request.uri().clone();
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || is_json_response(&response) {
         return response;
     }
+    let (method, path) = (method.as_str(), uri.path());
     let (mut parts, _) = response.into_parts();
-    let (json_parts, body) = error_for(status, &method, &path)
-        .into_response()
-        .into_parts();
+    let (json_parts, body) = error_for(status, method, path).into_response().into_parts();
     // The original headers stay (Allow, Retry-After, the request id, the security
     // headers); only what describes the body changes.
     for name in [

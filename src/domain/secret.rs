@@ -89,10 +89,21 @@ impl TokenSecret {
 
 /// Hex SHA-256 of a presented key: the only form a token is stored in.
 pub fn digest(key: &str) -> String {
-    let hash = Sha256::digest(key.as_bytes());
+    hex(&digest_bytes(key))
+}
+
+/// The SHA-256 of a presented key, raw: the key of the verified-token cache.
+pub fn digest_bytes(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// Lower-case hex of a digest, as stored.
+pub fn hex(digest: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(64);
-    for byte in hash {
-        out.push_str(&format!("{byte:02x}"));
+    for byte in digest {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
     out
 }
@@ -159,6 +170,16 @@ fn crc32(bytes: &[u8], previous: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn digests_are_lower_case_hex_sha256() {
+        assert_eq!(
+            digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(hex(&digest_bytes("abc")), digest("abc"));
+    }
+
     use super::*;
 
     #[test]

@@ -3,6 +3,7 @@
 //! and an operator's password reset.
 
 use super::authentication::{check_password, seal_totp_secret, AuthError, PasswordCheck};
+use super::token_cache::{self, Change};
 use super::Context;
 use crate::db::account_store::{self, Account};
 use crate::db::event_store::{self, NewEvent};
@@ -181,7 +182,7 @@ pub async fn change_password(
         .ip(Some(ip))
         .metadata(serde_json::json!({ "sessions_ended": ended }));
     event_store::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
+    token_cache::commit(ctx, tx, &[Change::User(user.id.clone())]).await?;
     Ok(PasswordChange::Changed)
 }
 
@@ -206,7 +207,7 @@ pub async fn reset_password(ctx: &Context, email: &str, hash: &str) -> Result<bo
         event = event.account(account);
     }
     event_store::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
+    token_cache::commit(ctx, tx, &[Change::User(user.id.clone())]).await?;
     Ok(true)
 }
 

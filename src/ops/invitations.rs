@@ -9,6 +9,7 @@
 //! no event written in the account says whether the invitee was a new user.
 
 use super::membership::Acting;
+use super::token_cache::{self, Change};
 use super::Context;
 use crate::db::event_store::{self, NewEvent};
 use crate::db::invitation_store::{self, Invitation};
@@ -404,7 +405,9 @@ pub async fn accept_as_user(
         }
         Err(e) => return Err(e),
     }
-    tx.commit().await?;
+    // Tokens the user kept from an earlier membership work again.
+    let member = Change::Member(account_id.clone(), user.id.clone());
+    token_cache::commit(ctx, tx, &[member]).await?;
     Ok(account_id)
 }
 

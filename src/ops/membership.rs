@@ -2,6 +2,7 @@
 //! deletion (people join by invitation: `ops::invitations`). Every change that must
 //! keep the account's last superuser runs after `member_store::lock_account`.
 
+use super::token_cache::{self, Change};
 use super::Context;
 use crate::db::event_store::{self, NewEvent};
 use crate::db::member_store::{self, MemberSummary};
@@ -97,7 +98,8 @@ pub async fn change_role(
             "role": { "from": from.as_str(), "to": to.as_str() },
         }));
     event_store::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
+    let member = Change::Member(account_id.clone(), user_id.clone());
+    token_cache::commit(ctx, tx, &[member]).await?;
     Ok(())
 }
 
@@ -140,7 +142,8 @@ pub async fn set_service_access(
         .event(EventType::UserUpdate, description)
         .metadata(serde_json::json!({ "user_id": user_id, "services": summary }));
     event_store::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
+    let member = Change::Member(account_id.clone(), user_id.clone());
+    token_cache::commit(ctx, tx, &[member]).await?;
     Ok(())
 }
 
@@ -211,7 +214,12 @@ pub async fn end_membership(
             "deleted": delete,
         }));
     event_store::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
+    let change = if delete {
+        Change::User(user_id.clone())
+    } else {
+        Change::Member(account_id.clone(), user_id.clone())
+    };
+    token_cache::commit(ctx, tx, &[change]).await?;
     Ok(())
 }
 

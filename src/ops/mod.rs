@@ -9,6 +9,7 @@ pub mod first_run;
 pub mod invitations;
 pub mod membership;
 pub mod service_catalog;
+pub mod token_cache;
 pub mod token_lifecycle;
 pub mod token_usage;
 pub mod write_budget;
@@ -45,8 +46,8 @@ pub struct Settings {
     pub access_log: bool,
 }
 
-/// What operations need: the database, the clock, the settings, the password hasher
-/// and the server key.
+/// What operations need: the database, the clock, the settings, the password hasher,
+/// the server key and the verified-token cache.
 #[derive(Clone)]
 pub struct Context {
     pub db: Db,
@@ -56,4 +57,7 @@ pub struct Context {
     pub secret_key: Arc<SecretKey>,
     /// Counters that operations move (sign-ins); served by `app::Server`.
     pub metrics: Arc<Metrics>,
+    /// Verified tokens in memory; writes that change what a token may do commit
+    /// through `token_cache::commit`.
+    pub tokens: token_cache::TokenCache,
 }

@@ -1,5 +1,6 @@
 //! Creating, renaming and deleting services, each with its event.
 
+use super::token_cache::{self, Change};
 use super::Context;
 use crate::db::event_store::{self, NewEvent};
 use crate::db::service_store::{self, Service};
@@ -194,7 +195,9 @@ pub async fn delete(
     .ip(Some(ip))
     .metadata(serde_json::json!({ "name": service.name }));
     event_store::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
+    // Tokens and engineers limited to it (among others) lose it.
+    let change = Change::Account(service.account_id.clone());
+    token_cache::commit(ctx, tx, &[change]).await?;
     Ok(())
 }
 

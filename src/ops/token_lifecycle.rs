@@ -1,6 +1,7 @@
 //! Issuing and revoking tokens: the one place a token is stored and its event written,
 //! for the pages, the API and the command line alike.
 
+use super::token_cache::{self, Change};
 use super::Context;
 use crate::db::event_store::{self, NewEvent};
 use crate::db::token_store::{self as store, Created, NewToken};
@@ -218,7 +219,13 @@ pub async fn issue_with_secret(
         .ip(request.ip)
         .metadata(metadata);
     event_store::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
+    // A rolled token's old secret now expires (and names its replacement).
+    let changes: Vec<Change> = request
+        .rolled
+        .iter()
+        .map(|r| Change::token(r.from))
+        .collect();
+    token_cache::commit(ctx, tx, &changes).await?;
     Ok(Issued { id, secret })
 }
 
@@ -258,7 +265,7 @@ pub async fn delete_own(
         .ip(ip)
         .metadata(serde_json::json!({ "reason": "owner", "name": name }));
     event_store::record(&mut *tx, &event, now).await?;
-    tx.commit().await?;
+    token_cache::commit(ctx, tx, &[Change::token(token_id)]).await?;
     Ok(true)
 }
 
@@ -296,7 +303,8 @@ pub async fn sweep_unused(ctx: &Context) -> Result<u64, sqlx::Error> {
         }));
         event_store::record(&mut *tx, &event, now.unix_timestamp()).await?;
     }
-    tx.commit().await?;
+    let ids = deleted.iter().map(|t| t.id.clone()).collect();
+    token_cache::commit(ctx, tx, &[Change::Tokens(ids)]).await?;
     Ok(deleted.len() as u64)
 }
 
@@ -436,7 +444,8 @@ impl From<sqlx::Error> for RevokeError {
 }
 
 /// Deletes every token in `ids` or none of them, each with its event, in one
-/// transaction. Revocation is seen at once by every node: nothing caches tokens.
+/// transaction. The token cache forgets them here at once, and on every other node
+/// when the transaction commits (`token_cache::commit`).
 pub async fn revoke(
     ctx: &Context,
     ids: &[TokenId],
@@ -451,7 +460,7 @@ pub async fn revoke(
     }
     let now = ctx.clock.unix();
     let mut tx = ctx.db.pool.begin().await?;
-    for id in unique {
+    for id in unique.iter().copied() {
         let Some(deleted) = store::delete_scoped(&mut *tx, &revocation.scope, id).await? else {
             tx.rollback().await?;
             return Err(RevokeError::NotFound(id.clone()));
@@ -473,7 +482,8 @@ pub async fn revoke(
         }));
         event_store::record(&mut *tx, &event, now).await?;
     }
-    tx.commit().await?;
+    let ids = unique.into_iter().cloned().collect();
+    token_cache::commit(ctx, tx, &[Change::Tokens(ids)]).await?;
     Ok(())
 }
 
@@ -661,7 +671,8 @@ pub async fn sweep_rolled(ctx: &Context) -> Result<u64, sqlx::Error> {
         event_store::record(&mut *tx, &event, now).await?;
     }
     store::forget_retired_before(&mut *tx, now - RETIRED_SECRETS_KEPT).await?;
-    tx.commit().await?;
+    let ids = deleted.iter().map(|t| t.id.clone()).collect();
+    token_cache::commit(ctx, tx, &[Change::Tokens(ids)]).await?;
     Ok(deleted.len() as u64)
 }
 
@@ -684,7 +695,7 @@ pub async fn elevate(
         .ip(ip)
         .metadata(serde_json::json!({ "until": until }));
     event_store::record(&mut *tx, &event, now).await?;
-    tx.commit().await
+    token_cache::commit(ctx, tx, &[Change::token(token_id)]).await
 }
 
 #[cfg(test)]

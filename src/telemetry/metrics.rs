@@ -47,11 +47,9 @@ pub enum TokenOutcome {
     WrongScope,
     /// Used from outside the token's IP allowlist.
     AddressRefused,
-    /// Answered from the in-memory token cache (counted once `api::caller` has one).
-    #[allow(dead_code)]
+    /// Answered from the verified-token cache (`ops::token_cache`).
     CacheHit,
-    /// Looked up in the database.
-    #[allow(dead_code)]
+    /// Loaded from the database into the cache.
     CacheMiss,
 }
 
@@ -115,6 +113,8 @@ pub struct Metrics {
     usage_flush_size: Histogram,
     /// Read when scraped.
     pub gauges: StateGauges,
+    /// The token cache's hit and load totals at the last scrape.
+    cache_seen: [std::sync::atomic::AtomicU64; 2],
 }
 
 /// Values read from the running server when `/metrics` is scraped.
@@ -232,6 +232,7 @@ impl Metrics {
             argon2_wait,
             usage_flush_size,
             gauges,
+            cache_seen: Default::default(),
         }
     }
 
@@ -270,6 +271,28 @@ impl Metrics {
                 outcome: outcome.label(),
             })
             .inc();
+    }
+
+    /// Brings the cache outcomes up to the token cache's own totals (read when scraped).
+    pub fn token_cache_totals(&self, hits: u64, loads: u64) {
+        use std::sync::atomic::Ordering;
+        for (i, (total, outcome)) in [
+            (hits, TokenOutcome::CacheHit),
+            (loads, TokenOutcome::CacheMiss),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let before = self.cache_seen[i].fetch_max(total, Ordering::Relaxed);
+            let new = total.saturating_sub(before);
+            if new > 0 {
+                self.token_checks
+                    .get_or_create(&OutcomeLabels {
+                        outcome: outcome.label(),
+                    })
+                    .inc_by(new);
+            }
+        }
     }
 
     pub fn argon2_waited(&self, waited: Duration) {

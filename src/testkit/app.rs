@@ -136,6 +136,15 @@ pub struct EventSpec<'a> {
     pub metadata: Option<serde_json::Value>,
 }
 
+/// A node's verified-token cache counters (`TestApp::token_cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCacheStats {
+    pub hits: u64,
+    pub loads: u64,
+    pub flushes: u64,
+    pub entries: usize,
+}
+
 /// An issued token: its id and the string that authenticates (shown once in the panel).
 #[derive(Debug, Clone)]
 pub struct Token {
@@ -513,6 +522,57 @@ impl TestApp {
     /// UPDATE statements the last-use recorder has written so far.
     pub fn usage_writes(&self) -> u64 {
         internals::usage_writes(&self.state)
+    }
+
+    /// This node's verified-token cache: how many lookups it answered from memory, how
+    /// many tokens it read from the database, how often it was emptied, and how many
+    /// tokens it holds.
+    pub fn token_cache(&self) -> TokenCacheStats {
+        let (hits, loads, flushes, entries) = internals::token_cache_stats(&self.state);
+        TokenCacheStats {
+            hits,
+            loads,
+            flushes,
+            entries,
+        }
+    }
+
+    /// Waits (up to 5 seconds) until this node's token cache serves: on PostgreSQL, once
+    /// its LISTEN connection is up.
+    pub async fn token_cache_ready(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !internals::token_cache_live(&self.state) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the token cache never started listening"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Tells every node to forget every token it holds, as an operator does after
+    /// editing the database by hand (`tokenpanel forget-cached-tokens`).
+    pub async fn forget_cached_tokens(&self) {
+        internals::forget_cached_tokens(&self.state).await;
+    }
+
+    /// Tells every node to forget what it holds of `user`'s tokens, as after an edit
+    /// of the user made by hand.
+    pub async fn announce_user_change(&self, user: &Persona) {
+        internals::user_changed(&self.state, &user.id).await;
+    }
+
+    /// PostgreSQL: ends every token-cache LISTEN connection on this database, as a
+    /// network failure would; the number ended.
+    pub async fn kill_token_cache_listeners(&self) -> i64 {
+        sqlx::query_scalar(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1 AND datname = current_database()",
+        )
+        .bind(internals::TOKEN_CACHE_LISTENER)
+        .fetch_one(self.pool())
+        .await
+        .expect("end the LISTEN connections")
     }
 
     /// argon2 computations (password hashes and checks) this server has run so far.

@@ -8,7 +8,7 @@ use sqlx::Arguments;
 
 use super::app::{TestApp, TokenSpec};
 use super::database::TestDb;
-use super::internals::{random_base62, random_id, TokenKind};
+use super::internals::{digest, random_id, unissued_key, TokenKind};
 
 /// The database a benchmark runs on: a fresh database on the PostgreSQL server of
 /// BENCH_DATABASE_URL (any database there, e.g. `postgres`) when it is set, else a fresh
@@ -82,12 +82,13 @@ pub async fn insert_rows(
 
 /// Writes tokens straight into the database (see `insert_rows`): each a token as
 /// `TokenSpec` describes it, with the Unix times it was made and last used. Rows of the
-/// real shape (a random digest), without events or limit checks.
+/// real shape, without events or limit checks. Returns the token strings, in order.
 pub async fn insert_tokens(
     app: &TestApp,
     tokens: impl IntoIterator<Item = (TokenSpec, i64, Option<i64>)>,
-) {
+) -> Vec<String> {
     let mut links = Vec::new();
+    let mut keys = Vec::new();
     let rows: Vec<Vec<Cell>> = tokens
         .into_iter()
         .map(|(t, created_at, last_used_at)| {
@@ -98,6 +99,7 @@ pub async fn insert_tokens(
                     .map(|s| vec![text(id.as_str()), text(s.as_str())]),
             );
             let owner = (t.kind == TokenKind::User).then(|| t.actor_id.clone());
+            keys.push(unissued_key(t.kind));
             vec![
                 text(id),
                 text(t.account_id),
@@ -108,7 +110,7 @@ pub async fn insert_tokens(
                 text(t.scope),
                 Cell::Text(t.role.map(|r| r.as_str().to_owned())),
                 int(i64::from(t.tls_access)),
-                text(random_base62(40)),
+                text(digest(keys.last().map(String::as_str).unwrap_or(""))),
                 int(created_at),
                 Cell::Int(t.expires_at),
                 Cell::Int(last_used_at),
@@ -132,6 +134,7 @@ pub async fn insert_tokens(
     ];
     insert_rows(app, "tokens", &columns, rows).await;
     insert_rows(app, "token_services", &["token_id", "service_id"], links).await;
+    keys
 }
 
 /// Sends `warm_up` untimed requests, then times `n` round trips in milliseconds. Each

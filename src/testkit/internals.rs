@@ -19,6 +19,7 @@ use crate::domain::access::{self, EventFacts};
 use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
 use crate::domain::password::Password;
 use crate::domain::{crypto, random, secret, totp};
+use crate::ops::token_cache::{self, Change};
 use crate::ops::{first_run, membership, service_catalog, token_lifecycle};
 use crate::state::AppState;
 
@@ -261,6 +262,7 @@ pub async fn add_member(state: &State, account: &str, user: &str, role: Role) {
     )
     .await
     .expect("add a member");
+    member_changed(state, account, user).await;
 }
 
 pub async fn limit_to(
@@ -279,7 +281,46 @@ pub async fn limit_to(
     )
     .await
     .expect("limit a member to a service");
+    member_changed(state, account, user).await;
 }
+
+/// Every node forgets what it holds of a member's tokens, as the panel's own changes
+/// make it do.
+async fn member_changed(state: &State, account: &str, user: &str) {
+    let change = Change::Member(AccountId::from_raw(account), UserId::from_raw(user));
+    token_cache::announce(state, &[change])
+        .await
+        .expect("announce a membership change");
+}
+
+/// Every node forgets every token it holds, as after an edit made by hand
+/// (`tokenpanel forget-cached-tokens`).
+pub async fn forget_cached_tokens(state: &State) {
+    token_cache::announce(state, &[Change::Everything])
+        .await
+        .expect("announce a change to every token");
+}
+
+/// Every node forgets what it holds of a user's tokens (after an operator's edit).
+pub async fn user_changed(state: &State, user: &str) {
+    token_cache::announce(state, &[Change::User(UserId::from_raw(user))])
+        .await
+        .expect("announce a change to a user");
+}
+
+/// The token cache's counters on this node: (hits, loads, flushes, entries).
+pub fn token_cache_stats(state: &State) -> (u64, u64, u64, usize) {
+    let stats = state.tokens.stats();
+    (stats.hits, stats.loads, stats.flushes, stats.entries)
+}
+
+/// Whether this node's token cache is serving (on PostgreSQL: it is listening).
+pub fn token_cache_live(state: &State) -> bool {
+    state.tokens.is_live()
+}
+
+/// The PostgreSQL application name of the token cache's LISTEN connections.
+pub const TOKEN_CACHE_LISTENER: &str = token_cache::LISTENER_NAME;
 
 pub async fn service_limits(
     state: &State,

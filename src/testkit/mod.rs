@@ -26,7 +26,9 @@ mod pages;
 mod process;
 
 pub use api::{Api, Reply};
-pub use app::{EventSpec, Issuer, Persona, TestApp, Token, TokenSpec, TEST_SECRET_KEY};
+pub use app::{
+    EventSpec, Issuer, Persona, TestApp, Token, TokenCacheStats, TokenSpec, TEST_SECRET_KEY,
+};
 pub use database::TestDb;
 pub use internals::{
     digest, is_token_shaped, page_date, random_base62, random_id, totp_code, unissued_key,

@@ -73,7 +73,7 @@ echo "== starting tokenpanel on $TOKENPANEL_URL"
 BIND="127.0.0.1:$port" "$bin" serve > "$work/server.log" 2>&1 &
 server_pid=$!
 
-# Waits for /healthz; with `token NAME` instead, prints a new global token of the
+# Waits for /readyz (database reachable); with `token NAME` instead, prints a new global token of the
 # superuser, made with the plain form POST /tokens that tokenpanel documents.
 helper() {
   python3 - "$@" <<'PY'
@@ -82,13 +82,13 @@ base = os.environ["TOKENPANEL_URL"]
 if sys.argv[1] == "wait":
     for _ in range(300):
         try:
-            with urllib.request.urlopen(base + "/healthz", timeout=2) as r:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
                 if r.status == 200:
                     sys.exit(0)
         except (urllib.error.URLError, ConnectionError, OSError):
             pass
         time.sleep(0.1)
-    sys.exit("tokenpanel did not answer /healthz within 30 seconds")
+    sys.exit("tokenpanel did not answer /readyz within 30 seconds")
 form = urllib.parse.urlencode({
     "username": os.environ["COMPAT_LOGIN"], "password": os.environ["COMPAT_PASSWORD"],
     "name": sys.argv[2], "scope": "global"}).encode()

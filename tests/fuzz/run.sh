@@ -77,14 +77,14 @@ import json, os, sys, time, urllib.error, urllib.parse, urllib.request
 base = os.environ["BASE"]
 for _ in range(300):
     try:
-        with urllib.request.urlopen(base + "/healthz", timeout=2) as r:
+        with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
             if r.status == 200:
                 break
     except (urllib.error.URLError, ConnectionError, OSError):
         pass
     time.sleep(0.1)
 else:
-    sys.exit("tokenpanel did not answer /healthz within 30 seconds")
+    sys.exit("tokenpanel did not answer /readyz within 30 seconds")
 def create(name):
     form = urllib.parse.urlencode({"username": os.environ["LOGIN"], "password": os.environ["PASSWORD"],
                                    "name": name, "scope": "global"}).encode()

@@ -416,11 +416,20 @@ async fn unknown_routes_and_health(app: TestApp) {
         .assert(404, "There is nothing at this address.");
     client.get("/static/nope.js").await.assert(404, "nothing");
     client.get("/healthz").await.assert(200, "ok");
+    client.get("/readyz").await.assert(200, "ready");
     let js = client.get("/static/htmx.min.js").await;
     assert_eq!(js.status, 200);
     assert!(js.body.contains("2.0.11"));
     app.close_database().await;
-    assert_eq!(client.get("/healthz").await.status, 503);
+    // Alive without its database, but not ready for traffic.
+    client.get("/healthz").await.assert(200, "ok");
+    let ready = client.get("/readyz").await;
+    assert_eq!(ready.status, 503);
+    assert!(
+        ready.body.contains("database unavailable"),
+        "{}",
+        ready.body
+    );
 }
 
 async fn signed_in_pages_require_sign_in(app: TestApp) {

@@ -14,5 +14,6 @@ mod operations;
 mod personal_tokens;
 mod sessions;
 mod superusers;
+mod token_cache;
 mod token_roll;
 mod two_factor;

@@ -387,7 +387,7 @@ fn error_response(status: u16) -> utoipa::openapi::Response {
         401 => "No token, or one that is malformed, unknown, revoked or expired",
         403 => "The token's scopes, the owner's role or service access do not allow this",
         415 => "The body's media type is not one the operation reads",
-        429 => "Throttled: the hourly write budget, or too many wrong passwords or codes (Retry-After says when to try again)",
+        429 => "Throttled: the hourly write budget, too many wrong passwords or codes, or too many unknown keys from this address (Retry-After says when to try again)",
         503 => "Too many password checks at once (Retry-After)",
         _ => status_text(status),
     };
@@ -403,12 +403,13 @@ fn error_response(status: u16) -> utoipa::openapi::Response {
 }
 
 /// The endpoint's own error statuses, and those every endpoint of its kind can give:
-/// 401 without a valid token, 400/413/415 for a body that cannot be read, 429 past the
-/// hourly write budget.
+/// 401 without a valid token and 429 after too many unknown keys from one address,
+/// 400/413/415 for a body that cannot be read, 429 past the hourly write budget.
 fn errors_of(endpoint: &Endpoint) -> std::collections::BTreeSet<u16> {
     let mut errors: std::collections::BTreeSet<u16> = endpoint.errors.iter().copied().collect();
     if matches!(endpoint.auth, Auth::Key(_) | Auth::KeyOrPassword(_)) {
-        errors.insert(401);
+        // 429: an address that presented too many unknown keys (`ops::token_cache`).
+        errors.extend([401, 429]);
     }
     if endpoint.body.is_some() {
         errors.extend([400, 413, 415]);

@@ -51,9 +51,12 @@
     var type = document.querySelector('input[name="type"]:checked');
     var role = document.querySelector('input[name="role"]:checked');
     var automation = type && type.value === "automation" && role;
+    var userToken = !type || type.value !== "automation";
     boxes.forEach(function (box) {
       var allowed = !automation ||
         box.getAttribute("data-automation-roles").split(" ").indexOf(role.value) !== -1;
+      // The account's token policy keeps this scope off user tokens.
+      if (userToken && box.hasAttribute("data-not-on-user-tokens")) allowed = false;
       box.disabled = !allowed;
       if (!allowed) box.checked = false;
       var label = box.closest("label");

@@ -161,6 +161,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         count(TokenOutcome::Unknown);
         return Err(ApiError::unauthorized());
     };
+    super::expiry_header::note(parts, found.token.expires_at);
     // Only engineers are ever limited to some services, and only as members: an
     // automation token belongs to no one.
     let services = match &owner {

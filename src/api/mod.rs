@@ -6,11 +6,13 @@ mod automation_tokens;
 pub mod caller;
 mod customer_endpoints;
 mod event_feed;
+pub mod expiry_header;
 pub mod fields;
 mod invitations;
 pub mod json_errors;
 mod openapi;
 mod paging;
+mod revoke_leaked;
 mod service_endpoints;
 mod token_creation;
 mod token_json;
@@ -44,6 +46,7 @@ pub fn router() -> Router<AppState> {
             "/tokens/self",
             get(token_reads::show_self).delete(token_revocation::delete_self),
         )
+        .route("/tokens/revoke-leaked", post(revoke_leaked::report))
         .route(
             "/tokens/{id}",
             get(token_reads::show).delete(token_revocation::delete_one),
@@ -95,6 +98,7 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi::serve))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(write_limit::headers))
+        .layer(from_fn(expiry_header::headers))
 }
 
 async fn method_not_allowed() -> ApiError {

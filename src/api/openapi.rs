@@ -216,6 +216,20 @@ fn endpoints() -> Vec<Endpoint> {
             .errors(&[401, 403, 404]),
         Endpoint::delete("/tokens/{id}", "Revoke one token", Key(WRITE)).errors(&[401, 403, 404]),
         Endpoint::post(
+            "/tokens/revoke-leaked",
+            "Report leaked token strings (no authentication): every live one is revoked and its owner told; the answer is the same whatever was reported",
+            Public,
+        )
+        .body(
+            json!({"type": "object", "required": ["tokens"], "properties": {
+                "tokens": {"type": "array", "maxItems": 1000, "items": {"type": "string"}},
+                "url": {"type": "string", "maxLength": 2048, "description": "Where the strings were found"}
+            }}),
+            &[JSON],
+        )
+        .ok(202, schema_ref("Error"))
+        .errors(&[400, 429]),
+        Endpoint::post(
             "/tokens/self/rotate",
             "Roll the token in Fastly-Key: a new secret, the old one working for overlap_seconds more",
             Key(WRITE),

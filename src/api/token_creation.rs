@@ -268,6 +268,7 @@ pub fn issue_error(e: IssueError) -> ApiError {
         }
         IssueError::NotMember => ApiError::forbidden(IssueError::NOT_MEMBER),
         IssueError::ServiceGone => ApiError::unprocessable(IssueError::SERVICE_GONE),
+        IssueError::Policy(rule) => ApiError::unprocessable(rule.message()),
         IssueError::NotRollable => ApiError::new(StatusCode::CONFLICT, IssueError::NOT_ROLLABLE),
         IssueError::Database(e) => e.into(),
     }

@@ -5,13 +5,16 @@
 
 pub mod account_store;
 pub mod account_token_list;
+pub mod calendar_store;
 pub mod event_store;
+pub mod exposure_store;
 pub mod invitation_store;
 pub mod member_store;
 pub mod service_store;
 pub mod session_store;
 pub mod setup_secret_store;
 pub mod throttle_store;
+pub mod token_policy_store;
 pub mod token_store;
 pub mod types;
 pub mod user_store;

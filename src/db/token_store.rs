@@ -273,6 +273,22 @@ pub async fn delete_unused_before<'e>(ex: impl Exec<'e>, cutoff: i64) -> sqlx::R
     .await
 }
 
+/// Deletes an account's tokens whose last use (or creation) is before `cutoff`.
+pub async fn delete_unused_in_account_before<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    cutoff: i64,
+) -> sqlx::Result<Vec<Swept>> {
+    sqlx::query_as(
+        "DELETE FROM tokens WHERE account_id = $1 AND COALESCE(last_used_at, created_at) < $2 \
+         RETURNING id, account_id, name, user_id, last_used_at",
+    )
+    .bind(account_id)
+    .bind(cutoff)
+    .fetch_all(ex)
+    .await
+}
+
 pub async fn digest_exists<'e>(ex: impl Exec<'e>, digest: &str) -> sqlx::Result<bool> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE secret_digest = $1")
         .bind(digest)
@@ -490,6 +506,33 @@ pub async fn delete_scoped<'e>(
     .bind(scope.owner)
     .bind(scope.kind)
     .fetch_optional(ex)
+    .await
+}
+
+/// The account's tokens that may break a token policy with these rules, newest first,
+/// at most `limit`: a superset `domain::token_policy::violations` narrows down.
+pub async fn policy_candidates<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    policy: &crate::domain::token_policy::TokenPolicy,
+    limit: i64,
+) -> sqlx::Result<Vec<Token>> {
+    sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND ( \
+           ($2 = 1 AND expires_at IS NULL) \
+           OR ($3 > 0 AND (expires_at IS NULL OR expires_at > created_at + $3 * 86400)) \
+           OR ($4 = 1 AND kind = 'user' AND (' ' || scope || ' ') LIKE '% global %') \
+           OR ($5 = 1 AND kind = 'automation' AND allowed_cidrs IS NULL)) \
+           AND replaced_by IS NULL \
+         ORDER BY created_at DESC, id LIMIT $6"
+    ))
+    .bind(account_id)
+    .bind(i64::from(policy.require_expiry))
+    .bind(policy.max_lifetime_days.unwrap_or(0))
+    .bind(i64::from(policy.no_global_user_tokens))
+    .bind(i64::from(policy.automation_needs_allowlist))
+    .bind(limit)
+    .fetch_all(ex)
     .await
 }
 

@@ -123,6 +123,8 @@ pub enum Action<'a> {
     CreateServices,
     /// Change the account's security settings (require two-factor, SSO).
     ManageAccountSettings,
+    /// Change the account's token policy (Security > Token policy).
+    ManageTokenPolicy,
     /// Read one service.
     ReadService(&'a ServiceId),
     /// Rename or delete one service.
@@ -154,6 +156,7 @@ impl<'a> Action<'a> {
             | Action::ManageInvitations
             | Action::CreateServices
             | Action::ManageAccountSettings
+            | Action::ManageTokenPolicy
             | Action::ManageService(_) => &[Global],
             Action::PurgeAll(_) => &[Global, PurgeAll],
             Action::PurgeSelect(_) => &[Global, PurgeSelect],
@@ -198,6 +201,7 @@ impl<'a> Action<'a> {
                 "Your role does not allow you to create services. Ask a superuser of this account."
             }
             Action::ManageAccountSettings => "Only superusers can change the account's settings.",
+            Action::ManageTokenPolicy => "Only superusers can change the account's token policy.",
             Action::ManageService(_) => {
                 "You may not change this service: that needs full access to it."
             }
@@ -281,7 +285,8 @@ fn role_allows(
         | Action::ViewUsers
         | Action::ManageUsers
         | Action::ManageInvitations
-        | Action::ManageAccountSettings => superuser,
+        | Action::ManageAccountSettings
+        | Action::ManageTokenPolicy => superuser,
         Action::ViewServices | Action::ManageService(_) => {
             matches!(role, Role::Superuser | Role::Engineer)
         }

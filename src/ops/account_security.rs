@@ -8,10 +8,12 @@ use super::Context;
 use crate::db::account_store::{self, Account};
 use crate::db::event_store::{self, NewEvent};
 use crate::db::session_store;
+use crate::db::token_policy_store;
 use crate::db::user_store::{self, User};
 use crate::domain::event_type::EventType;
 use crate::domain::ids::{AccountId, UserId};
 use crate::domain::password::Password;
+use crate::domain::token_policy::TokenPolicy;
 use crate::domain::{secret, totp};
 
 /// Turns two-factor authentication on with a secret a code has just confirmed (`step`
@@ -100,6 +102,40 @@ pub async fn update_settings(
         "force_2fa": {"from": account.forces_2fa(), "to": force_2fa},
         "force_sso": {"from": account.forces_sso(), "to": force_sso},
     }));
+    event_store::record(&mut *tx, &event, now).await?;
+    tx.commit().await
+}
+
+/// Saves the account's token policy (Security > Token policy), with an
+/// `account.token_policy_update` event naming the old and new rules.
+pub async fn update_token_policy(
+    ctx: &Context,
+    account_id: &AccountId,
+    actor: &UserId,
+    policy: &TokenPolicy,
+    ip: &str,
+) -> Result<(), sqlx::Error> {
+    let now = ctx.clock.unix();
+    let mut tx = ctx.db.pool.begin().await?;
+    let before = token_policy_store::find(&mut *tx, account_id).await?;
+    token_policy_store::save(&mut *tx, account_id, policy, now).await?;
+    let rules = |p: &TokenPolicy| {
+        serde_json::json!({
+            "max_lifetime_days": p.max_lifetime_days,
+            "require_expiry": p.require_expiry,
+            "no_global_user_tokens": p.no_global_user_tokens,
+            "automation_needs_allowlist": p.automation_needs_allowlist,
+            "inactivity_days": p.inactivity_days,
+        })
+    };
+    let event = NewEvent::new(
+        EventType::AccountTokenPolicyUpdate,
+        format!("Token policy: {}", policy.summary()),
+    )
+    .account(account_id)
+    .actor(Some(actor))
+    .ip(Some(ip))
+    .metadata(serde_json::json!({ "from": rules(&before), "to": rules(policy) }));
     event_store::record(&mut *tx, &event, now).await?;
     tx.commit().await
 }

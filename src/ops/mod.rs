@@ -5,8 +5,10 @@
 
 pub mod account_security;
 pub mod authentication;
+pub mod expiry_calendar;
 pub mod first_run;
 pub mod invitations;
+pub mod leaked_tokens;
 pub mod membership;
 pub mod service_catalog;
 pub mod token_cache;

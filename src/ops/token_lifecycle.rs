@@ -5,12 +5,13 @@ use super::token_cache::{self, Change};
 use super::Context;
 use crate::db::event_store::{self, NewEvent};
 use crate::db::token_store::{self as store, Created, NewToken};
-use crate::db::{member_store, user_store};
+use crate::db::{member_store, token_policy_store, user_store};
 use crate::domain::cidr::Allowlist;
 use crate::domain::event_type::EventType;
 use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
 use crate::domain::roles::{Role, ScopeSet};
 use crate::domain::secret::{TokenKind, TokenSecret};
+use crate::domain::token_policy::{self, PolicyRequest, PolicyViolation};
 
 /// A checked request for a new token (see `domain::grant` for the checks).
 #[derive(Debug)]
@@ -61,6 +62,8 @@ pub enum IssueError {
     NotMember,
     /// A chosen service was deleted while the token was being created.
     ServiceGone,
+    /// The account's token policy refuses the token (`domain::token_policy`).
+    Policy(PolicyViolation),
     /// The token to roll is gone, expired or already rolled (perhaps a moment ago by
     /// another request).
     NotRollable,
@@ -85,11 +88,26 @@ impl IssueError {
     }
 }
 
+/// Issues a new token: the account's token policy first (every page, API call and
+/// command that makes a token comes through here), then `issue_with_secret`.
 pub async fn issue(ctx: &Context, request: &TokenRequest<'_>) -> Result<Issued, IssueError> {
+    let policy = token_policy_store::find(&ctx.db.pool, request.account_id).await?;
+    token_policy::check(
+        &policy,
+        &PolicyRequest {
+            kind: request.kind,
+            scopes: request.scopes,
+            expires_at: request.expires_at,
+            has_allowlist: request.allowed_cidrs.is_some(),
+        },
+        ctx.clock.unix(),
+    )
+    .map_err(IssueError::Policy)?;
     issue_with_secret(ctx, request, TokenSecret::generate(request.kind)).await
 }
 
-/// Stores a token whose secret the caller supplies: imported legacy API keys.
+/// Stores a token whose secret the caller supplies: imported legacy API keys (an
+/// operator's act, outside the account's token policy).
 pub async fn issue_with_secret(
     ctx: &Context,
     request: &TokenRequest<'_>,
@@ -281,31 +299,60 @@ pub fn unused_cutoff(now: time::OffsetDateTime) -> i64 {
     earlier.with_time(now.time()).assume_utc().unix_timestamp()
 }
 
-/// Deletes every token unused for two years, even those set never to expire, each with
-/// its `token.destroy` event. Safe to run on several nodes at once: a row is deleted
-/// (and its event written) by exactly one of them.
+/// Deletes every token unused for its account's inactivity window (the token policy's,
+/// or by default two calendar years), even those set never to expire, each with its
+/// `token.destroy` event. Safe to run on several nodes at once: a row is deleted (and
+/// its event written) by exactly one of them.
 pub async fn sweep_unused(ctx: &Context) -> Result<u64, sqlx::Error> {
     let now = ctx.clock.now();
+    let mut swept = 0;
+    // Accounts with a shorter window first, one transaction each.
+    for (account_id, days) in token_policy_store::inactivity_windows(&ctx.db.pool).await? {
+        let cutoff = now.unix_timestamp() - days * token_policy::DAY;
+        let mut tx = ctx.db.pool.begin().await?;
+        let deleted = store::delete_unused_in_account_before(&mut *tx, &account_id, cutoff).await?;
+        let reason = format!("unused for {days} days");
+        record_swept(&mut tx, &deleted, &reason, now.unix_timestamp()).await?;
+        let ids = deleted.iter().map(|t| t.id.clone()).collect();
+        token_cache::commit(ctx, tx, &[Change::Tokens(ids)]).await?;
+        swept += deleted.len() as u64;
+    }
     let mut tx = ctx.db.pool.begin().await?;
     let deleted = store::delete_unused_before(&mut *tx, unused_cutoff(now)).await?;
-    for token in &deleted {
+    record_swept(
+        &mut tx,
+        &deleted,
+        "unused for two years",
+        now.unix_timestamp(),
+    )
+    .await?;
+    let ids = deleted.iter().map(|t| t.id.clone()).collect();
+    token_cache::commit(ctx, tx, &[Change::Tokens(ids)]).await?;
+    Ok(swept + deleted.len() as u64)
+}
+
+async fn record_swept(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    deleted: &[store::Swept],
+    reason: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for token in deleted {
         let event = NewEvent::new(
             EventType::TokenDestroy,
-            format!("Deleted token {:?}: unused for two years", token.name),
+            format!("Deleted token {:?}: {reason}", token.name),
         )
         .account(&token.account_id)
         .token(&token.id)
         .metadata(serde_json::json!({
-            "reason": "unused for two years",
+            "reason": reason,
             "name": token.name,
             "owner": token.user_id,
             "last_used_at": token.last_used_at,
         }));
-        event_store::record(&mut *tx, &event, now.unix_timestamp()).await?;
+        event_store::record(&mut **tx, &event, now).await?;
     }
-    let ids = deleted.iter().map(|t| t.id.clone()).collect();
-    token_cache::commit(ctx, tx, &[Change::Tokens(ids)]).await?;
-    Ok(deleted.len() as u64)
+    Ok(())
 }
 
 pub const LEGACY_USER_NAME: &str = "Global API Token";
@@ -388,6 +435,10 @@ pub async fn import_legacy_key(
         // The account (and with it the synthetic user's membership) went away meanwhile.
         Err(IssueError::NotMember | IssueError::ServiceGone | IssueError::NotRollable) => {
             Err(ImportError::UnknownAccount)
+        }
+        // issue_with_secret does not apply the policy.
+        Err(IssueError::Policy(v)) => {
+            Err(ImportError::Database(sqlx::Error::Protocol(v.message())))
         }
     }
 }

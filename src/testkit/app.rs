@@ -505,6 +505,11 @@ impl TestApp {
         internals::setup_path(&self.state).await
     }
 
+    /// Sets the token policy of `superuser`'s account, as they would on Security.
+    pub async fn set_token_policy(&self, superuser: &Persona, policy: &internals::TokenPolicy) {
+        internals::set_token_policy(&self.state, &superuser.account_id, &superuser.id, policy).await
+    }
+
     /// Runs the two-year sweep now; returns how many tokens it deleted.
     /// The housekeeping of rolled tokens: deletes those whose overlap is over.
     pub async fn sweep_rolled(&self) -> u64 {

@@ -27,6 +27,7 @@ use super::{EventSpec, TokenSpec};
 
 pub use crate::domain::roles::{Role, Scope, ScopeSet, ServicePermission};
 pub use crate::domain::secret::TokenKind;
+pub use crate::domain::token_policy::TokenPolicy;
 pub use crate::ops::token_lifecycle::{ImportError, IssueError};
 
 /// The application state of one running server: the kit passes it around opaquely.
@@ -483,4 +484,17 @@ pub async fn visible_by_rule(
         })
         .map(|e| e.id)
         .collect()
+}
+
+/// Sets an account's token policy as Security > Token policy does (with its event).
+pub async fn set_token_policy(state: &State, account: &str, actor: &str, policy: &TokenPolicy) {
+    crate::ops::account_security::update_token_policy(
+        state,
+        &AccountId::from_raw(account),
+        &UserId::from_raw(actor),
+        policy,
+        "127.0.0.1",
+    )
+    .await
+    .expect("save the token policy");
 }

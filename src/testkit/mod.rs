@@ -33,7 +33,7 @@ pub use database::TestDb;
 pub use internals::{
     digest, is_token_shaped, page_date, random_base62, random_id, totp_code, unissued_key,
     ImportError, IssueError, Role, Scope, ScopeSet, ServicePermission, TestClock, TokenKind,
-    Viewer, TOTP_STEP,
+    TokenPolicy, Viewer, TOTP_STEP,
 };
 pub use pages::{csrf_in, hidden, invitation_link, urlencode, Client, Page};
 pub use process::ServerProcess;

@@ -5,6 +5,8 @@ mod assets;
 mod csrf;
 mod error;
 mod event_log;
+mod expiry_calendar;
+mod exposed_tokens;
 mod headers;
 mod invitation;
 pub(crate) mod page;
@@ -15,6 +17,7 @@ mod session;
 mod sign_in;
 mod sudo;
 mod switch;
+mod token_policy;
 mod token_rows;
 mod users;
 
@@ -62,6 +65,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(switch::routes())
         .merge(service_pages::routes())
         .merge(security::routes())
+        .merge(token_policy::routes())
+        .merge(expiry_calendar::routes())
+        .merge(exposed_tokens::routes())
         .merge(event_log::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -60,6 +60,76 @@ pub struct Nav {
     /// The parts of the panel the member may open (the same `domain::access` rule the
     /// handlers enforce, so a hidden entry is also a refused one).
     pub opens: Opens,
+    /// The banner of tokens expiring within a week (own; superusers also automation).
+    pub expiring: Vec<ExpiringToken>,
+    /// More expiring tokens than the banner names.
+    pub expiring_more: bool,
+    /// The member's notices (e.g. a token of theirs reported exposed), until dismissed.
+    pub notices: Vec<NoticeView>,
+    /// Where the page was asked at, for the notices' Dismiss to come back to.
+    pub here: String,
+}
+
+/// One dismissable notice.
+#[derive(Debug, Clone)]
+pub struct NoticeView {
+    pub id: String,
+    pub message: String,
+    pub link: Option<String>,
+    pub when: When,
+}
+
+/// One token in the expiry banner.
+#[derive(Debug, Clone)]
+pub struct ExpiringToken {
+    pub name: String,
+    pub automation: bool,
+    pub when: When,
+}
+
+/// A moment as the pages print it: relative words ("in 3 days", "2 hours ago") in a
+/// `<time datetime>` with the exact time as its title.
+#[derive(Debug, Clone)]
+pub struct When {
+    pub relative: String,
+    pub datetime: String,
+    pub exact: String,
+}
+
+impl When {
+    pub fn new(unix: i64, now: i64) -> When {
+        When {
+            relative: relative(unix, now),
+            datetime: crate::api::timestamp(unix),
+            exact: date_time(unix),
+        }
+    }
+}
+
+/// "in 3 days", "2 hours ago", "just now": the largest whole unit of the distance.
+pub fn relative(unix: i64, now: i64) -> String {
+    let delta = unix - now;
+    let span = delta.abs();
+    if span < 60 {
+        return "just now".to_owned();
+    }
+    let (n, unit) = if span < 3_600 {
+        (span / 60, "minute")
+    } else if span < 86_400 {
+        (span / 3_600, "hour")
+    } else if span < 30 * 86_400 {
+        (span / 86_400, "day")
+    } else if span < 365 * 86_400 {
+        (span / (30 * 86_400), "month")
+    } else {
+        (span / (365 * 86_400), "year")
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    if delta > 0 {
+        format!("in {n} {unit}{plural}")
+    } else {
+        format!("{n} {unit}{plural} ago")
+    }
 }
 
 /// Which administrative pages the navigation offers.
@@ -235,6 +305,20 @@ pub fn date_time(unix: i64) -> String {
 #[cfg(test)]
 mod format_tests {
     use super::*;
+
+    #[test]
+    fn relative_times() {
+        let now = 1_800_000_000;
+        assert_eq!(relative(now + 3 * 86_400 + 5, now), "in 3 days");
+        assert_eq!(relative(now - 2 * 3_600 - 59, now), "2 hours ago");
+        assert_eq!(relative(now + 61, now), "in 1 minute");
+        assert_eq!(relative(now - 30, now), "just now");
+        assert_eq!(relative(now - 400 * 86_400, now), "1 year ago");
+        assert_eq!(relative(now + 60 * 86_400, now), "in 2 months");
+        let when = When::new(now, now);
+        assert_eq!(when.datetime, "2027-01-15T08:00:00Z");
+        assert_eq!(when.exact, "2027-01-15 08:00 UTC");
+    }
 
     #[test]
     fn dates_are_iso_like() {

@@ -68,6 +68,10 @@ struct SecurityPage {
     is_superuser: bool,
     force_2fa: bool,
     force_sso: bool,
+    /// The account's token policy in one line (superusers).
+    token_policy: String,
+    /// When the user's token-expiry calendar link was made, if they have one.
+    calendar_since: Option<String>,
     sessions: Vec<SessionView>,
     notice: Option<String>,
     error: Option<String>,
@@ -104,6 +108,16 @@ async fn security_page(
         is_superuser: signed_in.may(Action::ManageAccountSettings),
         force_2fa: signed_in.member.account.forces_2fa(),
         force_sso: signed_in.member.account.forces_sso(),
+        token_policy: if signed_in.may(Action::ManageTokenPolicy) {
+            crate::db::token_policy_store::find(&state.db.pool, signed_in.account_id())
+                .await?
+                .summary()
+        } else {
+            String::new()
+        },
+        calendar_since: crate::ops::expiry_calendar::created_at(state, &user.id)
+            .await?
+            .map(date_time),
         sessions,
         notice,
         error,
@@ -121,6 +135,8 @@ fn notice_of(raw: Option<&str>) -> Option<String> {
             "signed-out" => "The session was signed out.",
             "signed-out-others" => "Your other sessions were signed out.",
             "settings" => "The account settings were saved.",
+            "token-policy" => "The token policy was saved.",
+            "calendar-revoked" => "The calendar link was revoked: it no longer works.",
             _ => return None,
         }
         .to_owned(),

@@ -8,7 +8,8 @@ use axum::http::request::Parts;
 use tower_sessions::Session;
 
 use super::error::WebError;
-use super::page::{Layout, Nav, Opens, Section};
+use super::page::{ExpiringToken, Layout, Nav, NoticeView, Opens, Section, When};
+use crate::db::exposure_store;
 use crate::db::member_store::{self, Member};
 use crate::db::session_store::{self, keys};
 use crate::domain::access::{Action, Principal};
@@ -176,7 +177,23 @@ pub struct SignedIn {
     pub principal: Principal,
     /// Seconds of sudo mode left when the request came in, if any.
     pub sudo_left: Option<i64>,
+    /// Tokens expiring within a week, for the banner: loaded for page views only (GET,
+    /// not htmx), with the notices, in one query (`exposure_store::page_alerts`).
+    pub expiring: Vec<ExpiringToken>,
+    pub expiring_more: bool,
+    /// The member's notices, for page views only.
+    pub notices: Vec<NoticeView>,
+    /// The path and query of this request (for a notice's Dismiss to return to).
+    pub here: String,
 }
+
+/// Notices shown at most.
+const NOTICES_SHOWN: i64 = 10;
+
+/// The expiry banner covers this many days ahead.
+const EXPIRY_BANNER_DAYS: i64 = 7;
+/// The banner names at most this many tokens.
+const EXPIRY_BANNER_TOKENS: usize = 5;
 
 impl SignedIn {
     /// The layout of a signed-in page titled `title` in `section` of the navigation.
@@ -202,6 +219,10 @@ impl SignedIn {
                 users: self.may(Action::ViewUsers),
                 services: self.may(Action::ViewServices),
             },
+            expiring: self.expiring.clone(),
+            expiring_more: self.expiring_more,
+            notices: self.notices.clone(),
+            here: self.here.clone(),
         }
     }
 
@@ -308,6 +329,51 @@ impl FromRequestParts<AppState> for SignedIn {
             token: None,
             services,
         };
+        let page_view =
+            parts.method == axum::http::Method::GET && !crate::http::is_htmx(&parts.headers);
+        // What the page shows above its content: one query, for page views only.
+        let alerts = if page_view {
+            exposure_store::page_alerts(
+                &state.db.pool,
+                &principal.account_id,
+                &member.user.id,
+                principal.may(Action::ViewAccountTokens),
+                now,
+                now + EXPIRY_BANNER_DAYS * 86_400,
+                EXPIRY_BANNER_TOKENS as i64 + 1,
+                NOTICES_SHOWN,
+            )
+            .await?
+        } else {
+            Vec::new()
+        };
+        let mut expiring = Vec::new();
+        let mut notices = Vec::new();
+        for alert in alerts {
+            if alert.source == "notice" {
+                notices.push(NoticeView {
+                    when: When::new(alert.at, now),
+                    id: alert.detail,
+                    message: alert.text,
+                    link: alert.link,
+                });
+            } else {
+                expiring.push(ExpiringToken {
+                    name: alert.text,
+                    automation: alert.detail
+                        == crate::domain::secret::TokenKind::Automation.as_str(),
+                    when: When::new(alert.at, now),
+                });
+            }
+        }
+        let expiring_more = expiring.len() > EXPIRY_BANNER_TOKENS;
+        expiring.truncate(EXPIRY_BANNER_TOKENS);
+        let here = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_owned();
         Ok(SignedIn {
             member,
             session,
@@ -315,6 +381,10 @@ impl FromRequestParts<AppState> for SignedIn {
             accounts,
             principal,
             sudo_left,
+            expiring,
+            expiring_more,
+            notices,
+            here,
         })
     }
 }

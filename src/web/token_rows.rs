@@ -1,6 +1,6 @@
 //! A token as the lists (Personal tokens, Account tokens, confirmations) print it.
 
-use super::page::{date, date_time};
+use super::page::{date, date_time, When};
 use crate::db::token_store::Token;
 use crate::domain::ids::{ServiceId, TokenId};
 
@@ -13,12 +13,14 @@ pub struct TokenRow {
     pub name: String,
     pub scope: String,
     pub access: String,
-    pub created: String,
-    pub last_used: String,
     pub expires: String,
     pub expired: bool,
     /// "Expires in 3 days" when the token expires within a week.
     pub expires_soon: Option<String>,
+    /// The same moments for the lists: relative words, exact time as the tooltip.
+    pub created_when: When,
+    pub last_used_when: Option<When>,
+    pub expires_when: Option<When>,
     pub description: Option<String>,
     /// The allowlist, e.g. "203.0.113.0/24, 2001:db8::/32"; None: any address.
     pub allowed_cidrs: Option<String>,
@@ -38,17 +40,15 @@ impl TokenRow {
             name: token.name.clone(),
             scope: token.scope.labels(),
             access: access_label(services),
-            created: date(token.created_at),
-            last_used: token
-                .last_used_at
-                .map(date_time)
-                .unwrap_or_else(|| "Never".to_owned()),
             expires: token
                 .expires_at
                 .map(date)
                 .unwrap_or_else(|| "Never".to_owned()),
             expired: token.is_expired(now),
             expires_soon: expires_soon(token.expires_at, now),
+            created_when: When::new(token.created_at, now),
+            last_used_when: token.last_used_at.map(|at| When::new(at, now)),
+            expires_when: token.expires_at.map(|at| When::new(at, now)),
             description: token.description.clone(),
             allowed_cidrs: token.allowed_cidrs.as_ref().map(|l| l.strings().join(", ")),
             rolled_from: token.rolled_from.as_ref().map(ToString::to_string),

@@ -345,6 +345,45 @@ impl Browser {
         Ok(())
     }
 
+    /// Resizes the window, e.g. to a phone's 390 px.
+    pub async fn set_window_size(&self, width: u32, height: u32) -> Result {
+        self.client.set_window_size(width, height).await?;
+        Ok(())
+    }
+
+    /// (the page's full width, the viewport's width) in CSS pixels: a page wider than
+    /// its viewport scrolls sideways.
+    pub async fn page_and_viewport_width(&self) -> Result<(i64, i64)> {
+        let value = self
+            .client
+            .execute(
+                "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];",
+                vec![],
+            )
+            .await?;
+        let width = |i: usize| value.get(i).and_then(Value::as_i64).unwrap_or(-1);
+        Ok((width(0), width(1)))
+    }
+
+    /// The elements that reach past the viewport's right edge (tag.class, right edge),
+    /// outermost first: what makes a page scroll sideways.
+    pub async fn too_wide(&self) -> Result<String> {
+        let value = self
+            .client
+            .execute(
+                r#"const w = document.documentElement.clientWidth; const out = [];
+                   for (const el of document.querySelectorAll('body *')) {
+                     const r = el.getBoundingClientRect();
+                     if (r.right > w + 1) out.push(el.tagName.toLowerCase() + '.' + el.className + ' ' + Math.round(r.right));
+                     if (out.length > 8) break;
+                   }
+                   return out.join(', ');"#,
+                vec![],
+            )
+            .await?;
+        Ok(value.as_str().unwrap_or("").to_owned())
+    }
+
     pub async fn reload(&self) -> Result {
         Ok(self.client.refresh().await?)
     }

@@ -21,5 +21,6 @@ mod personal_tokens;
 mod setup;
 mod sign_in;
 mod switch_account;
+mod token_policy;
 mod token_roll;
 mod two_factor;

@@ -5,6 +5,7 @@
 //! The filter form is a plain GET form; with htmx it swaps the results block only
 //! (the same template block, so page and fragment cannot drift).
 
+mod policy_breaches;
 mod revoke;
 
 use askama::Template;
@@ -38,10 +39,13 @@ const MAX_SELECTED: usize = 200;
 const PATH: &str = "/account/account-tokens";
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route(PATH, get(page)).route(
-        "/account/account-tokens/revoke",
-        get(revoke::confirm_revoke).post(revoke::revoke),
-    )
+    Router::new()
+        .route(PATH, get(page))
+        .route(policy_breaches::PATH, get(policy_breaches::page))
+        .route(
+            "/account/account-tokens/revoke",
+            get(revoke::confirm_revoke).post(revoke::revoke),
+        )
 }
 
 /// The filters, sort and position of a list request, as typed in the query string.

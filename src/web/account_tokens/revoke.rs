@@ -42,7 +42,11 @@ fn selection(form: &Form) -> Result<(Vec<TokenId>, String), WebError> {
         )));
     }
     let back = safe_next(form.text("back"))
-        .filter(|b| *b == PATH || b.starts_with("/account/account-tokens?"))
+        .filter(|b| {
+            *b == PATH
+                || *b == super::policy_breaches::PATH
+                || b.starts_with("/account/account-tokens?")
+        })
         .unwrap_or(PATH)
         .to_owned();
     Ok((ids, back))

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use time::{OffsetDateTime, Time};
 
 use crate::db::service_store::{self, Service};
+use crate::db::token_policy_store;
 use crate::domain::access::Action;
 use crate::domain::cidr::Allowlist;
 use crate::domain::grant::{self, ServiceRef};
@@ -15,6 +16,7 @@ use crate::domain::ids::ServiceId;
 use crate::domain::random;
 use crate::domain::roles::{Role, Scope, ScopeSet};
 use crate::domain::secret::TokenKind;
+use crate::domain::token_policy::TokenPolicy;
 use crate::domain::validate;
 use crate::http::{ClientIp, Form};
 use crate::ops::token_lifecycle::{self, IssueError, TokenRequest};
@@ -37,6 +39,9 @@ pub struct ScopeOption {
     /// The automation roles that may use the scope, space-separated, for app.js to
     /// enable and disable the box as the Role changes.
     pub automation_roles: String,
+    /// The account's token policy keeps it off user tokens (app.js disables it while
+    /// the Type is "User token").
+    pub not_on_user_tokens: bool,
 }
 
 pub struct RoleOption {
@@ -75,6 +80,15 @@ struct NewTokenPage {
     expires_on: String,
     default_expiry: String,
     tomorrow: String,
+    /// The expiry choices the token policy leaves: "90 days", "Never expire", and when
+    /// the maximum lifetime is shorter than 90 days, that maximum instead.
+    offers_default: bool,
+    offers_never: bool,
+    max_days: Option<i64>,
+    /// The last day the date field accepts (empty: no limit).
+    latest_date: String,
+    /// Why the form offers less: one sentence per rule of the account's token policy.
+    policy_notes: Vec<String>,
     errors: FieldErrors,
     /// Sudo mode ran out while the form was open: ask for the password inline.
     reauth: bool,
@@ -161,6 +175,7 @@ async fn form_page(
 ) -> Result<NewTokenPage, WebError> {
     let now = state.clock.now();
     let role = signed_in.member.role;
+    let policy = token_policy_store::find(&state.db.pool, signed_in.account_id()).await?;
     let services = pickable_services(state, signed_in).await?;
     let limited = signed_in.principal.services.is_limited();
     let nonce = random::base62(24);
@@ -179,17 +194,26 @@ async fn form_page(
     };
     let scopes = Scope::ALL
         .into_iter()
-        .map(|scope| ScopeOption {
-            value: scope.as_str(),
-            label: scope.label(),
-            checked: typed.scopes.iter().any(|s| s == scope.as_str()) && scope_role.may_use(scope),
-            disabled: !scope_role.may_use(scope),
-            automation_roles: Role::AUTOMATION
-                .into_iter()
-                .filter(|r| r.may_use(scope))
-                .map(Role::as_str)
-                .collect::<Vec<_>>()
-                .join(" "),
+        .map(|scope| {
+            let not_on_user_tokens = policy.no_global_user_tokens && scope == Scope::Global;
+            // Who can only make user tokens never gets the box; a superuser's form
+            // leaves it to app.js (and the server's check) as the Type changes.
+            let refused = not_on_user_tokens && !offers_automation;
+            ScopeOption {
+                value: scope.as_str(),
+                label: scope.label(),
+                checked: typed.scopes.iter().any(|s| s == scope.as_str())
+                    && scope_role.may_use(scope)
+                    && !refused,
+                disabled: !scope_role.may_use(scope) || refused,
+                automation_roles: Role::AUTOMATION
+                    .into_iter()
+                    .filter(|r| r.may_use(scope))
+                    .map(Role::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                not_on_user_tokens,
+            }
         })
         .collect();
     let roles = Role::AUTOMATION
@@ -231,10 +255,45 @@ async fn form_page(
         expires_on: typed.expires_on,
         default_expiry: date((now + time::Duration::days(DEFAULT_EXPIRY_DAYS)).unix_timestamp()),
         tomorrow: date((now + time::Duration::days(1)).unix_timestamp()),
+        offers_default: offers_default(&policy),
+        offers_never: policy.allows_never(),
+        max_days: policy.max_lifetime_days,
+        latest_date: policy
+            .latest_expiry(now.unix_timestamp())
+            .map(date)
+            .unwrap_or_default(),
+        policy_notes: policy_notes(&policy),
         errors,
         reauth,
         needs_code: signed_in.member.user.has_two_factor(),
     })
+}
+
+/// Whether the "90 days" choice fits the policy's maximum lifetime.
+fn offers_default(policy: &TokenPolicy) -> bool {
+    policy
+        .max_lifetime_days
+        .is_none_or(|max| max >= DEFAULT_EXPIRY_DAYS)
+}
+
+/// What the account's token policy asks, in the words the form shows above its fields.
+fn policy_notes(policy: &TokenPolicy) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(days) = policy.max_lifetime_days {
+        notes.push(format!(
+            "Tokens last at most {days} {}.",
+            if days == 1 { "day" } else { "days" }
+        ));
+    } else if policy.require_expiry {
+        notes.push("Tokens must expire: \u{201c}Never expire\u{201d} is not offered.".to_owned());
+    }
+    if policy.no_global_user_tokens {
+        notes.push("User tokens cannot have the global scope.".to_owned());
+    }
+    if policy.automation_needs_allowlist {
+        notes.push("Automation tokens need an IP allowlist.".to_owned());
+    }
+    notes
 }
 
 pub async fn new_form(
@@ -242,24 +301,30 @@ pub async fn new_form(
     elevated: Elevated,
     ClientIp(ip): ClientIp,
 ) -> Result<Response, WebError> {
-    let page = form_page(
-        &state,
-        &elevated,
-        Typed {
-            my_address: ip,
-            ..Typed::defaults()
-        },
-        FieldErrors::default(),
-        false,
-    )
-    .await?;
+    let policy = token_policy_store::find(&state.db.pool, elevated.account_id()).await?;
+    let mut typed = Typed {
+        my_address: ip,
+        ..Typed::defaults()
+    };
+    if policy.no_global_user_tokens {
+        typed.scopes = vec![Scope::GlobalRead.as_str().to_owned()];
+    }
+    if !offers_default(&policy) {
+        typed.expiration = "max".into();
+    }
+    let page = form_page(&state, &elevated, typed, FieldErrors::default(), false).await?;
     render(&page)
 }
 
-/// The expiry chosen on the form, as Unix seconds (None: never).
-fn expiry(typed: &Typed, now: OffsetDateTime) -> Result<Option<i64>, String> {
+/// The expiry chosen on the form, as Unix seconds (None: never). "max" is the token
+/// policy's maximum lifetime, offered when it is shorter than 90 days.
+fn expiry(typed: &Typed, now: OffsetDateTime, policy: &TokenPolicy) -> Result<Option<i64>, String> {
     match typed.expiration.as_str() {
         "90d" => Ok(Some(now.unix_timestamp() + DEFAULT_EXPIRY_DAYS * 86_400)),
+        "max" => policy
+            .latest_expiry(now.unix_timestamp())
+            .map(Some)
+            .ok_or_else(|| "Choose an expiration.".to_owned()),
         "never" => Ok(None),
         "date" => {
             let day =
@@ -410,7 +475,8 @@ pub async fn create(
             errors.add(e.field(), e.message());
         }
     }
-    let expires_at = expiry(&typed, state.clock.now())
+    let policy = token_policy_store::find(&state.db.pool, signed_in.account_id()).await?;
+    let expires_at = expiry(&typed, state.clock.now(), &policy)
         .map_err(|e| errors.add("expiration", e))
         .ok();
 
@@ -454,6 +520,11 @@ pub async fn create(
         }
         Err(IssueError::ServiceGone) => {
             errors.add("access", IssueError::SERVICE_GONE);
+            let page = form_page(&state, &signed_in, typed, errors, false).await?;
+            return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
+        Err(IssueError::Policy(rule)) => {
+            errors.add(rule.field(), rule.message());
             let page = form_page(&state, &signed_in, typed, errors, false).await?;
             return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
@@ -513,11 +584,14 @@ pub async fn service_options(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::token_policy::DAY;
 
     #[test]
     fn expiry_choices() {
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let mut typed = Typed::defaults();
+        let none = TokenPolicy::default();
+        let expiry = |typed: &Typed, now| expiry(typed, now, &none);
         assert_eq!(expiry(&typed, now), Ok(Some(1_800_000_000 + 90 * 86_400)));
         typed.expiration = "never".into();
         assert_eq!(expiry(&typed, now), Ok(None));
@@ -530,5 +604,17 @@ mod tests {
         assert!(expiry(&typed, now).is_err());
         typed.expiration = "forever".into();
         assert!(expiry(&typed, now).is_err());
+        typed.expiration = "max".into();
+        assert!(expiry(&typed, now).is_err(), "no maximum, no such choice");
+        let month = TokenPolicy {
+            max_lifetime_days: Some(30),
+            ..TokenPolicy::default()
+        };
+        assert_eq!(
+            super::expiry(&typed, now, &month),
+            Ok(Some(1_800_000_000 + 30 * DAY))
+        );
+        assert!(!offers_default(&month));
+        assert_eq!(policy_notes(&month), vec!["Tokens last at most 30 days."]);
     }
 }

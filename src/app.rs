@@ -1,15 +1,16 @@
 //! The server: connect, migrate, bind, and serve the pages and the API on one router.
 //! The only module that knows both `web` and `api`.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
-use axum::middleware::from_fn;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -20,13 +21,15 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::db::{self, session_store::DbSessionStore, Db};
+use crate::db::{self, session_store, session_store::DbSessionStore, token_store, Db};
 use crate::domain::crypto::SecretKey;
+use crate::http::ProxyTrust;
 use crate::state::AppState;
+use crate::telemetry::access_log::{self, Observe};
+use crate::telemetry::metrics::KindLabels;
 use crate::{api, ops, web};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -47,7 +50,61 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .fallback(web::not_found);
     let hsts = state.settings.secure_cookies;
-    with_shared_layers(routes, REQUEST_TIMEOUT, hsts).with_state(state)
+    let observe = Observe {
+        access_log: state.settings.access_log,
+        trust: ProxyTrust::from_ref(&state),
+        metrics: state.metrics.clone(),
+    };
+    with_shared_layers(routes, REQUEST_TIMEOUT, hsts, observe).with_state(state)
+}
+
+/// The metrics listener's router: `/metrics` only.
+fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// The Prometheus text format, with the state gauges read now.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let gauges = &state.metrics.gauges;
+    gauges.argon2_queue_depth.set(state.passwords.waiting());
+    gauges.db_pool_size.set(i64::from(state.db.pool.size()));
+    gauges.db_pool_idle.set(state.db.pool.num_idle() as i64);
+    gauges.usage_pending.set(state.usage.pending() as i64);
+    let cache = state.tokens.stats();
+    state.metrics.token_cache_totals(cache.hits, cache.loads);
+    gauges
+        .usage_flush_lag_seconds
+        .set(state.usage.since_written().as_secs() as i64);
+    let now = state.clock.unix();
+    match session_store::count_active(&state.db.pool, now).await {
+        Ok(n) => {
+            gauges.sessions_active.set(n);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: could not count sessions"),
+    }
+    match token_store::count_by_kind(&state.db.pool, now).await {
+        Ok(kinds) => {
+            for kind in ["user", "automation"] {
+                let n = kinds.iter().find(|(k, _)| k == kind).map_or(0, |(_, n)| *n);
+                gauges
+                    .tokens
+                    .get_or_create(&KindLabels { kind: kind.into() })
+                    .set(n);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: could not count tokens"),
+    }
+    (
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
 }
 
 /// Request ids: a random prefix per process (so ids of several nodes never collide) and
@@ -76,12 +133,17 @@ impl MakeRequestId for CountedRequestIds {
     }
 }
 
-/// The layers every request passes, outermost last: request id, trace, JSON errors for
-/// API clients, body limit, timeout, panic → 500 page, security headers. The JSON error
+/// The layers every request passes, outermost last: request id, access log and metrics
+/// (`telemetry::access_log`), JSON errors for API clients, body limit, timeout, panic → 500 page, security headers. The JSON error
 /// layer sits outside the ones that answer on their own (413, 408, 500) and the
 /// fallback (404), so an API client never gets an HTML page. `hsts`: the panel is
 /// served over HTTPS (its cookies are `Secure`), so browsers are told to keep to it.
-fn with_shared_layers<S>(routes: Router<S>, timeout: Duration, hsts: bool) -> Router<S>
+fn with_shared_layers<S>(
+    routes: Router<S>,
+    timeout: Duration,
+    hsts: bool,
+    observe: Observe,
+) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
@@ -90,16 +152,14 @@ where
             web::security_headers(hsts, request, next)
         }))
         .layer(CatchPanicLayer::custom(|_| web::panic_page()))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(from_fn(api::json_errors::json_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        // A span per request only when asked for (LOG_LEVEL=debug, or
-        // tower_http=debug,tokenpanel=debug): at the default level it costs a check.
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::debug_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
-        }))
+        .layer(from_fn_with_state(observe, access_log::observe))
         .layer(SetRequestIdLayer::new(REQUEST_ID, CountedRequestIds::new()))
 }
 
@@ -188,13 +248,19 @@ pub struct Server {
     /// For the token cache's own LISTEN connection on PostgreSQL.
     database_url: String,
     router: Router,
+    /// The `/metrics` listener (`METRICS_BIND`), when configured.
+    metrics: Option<TcpListener>,
     pub state: AppState,
     pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    /// How long requests in flight may take to finish once shutdown starts.
+    grace: Duration,
 }
 
 impl Server {
     pub async fn build(config: &Config, clock: SharedClock) -> Result<Server, StartupError> {
         let bind = config.bind_addr().map_err(StartupError)?;
+        let metrics_bind = config.metrics_addr().map_err(StartupError)?;
         let secret_key = load_secret_key(config)?;
         let db = open_database(config).await?;
         let listener = TcpListener::bind(bind)
@@ -203,6 +269,20 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| StartupError(e.to_string()))?;
+        let metrics = match metrics_bind {
+            Some(bind) => Some(TcpListener::bind(bind).await.map_err(|e| {
+                StartupError(format!("cannot listen on {bind} (METRICS_BIND): {e}"))
+            })?),
+            None => None,
+        };
+        let metrics_addr = match &metrics {
+            Some(listener) => Some(
+                listener
+                    .local_addr()
+                    .map_err(|e| StartupError(e.to_string()))?,
+            ),
+            None => None,
+        };
         let state = AppState::new(config, db, clock, secret_key, config.secure_cookies(addr))
             .map_err(StartupError)?;
         let router = router(state.clone());
@@ -210,13 +290,18 @@ impl Server {
             listener,
             database_url: config.database_url.clone(),
             router,
+            metrics,
             state,
             addr,
+            metrics_addr,
+            grace: config.shutdown_grace(),
         })
     }
 
-    /// Serves until `shutdown` completes, with periodic housekeeping and the token-use
-    /// flusher beside it.
+    /// Serves until `shutdown` completes, with periodic housekeeping, the token-use
+    /// flusher and the metrics listener beside it. Then: no new connections; requests in
+    /// flight get the grace period to finish; the token uses noted are written; the
+    /// pool is closed.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -249,7 +334,20 @@ impl Server {
                 }
             }
         });
-        let usage = tokio::spawn(self.state.usage.clone().run(self.state.db.clone()));
+        let usage = tokio::spawn(
+            self.state
+                .usage
+                .clone()
+                .run(self.state.db.clone(), self.state.metrics.clone()),
+        );
+        let metrics = self.metrics.map(|listener| {
+            let router = metrics_router(self.state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::warn!(error = %e, "the metrics listener stopped");
+                }
+            })
+        });
         let cache = self.state.tokens.clone();
         let cache_feed = match self.state.db.backend {
             db::Backend::Postgres => {
@@ -262,16 +360,46 @@ impl Server {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing the requests in flight");
+            let _ = stopping.send(());
+        };
+        let serve = axum::serve(self.listener, service)
+            .with_graceful_shutdown(signal)
+            .into_future();
+        let grace = self.grace;
+        let deadline = async move {
+            if stopped.await.is_err() {
+                // The server ended without a shutdown signal: nothing to wait for.
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            result = serve => result,
+            () = deadline => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "requests still in flight after the grace period; stopping anyway");
+                Ok(())
+            }
+        };
         housekeeping.abort();
         usage.abort();
+        if let Some(task) = metrics {
+            task.abort();
+        }
         cache_feed.abort();
         // Uses noted since the last flush are written before the server goes away.
-        if let Err(e) = self.state.usage.flush(&self.state.db).await {
-            tracing::warn!(error = %e, "could not record token use at shutdown");
+        match self.state.usage.flush(&self.state.db).await {
+            Ok(0) => {}
+            Ok(n) => {
+                self.state.metrics.usage_flushed(n);
+                tracing::info!(tokens = n, "recorded the last token uses");
+            }
+            Err(e) => tracing::warn!(error = %e, "could not record token use at shutdown"),
         }
+        self.state.db.pool.close().await;
         result
     }
 }
@@ -280,8 +408,9 @@ impl Server {
 mod tests {
     use super::*;
     use axum::body::{to_bytes, Body, Bytes};
-    use axum::http::header;
+    use axum::http::{header, Request};
     use axum::routing::post;
+    use std::sync::Arc;
     use tower::ServiceExt;
 
     /// The shared layers over routes that panic, stall or take a body, with a short
@@ -306,7 +435,15 @@ mod tests {
             )
             .route("/echo", post(|body: Bytes| async move { body }))
             .fallback(web::not_found);
-        with_shared_layers(routes, Duration::from_millis(100), false)
+        with_shared_layers(routes, Duration::from_millis(100), false, test_observe())
+    }
+
+    fn test_observe() -> Observe {
+        Observe {
+            access_log: true,
+            trust: ProxyTrust::default(),
+            metrics: Arc::new(crate::telemetry::Metrics::new()),
+        }
     }
 
     async fn call(request: Request<Body>) -> (StatusCode, String, String, String) {
@@ -405,7 +542,7 @@ mod tests {
     async fn https_deployments_send_hsts_and_others_do_not() {
         for (hsts, expected) in [(true, Some("max-age=31536000")), (false, None)] {
             let routes = Router::new().route("/", get(|| async { "ok" }));
-            let response = with_shared_layers(routes, Duration::from_secs(1), hsts)
+            let response = with_shared_layers(routes, Duration::from_secs(1), hsts, test_observe())
                 .oneshot(Request::builder().uri("/").body(Body::empty()).unwrap())
                 .await
                 .unwrap();

@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `migrate`, `create-superuser`, `reset-password`,
-//! `sweep`, `import-legacy-key`, `forget-cached-tokens` and `demo`.
+//! `sweep`, `backup`, `import-legacy-key`, `forget-cached-tokens` and `demo`.
 //! Every failure ends the program with one clear line and a non-zero status.
 
 use std::io::BufRead;
@@ -22,6 +22,7 @@ use crate::ops::token_cache;
 use crate::ops::token_lifecycle::{self, TokenRequest};
 use crate::ops::{account_security, first_run, service_catalog};
 use crate::state::AppState;
+use crate::telemetry;
 
 #[derive(Debug, Parser)]
 #[command(name = "tokenpanel", version, about = "A control panel for API tokens")]
@@ -66,6 +67,12 @@ pub enum Command {
         #[arg(long)]
         account: String,
     },
+    /// Write a consistent copy of the SQLite database to PATH while the server runs
+    /// (`VACUUM INTO`). For PostgreSQL use `pg_dump` (README, Backups).
+    Backup {
+        /// Where the copy goes; must not exist yet.
+        path: std::path::PathBuf,
+    },
     /// Make every running server re-read every token from the database, after an edit
     /// made by hand (servers re-read them within 30 seconds anyway).
     ForgetCachedTokens,
@@ -79,7 +86,7 @@ pub enum Command {
 
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(message) = init_logging(&cli.config.log_level) {
+    if let Err(message) = telemetry::logging::init(&cli.config.log_level, cli.config.log_format) {
         eprintln!("error: {message}");
         return ExitCode::FAILURE;
     }
@@ -96,6 +103,7 @@ pub async fn run() -> ExitCode {
         Command::ResetPassword { email } => reset_password(&cli.config, &email).await,
         Command::Demo { force } => demo(&cli.config, force).await,
         Command::Sweep => sweep(&cli.config).await,
+        Command::Backup { path } => backup(&cli.config, &path).await,
         Command::ImportLegacyKey { account } => import_legacy_key(&cli.config, &account).await,
         Command::ForgetCachedTokens => forget_cached_tokens(&cli.config).await,
     };
@@ -108,30 +116,15 @@ pub async fn run() -> ExitCode {
     }
 }
 
-fn init_logging(filter: &str) -> Result<(), String> {
-    let targets: tracing_subscriber::filter::Targets = filter
-        .parse()
-        .map_err(|e| format!("LOG_LEVEL {filter:?} is not a valid filter: {e}"))?;
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    // Colour only for a person at a terminal: escape codes garble files and pipes.
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_target(false)
-                .with_ansi(colour),
-        )
-        .with(targets)
-        .try_init()
-        .map_err(|e| e.to_string())
-}
-
 async fn serve(config: &Config) -> Result<(), StartupError> {
     let server = Server::build(config, Arc::new(SystemClock)).await?;
     let addr = server.addr;
     tracing::info!(%addr, backend = ?server.state.db.backend, "tokenpanel listening");
     println!("tokenpanel is listening on http://{addr}");
+    if let Some(metrics) = server.metrics_addr {
+        tracing::info!(%metrics, "metrics listening");
+        println!("Metrics are served on http://{metrics}/metrics");
+    }
     if let Some(path) = first_run::setup_path(&server.state)
         .await
         .map_err(|e| StartupError(e.to_string()))?
@@ -282,6 +275,39 @@ async fn sweep(config: &Config) -> Result<(), StartupError> {
         .map_err(database)?;
     if rolled > 0 {
         println!("Deleted {rolled} rolled token(s) whose overlap had ended.");
+    }
+    Ok(())
+}
+
+async fn backup(config: &Config, path: &std::path::Path) -> Result<(), StartupError> {
+    if config.sqlite_path().is_none() {
+        return Err(StartupError(
+            "backup copies SQLite databases; for PostgreSQL use pg_dump (see the README's Backups section)".into(),
+        ));
+    }
+    if path.exists() {
+        return Err(StartupError(format!(
+            "{} already exists; choose a new file for the backup",
+            path.display()
+        )));
+    }
+    let target = path
+        .to_str()
+        .ok_or_else(|| StartupError("the backup path must be valid UTF-8".into()))?;
+    let db = app::open_database(config).await?;
+    sqlx::query("VACUUM INTO $1")
+        .bind(target)
+        .execute(&db.pool)
+        .await
+        .map_err(|e| StartupError(format!("cannot write the backup to {target}: {e}")))?;
+    db.pool.close().await;
+    println!("Wrote a copy of the database to {target}.");
+    let key_file = config.key_file().filter(|_| config.secret_key.is_none());
+    if let Some(key) = key_file.filter(|key| key.exists()) {
+        println!(
+            "Keep the server key {} safe too, apart from the copy: without it the two-factor secrets in the copy cannot be read.",
+            key.display()
+        );
     }
     Ok(())
 }

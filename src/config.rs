@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use crate::domain::cidr::{self, Cidr};
+pub use crate::telemetry::logging::LogFormat;
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -31,6 +32,39 @@ pub struct Config {
     /// Log filter, e.g. `info` or `tokenpanel=debug,tower_http=info`.
     #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
     pub log_level: String,
+
+    /// Log lines as `text` (colour only on a terminal) or `json` (one object per line).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// One info line per request (method, route template, status, latency, client
+    /// address, user and token id): `on` or `off`. Failed requests (5xx) are logged
+    /// either way.
+    #[arg(
+        long,
+        env = "ACCESS_LOG",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        global = true
+    )]
+    pub access_log: bool,
+
+    /// Address of a second listener serving Prometheus metrics at `/metrics`, such as
+    /// `127.0.0.1:9100`. Unset (the default): no metrics listener.
+    #[arg(long, env = "METRICS_BIND", global = true)]
+    pub metrics_bind: Option<String>,
+
+    /// Seconds that requests in flight get to finish after SIGTERM or Ctrl-C before the
+    /// server stops anyway (it then writes pending last-used records and closes the
+    /// database pool).
+    #[arg(
+        long,
+        env = "SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub shutdown_grace_seconds: u64,
 
     /// Minutes of inactivity after which a browser session ends.
     #[arg(
@@ -111,6 +145,25 @@ impl Config {
         })
     }
 
+    /// The metrics listener's address, when one is configured.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, String> {
+        let Some(bind) = self
+            .metrics_bind
+            .as_deref()
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+        else {
+            return Ok(None);
+        };
+        bind.parse().map(Some).map_err(|_| {
+            format!("METRICS_BIND must be an address such as 127.0.0.1:9100, not {bind:?}")
+        })
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
     pub fn secure_cookies(&self, bound: SocketAddr) -> bool {
         match self.cookie_secure {
             CookieSecure::Always => true,
@@ -186,6 +239,10 @@ impl Config {
             bind: "127.0.0.1:0".to_owned(),
             cookie_secure: CookieSecure::Never,
             log_level: "warn".to_owned(),
+            log_format: LogFormat::Text,
+            access_log: true,
+            metrics_bind: None,
+            shutdown_grace_seconds: 30,
             session_idle_minutes: 720,
             session_max_days: 30,
             sudo_minutes: 5,

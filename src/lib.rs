@@ -16,6 +16,7 @@ mod domain;
 mod http;
 mod ops;
 mod state;
+mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 mod web;

@@ -14,6 +14,7 @@ use crate::domain::password::Passwords;
 use crate::http::{ProxyTrust, PublicOrigin};
 use crate::ops::token_usage::TokenUsage;
 use crate::ops::{Context, Settings};
+use crate::telemetry::Metrics;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -66,7 +67,11 @@ impl AppState {
             .unwrap_or(2);
         // One hashing thread per core, and twice as many waiting: past that a sign-in is
         // told to come back (503) instead of queueing without end.
-        let passwords = Passwords::new(concurrency, 2 * concurrency).map_err(|e| e.to_string())?;
+        let metrics = Arc::new(Metrics::new());
+        let waits = metrics.clone();
+        let passwords = Passwords::new(concurrency, 2 * concurrency)
+            .map_err(|e| e.to_string())?
+            .observe_waits(move |waited| waits.argon2_waited(waited));
         let settings = Settings {
             sudo_seconds: config.sudo_duration().as_secs() as i64,
             session_idle: config.session_idle(),
@@ -77,6 +82,7 @@ impl AppState {
             token_limit: 100,
             public_url: config.public_base()?,
             api_writes_per_hour: i64::from(config.api_writes_per_hour),
+            access_log: config.access_log,
         };
         Ok(AppState {
             ctx: Context {
@@ -86,6 +92,7 @@ impl AppState {
                 passwords,
                 settings: Arc::new(settings),
                 secret_key: Arc::new(secret_key),
+                metrics,
             },
             usage: TokenUsage::default(),
         })

@@ -26,8 +26,9 @@ pub struct ApiError {
     pub retry_after: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(super) struct Body<'a> {
     msg: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,

@@ -95,16 +95,17 @@ fn accepts_json(headers: &HeaderMap) -> bool {
         })
 }
 
-#[derive(Serialize)]
-struct PageMeta {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AutomationPageMeta)]
+pub(super) struct PageMeta {
     current_page: usize,
     per_page: usize,
     record_count: usize,
     total_pages: usize,
 }
 
-#[derive(Serialize)]
-struct Paged<T> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Paged<T> {
     data: Vec<T>,
     meta: PageMeta,
 }

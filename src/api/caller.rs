@@ -5,6 +5,8 @@
 //! reads the database only for a key it does not hold. Expiry and the owner's standing
 //! are checked on every request against what the cache holds.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
@@ -14,7 +16,7 @@ use super::timestamp;
 use crate::db::account_store::{self, Account};
 use crate::db::token_store::Token;
 use crate::db::user_store::User;
-use crate::domain::access::{Action, Principal, ServiceAccess, TokenGrant};
+use crate::domain::access::{Action, Denied, Principal, ServiceAccess, TokenGrant};
 use crate::domain::ids::{AccountId, TokenId, UserId};
 use crate::domain::password::Password;
 use crate::domain::roles::Role;
@@ -25,6 +27,8 @@ use crate::ops::token_cache::Lookup;
 use crate::ops::token_lifecycle;
 use crate::ops::Context;
 use crate::state::AppState;
+use crate::telemetry::metrics::TokenOutcome;
+use crate::telemetry::{note_identity, Metrics};
 
 pub const KEY_HEADER: &str = "fastly-key";
 pub const OTP_HEADER: &str = "fastly-otp";
@@ -46,6 +50,8 @@ pub struct Caller {
     pub token: Token,
     pub sudo_until: Option<i64>,
     pub ip: String,
+    /// Where a refusal for the token's scopes or services is counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Caller {
@@ -71,7 +77,11 @@ impl Caller {
 
     /// The one authorisation check (`domain::access`).
     pub fn require(&self, action: Action<'_>) -> ApiResult<()> {
-        Ok(self.principal.require(action)?)
+        let checked = self.principal.require(action);
+        if let Err(Denied::ReadOnly | Denied::Scope | Denied::TokenService) = checked {
+            self.metrics.token_check(TokenOutcome::WrongScope);
+        }
+        Ok(checked?)
     }
 
     pub fn in_sudo(&self, now: i64) -> bool {
@@ -96,8 +106,11 @@ pub fn otp(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
+/// Authenticates the key; every outcome is counted (`tokenpanel_token_verifications_total`).
 async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResult<Caller> {
+    let count = |outcome| state.metrics.token_check(outcome);
     if secret::check_shape(key).is_err() {
+        count(TokenOutcome::Unknown);
         return Err(ApiError::unauthorized());
     }
     let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
@@ -111,8 +124,14 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
             let hex = secret::hex(&digest);
             let retired = token_lifecycle::rotated_secret_used(state, &hex, &ip).await?;
             return Err(match retired {
-                Some(retired) => expired(&retired.token_id, retired.retired_at),
-                None => ApiError::unauthorized(),
+                Some(retired) => {
+                    count(TokenOutcome::Expired);
+                    expired(&retired.token_id, retired.retired_at)
+                }
+                None => {
+                    count(TokenOutcome::Unknown);
+                    ApiError::unauthorized()
+                }
             });
         }
         Lookup::Throttled(wait) => return Err(ApiError::throttled(wait)),
@@ -123,11 +142,13 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         if found.token.replaced_by.is_some() {
             token_lifecycle::rotated_secret_used(state, &secret::hex(&digest), &ip).await?;
         }
+        count(TokenOutcome::Expired);
         return Err(expired(&found.token.id, expired_at));
     }
     // The allowlist is checked on every request, from the row just read.
     if !found.token.allows_address(ip.parse().ok()) {
         token_lifecycle::address_refused(state, &found.token, &ip).await?;
+        count(TokenOutcome::AddressRefused);
         return Err(ApiError::forbidden(ADDRESS_REFUSED));
     }
     let (role, owner) = match found.token.kind {
@@ -136,7 +157,10 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         TokenKind::User => (found.member_role, found.token.user_id.clone()),
         TokenKind::Automation => (found.token.role, None),
     };
-    let role = role.ok_or_else(ApiError::unauthorized)?;
+    let Some(role) = role else {
+        count(TokenOutcome::Unknown);
+        return Err(ApiError::unauthorized());
+    };
     super::expiry_header::note(parts, found.token.expires_at);
     // Only engineers are ever limited to some services, and only as members: an
     // automation token belongs to no one.
@@ -149,6 +173,12 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
     state.usage.note(&found.token.id, now, &ip, agent);
+    count(TokenOutcome::Ok);
+    note_identity(
+        &parts.extensions,
+        owner.as_ref().map(|u| u.as_str()),
+        Some(found.token.id.as_str()),
+    );
     let token = cached.used(now, &ip, agent);
     let principal = Principal {
         account_id: token.account_id.clone(),
@@ -167,6 +197,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         token,
         sudo_until: found.sudo_until,
         ip,
+        metrics: state.metrics.clone(),
     })
 }
 

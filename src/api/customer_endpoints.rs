@@ -15,8 +15,8 @@ use crate::domain::access::Action;
 use crate::domain::ids::AccountId;
 use crate::state::AppState;
 
-#[derive(Serialize)]
-struct CustomerJson {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct CustomerJson {
     id: AccountId,
     name: String,
     force_2fa: bool,

@@ -112,8 +112,9 @@ fn page_link(base: &PublicBase, query: &EventQuery, page: i64) -> String {
     base.url(&format!("/events?{}", out.finish()))
 }
 
-#[derive(Serialize)]
-struct Attributes {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = EventAttributes)]
+pub(super) struct Attributes {
     admin: bool,
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -131,16 +132,18 @@ struct Attributes {
     token_id: Option<TokenId>,
 }
 
-#[derive(Serialize)]
-struct Resource {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Event)]
+pub(super) struct Resource {
     id: String,
     #[serde(rename = "type")]
     kind: &'static str,
     attributes: Attributes,
 }
 
-#[derive(Serialize)]
-struct Links {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = EventLinks)]
+pub(super) struct Links {
     #[serde(rename = "self")]
     this: String,
     first: String,
@@ -151,16 +154,18 @@ struct Links {
     next: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Meta {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = EventMeta)]
+pub(super) struct Meta {
     current_page: i64,
     per_page: i64,
     record_count: i64,
     total_pages: i64,
 }
 
-#[derive(Serialize)]
-struct Document {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = EventPage)]
+pub(super) struct Document {
     data: Vec<Resource>,
     links: Links,
     meta: Meta,

@@ -23,8 +23,9 @@ use crate::state::AppState;
 
 const MEDIA_TYPE: &str = "application/vnd.api+json";
 
-#[derive(Serialize)]
-struct Attributes {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = InvitationAttributes)]
+pub(super) struct Attributes {
     email: String,
     role: &'static str,
     limit_services: bool,
@@ -35,25 +36,28 @@ struct Attributes {
     expires_at: String,
 }
 
-#[derive(Serialize)]
-struct CustomerRef {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct CustomerRef {
     id: AccountId,
     #[serde(rename = "type")]
     kind: &'static str,
 }
 
-#[derive(Serialize)]
-struct One<T> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CustomerRelationship)]
+pub(super) struct One<T> {
     data: T,
 }
 
-#[derive(Serialize)]
-struct Relationships {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = InvitationRelationships)]
+pub(super) struct Relationships {
     customer: One<CustomerRef>,
 }
 
-#[derive(Serialize)]
-struct InvitationJson {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Invitation)]
+pub(super) struct InvitationJson {
     id: InvitationId,
     #[serde(rename = "type")]
     kind: &'static str,
@@ -95,15 +99,17 @@ fn json_api(status: StatusCode, value: &impl Serialize, no_store: bool) -> Respo
     response
 }
 
-#[derive(Serialize)]
-struct CreatedMeta {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = InvitationCreatedMeta)]
+pub(super) struct CreatedMeta {
     /// The one-time link to hand to the invitee; shown in this answer only.
     accept_url: String,
     expires_at: String,
 }
 
-#[derive(Serialize)]
-struct Created {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = InvitationCreated)]
+pub(super) struct Created {
     data: InvitationJson,
     meta: CreatedMeta,
 }
@@ -191,16 +197,18 @@ pub async fn create(
     ))
 }
 
-#[derive(Serialize)]
-struct ListMeta {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = InvitationListMeta)]
+pub(super) struct ListMeta {
     current_page: i64,
     per_page: i64,
     record_count: i64,
     total_pages: i64,
 }
 
-#[derive(Serialize)]
-struct Listed {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = InvitationList)]
+pub(super) struct Listed {
     data: Vec<InvitationJson>,
     links: serde_json::Value,
     meta: ListMeta,

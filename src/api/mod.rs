@@ -10,6 +10,7 @@ pub mod expiry_header;
 pub mod fields;
 mod invitations;
 pub mod json_errors;
+mod openapi;
 mod paging;
 mod revoke_leaked;
 mod service_endpoints;
@@ -94,6 +95,7 @@ pub fn router() -> Router<AppState> {
             "/invitations/{invitation_id}",
             axum::routing::delete(invitations::delete),
         )
+        .route("/openapi.json", get(openapi::serve))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(write_limit::headers))
         .layer(from_fn(expiry_header::headers))

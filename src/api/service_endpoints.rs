@@ -24,8 +24,8 @@ use crate::state::AppState;
 pub const MAX_KEYS: usize = 256;
 const MAX_KEY_BYTES: usize = 1024;
 
-#[derive(Serialize)]
-struct ServiceJson {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ServiceJson {
     id: ServiceId,
     name: String,
     customer_id: AccountId,
@@ -98,10 +98,12 @@ pub async fn show(
 /// A service with its versions, as `GET /service/{id}/details` shows it. The panel keeps
 /// no configuration versions, so the list is empty and `version` / `active_version`
 /// are left out (the clients read them as "none").
-#[derive(Serialize)]
-struct ServiceDetailJson {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ServiceDetailJson {
     #[serde(flatten)]
     service: ServiceJson,
+    /// Always empty: the panel keeps no configuration versions.
+    #[schema(value_type = Vec<Object>)]
     versions: [(); 0],
 }
 
@@ -145,8 +147,9 @@ async fn record(
     Ok(service_catalog::record_purge(state, service, purge).await?)
 }
 
-#[derive(Serialize)]
-struct Status {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PurgeStatus)]
+pub(super) struct Status {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<String>,

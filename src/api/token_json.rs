@@ -8,7 +8,7 @@ use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
 use crate::domain::roles::Role;
 use crate::domain::secret::TokenKind;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenJson {
     pub id: TokenId,
     #[serde(skip_serializing_if = "Option::is_none")]

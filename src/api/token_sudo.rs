@@ -19,8 +19,8 @@ use crate::state::AppState;
 
 const WRONG_CREDENTIALS: &str = "The supplied username/password combination is not correct.";
 
-#[derive(Serialize)]
-struct SudoJson {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct SudoJson {
     expiry_time: String,
 }
 

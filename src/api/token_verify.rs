@@ -17,21 +17,24 @@ use crate::domain::access::Action;
 use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
 use crate::state::AppState;
 
-#[derive(Serialize)]
-struct CustomerPart {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = VerifiedCustomer)]
+pub(super) struct CustomerPart {
     id: AccountId,
     name: String,
 }
 
-#[derive(Serialize)]
-struct UserPart {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = VerifiedUser)]
+pub(super) struct UserPart {
     id: UserId,
     name: String,
     login: String,
 }
 
-#[derive(Serialize)]
-struct TokenPart {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = VerifiedToken)]
+pub(super) struct TokenPart {
     id: TokenId,
     name: String,
     created_at: String,
@@ -40,8 +43,8 @@ struct TokenPart {
     scope: String,
 }
 
-#[derive(Serialize)]
-struct Verified {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Verified {
     customer: CustomerPart,
     /// None for an automation token, which belongs to no one.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -20,7 +20,7 @@ use crate::domain::ids::{AccountId, ServiceId, UserId};
 use crate::domain::roles::{Role, ServicePermission};
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserJson {
     id: UserId,
     login: String,

@@ -271,3 +271,11 @@ pub async fn delete_for_member<'e>(
         .await?;
     Ok(done.rows_affected())
 }
+
+/// Sessions not yet expired, for the metrics.
+pub async fn count_active<'e>(ex: impl Exec<'e>, now: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE expiry_date > $1")
+        .bind(now)
+        .fetch_one(ex)
+        .await
+}

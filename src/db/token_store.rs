@@ -777,3 +777,14 @@ pub async fn forget_retired_before<'e>(ex: impl Exec<'e>, cutoff: i64) -> sqlx::
         .await
         .map(|r| r.rows_affected())
 }
+
+/// Unexpired tokens per kind (`user`, `automation`), for the metrics.
+pub async fn count_by_kind<'e>(ex: impl Exec<'e>, now: i64) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT kind, COUNT(*) FROM tokens WHERE expires_at IS NULL OR expires_at > $1 \
+         GROUP BY kind ORDER BY kind",
+    )
+    .bind(now)
+    .fetch_all(ex)
+    .await
+}

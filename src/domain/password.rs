@@ -12,8 +12,8 @@
 
 use std::fmt;
 #[cfg(any(test, feature = "testkit"))]
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -211,11 +211,16 @@ fn give_back_free_memory() {
 fn give_back_free_memory() {}
 
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
+type WaitObserver = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
 
 /// The password hasher: a handle on the worker threads.
 #[derive(Clone)]
 pub struct Passwords {
     queue: SyncSender<Job>,
+    /// Jobs sent and not yet started, for the metrics.
+    waiting: Arc<AtomicI64>,
+    /// Told how long each job waited for a worker (the metrics' histogram).
+    on_wait: Option<WaitObserver>,
     /// Hashes asked for and not yet done: running or waiting.
     in_flight: Arc<AtomicUsize>,
     /// The most there may be: the workers plus the waiting places. Counted here rather
@@ -231,7 +236,7 @@ struct InFlight(Arc<AtomicUsize>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, AtomicOrdering::AcqRel);
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -290,6 +295,8 @@ impl Passwords {
         }
         Ok(Passwords {
             queue,
+            waiting: Arc::new(AtomicI64::new(0)),
+            on_wait: None,
             in_flight: Arc::new(AtomicUsize::new(0)),
             most_in_flight,
             #[cfg(any(test, feature = "testkit"))]
@@ -301,29 +308,56 @@ impl Passwords {
         &self,
         job: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        if self.in_flight.fetch_add(1, AtomicOrdering::AcqRel) >= self.most_in_flight {
-            self.in_flight.fetch_sub(1, AtomicOrdering::AcqRel);
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.most_in_flight {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(HashError::Busy);
         }
         let place = InFlight(self.in_flight.clone());
         let (reply, answer) = oneshot::channel();
+        let queued_at = std::time::Instant::now();
+        let waiting = self.waiting.clone();
+        let on_wait = self.on_wait.clone();
         let job: Job = Box::new(move |memory| {
+            waiting.fetch_sub(1, Ordering::Relaxed);
+            if let Some(observe) = &on_wait {
+                observe(queued_at.elapsed());
+            }
             let answer = job(memory);
             // The place is free before the caller hears back, so its next hash fits.
             drop(place);
             // The caller may have gone away meanwhile; nobody is left to tell.
             let _ = reply.send(answer);
         });
+        // Counted before sending, so a worker that starts at once never takes it below 0.
+        self.waiting.fetch_add(1, Ordering::Relaxed);
         match self.queue.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(HashError::Busy),
+            Err(TrySendError::Full(_)) => {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                return Err(HashError::Busy);
+            }
             Err(TrySendError::Disconnected(_)) => {
-                return Err(HashError::Failed("the password workers stopped".into()))
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                return Err(HashError::Failed("the password workers stopped".into()));
             }
         }
         answer
             .await
             .map_err(|_| HashError::Failed("a password worker stopped".into()))
+    }
+
+    /// Calls `observe` with the time each later job waited for a worker.
+    pub fn observe_waits(
+        mut self,
+        observe: impl Fn(std::time::Duration) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_wait = Some(Arc::new(observe));
+        self
+    }
+
+    /// Password checks waiting for a worker now.
+    pub fn waiting(&self) -> i64 {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
@@ -459,6 +493,6 @@ mod tests {
             let (a, b) = tokio::join!(passwords.verify(&pw, None), passwords.verify(&pw, None));
             assert!(matches!((&a, &b), (Ok(false), Ok(false))), "{a:?} {b:?}");
         }
-        assert_eq!(passwords.in_flight.load(AtomicOrdering::Acquire), 0);
+        assert_eq!(passwords.in_flight.load(Ordering::Acquire), 0);
     }
 }

@@ -18,6 +18,13 @@ pub struct ProxyTrust {
 }
 
 impl ProxyTrust {
+    /// The client's address as text ("unknown" when the connection has none): the
+    /// peer, or behind trusted proxies the entry `X-Forwarded-For` gives.
+    pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> String {
+        let ip = self.forwarded_client(peer, headers).or(peer);
+        ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    }
+
     fn trusts(&self, ip: IpAddr) -> bool {
         self.proxies.iter().any(|range| range.contains(ip))
     }
@@ -67,11 +74,8 @@ where
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        let ip = ProxyTrust::from_ref(state)
-            .forwarded_client(peer, &parts.headers)
-            .or(peer);
         Ok(ClientIp(
-            ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+            ProxyTrust::from_ref(state).client_ip(peer, &parts.headers),
         ))
     }
 }

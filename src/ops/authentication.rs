@@ -10,6 +10,7 @@ use crate::domain::event_type::EventType;
 use crate::domain::ids::{AccountId, UserId};
 use crate::domain::password::{HashError, Password};
 use crate::domain::{secret, totp};
+use crate::telemetry::metrics::SignInOutcome;
 
 /// Attempts per window before further ones are refused: per (email or user, client
 /// address), so guessing from one place locks only that place out of that account.
@@ -215,9 +216,16 @@ pub async fn sign_in(
     let checked = check_password(ctx, email, hash, password, ip).await?;
     let now = ctx.clock.unix();
     match (user, checked) {
-        (_, PasswordCheck::Throttled(wait)) => Ok(Outcome::Throttled(wait)),
-        (Some(user), PasswordCheck::Matched) => Ok(Outcome::Accepted(Box::new(user))),
+        (_, PasswordCheck::Throttled(wait)) => {
+            ctx.metrics.sign_in(SignInOutcome::Throttled);
+            Ok(Outcome::Throttled(wait))
+        }
+        (Some(user), PasswordCheck::Matched) => {
+            ctx.metrics.sign_in(SignInOutcome::Accepted);
+            Ok(Outcome::Accepted(Box::new(user)))
+        }
         (user, _) => {
+            ctx.metrics.sign_in(SignInOutcome::Rejected);
             let account = match &user {
                 Some(u) => default_account(ctx, &u.id).await?,
                 None => None,

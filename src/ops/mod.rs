@@ -24,6 +24,7 @@ use crate::db::Db;
 use crate::domain::cidr::Cidr;
 use crate::domain::crypto::SecretKey;
 use crate::domain::password::Passwords;
+use crate::telemetry::Metrics;
 
 /// Settings fixed at start-up.
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// API write requests per user (or automation token) per clock hour.
     pub api_writes_per_hour: i64,
+    /// One log line per request (`ACCESS_LOG`).
+    pub access_log: bool,
 }
 
 /// What operations need: the database, the clock, the settings, the password hasher,
@@ -54,6 +57,8 @@ pub struct Context {
     pub settings: Arc<Settings>,
     pub passwords: Passwords,
     pub secret_key: Arc<SecretKey>,
+    /// Counters that operations move (sign-ins); served by `app::Server`.
+    pub metrics: Arc<Metrics>,
     /// Verified tokens in memory; writes that change what a token may do commit
     /// through `token_cache::commit`.
     pub tokens: token_cache::TokenCache,

@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::db::{token_store, Db};
 use crate::domain::ids::TokenId;
+use crate::telemetry::Metrics;
 
 /// How often the buffer is written out.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -21,10 +22,22 @@ struct Use {
     agent: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TokenUsage {
     pending: Arc<Mutex<HashMap<TokenId, Use>>>,
     writes: Arc<AtomicU64>,
+    /// When the buffer was last written (or the server started), for the metrics.
+    written_at: Arc<Mutex<Instant>>,
+}
+
+impl Default for TokenUsage {
+    fn default() -> Self {
+        TokenUsage {
+            pending: Arc::default(),
+            writes: Arc::default(),
+            written_at: Arc::new(Mutex::new(Instant::now())),
+        }
+    }
 }
 
 impl TokenUsage {
@@ -66,9 +79,16 @@ impl TokenUsage {
     }
 
     /// Tokens with a use not yet written.
-    #[cfg(test)]
-    fn pending(&self) -> usize {
+    pub fn pending(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Time since the buffer was last written out.
+    pub fn since_written(&self) -> Duration {
+        self.written_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
     }
 
     /// UPDATE statements written so far (for tests).
@@ -82,6 +102,7 @@ impl TokenUsage {
     pub async fn flush(&self, db: &Db) -> sqlx::Result<usize> {
         let batch: Vec<(TokenId, Use)> = self.lock().drain().collect();
         if batch.is_empty() {
+            *self.written_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
             return Ok(0);
         }
         let result = async {
@@ -95,6 +116,7 @@ impl TokenUsage {
         .await;
         match result {
             Ok(()) => {
+                *self.written_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
                 self.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 Ok(batch.len())
             }
@@ -109,13 +131,15 @@ impl TokenUsage {
     }
 
     /// Flushes every `FLUSH_EVERY` until the task is aborted.
-    pub async fn run(self, db: Db) {
+    pub async fn run(self, db: Db, metrics: Arc<Metrics>) {
         let mut every = tokio::time::interval(FLUSH_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            if let Err(e) = self.flush(&db).await {
-                tracing::warn!(error = %e, "could not record token use");
+            match self.flush(&db).await {
+                Ok(0) => {}
+                Ok(n) => metrics.usage_flushed(n),
+                Err(e) => tracing::warn!(error = %e, "could not record token use"),
             }
         }
     }

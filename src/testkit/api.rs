@@ -100,6 +100,21 @@ impl Api {
         }
     }
 
+    /// Like `send`, but None when no answer came (the server was killed meanwhile).
+    pub async fn try_send(&self, builder: RequestBuilder) -> Option<Reply> {
+        let response = builder.send().await.ok()?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.ok()?;
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Some(Reply {
+            status,
+            headers,
+            text,
+            json,
+        })
+    }
+
     pub async fn get(&self, path: &str, key: &str) -> Reply {
         self.send(self.request(Method::GET, path, Some(key))).await
     }

@@ -167,6 +167,8 @@ impl Issuer {
 pub struct TestApp {
     /// `127.0.0.1:port`
     pub addr: String,
+    /// `127.0.0.1:port` of the metrics listener.
+    pub metrics_addr: String,
     pub clock: TestClock,
     state: State,
     db_url: String,
@@ -235,6 +237,10 @@ impl TestApp {
         let running = internals::start_server(&config, &clock).await;
         TestApp {
             addr: format!("127.0.0.1:{}", running.addr.port()),
+            metrics_addr: running
+                .metrics_addr
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
             clock,
             state: running.state,
             db_url: db_url.to_owned(),
@@ -325,6 +331,16 @@ impl TestApp {
     /// A client for the JSON API.
     pub fn api(&self) -> Api {
         Api::new(&self.url(""))
+    }
+
+    /// The Prometheus text of the metrics listener.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.metrics_addr))
+            .await
+            .expect("scrape /metrics")
+            .text()
+            .await
+            .expect("read /metrics")
     }
 
     pub fn now(&self) -> i64 {

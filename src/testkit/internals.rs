@@ -82,6 +82,7 @@ pub fn config(database_url: &str, secret_key: Option<String>, trust_forwarded_fo
     let mut config = Config::for_database(database_url);
     config.secret_key = secret_key;
     config.trust_forwarded_for = trust_forwarded_for;
+    config.metrics_bind = Some("127.0.0.1:0".to_owned());
     config
 }
 
@@ -143,6 +144,7 @@ impl TestClock {
 pub struct Running {
     pub state: State,
     pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
     pub shutdown: oneshot::Sender<()>,
     pub task: JoinHandle<()>,
 }
@@ -152,6 +154,7 @@ pub async fn start_server(config: &Config, clock: &TestClock) -> Running {
         .await
         .expect("server starts");
     let addr = server.addr;
+    let metrics_addr = server.metrics_addr;
     let state = server.state.clone();
     let (shutdown, stop) = oneshot::channel();
     let task = tokio::spawn(async move {
@@ -165,6 +168,7 @@ pub async fn start_server(config: &Config, clock: &TestClock) -> Running {
     Running {
         state,
         addr,
+        metrics_addr,
         shutdown,
         task,
     }

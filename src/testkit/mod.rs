@@ -12,6 +12,7 @@
 //!   `pool()` for direct SQL.
 //! - `Client` for the pages (cookies, CSRF token, `sign_in`, `enter_sudo`,
 //!   `create_token`, `invite`, `accept_as_new_user`) and `Api` for the JSON API (`Fastly-Key`, `enter_sudo`).
+//! - `ServerProcess`: the built binary as a child process (its log, SIGTERM, SIGKILL).
 //! - `on_both_databases!`: each scenario once on SQLite and once on PostgreSQL.
 //!
 //! Only `internals` reaches into the rest of the crate.
@@ -22,6 +23,7 @@ pub mod bench;
 mod database;
 mod internals;
 mod pages;
+mod process;
 
 pub use api::{Api, Reply};
 pub use app::{
@@ -34,6 +36,9 @@ pub use internals::{
     TokenPolicy, Viewer, TOTP_STEP,
 };
 pub use pages::{csrf_in, hidden, invitation_link, urlencode, Client, Page};
+pub use process::ServerProcess;
+/// HTTP methods, for `Api::request`.
+pub use reqwest::Method;
 
 /// Runs each named `async fn(TestApp)` once on SQLite and once on PostgreSQL (skipped,
 /// with a printed line, without TEST_DATABASE_URL, except under `CI=true`).

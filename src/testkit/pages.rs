@@ -11,6 +11,8 @@ use super::internals;
 
 pub struct Client {
     http: reqwest::Client,
+    /// The cookies the server set, readable by tests (`cookie_values`).
+    jar: std::sync::Arc<reqwest::cookie::Jar>,
     base: String,
     csrf: std::sync::Mutex<Option<String>>,
 }
@@ -100,8 +102,9 @@ impl Client {
     }
 
     pub(super) fn with_agent(base: &str, user_agent: &str) -> Client {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         let http = reqwest::Client::builder()
-            .cookie_store(true)
+            .cookie_provider(jar.clone())
             .user_agent(user_agent.to_owned())
             .redirect(redirect::Policy::none())
             // Far beyond any answer of a healthy server: a hung request fails the test.
@@ -110,9 +113,29 @@ impl Client {
             .expect("an HTTP client");
         Client {
             http,
+            jar,
             base: base.to_owned(),
             csrf: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The values of the cookies the client holds for the server (session id, CSRF
+    /// cookie), for tests that look for them where they must not be.
+    pub fn cookie_values(&self) -> Vec<String> {
+        use reqwest::cookie::CookieStore;
+        let Ok(url) = self.base.parse::<reqwest::Url>() else {
+            return Vec::new();
+        };
+        let Some(header) = self.jar.cookies(&url) else {
+            return Vec::new();
+        };
+        header
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .filter_map(|pair| pair.split_once('=').map(|(_, v)| v.trim().to_owned()))
+            .filter(|v| !v.is_empty())
+            .collect()
     }
 
     async fn page(&self, response: Response) -> Page {

@@ -13,6 +13,7 @@ fn tokenpanel(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)], stdin:
         .env_remove("BIND")
         .env_remove("TOKENPANEL_PASSWORD")
         .env_remove("SECRET_KEY")
+        .env_remove("METRICS_BIND")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -97,6 +98,19 @@ fn bad_settings_stop_with_one_clear_line() {
     assert_one_clear_line(
         &tokenpanel(&dir, &["serve", "--bind", &bind], &[], ""),
         "cannot listen on",
+    );
+    assert_one_clear_line(
+        &tokenpanel(
+            &dir,
+            &["serve", "--bind", "127.0.0.1:0"],
+            &[("METRICS_BIND", &bind)],
+            "",
+        ),
+        "(METRICS_BIND)",
+    );
+    assert_one_clear_line(
+        &tokenpanel(&dir, &["serve"], &[("METRICS_BIND", "nine")], ""),
+        "METRICS_BIND must be an address",
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -218,5 +232,60 @@ async fn logs_to_a_pipe_have_no_colour_codes() {
     .await;
     assert!(!logged.contains('\u{1b}'), "colour codes in {logged:?}");
     child.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn backup_copies_sqlite_and_points_postgresql_at_pg_dump() {
+    let dir = temp_dir();
+    let args = [
+        "create-superuser",
+        "--account",
+        "Acme",
+        "--email",
+        "ada@example.com",
+        "--name",
+        "Ada",
+    ];
+    let created = tokenpanel(&dir, &args, &[], "correct horse battery\n");
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    // Any command with the server key writes the key file beside the database.
+    assert!(tokenpanel(&dir, &["sweep"], &[], "").status.success());
+    let copy = dir.join("copy of it.db");
+    let path = copy.to_str().unwrap();
+    let backup = tokenpanel(&dir, &["backup", path], &[], "");
+    assert!(backup.status.success(), "{}", text(&backup.stderr));
+    assert!(
+        text(&backup.stdout).contains("tokenpanel.db.key"),
+        "the key is mentioned"
+    );
+    // The copy holds the user: creating them again there is refused.
+    std::fs::copy(dir.join("tokenpanel.db.key"), dir.join("copy of it.db.key")).unwrap();
+    let url = format!("sqlite://{path}");
+    assert_one_clear_line(
+        &tokenpanel(
+            &dir,
+            &args,
+            &[("DATABASE_URL", &url)],
+            "correct horse battery\n",
+        ),
+        "already exists",
+    );
+    assert_one_clear_line(
+        &tokenpanel(&dir, &["backup", path], &[], ""),
+        "already exists",
+    );
+    assert_one_clear_line(
+        &tokenpanel(
+            &dir,
+            &["backup", "elsewhere.db"],
+            &[(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/postgres",
+            )],
+            "",
+        ),
+        "pg_dump",
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,6 +12,7 @@ mod hardening;
 mod invitations;
 mod leaked_tokens;
 mod lifecycle;
+mod operations;
 mod personal_tokens;
 mod sessions;
 mod superusers;

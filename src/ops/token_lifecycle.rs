@@ -633,11 +633,6 @@ pub async fn address_refused(
     token: &store::Token,
     ip: &str,
 ) -> Result<(), sqlx::Error> {
-    let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
-    if !store::note_address_refused(&mut *tx, &token.id, now).await? {
-        return Ok(());
-    }
     let event = NewEvent::new(
         EventType::TokenAddressRefused,
         format!(
@@ -653,8 +648,8 @@ pub async fn address_refused(
         "name": token.name,
         "allowed_cidrs": token.allowed_cidrs.as_ref().map(Allowlist::strings),
     }));
-    event_store::record(&mut *tx, &event, now).await?;
-    tx.commit().await
+    let now = ctx.clock.unix();
+    record_throttled(ctx, Throttle::AddressRefused(&token.id), &event, now).await
 }
 
 /// A rolled secret was presented after its overlap ended (an attack signal):
@@ -669,28 +664,54 @@ pub async fn rotated_secret_used(
     let Some(retired) = store::find_retired(&ctx.db.pool, digest, now).await? else {
         return Ok(None);
     };
-    let mut tx = ctx.db.pool.begin().await?;
-    if store::note_retired_use(&mut *tx, digest, now).await? {
-        let event = NewEvent::new(
-            EventType::TokenRotatedSecretUsed,
-            format!(
-                "The old secret of rolled token {:?} was used after its overlap ended",
-                retired.name
-            ),
-        )
-        .account(&retired.account_id)
-        .actor(retired.user_id.as_ref())
-        .token(&retired.token_id)
-        .ip(Some(ip))
-        .metadata(serde_json::json!({
-            "name": retired.name,
-            "replaced_by": retired.replaced_by,
-            "overlap_ended_at": retired.retired_at,
-        }));
-        event_store::record(&mut *tx, &event, now).await?;
-    }
-    tx.commit().await?;
+    let event = NewEvent::new(
+        EventType::TokenRotatedSecretUsed,
+        format!(
+            "The old secret of rolled token {:?} was used after its overlap ended",
+            retired.name
+        ),
+    )
+    .account(&retired.account_id)
+    .actor(retired.user_id.as_ref())
+    .token(&retired.token_id)
+    .ip(Some(ip))
+    .metadata(serde_json::json!({
+        "name": retired.name,
+        "replaced_by": retired.replaced_by,
+        "overlap_ended_at": retired.retired_at,
+    }));
+    record_throttled(ctx, Throttle::RetiredSecretUsed(digest), &event, now).await?;
     Ok(Some(retired))
+}
+
+/// The stored mark that limits a security event to one a minute for what it is about.
+enum Throttle<'a> {
+    /// `tokens.address_refused_at` of this token.
+    AddressRefused(&'a TokenId),
+    /// `retired_secrets.noted_at` of the secret with this digest.
+    RetiredSecretUsed(&'a str),
+}
+
+/// Records `event` unless one was recorded for the same thing within the last minute.
+/// The conditional UPDATE of the mark decides, in the event's transaction, so that
+/// nodes racing on the same attempt write one event between them.
+async fn record_throttled(
+    ctx: &Context,
+    throttle: Throttle<'_>,
+    event: &NewEvent<'_>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let mut tx = ctx.db.pool.begin().await?;
+    let first_this_minute = match throttle {
+        Throttle::AddressRefused(id) => store::note_address_refused(&mut *tx, id, now).await?,
+        Throttle::RetiredSecretUsed(digest) => {
+            store::note_retired_use(&mut *tx, digest, now).await?
+        }
+    };
+    if first_this_minute {
+        event_store::record(&mut *tx, event, now).await?;
+    }
+    tx.commit().await
 }
 
 /// Rolled secrets are recognised this long after their overlap ends.

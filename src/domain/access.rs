@@ -513,6 +513,20 @@ mod tests {
         }
     }
 
+    /// A user token owned by `owner`.
+    fn user_token(owner: &UserId) -> TokenFacts<'_> {
+        TokenFacts {
+            kind: TokenKind::User,
+            owner: Some(owner),
+        }
+    }
+
+    /// An automation token: nobody owns it.
+    const AUTOMATION: TokenFacts<'static> = TokenFacts {
+        kind: TokenKind::Automation,
+        owner: None,
+    };
+
     /// The expected answer for API actions, written as a table independent of
     /// `require`'s structure. perm: None = the member is not limited.
     fn expected(
@@ -731,20 +745,8 @@ mod tests {
 
     #[test]
     fn tokens_are_reached_by_their_owner_or_a_superuser() {
-        let me = UserId::from_raw("me");
-        let other = UserId::from_raw("other");
-        let mine = TokenFacts {
-            kind: TokenKind::User,
-            owner: Some(&me),
-        };
-        let theirs = TokenFacts {
-            kind: TokenKind::User,
-            owner: Some(&other),
-        };
-        let automation = TokenFacts {
-            kind: TokenKind::Automation,
-            owner: None,
-        };
+        let (me, other) = (UserId::from_raw("me"), UserId::from_raw("other"));
+        let (mine, theirs, automation) = (user_token(&me), user_token(&other), AUTOMATION);
         let user = token_principal(Role::Engineer, scopes("global:read"), None);
         assert!(user.may(Action::ReadToken(mine)));
         assert!(!user.may(Action::ReadToken(theirs)));
@@ -759,20 +761,8 @@ mod tests {
 
     #[test]
     fn tokens_are_rolled_by_their_owner_or_automation_by_a_superuser() {
-        let me = UserId::from_raw("me");
-        let other = UserId::from_raw("other");
-        let mine = TokenFacts {
-            kind: TokenKind::User,
-            owner: Some(&me),
-        };
-        let theirs = TokenFacts {
-            kind: TokenKind::User,
-            owner: Some(&other),
-        };
-        let automation = TokenFacts {
-            kind: TokenKind::Automation,
-            owner: None,
-        };
+        let (me, other) = (UserId::from_raw("me"), UserId::from_raw("other"));
+        let (mine, theirs, automation) = (user_token(&me), user_token(&other), AUTOMATION);
         let user = token_principal(Role::Engineer, scopes("global"), None);
         assert!(user.may(Action::RollToken(mine)));
         assert!(!user.may(Action::RollToken(theirs)));

@@ -18,12 +18,6 @@ cd "$(dirname "$0")/../.."
 root=$(pwd)
 compat="$root/tests/compat"
 
-profile=debug
-build_flags=()
-if [[ "${COMPAT_RELEASE:-}" == 1 ]]; then
-  profile=release
-  build_flags=(--release)
-fi
 suite_flags=()
 go_flags=()
 if [[ "${COMPAT_KEEP_GOING:-}" == 1 ]]; then
@@ -33,65 +27,35 @@ fi
 [[ "${COMPAT_INVITATIONS:-}" == 1 ]] && suite_flags+=(--with-invitations)
 only="${COMPAT_ONLY:-}"
 
-echo "== building tokenpanel ($profile)"
-cargo build --locked "${build_flags[@]}" --bin tokenpanel
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-bin="$target_dir/$profile/tokenpanel"
-
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-export DATABASE_URL="sqlite://$work/compat.db"
-export SECRET_KEY
-SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+source "$root/tests/lib/server.sh"
+server_build "${COMPAT_RELEASE:-}"
+server_prepare compat
 export LOG_LEVEL="${LOG_LEVEL:-warn}"
 unset FASTLY_API_TOKEN FASTLY_API_KEY
 
 echo "== seeding the demo account"
-"$bin" demo > "$work/demo.txt"
+"$server_bin" demo > "$server_work/demo.txt"
 read -r COMPAT_LOGIN COMPAT_PASSWORD < <(
-  awk '$1 == "superuser" && $3 == "password:" { print $2, $4; exit }' "$work/demo.txt")
+  awk '$1 == "superuser" && $3 == "password:" { print $2, $4; exit }' "$server_work/demo.txt")
 if [[ -z "${COMPAT_LOGIN:-}" || -z "${COMPAT_PASSWORD:-}" ]]; then
   echo "cannot read the superuser's login from 'tokenpanel demo':" >&2
-  cat "$work/demo.txt" >&2
+  cat "$server_work/demo.txt" >&2
   exit 1
 fi
 export COMPAT_LOGIN COMPAT_PASSWORD
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export TOKENPANEL_URL="http://127.0.0.1:$port"
-echo "== starting tokenpanel on $TOKENPANEL_URL"
-BIND="127.0.0.1:$port" "$bin" serve > "$work/server.log" 2>&1 &
-server_pid=$!
+server_start
+export TOKENPANEL_URL="$server_url"
 
-# Waits for /readyz (database reachable); with `token NAME` instead, prints a new global token of the
-# superuser, made with the plain form POST /tokens that tokenpanel documents.
-helper() {
+# Prints a new global token of the superuser named NAME, made with the plain form
+# POST /tokens that tokenpanel documents.
+new_token() {
   python3 - "$@" <<'PY'
-import json, os, sys, time, urllib.error, urllib.parse, urllib.request
+import json, os, sys, urllib.error, urllib.parse, urllib.request
 base = os.environ["TOKENPANEL_URL"]
-if sys.argv[1] == "wait":
-    for _ in range(300):
-        try:
-            with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
-                if r.status == 200:
-                    sys.exit(0)
-        except (urllib.error.URLError, ConnectionError, OSError):
-            pass
-        time.sleep(0.1)
-    sys.exit("tokenpanel did not answer /readyz within 30 seconds")
 form = urllib.parse.urlencode({
     "username": os.environ["COMPAT_LOGIN"], "password": os.environ["COMPAT_PASSWORD"],
-    "name": sys.argv[2], "scope": "global"}).encode()
+    "name": sys.argv[1], "scope": "global"}).encode()
 request = urllib.request.Request(base + "/tokens", data=form, headers={
     "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
 try:
@@ -101,16 +65,12 @@ except urllib.error.HTTPError as e:
     sys.exit(f"cannot make a bootstrap token: {e.code} {e.read()[:300]!r}")
 PY
 }
-if ! helper wait; then
-  tail -n 50 "$work/server.log" >&2
-  exit 1
-fi
 
 status=0
 run_go() {
   echo "== Go client's requests replayed (tests/compat/GO_SHAPES.md)"
   local token
-  token=$(helper token "compat go") || return 1
+  token=$(new_token "compat go") || return 1
   COMPAT_TOKEN="$token" python3 "$compat/go/replay.py" "${go_flags[@]}"
 }
 run_python() {
@@ -127,14 +87,14 @@ run_python() {
     echo "$want" > "$stamp"
   fi
   local token
-  token=$(helper token "compat python") || return 1
+  token=$(new_token "compat python") || return 1
   COMPAT_TOKEN="$token" "$venv/bin/python" "$compat/python/suite.py" "${suite_flags[@]}"
 }
 run_node() {
   echo "== JavaScript client (npm fastly, tests/compat/node/package-lock.json)"
   (cd "$compat/node" && npm ci --no-audit --no-fund --loglevel=error) || return 1
   local token
-  token=$(helper token "compat node") || return 1
+  token=$(new_token "compat node") || return 1
   COMPAT_TOKEN="$token" node "$compat/node/suite.js" "${suite_flags[@]}"
 }
 if [[ -z "$only" || "$only" == go ]]; then
@@ -147,12 +107,4 @@ if [[ -z "$only" || "$only" == node ]]; then
   run_node || status=1
 fi
 
-if ! kill -0 "$server_pid" 2>/dev/null; then
-  echo "tokenpanel stopped during the run" >&2
-  status=1
-fi
-if [[ $status != 0 ]]; then
-  echo "== last lines of the server log"
-  tail -n 30 "$work/server.log"
-fi
-exit $status
+server_finish $status

@@ -15,13 +15,6 @@ root=$(pwd)
 fuzz="$root/tests/fuzz"
 seconds="${FUZZ_SECONDS:-150}"
 
-profile=debug
-build_flags=()
-if [[ "${FUZZ_RELEASE:-}" == 1 ]]; then
-  profile=release
-  build_flags=(--release)
-fi
-
 echo "== Schemathesis (tests/fuzz/requirements.txt)"
 venv="$fuzz/.venv"
 stamp="$venv/requirements.sha256"
@@ -34,57 +27,27 @@ if [[ ! -x "$venv/bin/schemathesis" || "$(cat "$stamp" 2>/dev/null)" != "$want" 
   echo "$want" > "$stamp"
 fi
 
-echo "== building tokenpanel ($profile)"
-cargo build --locked "${build_flags[@]}" --bin tokenpanel
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-bin="$target_dir/$profile/tokenpanel"
-
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-export DATABASE_URL="sqlite://$work/fuzz.db"
-SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
-export SECRET_KEY
+source "$root/tests/lib/server.sh"
+server_build "${FUZZ_RELEASE:-}"
+server_prepare fuzz
 export LOG_LEVEL=warn
 # The fuzzer writes far more than a person: the hourly write budget would turn most
 # of its requests into 429s.
 export API_WRITES_PER_HOUR=100000000
 
 echo "== seeding the demo account"
-"$bin" demo > "$work/demo.txt"
+"$server_bin" demo > "$server_work/demo.txt"
 read -r login password < <(
-  awk '$1 == "superuser" && $3 == "password:" { print $2, $4; exit }' "$work/demo.txt")
+  awk '$1 == "superuser" && $3 == "password:" { print $2, $4; exit }' "$server_work/demo.txt")
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port"
-BIND="127.0.0.1:$port" "$bin" serve > "$work/server.log" 2>&1 &
-server_pid=$!
+server_start
 
 # The fuzzer's token, and ids for tests/fuzz/schemathesis.toml: the account, a service,
 # the superuser, and a second token for DELETE /tokens/{id} to revoke.
 read -r token FUZZ_CUSTOMER FUZZ_SERVICE FUZZ_USER FUZZ_VICTIM < <(
-  BASE="$base" LOGIN="$login" PASSWORD="$password" python3 - <<'PY'
-import json, os, sys, time, urllib.error, urllib.parse, urllib.request
+  BASE="$server_url" LOGIN="$login" PASSWORD="$password" python3 - <<'PY'
+import json, os, urllib.parse, urllib.request
 base = os.environ["BASE"]
-for _ in range(300):
-    try:
-        with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
-            if r.status == 200:
-                break
-    except (urllib.error.URLError, ConnectionError, OSError):
-        pass
-    time.sleep(0.1)
-else:
-    sys.exit("tokenpanel did not answer /readyz within 30 seconds")
 def create(name):
     form = urllib.parse.urlencode({"username": os.environ["LOGIN"], "password": os.environ["PASSWORD"],
                                    "name": name, "scope": "global"}).encode()
@@ -102,13 +65,13 @@ PY
 )
 export FUZZ_CUSTOMER FUZZ_SERVICE FUZZ_USER FUZZ_VICTIM
 
-echo "== fuzzing $base/openapi.json for at most ${seconds}s"
+echo "== fuzzing $server_url/openapi.json for at most ${seconds}s"
 seed_flags=()
 [[ -n "${FUZZ_SEED:-}" ]] && seed_flags=(--seed "$FUZZ_SEED")
 status=0
 # DELETE /tokens/self and POST /tokens/self/rotate would end the fuzzer's own token and
 # leave it nothing but 401s.
-"$venv/bin/schemathesis" --config-file "$fuzz/schemathesis.toml" run "$base/openapi.json" \
+"$venv/bin/schemathesis" --config-file "$fuzz/schemathesis.toml" run "$server_url/openapi.json" \
   --header "Fastly-Key: $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --exclude-name 'DELETE /tokens/self' \
@@ -119,12 +82,4 @@ status=0
   --no-color \
   "${seed_flags[@]}" || status=$?
 
-if ! kill -0 "$server_pid" 2>/dev/null; then
-  echo "tokenpanel stopped during the run" >&2
-  status=1
-fi
-if [[ $status != 0 ]]; then
-  echo "== last lines of the server log"
-  tail -n 40 "$work/server.log"
-fi
-exit $status
+server_finish $status

@@ -49,6 +49,12 @@ pub fn page_date(unix: i64) -> String {
     crate::web::page::date(unix)
 }
 
+/// A moment as the pages write it exactly (`2026-11-28 14:05 UTC`): the tooltip of
+/// their relative times.
+pub fn page_date_time(unix: i64) -> String {
+    crate::web::page::date_time(unix)
+}
+
 /// The digest stored for a token string.
 pub fn digest(key: &str) -> String {
     secret::digest(key)

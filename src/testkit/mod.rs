@@ -31,9 +31,9 @@ pub use app::{
 };
 pub use database::TestDb;
 pub use internals::{
-    digest, is_token_shaped, page_date, random_base62, random_id, totp_code, unissued_key,
-    ImportError, IssueError, Role, Scope, ScopeSet, ServicePermission, TestClock, TokenKind,
-    TokenPolicy, Viewer, TOTP_STEP,
+    digest, is_token_shaped, page_date, page_date_time, random_base62, random_id, totp_code,
+    unissued_key, ImportError, IssueError, Role, Scope, ScopeSet, ServicePermission, TestClock,
+    TokenKind, TokenPolicy, Viewer, TOTP_STEP,
 };
 pub use pages::{csrf_in, hidden, invitation_link, urlencode, Client, Page};
 pub use process::ServerProcess;

@@ -14,7 +14,7 @@ use axum::Router;
 use time::{Date, Time};
 
 use super::error::WebError;
-use super::page::{date_time, parse_date, render, url_encode, Layout, Section};
+use super::page::{parse_date, render, url_encode, Layout, Section, When};
 use super::session::SignedIn;
 use crate::db::event_store::{self, Event, EventFilter};
 use crate::db::{service_store, user_store};
@@ -114,7 +114,8 @@ impl Query {
 }
 
 pub struct Row {
-    pub time: String,
+    /// The page prints it relative; the CSV, exact.
+    pub when: When,
     pub event_type: String,
     pub actor: String,
     pub token_id: String,
@@ -146,7 +147,7 @@ impl Names {
         Ok(Names { users, services })
     }
 
-    fn row(&self, event: Event) -> Row {
+    fn row(&self, event: Event, now: i64) -> Row {
         let metadata: serde_json::Value = serde_json::from_str(&event.metadata).unwrap_or_default();
         let token_name = metadata
             .get("name")
@@ -169,7 +170,7 @@ impl Names {
             }
         }
         Row {
-            time: date_time(event.created_at),
+            when: When::new(event.created_at, now),
             actor: match &event.actor_id {
                 Some(_) => name_or_id(&self.users, &event.actor_id),
                 None => "System".to_owned(),
@@ -287,7 +288,8 @@ pub async fn page(
             .collect(),
     };
     service_options.sort_by(|a, b| a.1.cmp(&b.1));
-    let rows = found.into_iter().map(|e| names.row(e)).collect();
+    let now = state.clock.unix();
+    let rows = found.into_iter().map(|e| names.row(e, now)).collect();
     let page = EventLogPage {
         layout: signed_in.layout("Event log", Section::EventLog),
         rows,
@@ -413,10 +415,11 @@ impl Export {
         if let Some(last) = found.last() {
             self.after = Some((last.created_at, last.id.clone()));
         }
+        let now = self.state.clock.unix();
         for event in found {
-            let row = self.names.row(event);
+            let row = self.names.row(event, now);
             let cells = [
-                &row.time,
+                &row.when.exact,
                 &row.event_type,
                 &row.actor,
                 &row.token_id,

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::error::WebError;
-use super::page::{date_time, render, render_with, FieldErrors, Layout, Section};
+use super::page::{date_time, render, render_with, FieldErrors, Layout, Section, When};
 use super::session::SignedIn;
 use super::sudo::{Elevated, Refused, Sudo};
 use crate::db::{session_store, user_store};
@@ -53,8 +53,8 @@ pub struct SessionView {
     pub id: String,
     pub browser: String,
     pub ip: String,
-    pub signed_in: String,
-    pub last_active: String,
+    pub signed_in: Option<When>,
+    pub last_active: Option<When>,
     pub current: bool,
 }
 
@@ -85,6 +85,7 @@ async fn security_page(
 ) -> Result<SecurityPage, WebError> {
     let user = &signed_in.member.user;
     let current = signed_in.session_digest();
+    let now = state.clock.unix();
     let sessions = session_store::list_for_user(&state.db.pool, &user.id)
         .await?
         .into_iter()
@@ -92,8 +93,8 @@ async fn security_page(
             current: current.as_deref() == Some(s.id_digest.as_str()),
             browser: user_agent::describe(s.user_agent.as_deref().unwrap_or("")),
             ip: s.ip.unwrap_or_else(|| "unknown".to_owned()),
-            signed_in: s.signed_in_at.map(date_time).unwrap_or_default(),
-            last_active: s.last_active_at.map(date_time).unwrap_or_default(),
+            signed_in: s.signed_in_at.map(|at| When::new(at, now)),
+            last_active: s.last_active_at.map(|at| When::new(at, now)),
             id: s.id_digest,
         })
         .collect();

@@ -1,13 +1,15 @@
 //! Account > Event log: who sees what, filters, pages of 50 and the CSV download.
 
 use tokenpanel::testkit::{
-    on_both_databases, page_date, Client, EventSpec, Role, ServicePermission, TestApp,
+    on_both_databases, page_date, page_date_time, Client, EventSpec, Role, ServicePermission,
+    TestApp,
 };
 
 on_both_databases!(
     each_role_sees_what_the_seed_says,
     filters_pages_and_csv_agree,
     a_long_csv_export_streams_every_row_once,
+    event_times_read_relative_with_the_exact_time_on_hover,
 );
 
 struct World {
@@ -284,6 +286,27 @@ async fn filters_pages_and_csv_agree(app: TestApp) {
     assert!(third.body.contains("rel=\"prev\""));
     let csv = s.get("/account/events.csv?event_type=user.update").await;
     assert_eq!(csv.body.lines().count(), 121, "the CSV is not paged");
+}
+
+async fn event_times_read_relative_with_the_exact_time_on_hover(app: TestApp) {
+    let (client, boss) = app.signed_in(Role::Superuser).await;
+    let at = app.now() - 2 * 86_400 - 600;
+    let who = (Some(boss.id.as_str()), None, None);
+    event(&app, &boss.account_id, who, "user.update", "renamed", at).await;
+    let page = client.get("/account/events?event_type=user.update").await;
+    page.assert(
+        200,
+        &format!("title=\"{}\">2 days ago</time>", page_date_time(at)),
+    );
+    // The export keeps the exact time.
+    let csv = client
+        .get("/account/events.csv?event_type=user.update")
+        .await;
+    let row = csv.body.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.starts_with(&format!("{},", page_date_time(at))),
+        "{row}"
+    );
 }
 
 async fn a_long_csv_export_streams_every_row_once(app: TestApp) {

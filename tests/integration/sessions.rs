@@ -7,12 +7,14 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use tokenpanel::testkit::{
-    digest, hidden, on_both_databases, totp_code, Client, Persona, Role, TestApp, TOTP_STEP,
+    digest, hidden, on_both_databases, page_date_time, totp_code, Client, Persona, Role, TestApp,
+    TOTP_STEP,
 };
 
 on_both_databases!(
     a_password_change_ends_the_other_sessions,
     the_sessions_list_signs_out_one_or_all_others,
+    session_times_read_relative_with_the_exact_time_on_hover,
     session_rows_hold_no_usable_id,
     sessions_end_after_the_absolute_lifetime,
     removal_ends_the_sessions_in_that_account,
@@ -119,6 +121,34 @@ async fn a_password_change_ends_the_other_sessions(app: TestApp) {
         )
         .await;
     assert!(refused.location().starts_with("/account/sudo"));
+}
+
+async fn session_times_read_relative_with_the_exact_time_on_hover(app: TestApp) {
+    let me = app.persona(Role::User).await;
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+    let earlier = app.now();
+    let _laptop = signed_in_browser(&app, &me, chrome).await;
+    app.clock.advance(3 * 3600);
+    let here = signed_in_browser(&app, &me, "Firefox/128.0 (X11; Linux x86_64)").await;
+    let page = here.get("/account/security").await;
+    let laptop_row = page
+        .body
+        .split("<tr>")
+        .find(|row| row.contains("Chrome on Windows"))
+        .unwrap_or_else(|| panic!("no laptop row: {}", page.body));
+    // Signed in and last active three hours ago, the exact time on hover.
+    let three_hours_ago = format!("title=\"{}\">3 hours ago</time>", page_date_time(earlier));
+    assert_eq!(
+        laptop_row.matches(&three_hours_ago).count(),
+        2,
+        "{laptop_row}"
+    );
+    let this_row = page
+        .body
+        .split("<tr>")
+        .find(|row| row.contains("This browser"))
+        .unwrap_or_else(|| panic!("no row of this browser: {}", page.body));
+    assert!(this_row.contains(">just now</time>"), "{this_row}");
 }
 
 /// The digests the Sessions list names, in its order, with whether each is this browser.

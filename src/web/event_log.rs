@@ -367,7 +367,10 @@ pub async fn csv(
 
 /// Rows one chunk of a CSV export reads.
 const CSV_CHUNK: i64 = 1_000;
-const CSV_HEADER: &str = "time,event_type,actor,token_id,token_name,service,ip,description\n";
+/// The page's columns, the token's description (under its name on the page) in a column
+/// of its own; the event's description stays last.
+const CSV_HEADER: &str =
+    "time,event_type,actor,token_id,token_name,token_description,service,ip,description\n";
 
 /// A CSV export in progress: where it has got to.
 struct Export {
@@ -424,6 +427,7 @@ impl Export {
                 &row.actor,
                 &row.token_id,
                 &row.token_name,
+                &row.token_description,
                 &row.service,
                 &row.ip,
                 &row.description,
@@ -446,6 +450,7 @@ mod tests {
         assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(cell("=SUM(A1)"), "'=SUM(A1)");
         assert_eq!(cell("-1,2"), "\"'-1,2\"");
+        assert_eq!(cell("one\ntwo"), "\"one\ntwo\"");
     }
 
     #[test]

@@ -10,6 +10,7 @@ on_both_databases!(
     filters_pages_and_csv_agree,
     a_long_csv_export_streams_every_row_once,
     event_times_read_relative_with_the_exact_time_on_hover,
+    the_csv_carries_the_token_description_quoted_and_defused,
 );
 
 struct World {
@@ -250,7 +251,7 @@ async fn filters_pages_and_csv_agree(app: TestApp) {
     let lines: Vec<&str> = csv.body.lines().collect();
     assert_eq!(
         lines[0],
-        "time,event_type,actor,token_id,token_name,service,ip,description"
+        "time,event_type,actor,token_id,token_name,token_description,service,ip,description"
     );
     assert_eq!(lines.len(), 3, "{}", csv.body);
     assert!(
@@ -307,6 +308,41 @@ async fn event_times_read_relative_with_the_exact_time_on_hover(app: TestApp) {
         row.starts_with(&format!("{},", page_date_time(at))),
         "{row}"
     );
+}
+
+async fn the_csv_carries_the_token_description_quoted_and_defused(app: TestApp) {
+    let (client, boss) = app.signed_in(Role::Superuser).await;
+    let at = app.now() - 60;
+    let event = EventSpec {
+        account_id: Some(&boss.account_id),
+        event_type: "token.create",
+        actor_id: None,
+        service_id: None,
+        token_id: Some("tok-1"),
+        ip: Some("192.0.2.7"),
+        description: "@admin said \"hi\", then left",
+        metadata: Some(serde_json::json!({
+            "name": "deploy, key",
+            "description": "=HYPERLINK(\"x\")\nsecond line",
+        })),
+    };
+    app.record_event(&event, at).await;
+    // The page shows the token's description under its name.
+    client
+        .get("/account/events?event_type=token.create")
+        .await
+        .assert(200, "second line");
+    let csv = client
+        .get("/account/events.csv?event_type=token.create")
+        .await;
+    assert_eq!(csv.status, 200);
+    let expected = format!(
+        "time,event_type,actor,token_id,token_name,token_description,service,ip,description\n\
+         {},token.create,System,tok-1,\"deploy, key\",\"'=HYPERLINK(\"\"x\"\")\nsecond line\",,\
+         192.0.2.7,\"'@admin said \"\"hi\"\", then left\"\n",
+        page_date_time(at)
+    );
+    assert_eq!(csv.body, expected);
 }
 
 async fn a_long_csv_export_streams_every_row_once(app: TestApp) {

@@ -154,8 +154,19 @@ impl ServerProcess {
     }
 
     /// SIGTERM, as a service manager stops a server, then waits for the exit.
-    pub async fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+    pub async fn terminate(self) -> (ExitStatus, Vec<String>) {
+        self.send_sigterm();
+        self.exited().await
+    }
+
+    /// SIGTERM without waiting: for what the server does while it stops.
+    pub fn send_sigterm(&self) {
         self.signal("TERM");
+    }
+
+    /// Waits (up to a minute) for the process to exit on its own; its status and
+    /// everything it wrote.
+    pub async fn exited(mut self) -> (ExitStatus, Vec<String>) {
         let status = self.wait().await;
         // The output threads read until the pipes close.
         tokio::time::sleep(Duration::from_millis(100)).await;

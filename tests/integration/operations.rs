@@ -3,12 +3,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokenpanel::testkit::{
-    is_token_shaped, on_both_databases, random_base62, Method, Role, ServerProcess, TestApp,
-    TokenSpec,
+    is_token_shaped, on_both_databases, random_base62, urlencode, Method, Role, ServerProcess,
+    TestApp, TokenSpec,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_tokenpanel");
@@ -17,6 +17,7 @@ on_both_databases!(
     requests_move_their_metrics,
     json_log_lines_parse_and_hold_no_secret,
     sigterm_writes_the_last_token_uses,
+    sigterm_lets_a_request_in_flight_finish,
     sigkill_mid_burst_loses_nothing_acknowledged,
     every_documented_operation_is_served,
 );
@@ -357,6 +358,91 @@ async fn sigterm_writes_the_last_token_uses(app: TestApp) {
         "{}",
         output.join("\n")
     );
+}
+
+/// A request in flight when SIGTERM arrives gets its whole answer; the listener closes
+/// at once; the process exits 0 as soon as that request is done, well inside the grace
+/// period. The request is one whose client sends its body slowly: the handler is
+/// reading it when the signal comes, and can only answer once the rest arrives, which
+/// the test sends after the server has begun shutting down.
+async fn sigterm_lets_a_request_in_flight_finish(app: TestApp) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let boss = app.persona(Role::Superuser).await;
+    let server =
+        ServerProcess::start(BINARY, app.database(), &[("SHUTDOWN_GRACE_SECONDS", "30")]).await;
+    let body = format!(
+        "username={}&password={}&name=in+flight&scope=global",
+        urlencode(&boss.email),
+        urlencode(&boss.password)
+    );
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut slow = TcpStream::connect(&server.addr).await.unwrap();
+    let head = format!(
+        "POST /tokens HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Accept: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+        server.addr,
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    // Time for the server to read the head and start the handler, which then waits for
+    // the rest of the body. (Were the connection still unread at the signal, the server
+    // would close it as idle and the test would fail, not pass.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    server.send_sigterm();
+    server
+        .line_with("shutting down: finishing the requests in flight")
+        .await;
+    let asked_to_stop = Instant::now();
+    // No new connections: the listener goes away with the signal.
+    let mut refused = false;
+    for _ in 0..100 {
+        match TcpStream::connect(&server.addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                refused = true;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert!(refused, "a new connection was accepted after SIGTERM");
+
+    // The rest of the body: the request in flight is answered in full, on a connection
+    // the server then closes.
+    slow.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).await.unwrap();
+    let (head, json) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "the answer ends the connection: {head}"
+    );
+    let created: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    let key = created["access_token"].as_str().unwrap_or_default();
+    assert!(is_token_shaped(key), "{answer}");
+
+    let (status, output) = server.exited().await;
+    assert!(status.success(), "{status}: {}", output.join("\n"));
+    assert!(
+        asked_to_stop.elapsed() < Duration::from_secs(20),
+        "the server waited out the grace period instead of stopping after the request"
+    );
+    assert!(
+        !output
+            .iter()
+            .any(|l| l.contains("still in flight after the grace period")),
+        "{}",
+        output.join("\n")
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE name = 'in flight'")
+        .persistent(false)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 1, "the token the answer reported is stored");
 }
 
 #[derive(Default)]

@@ -20,14 +20,36 @@ pub mod types;
 pub mod user_store;
 pub mod write_budget_store;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, ConnectOptions, Executor};
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The migrations both databases run: the same SQL on each.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// What only one of the databases can express (SQLite's FTS5 tables, PostgreSQL's
+/// extensions and index types), numbered among the shared ones: a number is used in
+/// one place only (the shared directory, or both of these).
+pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Every migration of `backend`'s databases, in order.
+pub fn migrator(backend: Backend) -> Migrator {
+    let own = match backend {
+        Backend::Sqlite => &SQLITE_MIGRATOR,
+        Backend::Postgres => &POSTGRES_MIGRATOR,
+    };
+    let mut migrations: Vec<_> = MIGRATOR.iter().chain(own.iter()).cloned().collect();
+    migrations.sort_by_key(|m| m.version);
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
 
 /// Anything that runs a query: `&AnyPool`, or `&mut *transaction`.
 pub trait Exec<'e>: Executor<'e, Database = Any> {}
@@ -122,7 +144,7 @@ pub async fn connect(url: &str) -> Result<Db, ConnectError> {
 
 impl Db {
     pub async fn migrate(&self) -> Result<(), ConnectError> {
-        MIGRATOR
+        migrator(self.backend)
             .run(&self.pool)
             .await
             .map_err(|e| ConnectError(format!("cannot apply database migrations: {e}")))
@@ -181,5 +203,21 @@ mod tests {
         assert!(normalise_url("mysql://x").is_err());
         assert!(normalise_url("nonsense").is_err());
         assert!(normalise_url("sqlite://").is_err());
+    }
+
+    #[test]
+    fn each_database_runs_the_shared_migrations_and_its_own_in_order() {
+        // A database-specific number exists for both (each has its own way to do the
+        // same thing) and never among the shared ones.
+        let sqlite: Vec<i64> = SQLITE_MIGRATOR.iter().map(|m| m.version).collect();
+        let postgres: Vec<i64> = POSTGRES_MIGRATOR.iter().map(|m| m.version).collect();
+        assert_eq!(sqlite, postgres);
+        assert!(sqlite.contains(&53));
+        assert!(MIGRATOR.iter().all(|m| !sqlite.contains(&m.version)));
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let versions: Vec<i64> = migrator(backend).iter().map(|m| m.version).collect();
+            assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+            assert_eq!(versions.len(), MIGRATOR.iter().count() + sqlite.len());
+        }
     }
 }

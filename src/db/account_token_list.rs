@@ -298,7 +298,14 @@ pub async fn page_ids(
     let p = q.arg(limit + 1)?;
     q.sql
         .push_str(&format!(" ORDER BY {key} {dir}, t.id {dir} LIMIT {p}"));
+    // A prepared statement that PostgreSQL reuses gets a generic plan after five runs,
+    // planned without the needle: it cannot tell a needle the trigram index answers at
+    // once from one that fills the page from the sort index, and walks every token of
+    // the account for a rare one (200 ms at 100,000). A search is planned for its own
+    // needle instead.
+    let plan_per_needle = backend == Backend::Postgres && filter.name_contains.is_some();
     let mut ids: Vec<TokenId> = sqlx::query_scalar_with(&q.sql, q.args)
+        .persistent(!plan_per_needle)
         .fetch_all(conn)
         .await?;
     let more = ids.len() as i64 > limit;

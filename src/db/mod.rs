@@ -31,19 +31,21 @@ use sqlx::{Any, AnyPool, ConnectOptions, Executor};
 
 /// The migrations both databases run: the same SQL on each.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
-/// What only one of the databases can express (SQLite's FTS5 tables, PostgreSQL's
-/// extensions and index types), numbered among the shared ones: a number is used in
-/// one place only (the shared directory, or both of these).
-pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+/// What only PostgreSQL can express (extensions, index types), numbered among the
+/// shared migrations: a number is used in one directory only.
 pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Every migration of `backend`'s databases, in order.
 pub fn migrator(backend: Backend) -> Migrator {
     let own = match backend {
-        Backend::Sqlite => &SQLITE_MIGRATOR,
-        Backend::Postgres => &POSTGRES_MIGRATOR,
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(&POSTGRES_MIGRATOR),
     };
-    let mut migrations: Vec<_> = MIGRATOR.iter().chain(own.iter()).cloned().collect();
+    let mut migrations: Vec<_> = MIGRATOR
+        .iter()
+        .chain(own.into_iter().flat_map(|m| m.iter()))
+        .cloned()
+        .collect();
     migrations.sort_by_key(|m| m.version);
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -206,18 +208,24 @@ mod tests {
     }
 
     #[test]
-    fn each_database_runs_the_shared_migrations_and_its_own_in_order() {
-        // A database-specific number exists for both (each has its own way to do the
-        // same thing) and never among the shared ones.
-        let sqlite: Vec<i64> = SQLITE_MIGRATOR.iter().map(|m| m.version).collect();
+    fn postgresql_runs_the_shared_migrations_and_its_own_in_order() {
+        // A PostgreSQL-only number is never among the shared ones.
         let postgres: Vec<i64> = POSTGRES_MIGRATOR.iter().map(|m| m.version).collect();
-        assert_eq!(sqlite, postgres);
-        assert!(sqlite.contains(&53));
-        assert!(MIGRATOR.iter().all(|m| !sqlite.contains(&m.version)));
-        for backend in [Backend::Sqlite, Backend::Postgres] {
-            let versions: Vec<i64> = migrator(backend).iter().map(|m| m.version).collect();
-            assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
-            assert_eq!(versions.len(), MIGRATOR.iter().count() + sqlite.len());
-        }
+        assert!(postgres.contains(&53));
+        assert!(MIGRATOR.iter().all(|m| !postgres.contains(&m.version)));
+        let sqlite: Vec<i64> = migrator(Backend::Sqlite)
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(
+            sqlite,
+            MIGRATOR.iter().map(|m| m.version).collect::<Vec<_>>()
+        );
+        let all: Vec<i64> = migrator(Backend::Postgres)
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
+        assert_eq!(all.len(), sqlite.len() + postgres.len());
     }
 }

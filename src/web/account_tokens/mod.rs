@@ -315,7 +315,7 @@ pub async fn page(
         (Vec::new(), false)
     } else {
         list::page_ids(
-            &mut *state.db.pool.acquire().await?,
+            &state.db.pool,
             state.db.backend,
             signed_in.account_id(),
             &query.filter(owner.as_ref()),

@@ -130,6 +130,7 @@ pub async fn list(
         &state.db.pool,
         caller.account_id(),
         Some(TokenKind::Automation),
+        state.clock.unix(),
     )
     .await?;
     let mut list = token_list(&state, caller.account_id(), tokens).await?;

@@ -25,10 +25,8 @@ pub async fn token_list(
     tokens: Vec<Token>,
 ) -> ApiResult<Vec<TokenJson>> {
     let mut services = token_store::services_in_account(&ctx.db.pool, account_id).await?;
-    let now = ctx.clock.unix();
     Ok(tokens
         .iter()
-        .filter(|t| !t.is_rolled_over(now))
         .map(|t| TokenJson::new(t, services.remove(&t.id).unwrap_or_default()))
         .collect())
 }
@@ -42,13 +40,12 @@ pub async fn one_token(ctx: &Context, token: &Token) -> ApiResult<TokenJson> {
 pub async fn list_own(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     caller.require(Action::ReadAccount)?;
     let user_id = caller.require_user()?;
-    let owned = token_store::owned_by(&state.db.pool, caller.account_id(), user_id).await?;
+    let now = state.clock.unix();
+    let owned = token_store::owned_by(&state.db.pool, caller.account_id(), user_id, now).await?;
     let services =
         token_store::services_of_owned(&state.db.pool, caller.account_id(), user_id).await?;
-    let now = state.clock.unix();
     let list: Vec<TokenJson> = owned
         .iter()
-        .filter(|t| !t.is_rolled_over(now))
         .map(|t| {
             let ids = services
                 .get(&t.id)

@@ -20,14 +20,38 @@ pub mod types;
 pub mod user_store;
 pub mod write_budget_store;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, ConnectOptions, Executor};
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The migrations both databases run: the same SQL on each.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// What only PostgreSQL can express (extensions, index types), numbered among the
+/// shared migrations: a number is used in one directory only.
+pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Every migration of `backend`'s databases, in order.
+pub fn migrator(backend: Backend) -> Migrator {
+    let own = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(&POSTGRES_MIGRATOR),
+    };
+    let mut migrations: Vec<_> = MIGRATOR
+        .iter()
+        .chain(own.into_iter().flat_map(|m| m.iter()))
+        .cloned()
+        .collect();
+    migrations.sort_by_key(|m| m.version);
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
 
 /// Anything that runs a query: `&AnyPool`, or `&mut *transaction`.
 pub trait Exec<'e>: Executor<'e, Database = Any> {}
@@ -122,7 +146,7 @@ pub async fn connect(url: &str) -> Result<Db, ConnectError> {
 
 impl Db {
     pub async fn migrate(&self) -> Result<(), ConnectError> {
-        MIGRATOR
+        migrator(self.backend)
             .run(&self.pool)
             .await
             .map_err(|e| ConnectError(format!("cannot apply database migrations: {e}")))
@@ -181,5 +205,27 @@ mod tests {
         assert!(normalise_url("mysql://x").is_err());
         assert!(normalise_url("nonsense").is_err());
         assert!(normalise_url("sqlite://").is_err());
+    }
+
+    #[test]
+    fn postgresql_runs_the_shared_migrations_and_its_own_in_order() {
+        // A PostgreSQL-only number is never among the shared ones.
+        let postgres: Vec<i64> = POSTGRES_MIGRATOR.iter().map(|m| m.version).collect();
+        assert!(postgres.contains(&53));
+        assert!(MIGRATOR.iter().all(|m| !postgres.contains(&m.version)));
+        let sqlite: Vec<i64> = migrator(Backend::Sqlite)
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(
+            sqlite,
+            MIGRATOR.iter().map(|m| m.version).collect::<Vec<_>>()
+        );
+        let all: Vec<i64> = migrator(Backend::Postgres)
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
+        assert_eq!(all.len(), sqlite.len() + postgres.len());
     }
 }

@@ -53,8 +53,9 @@ impl Token {
         self.expires_at.is_some_and(|at| at <= now)
     }
 
-    /// Rolled, and its overlap is over: gone from the lists, deleted by the next
-    /// housekeeping.
+    /// Rolled, and its overlap is over: deleted by the next housekeeping, and gone
+    /// already for anyone who looks it up (the roll page). Lists leave such tokens out
+    /// in their SQL (`still_listed`).
     pub fn is_rolled_over(&self, now: i64) -> bool {
         self.replaced_by.is_some() && self.is_expired(now)
     }
@@ -180,18 +181,33 @@ pub async fn create(
     Ok(Created::Yes)
 }
 
-/// A user's own user tokens in one account, newest first.
+/// What every list of tokens leaves out: a rolled token whose overlap is over. Its row
+/// only waits for the hourly housekeeping (`delete_rolled_over`), and a list that showed
+/// it, or counted it, would show a token that no longer works. `now` is the placeholder
+/// of the current time; the columns are those of `tokens` (the only table, or `t`'s
+/// unambiguous columns, in every listing query).
+///
+/// This is the one place the rule is written for lists; `Token::is_rolled_over` says
+/// the same of one token already loaded.
+pub(super) fn still_listed(now: &str) -> String {
+    format!("(replaced_by IS NULL OR expires_at > {now})")
+}
+
+/// A user's own user tokens in one account that lists show, newest first.
 pub async fn owned_by<'e>(
     ex: impl Exec<'e>,
     account_id: &AccountId,
     user_id: &UserId,
+    now: i64,
 ) -> sqlx::Result<Vec<Token>> {
     sqlx::query_as(&format!(
         "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND user_id = $2 AND kind = 'user' \
-         ORDER BY created_at DESC, id"
+         AND {} ORDER BY created_at DESC, id",
+        still_listed("$3")
     ))
     .bind(account_id)
     .bind(user_id)
+    .bind(now)
     .fetch_all(ex)
     .await
 }
@@ -366,25 +382,27 @@ pub async fn find_in_account<'e>(
     .await
 }
 
-/// An account's tokens, newest first; only those of `kind` when given.
+/// An account's tokens that lists show, newest first; only those of `kind` when given.
 pub async fn in_account<'e>(
     ex: impl Exec<'e>,
     account_id: &AccountId,
     kind: Option<TokenKind>,
+    now: i64,
 ) -> sqlx::Result<Vec<Token>> {
     sqlx::query_as(&format!(
         "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND ($2 IS NULL OR kind = $2) \
-         ORDER BY created_at DESC, id"
+         AND {} ORDER BY created_at DESC, id",
+        still_listed("$3")
     ))
     .bind(account_id)
     .bind(kind)
+    .bind(now)
     .fetch_all(ex)
     .await
 }
 
-/// One page of an account's tokens, newest first, and how many there are in all.
-/// Rolled tokens whose overlap is over are left out (their rows only wait for the
-/// hourly housekeeping), so every page is full.
+/// One page of an account's tokens that lists show, newest first, and how many there
+/// are in all (so every page is full).
 pub async fn page_in_account(
     conn: &mut AnyConnection,
     account_id: &AccountId,
@@ -392,15 +410,16 @@ pub async fn page_in_account(
     offset: i64,
     now: i64,
 ) -> sqlx::Result<(Vec<Token>, i64)> {
+    let listed = still_listed("$2");
     let total: i64 = sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM tokens WHERE account_id = $1 AND {STILL_LISTED}"
+        "SELECT COUNT(*) FROM tokens WHERE account_id = $1 AND {listed}"
     ))
     .bind(account_id)
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
     let page = sqlx::query_as(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND {STILL_LISTED} \
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND {listed} \
          ORDER BY created_at DESC, id LIMIT $3 OFFSET $4"
     ))
     .bind(account_id)
@@ -411,9 +430,6 @@ pub async fn page_in_account(
     .await?;
     Ok((page, total))
 }
-
-/// A token row that lists show: not a rolled token past its overlap (`$2` is now).
-pub const STILL_LISTED: &str = "(replaced_by IS NULL OR expires_at > $2)";
 
 /// Service ids of the given tokens (a token without any has access to all).
 pub async fn services_of_tokens<'e>(

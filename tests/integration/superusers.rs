@@ -3,7 +3,7 @@
 //! one of them is refused to other roles and confined to the current account.
 
 use tokenpanel::testkit::{
-    digest, hidden, invitation_link, on_both_databases, urlencode, Page, Role, Scope,
+    bench, digest, hidden, invitation_link, on_both_databases, urlencode, Page, Role, Scope,
     ServicePermission, TestApp, TokenSpec,
 };
 
@@ -11,6 +11,7 @@ on_both_databases!(
     admin_pages_and_actions_are_refused_to_other_roles,
     a_superuser_cannot_reach_another_account,
     account_tokens_list_filters_sorts_and_pages,
+    account_tokens_name_search_finds_the_same_tokens_with_or_without_its_index,
     revoke_one_or_several_all_or_nothing,
     automation_tokens_need_sudo_and_follow_their_role,
     automation_tokens_survive_their_creator,
@@ -531,6 +532,142 @@ async fn account_tokens_list_filters_sorts_and_pages(app: TestApp) {
     unknown
         .assert(200, "No member of this account has this email address.")
         .assert(200, "No tokens match");
+}
+
+/// The names an Account tokens page lists, in order.
+fn listed_names(page: &Page) -> Vec<String> {
+    let marker = "aria-label=\"Delete token ";
+    page.body
+        .split(marker)
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|name| name.replace("&#x27;", "'").replace("&amp;", "&"))
+        .collect()
+}
+
+/// On PostgreSQL a search of three characters or more may go through the trigram index,
+/// shorter ones (and every search on SQLite) test every name; all must list exactly what
+/// `LIKE '%needle%'` (any case, wildcards taken literally) does.
+async fn account_tokens_name_search_finds_the_same_tokens_with_or_without_its_index(app: TestApp) {
+    let (client, boss) = app.signed_in(Role::Superuser).await;
+    let account = boss.account_id.clone();
+    let names = [
+        "Deploy Prod",
+        "deploy staging",
+        "CI pipeline",
+        "50% off",
+        "500 off",
+        "a_b",
+        "axb",
+        "back\\slash",
+        "to be renamed",
+        "to be deleted",
+    ];
+    let mut ids = std::collections::HashMap::new();
+    for name in names {
+        let token = app
+            .issue_token(TokenSpec::automation(&boss, Role::Engineer).named(name))
+            .await;
+        ids.insert(name, token.id);
+        app.clock.advance(1);
+    }
+    // Another account's tokens match too, and are never listed here.
+    let other = app.persona(Role::Superuser).await;
+    for name in ["deploy elsewhere", "50% elsewhere", "a_b elsewhere"] {
+        app.issue_token(TokenSpec::automation(&other, Role::Engineer).named(name))
+            .await;
+    }
+    // A rename (the panel has none, but the index must follow the row) and a deletion.
+    sqlx::query("UPDATE tokens SET name = 'Renamed Robot' WHERE id = $1")
+        .bind(&ids["to be renamed"])
+        .execute(app.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM tokens WHERE id = $1")
+        .bind(&ids["to be deleted"])
+        .execute(app.pool())
+        .await
+        .unwrap();
+    // The login token of the superuser is listed too (named "token" by the test kit),
+    // so the expectations are the names the same rule picks from every stored name.
+    let stored: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM tokens WHERE account_id = $1 ORDER BY created_at DESC, id DESC",
+    )
+    .bind(&account)
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    let cases: [(&str, &[&str]); 17] = [
+        // One and two characters: no trigram.
+        ("d", &["Renamed Robot", "deploy staging", "Deploy Prod"]),
+        ("P", &["CI pipeline", "deploy staging", "Deploy Prod"]),
+        ("de", &["deploy staging", "Deploy Prod"]),
+        ("%", &["50% off"]),
+        ("_", &["a_b"]),
+        ("\\", &["back\\slash"]),
+        // Three and more: PostgreSQL's index when few names match, any case.
+        ("DEPLOY", &["deploy staging", "Deploy Prod"]),
+        ("ploy s", &["deploy staging"]),
+        ("pipeline", &["CI pipeline"]),
+        ("0% o", &["50% off"]),
+        ("0_ off", &[]),
+        ("a_b", &["a_b"]),
+        ("k\\s", &["back\\slash"]),
+        ("renamed", &["Renamed Robot"]),
+        ("to be", &[]),
+        ("elsewhere", &[]),
+        ("zzzz", &[]),
+    ];
+    for (needle, expected) in cases {
+        let like = needle.to_lowercase();
+        let from_stored: Vec<&str> = stored
+            .iter()
+            .filter(|n| n.to_lowercase().contains(&like))
+            .map(String::as_str)
+            .collect();
+        assert_eq!(from_stored, expected, "the expectation for {needle:?}");
+        let page = client
+            .get(&format!("/account/account-tokens?q={}", urlencode(needle)))
+            .await;
+        assert_eq!(page.status, 200, "{needle:?}");
+        assert_eq!(listed_names(&page), expected, "q={needle:?}");
+        // Filters and the other sorts apply to the matches alike.
+        let automation = client
+            .get(&format!(
+                "/account/account-tokens?q={}&type=automation&sort=created&dir=asc",
+                urlencode(needle)
+            ))
+            .await;
+        let mut sorted: Vec<&str> = expected.to_vec();
+        sorted.reverse();
+        assert_eq!(
+            listed_names(&automation),
+            sorted,
+            "q={needle:?}, oldest first"
+        );
+    }
+
+    // Many matches: the page walks the sort order and stops at 50, with a next page;
+    // a needle matching one of them still finds exactly that one.
+    let bulk: Vec<_> = (0..1_200)
+        .map(|i| {
+            (
+                TokenSpec::automation(&boss, Role::Engineer).named(&format!("bulk {i:04}")),
+                app.now() + i,
+                None,
+            )
+        })
+        .collect();
+    bench::insert_tokens(&app, bulk).await;
+    let many = client.get("/account/account-tokens?q=BULK").await;
+    let listed = listed_names(&many);
+    assert_eq!(listed.len(), 50);
+    assert_eq!(listed[0], "bulk 1199");
+    assert!(many.body.contains("after="), "a next page");
+    let one = client.get("/account/account-tokens?q=ulk%200042").await;
+    assert_eq!(listed_names(&one), ["bulk 0042"]);
+    let none = client.get("/account/account-tokens?q=bulk%209").await;
+    assert_eq!(listed_names(&none), Vec::<String>::new());
 }
 
 async fn revoke_one_or_several_all_or_nothing(app: TestApp) {

@@ -18,6 +18,7 @@ on_both_databases!(
     the_roll_page_shows_the_secret_once_and_the_lineage,
     a_rolled_token_past_its_overlap_does_not_hold_its_owner_back,
     pages_stay_full_when_rolled_tokens_await_the_housekeeping,
+    every_list_leaves_out_a_rolled_token_past_its_overlap,
 );
 
 const DAY: i64 = 86_400;
@@ -813,4 +814,63 @@ async fn pages_stay_full_when_rolled_tokens_await_the_housekeeping(app: TestApp)
         "only the successor: {}",
         page.body
     );
+}
+
+async fn every_list_leaves_out_a_rolled_token_past_its_overlap(app: TestApp) {
+    app.clock.freeze();
+    let boss = app.persona(Role::Superuser).await;
+    let key = app
+        .issue_token(TokenSpec::user(&boss).named("login"))
+        .await
+        .key;
+    let mine = app
+        .issue_token(TokenSpec::user(&boss).named("laptop"))
+        .await;
+    let robot = app
+        .issue_token(TokenSpec::automation(&boss, Role::Engineer).named("deployer"))
+        .await;
+    let api = app.api();
+    api.enter_sudo(&key, &boss).await;
+    for old in [&mine.id, &robot.id] {
+        api.post_json(
+            &format!("/tokens/{old}/rotate"),
+            Some(&key),
+            json!({"overlap_seconds": 3600}),
+        )
+        .await
+        .expect(200);
+    }
+    let client = app.client();
+    client.sign_in(&boss).await;
+    let count = |text: &str, name: &str| text.matches(name).count();
+    // During the overlap both secrets of each are listed; after it, the successor only
+    // (the old rows wait for the housekeeping).
+    for (advance, listed) in [(3599, 2), (1, 1)] {
+        app.clock.advance(advance);
+        let own = api.get("/tokens", &key).await;
+        own.expect(200);
+        assert_eq!(count(&own.text, "\"laptop\""), listed, "{}", own.text);
+        let robots = api.get("/automation-tokens", &key).await;
+        robots.expect(200);
+        assert_eq!(
+            count(&robots.text, "\"deployer\""),
+            listed,
+            "{}",
+            robots.text
+        );
+        let personal = client.get("/account/tokens").await;
+        assert_eq!(count(&personal.body, "Delete token laptop\""), listed);
+        // The name search of Account tokens, indexed or not, applies the rule too.
+        for needle in ["deployer", "de"] {
+            let found = client
+                .get(&format!("/account/account-tokens?q={needle}"))
+                .await;
+            assert_eq!(
+                count(&found.body, "Delete token deployer\""),
+                listed,
+                "q={needle}"
+            );
+        }
+    }
+    assert!(app.token_exists(&mine.id).await && app.token_exists(&robot.id).await);
 }

@@ -350,11 +350,8 @@ pub async fn page(
             query.url(Some((if *after { "after" } else { "before" }, *key, id)))
         }
     };
-    // Rolled tokens whose overlap is over are gone (their rows wait for the hourly
-    // housekeeping).
     let rows: Vec<AccountTokenRow> = found
         .iter()
-        .filter(|t| !t.token.is_rolled_over(now))
         .map(|t| {
             let mut row = row(t, services.get(&t.token.id), now);
             row.token.rollable = t.token.replaced_by.is_none()

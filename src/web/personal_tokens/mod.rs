@@ -62,13 +62,10 @@ pub async fn list(
 ) -> Result<Response, WebError> {
     let now = state.clock.unix();
     let (account_id, user_id) = (signed_in.account_id(), signed_in.user_id());
-    let owned = token_store::owned_by(&state.db.pool, account_id, user_id).await?;
+    let owned = token_store::owned_by(&state.db.pool, account_id, user_id, now).await?;
     let services = token_store::services_of_owned(&state.db.pool, account_id, user_id).await?;
-    // A rolled token whose overlap is over is gone, even before the housekeeping
-    // deletes its row.
     let rows: Vec<TokenRow> = owned
         .iter()
-        .filter(|t| !t.is_rolled_over(now))
         .map(|t| TokenRow {
             rollable: t.replaced_by.is_none() && !t.is_expired(now),
             ..TokenRow::new(t, services.get(&t.id), now)

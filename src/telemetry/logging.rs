@@ -8,9 +8,10 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use clap::ValueEnum;
 use tracing_subscriber::fmt::MakeWriter;
@@ -25,6 +26,8 @@ pub enum LogFormat {
 
 /// Lines waiting for standard output at most.
 const QUEUED_LINES: usize = 16_384;
+/// How long a line waits, at most, before it is written.
+const FLUSH_AFTER: Duration = Duration::from_millis(50);
 
 /// Installs the subscriber. Keep the guard until the program ends: dropping it writes
 /// the lines still queued.
@@ -97,8 +100,9 @@ impl LineQueue {
     }
 }
 
-/// The output thread: writes lines as they come, flushing whenever none is waiting,
-/// until the guard's empty line.
+/// The output thread: every [`FLUSH_AFTER`], writes the lines queued since in one batch
+/// (64 KiB writes at most), until the guard's empty line. One write per batch, not per
+/// line: the thread shares the cores with the requests.
 fn write_lines(received: Receiver<Vec<u8>>, out: impl Write, dropped: &AtomicU64) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     // Output that fails (a closed pipe) has nowhere to be reported: errors are ignored.
@@ -109,21 +113,25 @@ fn write_lines(received: Receiver<Vec<u8>>, out: impl Write, dropped: &AtomicU64
         }
         let _ = out.flush();
     };
-    'lines: while let Ok(line) = received.recv() {
-        let mut line = line;
+    loop {
+        // Sleeps rather than waits on the channel: a waiting thread has to be woken for
+        // every line, a system call and a context switch that the request sending it
+        // pays for.
+        std::thread::sleep(FLUSH_AFTER);
         loop {
-            if line.is_empty() {
-                break 'lines;
-            }
-            let _ = out.write_all(&line);
             match received.try_recv() {
-                Ok(next) => line = next,
-                Err(_) => break,
+                Ok(line) if !line.is_empty() => {
+                    let _ = out.write_all(&line);
+                }
+                Ok(_) | Err(TryRecvError::Disconnected) => {
+                    settle(&mut out);
+                    return;
+                }
+                Err(TryRecvError::Empty) => break,
             }
         }
         settle(&mut out);
     }
-    settle(&mut out);
 }
 
 /// One event's line, handed over whole when the subscriber is done writing it.
@@ -214,6 +222,18 @@ mod tests {
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let expected: String = (0..1000).map(|n| format!("line {n}\n")).collect();
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn a_line_is_written_soon_while_the_server_runs_on() {
+        let out = Captured::default();
+        let (queue, _guard) = LineQueue::start(out.clone(), 100);
+        write!(queue.make_writer(), "alone\n").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while out.0.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(out.0.lock().unwrap().as_slice(), b"alone\n");
     }
 
     /// Output that does not move until the test lets it.

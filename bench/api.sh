@@ -9,6 +9,8 @@
 #   self       tokenpanel GET /tokens/self with one Fastly-Key (the verified-token cache)
 #   all keys   GET /tokens/self cycling through every seeded token (TOKENS of them): the
 #              cache fills up; then the RSS after load is read
+#   nolog      self again, on a server started with ACCESS_LOG=off: the price of the
+#              access-log line
 #
 # each of the tokenpanel runs on SQLite and on PostgreSQL (a fresh database made on the
 # server of BENCH_PG_URL and dropped at the end; PG=0 skips it), each database seeded
@@ -144,6 +146,14 @@ backend() {
     "$(p50 "$work/$name-all.txt")" "$(p99 "$work/$name-all.txt")" "$(bad "$work/$name-all.txt")"
   echo "$(rss_mb "$server")" >"$work/rss-load-$name"
   stop
+  # The same server without its access-log line per request (ACCESS_LOG=off): what the
+  # line costs on this machine, where the log is written on the cores that serve.
+  DATABASE_URL="$db" BIND="127.0.0.1:$PORT" SECRET_KEY="$(printf '%064d' 7)" ACCESS_LOG=off \
+    "$TARGET/release/tokenpanel" serve >"$work/server-$name-nolog.log" 2>&1 &
+  server=$!
+  wait_for "$base/readyz"
+  measure "$name-self-nolog" "$base/tokens/self" -H "Fastly-Key: $KEY"
+  stop
 }
 
 backend sqlite "sqlite://$work/bench.db"
@@ -168,6 +178,7 @@ for b in "${backends[@]}"; do
   row "bare axum \"ok\" (before $b)" "$work/$b-bare.txt"
   row "$b GET /healthz" "$work/$b-healthz.txt"
   row "$b GET /tokens/self" "$work/$b-self.txt"
+  row "$b GET /tokens/self, ACCESS_LOG=off" "$work/$b-self-nolog.txt"
   row "$b GET /tokens/self, all $TOKENS keys" "$work/$b-all.txt"
 done
 for b in "${backends[@]}"; do

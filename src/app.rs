@@ -10,11 +10,11 @@ use std::time::Duration;
 use axum::extract::FromRef;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
-use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
+use tower::util::MapResponseLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
@@ -22,13 +22,14 @@ use tower_http::request_id::{
 };
 use tower_http::timeout::TimeoutLayer;
 
+use crate::api::answer::ApiAnswerLayer;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::{self, session_store, session_store::DbSessionStore, token_store, Db};
 use crate::domain::crypto::SecretKey;
 use crate::http::ProxyTrust;
 use crate::state::AppState;
-use crate::telemetry::access_log::{self, Observe};
+use crate::telemetry::access_log::{Observe, ObserveLayer};
 use crate::telemetry::metrics::KindLabels;
 use crate::{api, ops, web};
 
@@ -133,10 +134,12 @@ impl MakeRequestId for CountedRequestIds {
     }
 }
 
-/// The layers every request passes, outermost last: request id, access log and metrics
-/// (`telemetry::access_log`), JSON errors for API clients, body limit, timeout, panic → 500 page, security headers. The JSON error
-/// layer sits outside the ones that answer on their own (413, 408, 500) and the
-/// fallback (404), so an API client never gets an HTML page. `hsts`: the panel is
+/// The layers every request passes, outermost first: request id, the request's notes,
+/// access log and metrics (`telemetry::access_log`), what API answers get (`api::answer`:
+/// JSON errors, token expiry and rate-limit headers), body limit, timeout, panic → 500
+/// page, security headers. The API answer layer sits outside the ones that answer on
+/// their own (413, 408, 500) and the fallback (404), so an API client never gets an
+/// HTML page. `hsts`: the panel is
 /// served over HTTPS (its cookies are `Secure`), so browsers are told to keep to it.
 fn with_shared_layers<S>(
     routes: Router<S>,
@@ -147,9 +150,11 @@ fn with_shared_layers<S>(
 where
     S: Clone + Send + Sync + 'static,
 {
+    // Plain tower layers rather than `from_fn`: every request passes each of them.
     routes
-        .layer(from_fn(move |request, next| {
-            web::security_headers(hsts, request, next)
+        .layer(MapResponseLayer::new(move |mut response: Response| {
+            web::security_headers(hsts, &mut response);
+            response
         }))
         .layer(CatchPanicLayer::custom(|_| web::panic_page()))
         .layer(TimeoutLayer::with_status_code(
@@ -157,9 +162,9 @@ where
             timeout,
         ))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(from_fn(api::json_errors::json_errors))
+        .layer(ApiAnswerLayer)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(from_fn_with_state(observe, access_log::observe))
+        .layer(ObserveLayer::new(observe))
         .layer(SetRequestIdLayer::new(REQUEST_ID, CountedRequestIds::new()))
 }
 

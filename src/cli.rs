@@ -86,10 +86,14 @@ pub enum Command {
 
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(message) = telemetry::logging::init(&cli.config.log_level, cli.config.log_format) {
-        eprintln!("error: {message}");
-        return ExitCode::FAILURE;
-    }
+    // Held to the end: dropping it writes the log lines still queued.
+    let _log = match telemetry::logging::init(&cli.config.log_level, cli.config.log_format) {
+        Ok(guard) => guard,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli.config).await,
         Command::Migrate => app::open_database(&cli.config)

@@ -16,16 +16,28 @@ use crate::ops::token_usage::TokenUsage;
 use crate::ops::{Context, Settings};
 use crate::telemetry::Metrics;
 
+/// Cloned for every request (axum hands each handler and extractor its own copy), so
+/// one pointer rather than the handful of shared parts behind it.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub ctx: Context,
     /// Token uses noted by the API, written about once a second.
     pub usage: TokenUsage,
 }
 
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 /// Handlers read the context's fields directly (`state.db`, `state.clock`) and pass
 /// `&state` wherever an operation wants a `&Context`.
-impl Deref for AppState {
+impl Deref for Shared {
     type Target = Context;
 
     fn deref(&self) -> &Context {
@@ -84,7 +96,7 @@ impl AppState {
             api_writes_per_hour: i64::from(config.api_writes_per_hour),
             access_log: config.access_log,
         };
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             ctx: Context {
                 tokens: crate::ops::token_cache::TokenCache::new(db.backend),
                 db,
@@ -95,6 +107,6 @@ impl AppState {
                 metrics,
             },
             usage: TokenUsage::default(),
-        })
+        })))
     }
 }

@@ -21,14 +21,14 @@ use crate::domain::ids::{AccountId, TokenId, UserId};
 use crate::domain::password::Password;
 use crate::domain::roles::Role;
 use crate::domain::secret::{self, TokenKind};
-use crate::http::ClientIp;
+use crate::http::{ClientIp, RequestNotes};
 use crate::ops::authentication::{self, CodeCheck, Outcome};
 use crate::ops::token_cache::Lookup;
 use crate::ops::token_lifecycle;
 use crate::ops::Context;
 use crate::state::AppState;
 use crate::telemetry::metrics::TokenOutcome;
-use crate::telemetry::{note_identity, Metrics};
+use crate::telemetry::Metrics;
 
 pub const KEY_HEADER: &str = "fastly-key";
 pub const OTP_HEADER: &str = "fastly-otp";
@@ -174,11 +174,10 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         .and_then(|v| v.to_str().ok());
     state.usage.note(&found.token.id, now, &ip, agent);
     count(TokenOutcome::Ok);
-    note_identity(
-        &parts.extensions,
-        owner.as_ref().map(|u| u.as_str()),
-        Some(found.token.id.as_str()),
-    );
+    RequestNotes::update(&parts.extensions, |n| {
+        n.user_id.clone_from(&owner);
+        n.token_id = Some(found.token.id.clone());
+    });
     let token = cached.used(now, &ip, agent);
     let principal = Principal {
         account_id: token.account_id.clone(),

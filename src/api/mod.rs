@@ -1,7 +1,8 @@
 //! The JSON API, compatible with Fastly's public token endpoints. Authenticated by the
 //! token in `Fastly-Key` (never a session cookie), authorised by `domain::access`.
 
-pub mod api_error;
+pub mod answer;
+mod api_error;
 mod automation_tokens;
 pub mod caller;
 mod customer_endpoints;
@@ -9,7 +10,6 @@ mod event_feed;
 pub mod expiry_header;
 pub mod fields;
 mod invitations;
-pub mod json_errors;
 mod openapi;
 mod paging;
 mod revoke_leaked;
@@ -25,7 +25,6 @@ mod user_endpoints;
 pub mod write_limit;
 
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -97,8 +96,6 @@ pub fn router() -> Router<AppState> {
         )
         .route("/openapi.json", get(openapi::serve))
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn(write_limit::headers))
-        .layer(from_fn(expiry_header::headers))
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -59,7 +59,9 @@ impl ProxyTrust {
     }
 }
 
-/// The client's address as text ("unknown" when the connection has none).
+/// The client's address as text ("unknown" when the connection has none). The outermost
+/// layer (`telemetry::access_log`) works it out once and leaves it in the request.
+#[derive(Debug, Clone)]
 pub struct ClientIp(pub String);
 
 impl<S> FromRequestParts<S> for ClientIp
@@ -70,6 +72,9 @@ where
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(known) = parts.extensions.get::<ClientIp>() {
+            return Ok(known.clone());
+        }
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()

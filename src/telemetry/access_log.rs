@@ -1,22 +1,31 @@
-//! The outermost per-request middleware: a `request` span (request id, method, route
-//! template) around the handler, the request metrics, and one access-log line per
-//! request. The line names the route template (`/tokens/{id}`), never the path or the
-//! query, which may carry secrets (`/setup?key=`); it names the user and token ids the
-//! handler authenticated (`note_identity`), never a token string, password or cookie.
+//! The outermost per-request layer: the request's notes (`http::RequestNotes`) and
+//! client address for the extractors, a `request` span (request id, method, route
+//! template) around the handler at debug level, the request metrics, and one
+//! access-log line per request. The line names the route template (`/tokens/{id}`),
+//! never the path or the query, which may carry secrets (`/setup?key=`); it names the
+//! user and token ids the handler authenticated, never a token string, password or
+//! cookie.
+//!
+//! Every request passes here, so it allocates as little as it can: the route and method
+//! labels are interned, the span costs nothing unless `LOG_LEVEL` asks for debug, and
+//! the line is formatted only when it is written.
 
-use std::sync::{Arc, Mutex};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::Extensions;
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::response::Response;
+use tower::{Layer, Service};
 use tracing::Instrument;
 
-use super::metrics::Metrics;
-use crate::http::ProxyTrust;
+use super::metrics::{method_label, Metrics};
+use crate::http::{ClientIp, ProxyTrust, RequestNotes};
 
-/// What the middleware needs, cloned into the router's layers.
+/// What the layer needs, shared by every request.
 #[derive(Clone)]
 pub struct Observe {
     /// One info line per request (`ACCESS_LOG`); failures (5xx) are logged either way.
@@ -25,80 +34,120 @@ pub struct Observe {
     pub metrics: Arc<Metrics>,
 }
 
-/// Who a request turned out to be, filled in by the extractors that authenticate.
-#[derive(Clone, Default)]
-struct Identity(Arc<Mutex<Who>>);
-
-#[derive(Default)]
-struct Who {
-    user_id: Option<String>,
-    token_id: Option<String>,
-}
-
-/// Records the user and token a request authenticated as, for its access-log line.
-pub fn note_identity(extensions: &Extensions, user_id: Option<&str>, token_id: Option<&str>) {
-    if let Some(Identity(who)) = extensions.get::<Identity>() {
-        let mut who = who.lock().unwrap_or_else(|e| e.into_inner());
-        who.user_id = user_id.map(str::to_owned);
-        who.token_id = token_id.map(str::to_owned);
-    }
-}
-
 /// Requests that matched no route share one label: the path itself would let anyone
 /// grow the metrics without bound, and may carry a secret.
 pub const UNMATCHED: &str = "unmatched";
 
-pub async fn observe(State(observe): State<Observe>, mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED, |p| p.as_str())
-        .to_owned();
-    let method = request.method().as_str().to_owned();
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    let client = observe.trust.client_ip(peer, request.headers());
-    let identity = Identity::default();
-    request.extensions_mut().insert(identity.clone());
-    let span =
-        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
-    let response = next.run(request).instrument(span).await;
-    let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    observe.metrics.request(&method, &route, status, elapsed);
-    let (user_id, token_id) = {
-        let who = identity.0.lock().unwrap_or_else(|e| e.into_inner());
-        (who.user_id.clone(), who.token_id.clone())
-    };
-    let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    macro_rules! line {
-        ($level:ident) => {
-            tracing::$level!(
-                request_id = %request_id,
-                method = %method,
-                route = %route,
-                status,
-                latency_ms,
-                client = %client,
-                user_id = user_id.as_deref(),
-                token_id = token_id.as_deref(),
-                "request"
-            )
-        };
+#[derive(Clone)]
+pub struct ObserveLayer(Arc<Observe>);
+
+impl ObserveLayer {
+    pub fn new(observe: Observe) -> ObserveLayer {
+        ObserveLayer(Arc::new(observe))
     }
-    if status >= 500 {
-        line!(error);
-    } else if observe.access_log {
-        line!(info);
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observed<S>;
+
+    fn layer(&self, inner: S) -> Observed<S> {
+        Observed {
+            inner,
+            observe: self.0.clone(),
+        }
     }
-    response
+}
+
+#[derive(Clone)]
+pub struct Observed<S> {
+    inner: S,
+    observe: Arc<Observe>,
+}
+
+impl<S> Service<Request> for Observed<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let started = Instant::now();
+        let observe = self.observe.clone();
+        let route = observe.metrics.route(
+            request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or(UNMATCHED, |p| p.as_str()),
+        );
+        let method = method_label(request.method());
+        let request_id = request.headers().get("x-request-id").cloned();
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let client = observe.trust.client_ip(peer, request.headers());
+        let notes = RequestNotes::default();
+        request.extensions_mut().insert(notes.clone());
+        request.extensions_mut().insert(ClientIp(client.clone()));
+        let request_id_text = request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        let span = tracing::debug_span!(
+            "request",
+            request_id = request_id_text,
+            method,
+            route = route.as_str()
+        );
+        // The service that was polled ready answers; a fresh clone waits for the next.
+        let clone = self.inner.clone();
+        let answered = std::mem::replace(&mut self.inner, clone)
+            .call(request)
+            .instrument(span);
+        Box::pin(async move {
+            let response = answered.await?;
+            let elapsed = started.elapsed();
+            let status = response.status().as_u16();
+            observe.metrics.request(method, &route, status, elapsed);
+            if status >= 500 || observe.access_log {
+                let who = notes.lock();
+                let user_id = who.user_id.as_ref().map(|id| id.as_str());
+                let token_id = who.token_id.as_ref().map(|id| id.as_str());
+                let request_id = request_id
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                let latency_ms = elapsed.as_secs_f64() * 1000.0;
+                let route = route.as_str();
+                macro_rules! line {
+                    ($level:ident) => {
+                        tracing::$level!(
+                            request_id = %request_id,
+                            method = %method,
+                            route = %route,
+                            status,
+                            latency_ms,
+                            client = %client,
+                            user_id,
+                            token_id,
+                            "request"
+                        )
+                    };
+                }
+                if status >= 500 {
+                    line!(error);
+                } else {
+                    line!(info);
+                }
+            }
+            Ok(response)
+        })
+    }
 }

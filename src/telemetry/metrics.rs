@@ -3,9 +3,12 @@
 //! middleware, `api::caller`, `ops::authentication`); gauges that describe state (pool,
 //! argon2 queue, sessions, tokens, the last-used buffer) are read when scraped.
 
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use axum::http::Method;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -14,15 +17,52 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub method: String,
-    pub route: String,
+    pub method: &'static str,
+    pub route: RouteName,
     pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub method: String,
-    pub route: String,
+    pub method: &'static str,
+    pub route: RouteName,
+}
+
+/// A route template as a label value, interned (`Metrics::route`): labelling a request
+/// copies a pointer instead of allocating the template again.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct RouteName(Arc<str>);
+
+impl RouteName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl EncodeLabelValue for RouteName {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+/// A method as a label value: the standard ones by name, anything else as `OTHER` (a
+/// client could otherwise grow the metrics without bound).
+pub fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(m, _)| m == method)
+        .map_or("OTHER", |(_, name)| *name)
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -115,6 +155,8 @@ pub struct Metrics {
     pub gauges: StateGauges,
     /// The token cache's hit and load totals at the last scrape.
     cache_seen: [std::sync::atomic::AtomicU64; 2],
+    /// The route templates seen, as labels (`route`).
+    routes: RwLock<HashSet<Arc<str>>>,
 }
 
 /// Values read from the running server when `/metrics` is scraped.
@@ -233,14 +275,32 @@ impl Metrics {
             usage_flush_size,
             gauges,
             cache_seen: Default::default(),
+            routes: RwLock::default(),
         }
     }
 
+    /// The label of a route template. Templates are the router's (and `UNMATCHED`), so
+    /// the set stays as small as the router.
+    pub fn route(&self, template: &str) -> RouteName {
+        let known = self.routes.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(name) = known.get(template) {
+            return RouteName(name.clone());
+        }
+        drop(known);
+        let mut known = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(name) = known.get(template) {
+            return RouteName(name.clone());
+        }
+        let name: Arc<str> = Arc::from(template);
+        known.insert(name.clone());
+        RouteName(name)
+    }
+
     /// One answered request. `route` is the route template, never the raw path.
-    pub fn request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    pub fn request(&self, method: &'static str, route: &RouteName, status: u16, elapsed: Duration) {
         let labels = RouteLabels {
-            method: method.to_owned(),
-            route: route.to_owned(),
+            method,
+            route: route.clone(),
         };
         self.latency
             .get_or_create(&labels)
@@ -320,8 +380,18 @@ mod tests {
     #[test]
     fn counters_show_in_the_text_format() {
         let metrics = Metrics::new();
-        metrics.request("GET", "/tokens/{id}", 200, Duration::from_millis(3));
-        metrics.request("POST", "/login", 429, Duration::from_millis(3));
+        metrics.request(
+            "GET",
+            &metrics.route("/tokens/{id}"),
+            200,
+            Duration::from_millis(3),
+        );
+        metrics.request(
+            "POST",
+            &metrics.route("/login"),
+            429,
+            Duration::from_millis(3),
+        );
         metrics.token_check(TokenOutcome::Expired);
         metrics.sign_in(SignInOutcome::Rejected);
         metrics

@@ -5,5 +5,4 @@ pub mod access_log;
 pub mod logging;
 pub mod metrics;
 
-pub use access_log::note_identity;
 pub use metrics::Metrics;

@@ -1,8 +1,6 @@
 //! Security headers on every response, and `no-store` on every page.
 
-use axum::extract::Request;
 use axum::http::{header, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -11,9 +9,7 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 /// Browsers that reached the panel over HTTPS keep to it for a year.
 const HSTS: &str = "max-age=31536000";
 
-pub async fn security_headers(hsts: bool, request: Request, next: Next) -> Response {
-    let is_static = request.uri().path().starts_with("/static/");
-    let mut response = next.run(request).await;
+pub fn security_headers(hsts: bool, response: &mut Response) {
     let headers = response.headers_mut();
     // Secure cookies mean the panel is served over HTTPS (COOKIE_SECURE).
     if hsts {
@@ -35,11 +31,11 @@ pub async fn security_headers(hsts: bool, request: Request, next: Next) -> Respo
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
-    if !is_static && !headers.contains_key(header::CACHE_CONTROL) {
+    // Answers that say how they may be cached (the static files, `public`) keep it;
+    // everything else is a page or an answer about someone's tokens: never stored, and
+    // told apart from its htmx fragment.
+    if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    if !is_static {
         headers.append(header::VARY, HeaderValue::from_static("HX-Request"));
     }
-    response
 }

@@ -321,7 +321,7 @@ impl FromRequestParts<AppState> for SignedIn {
         let services =
             member_store::service_access(&state.db.pool, &account_id, &user_id, member.role)
                 .await?;
-        crate::telemetry::note_identity(&parts.extensions, Some(user_id.as_str()), None);
+        crate::http::RequestNotes::update(&parts.extensions, |n| n.user_id = Some(user_id.clone()));
         let principal = Principal {
             account_id,
             role: member.role,

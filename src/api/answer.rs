@@ -1,17 +1,31 @@
-//! Errors as JSON for API clients, wherever they arise: the router's fallback (404), a
-//! page route asked with another method (405, with `Allow`), the body limit (413), the
-//! timeout (408), a panic (500), or an HTML page's own error. A request that carries
-//! `Fastly-Key` or prefers `application/json` to HTML gets `{"msg", "detail"}` with the
-//! status unchanged and its headers kept; browsers keep the HTML pages.
+//! What every answer to an API client gets on its way out, in one layer of the shared
+//! stack (`app.rs`):
+//!
+//! - Errors as JSON, wherever they arise: the router's fallback (404), a page route
+//!   asked with another method (405, with `Allow`), the body limit (413), the timeout
+//!   (408), a panic (500), or an HTML page's own error. A request that carries
+//!   `Fastly-Key` or prefers `application/json` to HTML gets `{"msg", "detail"}` with
+//!   the status unchanged and its headers kept; browsers keep the HTML pages.
+//! - `Token-Expires-At` (`expiry_header`) and the rate-limit headers of a charged write
+//!   (`write_limit`), from what the `Caller` extractor noted in the request's
+//!   `RequestNotes`: who pays and when the token runs out are only known once it has
+//!   checked the token, and the headers belong on whatever answer follows, errors too.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
 
 use super::api_error::ApiError;
 use super::caller::KEY_HEADER;
+use super::{expiry_header, write_limit};
+use crate::http::RequestNotes;
 
 /// Whether the client is an API client: it sends a token (even an empty one, as
 /// Fastly's Python client does with a password), or ranks JSON above HTML.
@@ -85,20 +99,68 @@ fn error_for(status: StatusCode, method: &str, path: &str) -> ApiError {
     }
 }
 
-pub async fn json_errors(request: Request, next: Next) -> Response {
-    if !wants_json(request.headers()) {
-        return next.run(request).await;
+#[derive(Clone, Copy, Default)]
+pub struct ApiAnswerLayer;
+
+impl<S> Layer<S> for ApiAnswerLayer {
+    type Service = ApiAnswer<S>;
+
+    fn layer(&self, inner: S) -> ApiAnswer<S> {
+        ApiAnswer { inner }
     }
-    // Cheap copies (a standard method is no allocation, a URI shares its bytes), read
-    // only when an error needs them.
-    let method = request.method().clone();
-    let uri = request.uri().clone();
-    let response = next.run(request).await;
+}
+
+#[derive(Clone)]
+pub struct ApiAnswer<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for ApiAnswer<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if !wants_json(request.headers()) {
+            return Box::pin(inner.call(request));
+        }
+        // Cheap copies (a standard method is no allocation, a URI shares its bytes), read
+        // only when an error needs them.
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        let notes = RequestNotes::of(request.extensions()).cloned();
+        let answered = inner.call(request);
+        Box::pin(async move {
+            let mut response = answered.await?;
+            if let Some(notes) = notes {
+                let notes = notes.lock();
+                expiry_header::write(&notes, response.headers_mut());
+                write_limit::write(&notes, response.headers_mut());
+            }
+            let status = response.status();
+            if !(status.is_client_error() || status.is_server_error())
+                || is_json_response(&response)
+            {
+                return Ok(response);
+            }
+            Ok(as_json_error(response, method.as_str(), uri.path()))
+        })
+    }
+}
+
+/// An error answer without a JSON body, with one.
+fn as_json_error(response: Response, method: &str, path: &str) -> Response {
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json_response(&response) {
-        return response;
-    }
-    let (method, path) = (method.as_str(), uri.path());
     let (mut parts, _) = response.into_parts();
     let (json_parts, body) = error_for(status, method, path).into_response().into_parts();
     // The original headers stay (Allow, Retry-After, the request id, the security

@@ -216,7 +216,7 @@ mod tests {
         let (queue, guard) = LineQueue::start(out.clone(), 10_000);
         for n in 0..1000 {
             let mut writer = queue.make_writer();
-            write!(writer, "line {n}\n").unwrap();
+            writeln!(writer, "line {n}").unwrap();
         }
         drop(guard);
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
@@ -228,7 +228,7 @@ mod tests {
     fn a_line_is_written_soon_while_the_server_runs_on() {
         let out = Captured::default();
         let (queue, _guard) = LineQueue::start(out.clone(), 100);
-        write!(queue.make_writer(), "alone\n").unwrap();
+        writeln!(queue.make_writer(), "alone").unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while out.0.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -271,7 +271,7 @@ mod tests {
         drop(guard);
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let written = text.lines().filter(|l| l.len() == 70_000).count();
-        assert!(written >= 1 && written < 200, "{written} lines written");
+        assert!((1..200).contains(&written), "{written} lines written");
         assert!(
             text.contains(&format!("{} log lines were dropped", 200 - written)),
             "{}",

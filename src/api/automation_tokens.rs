@@ -171,10 +171,11 @@ pub async fn show(
     Path(id): Path<TokenId>,
 ) -> ApiResult<Response> {
     caller.require(Action::ViewAccountTokens)?;
-    let token = token_store::find_in_account(&state.db.pool, caller.account_id(), &id)
-        .await?
-        .filter(|t| t.kind == TokenKind::Automation)
-        .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
+    let token =
+        token_store::find_in_account(&state.db.pool, caller.account_id(), &id, state.clock.unix())
+            .await?
+            .filter(|t| t.kind == TokenKind::Automation)
+            .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
     Ok(json_no_store(
         StatusCode::OK,
         &one_token(&state, &token).await?,

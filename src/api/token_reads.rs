@@ -78,10 +78,11 @@ pub async fn show(
 ) -> ApiResult<Response> {
     caller.require(Action::ReadAccount)?;
     // A token the caller may not reach is not found, as one of another account is.
-    let token = token_store::find_in_account(&state.db.pool, caller.account_id(), &id)
-        .await?
-        .filter(|t| caller.principal.may(Action::ReadToken(t.facts())))
-        .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
+    let token =
+        token_store::find_in_account(&state.db.pool, caller.account_id(), &id, state.clock.unix())
+            .await?
+            .filter(|t| caller.principal.may(Action::ReadToken(t.facts())))
+            .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
     Ok(json_no_store(
         StatusCode::OK,
         &one_token(&state, &token).await?,

@@ -53,10 +53,11 @@ pub async fn rotate(
     let overlap = overlap_seconds(&fields)?;
     // A token the caller may not read is not found; one they may read but not roll
     // (another user's, for a superuser) is refused.
-    let token = token_store::find_in_account(&state.db.pool, caller.account_id(), &id)
-        .await?
-        .filter(|t| caller.principal.may(Action::ReadToken(t.facts())))
-        .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
+    let token =
+        token_store::find_in_account(&state.db.pool, caller.account_id(), &id, state.clock.unix())
+            .await?
+            .filter(|t| caller.principal.may(Action::ReadToken(t.facts())))
+            .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
     caller.require(Action::RollToken(token.facts()))?;
     let user_id = caller.require_user()?;
     let user = user_store::find(&state.db.pool, user_id)

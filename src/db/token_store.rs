@@ -53,13 +53,6 @@ impl Token {
         self.expires_at.is_some_and(|at| at <= now)
     }
 
-    /// Rolled, and its overlap is over: deleted by the next housekeeping, and gone
-    /// already for anyone who looks it up (the roll page). Lists leave such tokens out
-    /// in their SQL (`still_listed`).
-    pub fn is_rolled_over(&self, now: i64) -> bool {
-        self.replaced_by.is_some() && self.is_expired(now)
-    }
-
     /// Whether a call from `ip` may use the token.
     pub fn allows_address(&self, ip: Option<std::net::IpAddr>) -> bool {
         match (&self.allowed_cidrs, ip) {
@@ -181,14 +174,12 @@ pub async fn create(
     Ok(Created::Yes)
 }
 
-/// What every list of tokens leaves out: a rolled token whose overlap is over. Its row
-/// only waits for the hourly housekeeping (`delete_rolled_over`), and a list that showed
-/// it, or counted it, would show a token that no longer works. `now` is the placeholder
-/// of the current time; the columns are those of `tokens` (the only table, or `t`'s
-/// unambiguous columns, in every listing query).
-///
-/// This is the one place the rule is written for lists; `Token::is_rolled_over` says
-/// the same of one token already loaded.
+/// What every list and every lookup of tokens by id leaves out: a rolled token whose
+/// overlap is over. Its row only waits for the hourly housekeeping
+/// (`delete_rolled_over`), and a list or page that showed it, or counted it, would show
+/// a token that no longer works. `now` is the placeholder of the current time; the
+/// columns are those of `tokens` (the only table, or `t`'s unambiguous columns, in
+/// every such query). The one place the rule is written.
 pub(super) fn still_listed(now: &str) -> String {
     format!("(replaced_by IS NULL OR expires_at > {now})")
 }
@@ -212,18 +203,23 @@ pub async fn owned_by<'e>(
     .await
 }
 
+/// One of a user's own user tokens, unless it is a rolled token past its overlap.
 pub async fn find_owned<'e>(
     ex: impl Exec<'e>,
     account_id: &AccountId,
     user_id: &UserId,
     id: &TokenId,
+    now: i64,
 ) -> sqlx::Result<Option<Token>> {
     sqlx::query_as(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND user_id = $2 AND id = $3 AND kind = 'user'"
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND user_id = $2 AND id = $3 \
+         AND kind = 'user' AND {}",
+        still_listed("$4")
     ))
     .bind(account_id)
     .bind(user_id)
     .bind(id)
+    .bind(now)
     .fetch_optional(ex)
     .await
 }
@@ -367,17 +363,20 @@ pub async fn authenticate<'e>(ex: impl Exec<'e>, digest: &str) -> sqlx::Result<O
     }))
 }
 
-/// One token of an account, any kind.
+/// One token of an account, any kind, unless it is a rolled token past its overlap.
 pub async fn find_in_account<'e>(
     ex: impl Exec<'e>,
     account_id: &AccountId,
     id: &TokenId,
+    now: i64,
 ) -> sqlx::Result<Option<Token>> {
     sqlx::query_as(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND id = $2"
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND id = $2 AND {}",
+        still_listed("$3")
     ))
     .bind(account_id)
     .bind(id)
+    .bind(now)
     .fetch_optional(ex)
     .await
 }

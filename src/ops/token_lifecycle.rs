@@ -587,7 +587,7 @@ pub struct RollRequest<'a> {
 pub async fn roll(ctx: &Context, request: &RollRequest<'_>) -> Result<Issued, IssueError> {
     let now = ctx.clock.unix();
     let overlap = request.overlap_seconds.clamp(0, MAX_OVERLAP_SECONDS);
-    let Some(old) = store::find_in_account(&ctx.db.pool, request.account_id, request.token_id)
+    let Some(old) = store::find_in_account(&ctx.db.pool, request.account_id, request.token_id, now)
         .await?
         .filter(|t| t.replaced_by.is_none() && !t.is_expired(now))
     else {

@@ -860,6 +860,19 @@ async fn every_list_leaves_out_a_rolled_token_past_its_overlap(app: TestApp) {
         );
         let personal = client.get("/account/tokens").await;
         assert_eq!(count(&personal.body, "Delete token laptop\""), listed);
+        // Looked up by id, the old token is there during the overlap and gone after it,
+        // as if the housekeeping had already deleted it.
+        let status = if listed == 2 { 200 } else { 404 };
+        api.get(&format!("/tokens/{}", mine.id), &key)
+            .await
+            .expect(status);
+        api.get(&format!("/automation-tokens/{}", robot.id), &key)
+            .await
+            .expect(status);
+        let page = client
+            .get(&format!("/account/tokens/{}/delete", mine.id))
+            .await;
+        assert_eq!(page.status.as_u16(), status, "{}", page.body);
         // The name search of Account tokens, indexed or not, applies the rule too.
         for needle in ["deployer", "de"] {
             let found = client
@@ -872,5 +885,13 @@ async fn every_list_leaves_out_a_rolled_token_past_its_overlap(app: TestApp) {
             );
         }
     }
+    // Rolling the old token again is refused as not found, not as "already rolled".
+    api.post_json(
+        &format!("/tokens/{}/rotate", mine.id),
+        Some(&key),
+        json!({"overlap_seconds": 0}),
+    )
+    .await
+    .expect(404);
     assert!(app.token_exists(&mine.id).await && app.token_exists(&robot.id).await);
 }

@@ -108,6 +108,7 @@ pub async fn confirm_delete(
         signed_in.account_id(),
         signed_in.user_id(),
         &id,
+        state.clock.unix(),
     )
     .await?
     .ok_or(WebError::NotFound)?;

@@ -62,10 +62,10 @@ async fn rollable(
     id: &TokenId,
 ) -> Result<(SignedIn, Token), WebError> {
     let signed_in = sudo.signed_in();
-    let token = token_store::find_in_account(&state.db.pool, signed_in.account_id(), id)
+    let now = state.clock.unix();
+    let token = token_store::find_in_account(&state.db.pool, signed_in.account_id(), id, now)
         .await?
         .filter(|t| signed_in.may(Action::ReadToken(t.facts())))
-        .filter(|t| !t.is_rolled_over(state.clock.unix()))
         .ok_or(WebError::NotFound)?;
     let elevated = sudo.require(
         Action::RollToken(token.facts()),

@@ -12,8 +12,6 @@
 //!   checked the token, and the headers belong on whatever answer follows, errors too.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -25,7 +23,7 @@ use tower::{Layer, Service};
 use super::api_error::ApiError;
 use super::caller::KEY_HEADER;
 use super::{expiry_header, write_limit};
-use crate::http::RequestNotes;
+use crate::http::{take_ready, Answer, RequestNotes};
 
 /// Whether the client is an API client: it sends a token (even an empty one, as
 /// Fastly's Python client does with a password), or ranks JSON above HTML.
@@ -122,15 +120,14 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Answer;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+    fn call(&mut self, request: Request) -> Answer {
+        let mut inner = take_ready(&mut self.inner);
         if !wants_json(request.headers()) {
             return Box::pin(inner.call(request));
         }

@@ -6,12 +6,14 @@
 mod client_ip;
 mod form;
 mod htmx;
+mod layer;
 mod public_url;
 mod request_notes;
 
 pub use client_ip::{ClientIp, ProxyTrust};
 pub use form::Form;
 pub use htmx::{is_htmx, wants_fragment};
+pub use layer::{take_ready, Answer};
 pub use public_url::{PublicBase, PublicOrigin};
 pub use request_notes::{Notes, RequestNotes, WriteBudget};
 

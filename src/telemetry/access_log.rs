@@ -11,8 +11,6 @@
 //! the line is formatted only when it is written.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -23,7 +21,7 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use super::metrics::{method_label, Metrics};
-use crate::http::{ClientIp, ProxyTrust, RequestNotes};
+use crate::http::{take_ready, Answer, ClientIp, ProxyTrust, RequestNotes};
 
 /// What the layer needs, shared by every request.
 #[derive(Clone)]
@@ -71,13 +69,13 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Answer;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, mut request: Request) -> Answer {
         let started = Instant::now();
         let observe = self.observe.clone();
         let route = observe.metrics.route(
@@ -106,11 +104,7 @@ where
             method,
             route = route.as_str()
         );
-        // The service that was polled ready answers; a fresh clone waits for the next.
-        let clone = self.inner.clone();
-        let answered = std::mem::replace(&mut self.inner, clone)
-            .call(request)
-            .instrument(span);
+        let answered = take_ready(&mut self.inner).call(request).instrument(span);
         Box::pin(async move {
             let response = answered.await?;
             let elapsed = started.elapsed();

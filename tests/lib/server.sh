@@ -2,7 +2,8 @@
 # one way these scripts build tokenpanel, run it against a temporary SQLite database on a
 # free loopback port, wait until it answers and stop it when the script exits.
 #
-#   server_build RELEASE   cargo build --locked (RELEASE=1: --release); sets server_bin
+#   server_build RELEASE   the debug binary `cargo test` builds for the integration tests
+#                          (RELEASE=1: cargo build --release); sets server_bin
 #   server_prepare NAME    a temporary directory (server_work, removed on exit) and the
 #                          environment `tokenpanel` reads: DATABASE_URL (NAME.db in it),
 #                          SECRET_KEY; server_bin then seeds or serves that database
@@ -18,18 +19,21 @@ server_pid=
 server_url=
 
 server_build() {
-  local profile=debug
-  local flags=()
-  if [[ "${1:-}" == 1 ]]; then
-    profile=release
-    flags=(--release)
-  fi
-  echo "== building tokenpanel ($profile)"
-  cargo build --locked "${flags[@]}" --bin tokenpanel
   local target_dir
   target_dir=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-  server_bin="$target_dir/$profile/tokenpanel"
+  if [[ "${1:-}" == 1 ]]; then
+    echo "== building tokenpanel (release)"
+    cargo build --locked --release --bin tokenpanel
+    server_bin="$target_dir/release/tokenpanel"
+  else
+    # The binary the integration tests run, built with their features: right after
+    # `cargo test` (as in .ci/run) this builds nothing, where a plain `cargo build`
+    # would rebuild much of the tree with other features.
+    echo "== building tokenpanel (debug, as the integration tests do)"
+    cargo test --locked --no-run --test integration
+    server_bin="$target_dir/debug/tokenpanel"
+  fi
 }
 
 server_cleanup() {

@@ -2,14 +2,15 @@
 //! terminal) or `json` (one object per line), filtered by `LOG_LEVEL`.
 //!
 //! Lines reach standard output from a thread of their own (`LineQueue`): a request
-//! formats its access-log line and goes on, it never waits for a terminal, a pipe or a
-//! disk. Should the queue fill up (output stalled), lines are dropped rather than
-//! requests slowed, and the number dropped is written once output moves again.
+//! hands over its access-log line's fields ([`access`]) and goes on; that thread formats
+//! them, and it never waits for a terminal, a pipe or a disk. Should the queue fill up
+//! (output stalled), lines are dropped rather than requests slowed, and the number
+//! dropped is written once output moves again.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ use clap::ValueEnum;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+use super::access_log::AccessLine;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -35,11 +38,12 @@ pub fn init(filter: &str, format: LogFormat) -> Result<LogGuard, String> {
     let targets: tracing_subscriber::filter::Targets = filter
         .parse()
         .map_err(|e| format!("LOG_LEVEL {filter:?} is not a valid filter: {e}"))?;
-    let (queue, guard) = LineQueue::start(std::io::stdout(), QUEUED_LINES);
+    // Colour only for a person at a terminal: escape codes garble files and pipes.
+    let colour = format == LogFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let (queue, guard) = LineQueue::start(std::io::stdout(), QUEUED_LINES, format, colour);
+    let access_queue = queue.clone();
     let (text, json) = match format {
         LogFormat::Text => {
-            // Colour only for a person at a terminal: escape codes garble files and pipes.
-            let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
             let layer = tracing_subscriber::fmt::layer()
                 .with_writer(queue)
                 .with_target(false)
@@ -66,13 +70,47 @@ pub fn init(filter: &str, format: LogFormat) -> Result<LogGuard, String> {
         .with(targets)
         .try_init()
         .map_err(|e| e.to_string())?;
+    // Only the process whose subscriber this is writes access lines itself.
+    let _ = ACCESS.set(access_queue);
     Ok(guard)
+}
+
+/// The queue of the process's own subscriber, once `init` has installed it.
+static ACCESS: OnceLock<LineQueue> = OnceLock::new();
+
+/// Whether an access line at this level would be written (`LOG_LEVEL`): asked before
+/// the request gathers the line's fields.
+pub fn access_enabled(failed: bool) -> bool {
+    if failed {
+        tracing::enabled!(tracing::Level::ERROR)
+    } else {
+        tracing::enabled!(tracing::Level::INFO)
+    }
+}
+
+/// Queues an access-log line, formatted by the output thread; without our subscriber
+/// (the test kit's in-process servers), the line goes through whichever is installed.
+pub fn access(line: AccessLine) {
+    match ACCESS.get() {
+        Some(queue) => queue.send(Entry::Access(Box::new(line))),
+        None => line.emit(),
+    }
+}
+
+/// What the output thread is handed.
+enum Entry {
+    /// A line the subscriber formatted.
+    Line(Vec<u8>),
+    /// An access-log line's fields, formatted by the output thread.
+    Access(Box<AccessLine>),
+    /// Write what is queued and stop.
+    Finish,
 }
 
 /// Where the subscriber writes: each line (event) is handed to the output thread whole.
 #[derive(Clone)]
 struct LineQueue {
-    lines: SyncSender<Vec<u8>>,
+    lines: SyncSender<Entry>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -83,13 +121,18 @@ pub struct LogGuard {
 }
 
 impl LineQueue {
-    fn start(out: impl Write + Send + 'static, capacity: usize) -> (LineQueue, LogGuard) {
+    fn start(
+        out: impl Write + Send + 'static,
+        capacity: usize,
+        format: LogFormat,
+        colour: bool,
+    ) -> (LineQueue, LogGuard) {
         let (lines, received) = mpsc::sync_channel(capacity);
         let dropped = Arc::new(AtomicU64::new(0));
         let counted = dropped.clone();
         let output = std::thread::Builder::new()
             .name("log output".into())
-            .spawn(move || write_lines(received, out, &counted))
+            .spawn(move || write_lines(received, out, &counted, format, colour))
             .ok();
         let queue = LineQueue { lines, dropped };
         let guard = LogGuard {
@@ -98,12 +141,28 @@ impl LineQueue {
         };
         (queue, guard)
     }
+
+    /// Hands an entry over, or counts it as dropped when the queue is full.
+    fn send(&self, entry: Entry) {
+        match self.lines.try_send(entry) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// The output thread: every [`FLUSH_AFTER`], writes the lines queued since in one batch
-/// (64 KiB writes at most), until the guard's empty line. One write per batch, not per
+/// (64 KiB writes at most), until the guard's `Finish`. One write per batch, not per
 /// line: the thread shares the cores with the requests.
-fn write_lines(received: Receiver<Vec<u8>>, out: impl Write, dropped: &AtomicU64) {
+fn write_lines(
+    received: Receiver<Entry>,
+    out: impl Write,
+    dropped: &AtomicU64,
+    format: LogFormat,
+    colour: bool,
+) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     // Output that fails (a closed pipe) has nowhere to be reported: errors are ignored.
     let settle = |out: &mut std::io::BufWriter<_>| {
@@ -120,10 +179,16 @@ fn write_lines(received: Receiver<Vec<u8>>, out: impl Write, dropped: &AtomicU64
         std::thread::sleep(FLUSH_AFTER);
         loop {
             match received.try_recv() {
-                Ok(line) if !line.is_empty() => {
+                Ok(Entry::Line(line)) => {
                     let _ = out.write_all(&line);
                 }
-                Ok(_) | Err(TryRecvError::Disconnected) => {
+                Ok(Entry::Access(line)) => {
+                    let _ = match format {
+                        LogFormat::Text => line.write_text(&mut out, colour),
+                        LogFormat::Json => line.write_json(&mut out),
+                    };
+                }
+                Ok(Entry::Finish) | Err(TryRecvError::Disconnected) => {
                     settle(&mut out);
                     return;
                 }
@@ -156,13 +221,7 @@ impl Drop for LineWriter {
         if self.line.is_empty() {
             return;
         }
-        let line = std::mem::take(&mut self.line);
-        match self.queue.lines.try_send(line) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-            Err(TrySendError::Full(_)) => {
-                self.queue.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.queue.send(Entry::Line(std::mem::take(&mut self.line)));
     }
 }
 
@@ -180,9 +239,9 @@ impl<'a> MakeWriter<'a> for LineQueue {
 impl Drop for LogGuard {
     fn drop(&mut self) {
         // The subscriber keeps a sender for as long as the process lives, so the thread
-        // never sees the channel close: an empty line tells it to finish.
+        // never sees the channel close: `Finish` tells it to.
         if let Some(queue) = self.queue.take() {
-            let _ = queue.lines.send(Vec::new());
+            let _ = queue.lines.send(Entry::Finish);
         }
         if let Some(output) = self.output.take() {
             let _ = output.join();
@@ -213,7 +272,7 @@ mod tests {
     #[test]
     fn every_line_is_written_in_order_by_the_time_the_guard_is_dropped() {
         let out = Captured::default();
-        let (queue, guard) = LineQueue::start(out.clone(), 10_000);
+        let (queue, guard) = LineQueue::start(out.clone(), 10_000, LogFormat::Text, false);
         for n in 0..1000 {
             let mut writer = queue.make_writer();
             writeln!(writer, "line {n}").unwrap();
@@ -227,13 +286,46 @@ mod tests {
     #[test]
     fn a_line_is_written_soon_while_the_server_runs_on() {
         let out = Captured::default();
-        let (queue, _guard) = LineQueue::start(out.clone(), 100);
+        let (queue, _guard) = LineQueue::start(out.clone(), 100, LogFormat::Text, false);
         writeln!(queue.make_writer(), "alone").unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while out.0.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(out.0.lock().unwrap().as_slice(), b"alone\n");
+    }
+
+    #[test]
+    fn access_lines_are_formatted_by_the_output_thread_in_the_chosen_format() {
+        for (format, expected) in [
+            (
+                LogFormat::Json,
+                "{\"timestamp\":\"1970-01-01T00:00:01.000000Z\",\"level\":\"INFO\"",
+            ),
+            (
+                LogFormat::Text,
+                "1970-01-01T00:00:01.000000Z  INFO request request_id=-",
+            ),
+        ] {
+            let out = Captured::default();
+            let (queue, guard) = LineQueue::start(out.clone(), 10, format, false);
+            queue.send(Entry::Access(Box::new(AccessLine {
+                at: std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1),
+                failed: false,
+                request_id: None,
+                method: "GET",
+                route: crate::telemetry::Metrics::new().route("/healthz"),
+                status: 200,
+                latency_ms: 0.25,
+                client: "127.0.0.1".to_owned(),
+                user_id: None,
+                token_id: None,
+            })));
+            drop(guard);
+            let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+            assert!(text.starts_with(expected), "{text}");
+            assert_eq!(text.lines().count(), 1, "{text}");
+        }
     }
 
     /// Output that does not move until the test lets it.
@@ -255,7 +347,12 @@ mod tests {
         let gate = Arc::new(Mutex::new(()));
         let out = Captured::default();
         let held = gate.lock().unwrap();
-        let (queue, guard) = LineQueue::start(Stalled(gate.clone(), out.clone()), 4);
+        let (queue, guard) = LineQueue::start(
+            Stalled(gate.clone(), out.clone()),
+            4,
+            LogFormat::Text,
+            false,
+        );
         // The first line reaches the (stalled) output thread; four more fill the queue;
         // the rest would block a request, and are dropped instead.
         let started = std::time::Instant::now();

@@ -89,7 +89,7 @@ async fn reported_tokens_are_revoked_announced_and_the_answer_never_tells(app: T
     let client = app.client();
     client.sign_in(&ada).await;
     let page = client.get("/account/tokens").await;
-    page.assert(200, "Your token \u{201c}laptop\u{201d} was reported exposed at https://github.example/acme/app/blob/main/.env and has been revoked.");
+    page.assert(200, "Your token \u{201c}laptop\u{201d} was reported exposed at https://github.example/acme/app/blob/main/.env and has been revoked. Make a new one for whatever used it. <time datetime=\"");
     assert!(!page.body.contains("ci robot"));
     let notice = tokenpanel::testkit::hidden(&page.body, "notice").expect("a notice id");
     let dismissed = client
@@ -104,6 +104,13 @@ async fn reported_tokens_are_revoked_announced_and_the_answer_never_tells(app: T
     assert!(!page.body.contains("was reported exposed"), "dismissed");
     let list = client.get("/account/tokens/exposed").await;
     list.assert(200, "laptop");
+    // When it was reported: a machine-readable time with the exact one on hover.
+    assert_eq!(
+        list.body.matches("<td><time datetime=\"").count(),
+        1,
+        "{}",
+        list.body
+    );
     assert!(list.body.contains(url));
     assert!(
         !list.body.contains("ci robot"),

@@ -12,6 +12,10 @@
 #   nolog      self again, on a server started with ACCESS_LOG=off: the price of the
 #              access-log line
 #
+# Every run also reports the server's CPU time per request (user + system, read from
+# /proc): on a machine whose other load moves the requests/s, it is the steadier measure
+# of the server's own work.
+#
 # each of the tokenpanel runs on SQLite and on PostgreSQL (a fresh database made on the
 # server of BENCH_PG_URL and dropped at the end; PG=0 skips it), each database seeded
 # with TOKENS tokens (examples/bench_seed.rs).
@@ -82,13 +86,23 @@ p99() { ms "$(awk '$1 == "99%" {print $2}' "$1")"; }
 bad() { awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' "$1"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
-# wrk NAME URL [wrk options…]: a run at CONNECTIONS connections, saved as NAME.
+# CPU time (user + system, in clock ticks) of a process so far.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# The server's CPU microseconds per request of a run: less at the mercy of the machine's
+# other load than requests/s, since it counts the server's own work only.
+cpu_us() { awk -v t="$2" -v n="$(awk '/requests in/ { print $1 }' "$1")" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", t * 1000000 / hz / n; else printf "-" }'; }
+
+# wrk NAME PID URL [wrk options…]: a run at CONNECTIONS connections against the server
+# PID, saved as NAME (and its CPU per request as NAME.cpu).
 measure() {
-  local name=$1 url=$2
-  shift 2
+  local name=$1 pid=$2 url=$3
+  shift 3
+  local before
+  before=$(ticks "$pid")
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" >"$work/$name.txt"
-  printf '  %-22s %9s req/s  p50 %6s ms  p99 %6s ms  %s\n' "$name" "$(rps "$work/$name.txt")" \
-    "$(p50 "$work/$name.txt")" "$(p99 "$work/$name.txt")" "$(bad "$work/$name.txt")"
+  cpu_us "$work/$name.txt" "$(($(ticks "$pid") - before))" >"$work/$name.cpu"
+  printf '  %-22s %9s req/s  p50 %6s ms  p99 %6s ms  %5s us CPU/req  %s\n' "$name" "$(rps "$work/$name.txt")" \
+    "$(p50 "$work/$name.txt")" "$(p99 "$work/$name.txt")" "$(cat "$work/$name.cpu")" "$(bad "$work/$name.txt")"
 }
 
 cat >"$work/all.lua" <<'EOF'
@@ -108,7 +122,7 @@ bare() {
   "$TARGET/release/examples/bare_axum" "127.0.0.1:$((PORT + 1))" >"$work/bare.log" 2>&1 &
   local pid=$!
   wait_for "$bare_base/"
-  measure "$1" "$bare_base/"
+  measure "$1" "$pid" "$bare_base/"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
@@ -137,11 +151,14 @@ backend() {
   sleep 1
   echo "$(rss_mb "$server")" >"$work/rss-idle-$name"
   bare "$name-bare"
-  measure "$name-healthz" "$base/healthz"
-  measure "$name-self" "$base/tokens/self" -H "Fastly-Key: $KEY"
+  measure "$name-healthz" "$server" "$base/healthz"
+  measure "$name-self" "$server" "$base/tokens/self" -H "Fastly-Key: $KEY"
   echo "$(rss_mb "$server")" >"$work/rss-self-$name"
+  local before
+  before=$(ticks "$server")
   KEYS="$work/keys-$name.txt" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$ALL_DURATION" --latency \
     -s "$work/all.lua" "$base/tokens/self" >"$work/$name-all.txt"
+  cpu_us "$work/$name-all.txt" "$(($(ticks "$server") - before))" >"$work/$name-all.cpu"
   printf '  %-22s %9s req/s  p50 %6s ms  p99 %6s ms  %s\n' "$name-all-keys" "$(rps "$work/$name-all.txt")" \
     "$(p50 "$work/$name-all.txt")" "$(p99 "$work/$name-all.txt")" "$(bad "$work/$name-all.txt")"
   echo "$(rss_mb "$server")" >"$work/rss-load-$name"
@@ -152,7 +169,7 @@ backend() {
     "$TARGET/release/tokenpanel" serve >"$work/server-$name-nolog.log" 2>&1 &
   server=$!
   wait_for "$base/readyz"
-  measure "$name-self-nolog" "$base/tokens/self" -H "Fastly-Key: $KEY"
+  measure "$name-self-nolog" "$server" "$base/tokens/self" -H "Fastly-Key: $KEY"
   stop
 }
 
@@ -171,8 +188,8 @@ echo "Load after: $(load)"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo
 echo "Summary: $CONNECTIONS connections, $THREADS wrk thread(s), $DURATION per run ($ALL_DURATION for all keys), $TOKENS tokens seeded"
-printf '  %-40s %9s %8s %8s %9s\n' "" "req/s" "p50 ms" "p99 ms" "x bare"
-row() { printf '  %-40s %9s %8s %8s %9s\n' "$1" "$(rps "$2")" "$(p50 "$2")" "$(p99 "$2")" "$(ratio "$(rps "$2")" "$bare_rps")"; }
+printf '  %-40s %9s %8s %8s %9s %11s\n' "" "req/s" "p50 ms" "p99 ms" "x bare" "CPU us/req"
+row() { printf '  %-40s %9s %8s %8s %9s %11s\n' "$1" "$(rps "$2")" "$(p50 "$2")" "$(p99 "$2")" "$(ratio "$(rps "$2")" "$bare_rps")" "$(cat "${2%.txt}.cpu")"; }
 for b in "${backends[@]}"; do
   bare_rps=$(rps "$work/$b-bare.txt")
   row "bare axum \"ok\" (before $b)" "$work/$b-bare.txt"

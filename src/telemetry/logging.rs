@@ -78,16 +78,6 @@ pub fn init(filter: &str, format: LogFormat) -> Result<LogGuard, String> {
 /// The queue of the process's own subscriber, once `init` has installed it.
 static ACCESS: OnceLock<LineQueue> = OnceLock::new();
 
-/// Whether an access line at this level would be written (`LOG_LEVEL`): asked before
-/// the request gathers the line's fields.
-pub fn access_enabled(failed: bool) -> bool {
-    if failed {
-        tracing::enabled!(tracing::Level::ERROR)
-    } else {
-        tracing::enabled!(tracing::Level::INFO)
-    }
-}
-
 /// Queues an access-log line, formatted by the output thread; without our subscriber
 /// (the test kit's in-process servers), the line goes through whichever is installed.
 pub fn access(line: AccessLine) {

@@ -128,9 +128,11 @@ impl CountedRequestIds {
 impl MakeRequestId for CountedRequestIds {
     fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::try_from(format!("{}-{n}", self.prefix))
-            .ok()
-            .map(RequestId::new)
+        let mut id = Vec::with_capacity(self.prefix.len() + 21);
+        id.extend_from_slice(self.prefix.as_bytes());
+        id.push(b'-');
+        crate::telemetry::text::push_uint(&mut id, n, 1);
+        HeaderValue::try_from(id).ok().map(RequestId::new)
     }
 }
 

@@ -104,6 +104,12 @@ async fn method_not_allowed() -> ApiError {
 
 /// `2024-05-01T12:00:00Z`: the API's timestamp format.
 pub fn timestamp(unix: i64) -> String {
+    let mut out = Vec::with_capacity(20);
+    if crate::telemetry::text::push_rfc3339(&mut out, unix, None) {
+        // Digits and separators only: always UTF-8.
+        return String::from_utf8(out).unwrap_or_default();
+    }
+    // Before 1970 or after 9999: rare enough for the general formatter.
     match time::OffsetDateTime::from_unix_timestamp(unix) {
         Ok(t) => format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",

@@ -13,10 +13,9 @@
 //! (`logging::access`), off the request's path.
 
 use std::convert::Infallible;
-use std::io::Write;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::HeaderValue;
@@ -24,8 +23,8 @@ use axum::response::Response;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use super::logging;
 use super::metrics::{method_label, Metrics, RouteName};
+use super::{logging, text};
 use crate::domain::ids::{TokenId, UserId};
 use crate::http::{take_ready, Answer, ClientIp, ProxyTrust, RequestNotes};
 
@@ -129,7 +128,7 @@ where
                     method,
                     route,
                     status,
-                    latency_ms: elapsed.as_secs_f64() * 1000.0,
+                    latency_micros: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
                     client,
                     user_id,
                     token_id,
@@ -162,7 +161,8 @@ pub struct AccessLine {
     pub method: &'static str,
     pub route: RouteName,
     pub status: u16,
-    pub latency_ms: f64,
+    /// Time to the response headers, written as milliseconds with three decimals.
+    pub latency_micros: u64,
     pub client: String,
     pub user_id: Option<UserId>,
     pub token_id: Option<TokenId>,
@@ -184,75 +184,98 @@ impl AccessLine {
         }
     }
 
+    fn push_timestamp(&self, out: &mut Vec<u8>) {
+        let since = self.at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let unix = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
+        text::push_rfc3339(out, unix, Some(since.subsec_micros()));
+    }
+
+    fn push_latency(&self, out: &mut Vec<u8>) {
+        text::push_uint(out, self.latency_micros / 1000, 1);
+        out.push(b'.');
+        text::push_uint(out, self.latency_micros % 1000, 3);
+    }
+
     /// `LOG_FORMAT=text`: `2026-01-02T03:04:05.678901Z  INFO request request_id=…
-    /// method=GET route=/tokens/self status=200 latency_ms=1.2 client=… user_id="…"
+    /// method=GET route=/tokens/self status=200 latency_ms=1.200 client=… user_id="…"
     /// token_id="…"`, as the subscriber's text lines; `colour` as it colours them.
-    pub fn write_text(&self, out: &mut impl Write, colour: bool) -> std::io::Result<()> {
-        let (dim, italic, reset) = if colour {
-            ("\x1b[2m", "\x1b[3m", "\x1b[0m")
+    pub fn write_text(&self, out: &mut Vec<u8>, colour: bool) {
+        let (dim, italic, reset): (&[u8], &[u8], &[u8]) = if colour {
+            (b"\x1b[2m", b"\x1b[3m", b"\x1b[0m")
         } else {
-            ("", "", "")
+            (b"", b"", b"")
         };
-        let level = match (colour, self.failed) {
-            (false, _) => format!("{:>5}", self.level()),
-            (true, false) => "\x1b[32m INFO\x1b[0m".to_owned(),
-            (true, true) => "\x1b[31mERROR\x1b[0m".to_owned(),
+        out.extend_from_slice(dim);
+        self.push_timestamp(out);
+        out.extend_from_slice(reset);
+        out.extend_from_slice(match (colour, self.failed) {
+            (false, false) => b"  INFO",
+            (false, true) => b" ERROR",
+            (true, false) => b" \x1b[32m INFO\x1b[0m",
+            (true, true) => b" \x1b[31mERROR\x1b[0m",
+        });
+        out.extend_from_slice(b" request");
+        let name = |out: &mut Vec<u8>, name: &str| {
+            out.push(b' ');
+            out.extend_from_slice(italic);
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(reset);
+            out.extend_from_slice(dim);
+            out.push(b'=');
+            out.extend_from_slice(reset);
         };
-        write!(out, "{dim}")?;
-        write_timestamp(out, self.at)?;
-        write!(out, "{reset} {level} request")?;
-        let mut field = |name: &str, value: &dyn std::fmt::Display| {
-            write!(out, " {italic}{name}{reset}{dim}={reset}{value}")
-        };
-        field("request_id", &self.request_id())?;
-        field("method", &self.method)?;
-        field("route", &self.route.as_str())?;
-        field("status", &self.status)?;
-        field("latency_ms", &self.latency_ms)?;
-        field("client", &self.client)?;
+        name(out, "request_id");
+        out.extend_from_slice(self.request_id().as_bytes());
+        name(out, "method");
+        out.extend_from_slice(self.method.as_bytes());
+        name(out, "route");
+        out.extend_from_slice(self.route.as_str().as_bytes());
+        name(out, "status");
+        text::push_uint(out, u64::from(self.status), 1);
+        name(out, "latency_ms");
+        self.push_latency(out);
+        name(out, "client");
+        out.extend_from_slice(self.client.as_bytes());
+        // Strings the subscriber quotes (they were recorded as `&str`).
         if let Some(user) = &self.user_id {
-            field("user_id", &format_args!("{:?}", user.as_str()))?;
+            name(out, "user_id");
+            text::push_json_str(out, user.as_str());
         }
         if let Some(token) = &self.token_id {
-            field("token_id", &format_args!("{:?}", token.as_str()))?;
+            name(out, "token_id");
+            text::push_json_str(out, token.as_str());
         }
-        writeln!(out)
+        out.push(b'\n');
     }
 
     /// `LOG_FORMAT=json`: one object with `timestamp`, `level`, `message` and the fields,
     /// as the subscriber's JSON lines.
-    pub fn write_json(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let string = |out: &mut dyn Write, s: &str| {
-            serde_json::to_writer(out, s).map_err(std::io::Error::other)
-        };
-        out.write_all(b"{\"timestamp\":\"")?;
-        write_timestamp(out, self.at)?;
-        write!(
-            out,
-            "\",\"level\":\"{}\",\"message\":\"request\",\"request_id\":",
-            self.level()
-        )?;
-        string(out, self.request_id())?;
-        write!(out, ",\"method\":\"{}\",\"route\":", self.method)?;
-        string(out, self.route.as_str())?;
-        write!(out, ",\"status\":{},\"latency_ms\":", self.status)?;
-        // Finite by construction (a duration); JSON has no NaN.
-        if self.latency_ms.is_finite() {
-            write!(out, "{}", self.latency_ms)?;
-        } else {
-            out.write_all(b"null")?;
-        }
-        out.write_all(b",\"client\":")?;
-        string(out, &self.client)?;
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        self.push_timestamp(out);
+        out.extend_from_slice(b"\",\"level\":\"");
+        out.extend_from_slice(self.level().as_bytes());
+        out.extend_from_slice(b"\",\"message\":\"request\",\"request_id\":");
+        text::push_json_str(out, self.request_id());
+        out.extend_from_slice(b",\"method\":");
+        text::push_json_str(out, self.method);
+        out.extend_from_slice(b",\"route\":");
+        text::push_json_str(out, self.route.as_str());
+        out.extend_from_slice(b",\"status\":");
+        text::push_uint(out, u64::from(self.status), 1);
+        out.extend_from_slice(b",\"latency_ms\":");
+        self.push_latency(out);
+        out.extend_from_slice(b",\"client\":");
+        text::push_json_str(out, &self.client);
         if let Some(user) = &self.user_id {
-            out.write_all(b",\"user_id\":")?;
-            string(out, user.as_str())?;
+            out.extend_from_slice(b",\"user_id\":");
+            text::push_json_str(out, user.as_str());
         }
         if let Some(token) = &self.token_id {
-            out.write_all(b",\"token_id\":")?;
-            string(out, token.as_str())?;
+            out.extend_from_slice(b",\"token_id\":");
+            text::push_json_str(out, token.as_str());
         }
-        out.write_all(b"}\n")
+        out.extend_from_slice(b"}\n");
     }
 
     /// The line through the subscriber: for a process that did not install ours (the
@@ -262,6 +285,7 @@ impl AccessLine {
         let user_id = self.user_id.as_ref().map(|id| id.as_str());
         let token_id = self.token_id.as_ref().map(|id| id.as_str());
         let route = self.route.as_str();
+        let latency_ms = self.latency_micros as f64 / 1000.0;
         macro_rules! line {
             ($level:ident) => {
                 tracing::$level!(
@@ -269,7 +293,7 @@ impl AccessLine {
                     method = %self.method,
                     route = %route,
                     status = self.status,
-                    latency_ms = self.latency_ms,
+                    latency_ms,
                     client = %self.client,
                     user_id,
                     token_id,
@@ -285,22 +309,6 @@ impl AccessLine {
     }
 }
 
-/// RFC 3339 in UTC with microseconds, as the subscriber writes its timestamps.
-fn write_timestamp(out: &mut (impl Write + ?Sized), at: SystemTime) -> std::io::Result<()> {
-    let at = time::OffsetDateTime::from(at);
-    write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second(),
-        at.microsecond()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,7 +322,7 @@ mod tests {
             method: "GET",
             route: Metrics::new().route("/tokens/{id}"),
             status: if failed { 500 } else { 200 },
-            latency_ms: 1.5,
+            latency_micros: 1_500,
             client: "203.0.113.9".to_owned(),
             user_id: Some(UserId::from_raw("u1")),
             token_id: None,
@@ -324,14 +332,14 @@ mod tests {
     #[test]
     fn text_lines_read_as_the_subscriber_writes_them() {
         let mut out = Vec::new();
-        line(false).write_text(&mut out, false).unwrap();
+        line(false).write_text(&mut out, false);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "2026-01-02T03:04:05.000678Z  INFO request request_id=abc-7 method=GET \
-             route=/tokens/{id} status=200 latency_ms=1.5 client=203.0.113.9 user_id=\"u1\"\n"
+             route=/tokens/{id} status=200 latency_ms=1.500 client=203.0.113.9 user_id=\"u1\"\n"
         );
         let mut out = Vec::new();
-        line(true).write_text(&mut out, false).unwrap();
+        line(true).write_text(&mut out, false);
         assert!(String::from_utf8(out)
             .unwrap()
             .starts_with("2026-01-02T03:04:05.000678Z ERROR request "));
@@ -343,7 +351,7 @@ mod tests {
         let mut access = line(true);
         access.token_id = Some(TokenId::from_raw("t\"1"));
         access.request_id = None;
-        access.write_json(&mut out).unwrap();
+        access.write_json(&mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.ends_with("}\n") && !text.trim_end().contains('\n'),

@@ -154,6 +154,8 @@ fn write_lines(
     colour: bool,
 ) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    // Access lines are formatted here, one after the other, in the same buffer.
+    let mut scratch = Vec::with_capacity(512);
     // Output that fails (a closed pipe) has nowhere to be reported: errors are ignored.
     let settle = |out: &mut std::io::BufWriter<_>| {
         let lost = dropped.swap(0, Ordering::Relaxed);
@@ -173,10 +175,12 @@ fn write_lines(
                     let _ = out.write_all(&line);
                 }
                 Ok(Entry::Access(line)) => {
-                    let _ = match format {
-                        LogFormat::Text => line.write_text(&mut out, colour),
-                        LogFormat::Json => line.write_json(&mut out),
-                    };
+                    scratch.clear();
+                    match format {
+                        LogFormat::Text => line.write_text(&mut scratch, colour),
+                        LogFormat::Json => line.write_json(&mut scratch),
+                    }
+                    let _ = out.write_all(&scratch);
                 }
                 Ok(Entry::Finish) | Err(TryRecvError::Disconnected) => {
                     settle(&mut out);
@@ -306,7 +310,7 @@ mod tests {
                 method: "GET",
                 route: crate::telemetry::Metrics::new().route("/healthz"),
                 status: 200,
-                latency_ms: 0.25,
+                latency_micros: 250,
                 client: "127.0.0.1".to_owned(),
                 user_id: None,
                 token_id: None,

@@ -4,5 +4,6 @@
 pub mod access_log;
 pub mod logging;
 pub mod metrics;
+pub mod text;
 
 pub use metrics::Metrics;

@@ -1,0 +1,142 @@
+//! Writing numbers, times and JSON strings into a byte buffer without `core::fmt`,
+//! for what every request writes: the API's timestamps and the access-log line. The
+//! formatting machinery (`write!`, `format!` with padding) cost more instructions than
+//! the rest of a line; these are plain digit loops.
+
+/// The last Unix second of year 9999: later times need more than four year digits.
+const LAST_FOUR_DIGIT_YEAR: i64 = 253_402_300_799;
+
+/// Appends `n` in decimal, padded with zeros to `width` digits.
+pub fn push_uint(out: &mut Vec<u8>, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = i.min(digits.len().saturating_sub(width));
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// The civil date of a day counted from 1970-01-01 (days ≥ 0): (year, month, day).
+/// Howard Hinnant's `civil_from_days`, for the proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> (i64, u64, u64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u64;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u64;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Appends `2024-05-01T12:00:00Z` (with `.123456` before the `Z` when `micros` is
+/// given), in UTC. False, and nothing appended, for a time before 1970 or after 9999.
+pub fn push_rfc3339(out: &mut Vec<u8>, unix: i64, micros: Option<u32>) -> bool {
+    if !(0..=LAST_FOUR_DIGIT_YEAR).contains(&unix) {
+        return false;
+    }
+    let (year, month, day) = civil_from_days(unix / 86_400);
+    let second = (unix % 86_400) as u64;
+    push_uint(out, year as u64, 4);
+    out.push(b'-');
+    push_uint(out, month, 2);
+    out.push(b'-');
+    push_uint(out, day, 2);
+    out.push(b'T');
+    push_uint(out, second / 3600, 2);
+    out.push(b':');
+    push_uint(out, second / 60 % 60, 2);
+    out.push(b':');
+    push_uint(out, second % 60, 2);
+    if let Some(micros) = micros {
+        out.push(b'.');
+        push_uint(out, u64::from(micros.min(999_999)), 6);
+    }
+    out.push(b'Z');
+    true
+}
+
+/// Appends `s` as a JSON string, quotes included.
+pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    let plain = s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Rare (ids, addresses and route templates never need it): serde_json escapes.
+        // Writing a &str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rfc3339(unix: i64, micros: Option<u32>) -> String {
+        let mut out = Vec::new();
+        push_rfc3339(&mut out, unix, micros);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn numbers_are_padded_to_their_width() {
+        let mut out = Vec::new();
+        push_uint(&mut out, 7, 2);
+        out.push(b' ');
+        push_uint(&mut out, 0, 1);
+        out.push(b' ');
+        push_uint(&mut out, 12345, 2);
+        out.push(b' ');
+        push_uint(&mut out, u64::MAX, 0);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "07 0 12345 18446744073709551615"
+        );
+    }
+
+    #[test]
+    fn times_read_as_the_time_crate_writes_them() {
+        let format =
+            time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+        // Every day boundary, leap days and century years included, and odd seconds.
+        let mut unix = 0;
+        while unix <= LAST_FOUR_DIGIT_YEAR {
+            let expected = time::OffsetDateTime::from_unix_timestamp(unix)
+                .unwrap()
+                .format(&format)
+                .unwrap();
+            assert_eq!(rfc3339(unix, None), expected, "{unix}");
+            unix += 86_400 * 13 + 3_599;
+        }
+        assert_eq!(rfc3339(951_782_400, None), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(LAST_FOUR_DIGIT_YEAR, None), "9999-12-31T23:59:59Z");
+        assert_eq!(
+            rfc3339(1_767_323_045, Some(678)),
+            "2026-01-02T03:04:05.000678Z"
+        );
+        assert_eq!(rfc3339(-1, None), "");
+        assert_eq!(rfc3339(LAST_FOUR_DIGIT_YEAR + 1, None), "");
+    }
+
+    #[test]
+    fn json_strings_are_escaped_when_they_need_it() {
+        let mut out = Vec::new();
+        push_json_str(&mut out, "plain/{id}");
+        out.push(b' ');
+        push_json_str(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#""plain/{id}" "a\"b\\c\nd\u0001é""#
+        );
+    }
+}

@@ -15,6 +15,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower::util::MapResponseLayer;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
@@ -152,22 +153,30 @@ fn with_shared_layers<S>(
 where
     S: Clone + Send + Sync + 'static,
 {
-    // Plain tower layers rather than `from_fn`: every request passes each of them.
-    routes
-        .layer(MapResponseLayer::new(move |mut response: Response| {
-            web::security_headers(hsts, &mut response);
-            response
-        }))
-        .layer(CatchPanicLayer::custom(|_| web::panic_page()))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(ApiAnswerLayer)
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(ObserveLayer::new(observe))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, CountedRequestIds::new()))
+    // Plain tower layers rather than `from_fn`, stacked into one layer: `Router::layer`
+    // boxes each route's service once per call, and every box is allocated again each
+    // time a request clones its route (57 allocations per API request with one call per
+    // layer, callgrind).
+    routes.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, CountedRequestIds::new()))
+            .layer(ObserveLayer::new(observe))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(ApiAnswerLayer)
+            // The layers below answer with bodies of their own types; the ones above
+            // take axum's.
+            .layer(MapResponseLayer::new(IntoResponse::into_response))
+            .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                timeout,
+            ))
+            .layer(CatchPanicLayer::custom(|_| web::panic_page()))
+            .layer(MapResponseLayer::new(move |mut response: Response| {
+                web::security_headers(hsts, &mut response);
+                response
+            })),
+    )
 }
 
 /// Liveness: the process answers requests. Touches nothing else, so a database outage

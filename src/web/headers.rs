@@ -11,8 +11,6 @@ const HSTS: &str = "max-age=31536000";
 
 pub fn security_headers(hsts: bool, response: &mut Response) {
     let headers = response.headers_mut();
-    // Room for all of them at once, rather than the map growing twice on the way.
-    headers.reserve(8);
     // Secure cookies mean the panel is served over HTTPS (COOKIE_SECURE).
     if hsts {
         headers.insert(

@@ -69,11 +69,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(expiry_calendar::routes())
         .merge(exposed_tokens::routes())
         .merge(event_log::routes())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            csrf::protect,
-        ))
-        .layer(sessions);
+        // One layer for both (sessions outside, CSRF inside): each `Router::layer` call
+        // boxes every route again, and requests clone those boxes.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(sessions)
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    csrf::protect,
+                )),
+        );
 
     Router::new()
         .merge(pages)

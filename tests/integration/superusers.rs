@@ -542,12 +542,17 @@ fn listed_names(page: &Page) -> Vec<String> {
         .split(marker)
         .skip(1)
         .filter_map(|rest| rest.split('"').next())
-        .map(|name| name.replace("&#x27;", "'").replace("&amp;", "&"))
+        .map(|name| {
+            name.replace("&#x27;", "'")
+                .replace("&quot;", "\"")
+                .replace("&#34;", "\"")
+                .replace("&amp;", "&")
+        })
         .collect()
 }
 
-/// On PostgreSQL a search of three characters or more may go through the trigram index,
-/// shorter ones (and every search on SQLite) test every name; all must list exactly what
+/// A search of three characters or more may go through a trigram index (pg_trgm, or
+/// FTS5 on SQLite), shorter ones test every name; all must list exactly what
 /// `LIKE '%needle%'` (any case, wildcards taken literally) does.
 async fn account_tokens_name_search_finds_the_same_tokens_with_or_without_its_index(app: TestApp) {
     let (client, boss) = app.signed_in(Role::Superuser).await;
@@ -561,6 +566,7 @@ async fn account_tokens_name_search_finds_the_same_tokens_with_or_without_its_in
         "a_b",
         "axb",
         "back\\slash",
+        "say \"hi\" OR *",
         "to be renamed",
         "to be deleted",
     ];
@@ -598,7 +604,7 @@ async fn account_tokens_name_search_finds_the_same_tokens_with_or_without_its_in
     .fetch_all(app.pool())
     .await
     .unwrap();
-    let cases: [(&str, &[&str]); 17] = [
+    let cases: [(&str, &[&str]); 19] = [
         // One and two characters: no trigram.
         ("d", &["Renamed Robot", "deploy staging", "Deploy Prod"]),
         ("P", &["CI pipeline", "deploy staging", "Deploy Prod"]),
@@ -614,6 +620,9 @@ async fn account_tokens_name_search_finds_the_same_tokens_with_or_without_its_in
         ("0_ off", &[]),
         ("a_b", &["a_b"]),
         ("k\\s", &["back\\slash"]),
+        // FTS5 query syntax is taken literally on SQLite.
+        ("\"hi\" OR *", &["say \"hi\" OR *"]),
+        ("i\" O", &["say \"hi\" OR *"]),
         ("renamed", &["Renamed Robot"]),
         ("to be", &[]),
         ("elsewhere", &[]),

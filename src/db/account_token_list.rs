@@ -97,10 +97,10 @@ fn sets_containing(scope: Scope) -> Vec<String> {
         .collect()
 }
 
-/// A name search matching at most this many tokens of the account is answered from the
-/// SQLite trigram index: the matches are looked up and sorted (a few milliseconds at
-/// this count). More, and the page is found faster by walking the sort order and
-/// testing names until it is full.
+/// A name search that at most this many names (of every account) contain is answered
+/// from the SQLite trigram index: the matches are looked up and sorted (a few
+/// milliseconds at this count). More, and the page is found faster by walking the sort
+/// order and testing names until it is full.
 const FEW_NAME_MATCHES: i64 = 1_000;
 
 /// The trigram index needs three characters to look anything up. A NUL would end the
@@ -115,21 +115,17 @@ fn fts_phrase(needle: &str) -> String {
     format!("\"{}\"", needle.replace('"', "\"\""))
 }
 
-/// How many tokens of the account (up to `FEW_NAME_MATCHES + 1`) the SQLite trigram
-/// index names as containing `needle`: a superset of the LIKE matches (the index folds
-/// case beyond ASCII).
-async fn sqlite_name_candidates<'e>(
-    ex: impl Exec<'e>,
-    account_id: &AccountId,
-    needle: &str,
-) -> sqlx::Result<i64> {
+/// How many names (up to `FEW_NAME_MATCHES + 1`) the SQLite trigram index holds as
+/// containing `needle`: a superset of the LIKE matches (the index folds case beyond
+/// ASCII). The index serves every account, and counting only this account's matches
+/// would read all the others' first; counted over all, a needle common elsewhere costs
+/// a walk of this account, as without the index, never more.
+async fn sqlite_name_candidates<'e>(ex: impl Exec<'e>, needle: &str) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM token_name_trigrams f \
-         CROSS JOIN token_names n ON n.id = f.rowid \
-         WHERE f.token_name_trigrams MATCH $1 AND n.account_id = $2 LIMIT $3)",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM token_name_trigrams \
+         WHERE token_name_trigrams MATCH $1 LIMIT $2)",
     )
     .bind(fts_phrase(needle))
-    .bind(account_id)
     .bind(FEW_NAME_MATCHES + 1)
     .fetch_one(ex)
     .await
@@ -176,7 +172,7 @@ impl<'q> Statement<'q> {
 ///
 /// A name search of three characters or more can use the names' trigram index.
 /// PostgreSQL chooses between it and the sort index from its statistics; SQLite keeps
-/// none, so here the index is asked first how many tokens match, and a few are looked
+/// none, so here the index is asked first how many names match, and a few are looked
 /// up from it (`FEW_NAME_MATCHES`). Either way the LIKE below decides, so the rows are
 /// the same.
 #[allow(clippy::too_many_arguments)]
@@ -198,7 +194,7 @@ pub async fn page_ids<'e>(
     };
     let from_few_name_matches = match (backend, filter.name_contains) {
         (Backend::Sqlite, Some(needle)) if trigram_searchable(needle) => {
-            sqlite_name_candidates(ex, account_id, needle).await? <= FEW_NAME_MATCHES
+            sqlite_name_candidates(ex, needle).await? <= FEW_NAME_MATCHES
         }
         _ => false,
     };

@@ -678,6 +678,22 @@ async fn account_tokens_name_search_finds_the_same_tokens_with_or_without_its_in
     assert_eq!(listed_names(&one), ["bulk 0042"]);
     let none = client.get("/account/account-tokens?q=bulk%209").await;
     assert_eq!(listed_names(&none), Vec::<String>::new());
+
+    // A needle that many names of another account contain, and one here.
+    let elsewhere: Vec<_> = (0..1_100)
+        .map(|i| {
+            (
+                TokenSpec::automation(&other, Role::Engineer).named(&format!("common {i:04}")),
+                app.now() + i,
+                None,
+            )
+        })
+        .collect();
+    bench::insert_tokens(&app, elsewhere).await;
+    app.issue_token(TokenSpec::automation(&boss, Role::Engineer).named("Common here"))
+        .await;
+    let common = client.get("/account/account-tokens?q=common").await;
+    assert_eq!(listed_names(&common), ["Common here"]);
 }
 
 /// Token creations, renames and deletions from many tasks at once, each of which also

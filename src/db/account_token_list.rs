@@ -97,6 +97,40 @@ fn sets_containing(scope: Scope) -> Vec<String> {
         .collect()
 }
 
+/// A name search that at most this many names (of every account) contain is answered
+/// from the SQLite trigram index: the matches are looked up and sorted (a few
+/// milliseconds at this count). More, and the page is found faster by walking the sort
+/// order and testing names until it is full.
+const FEW_NAME_MATCHES: i64 = 1_000;
+
+/// The trigram index needs three characters to look anything up. A NUL would end the
+/// FTS5 query early, so such a needle tests every name as before.
+fn trigram_searchable(needle: &str) -> bool {
+    needle.chars().count() >= 3 && !needle.contains('\0')
+}
+
+/// An FTS5 query for names containing `needle`: one quoted phrase, so every character
+/// is taken literally (`"` doubled); the trigram tokenizer then matches substrings.
+fn fts_phrase(needle: &str) -> String {
+    format!("\"{}\"", needle.replace('"', "\"\""))
+}
+
+/// How many names (up to `FEW_NAME_MATCHES + 1`) the SQLite trigram index holds as
+/// containing `needle`: a superset of the LIKE matches (the index folds case beyond
+/// ASCII). The index serves every account, and counting only this account's matches
+/// would read all the others' first; counted over all, a needle common elsewhere costs
+/// a walk of this account, as without the index, never more.
+async fn sqlite_name_candidates<'e>(ex: impl Exec<'e>, needle: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM token_name_trigrams \
+         WHERE token_name_trigrams MATCH $1 LIMIT $2)",
+    )
+    .bind(fts_phrase(needle))
+    .bind(FEW_NAME_MATCHES + 1)
+    .fetch_one(ex)
+    .await
+}
+
 /// Escapes LIKE's wildcards; patterns use `ESCAPE '\'`.
 fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -135,9 +169,15 @@ impl<'q> Statement<'q> {
 /// Finding the ids first needs only columns the sort indexes hold, so the walk through
 /// the account reads index entries alone (SQLite; PostgreSQL where its visibility map
 /// allows an index-only scan), and table rows are read for the 50 shown.
+///
+/// A name search of three characters or more can use the names' trigram index.
+/// PostgreSQL chooses between it and the sort index from its statistics; SQLite keeps
+/// none, so here the index is asked first how many names match, and a few are looked
+/// up from it (`FEW_NAME_MATCHES`). Either way the LIKE below decides, so the rows are
+/// the same.
 #[allow(clippy::too_many_arguments)]
 pub async fn page_ids<'e>(
-    ex: impl Exec<'e>,
+    ex: impl Exec<'e> + Copy,
     backend: Backend,
     account_id: &AccountId,
     filter: &Filter<'_>,
@@ -152,12 +192,30 @@ pub async fn page_ids<'e>(
         args: AnyArguments::default(),
         count: 0,
     };
+    let from_few_name_matches = match (backend, filter.name_contains) {
+        (Backend::Sqlite, Some(needle)) if trigram_searchable(needle) => {
+            sqlite_name_candidates(ex, needle).await? <= FEW_NAME_MATCHES
+        }
+        _ => false,
+    };
     let account = q.arg(account_id.clone())?;
     let now_placeholder = q.arg(now)?;
-    q.sql = format!(
-        "SELECT t.id FROM tokens t WHERE t.account_id = {account} AND {}",
-        still_listed(&now_placeholder)
-    );
+    let listed = still_listed(&now_placeholder);
+    q.sql = match filter.name_contains {
+        Some(needle) if from_few_name_matches => {
+            // CROSS JOIN fixes SQLite's join order: from the index's matches to their
+            // tokens, never a walk through the account probing the index per token.
+            let phrase = q.arg(fts_phrase(needle))?;
+            format!(
+                "SELECT t.id FROM token_name_trigrams f \
+                 CROSS JOIN token_names n ON n.id = f.rowid \
+                 CROSS JOIN tokens t ON t.id = n.token_id \
+                 WHERE f.token_name_trigrams MATCH {phrase} AND n.account_id = {account} \
+                 AND t.account_id = {account} AND {listed}"
+            )
+        }
+        _ => format!("SELECT t.id FROM tokens t WHERE t.account_id = {account} AND {listed}"),
+    };
     if let Some(kind) = filter.kind {
         let p = q.arg(kind)?;
         q.sql.push_str(&format!(" AND t.kind = {p}"));
@@ -201,7 +259,8 @@ pub async fn page_ids<'e>(
         // Case-insensitive on both: SQLite's LIKE already ignores (ASCII) case, and is
         // three times faster without LOWER() when a search has to test every token.
         // PostgreSQL answers a needle of three characters or more that few names
-        // contain from its trigram index on exactly `LOWER(name)` (migration 0053).
+        // contain from its trigram index on exactly `LOWER(name)` (migration 0053);
+        // SQLite from its own (above), with this LIKE still the judge.
         let (column, needle) = match backend {
             Backend::Sqlite => ("t.name", needle.to_owned()),
             Backend::Postgres => ("LOWER(t.name)", needle.to_lowercase()),
@@ -330,6 +389,21 @@ mod tests {
             .iter()
             .all(|s| ScopeSet::parse(s).unwrap().to_string() == *s));
         assert!(!sets_containing(Scope::Global).contains(&"global:read".to_owned()));
+    }
+
+    #[test]
+    fn only_needles_of_three_characters_have_a_trigram() {
+        assert!(!trigram_searchable("ab"));
+        assert!(!trigram_searchable("é_"));
+        assert!(!trigram_searchable("a\0b"));
+        assert!(trigram_searchable("abc"));
+        assert!(trigram_searchable("éèê"));
+    }
+
+    #[test]
+    fn fts_phrases_take_every_character_literally() {
+        assert_eq!(fts_phrase("deploy"), "\"deploy\"");
+        assert_eq!(fts_phrase("a \"b\" OR c*"), "\"a \"\"b\"\" OR c*\"");
     }
 
     #[test]

@@ -178,7 +178,17 @@ async fn sqlite_keeps_its_data_through_0007() {
     let db = connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
-    rebuilds_with_data_and_checks(db).await;
+    rebuilds_with_data_and_checks(db.clone()).await;
+    // 0054 indexed the names of the tokens already stored (t1 was deleted before it).
+    let indexed: Vec<String> = sqlx::query_scalar(
+        "SELECT n.token_id FROM token_name_trigrams f JOIN token_names n ON n.id = f.rowid \
+         WHERE f.token_name_trigrams MATCH '\"EPLO\"'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(indexed, ["t2"]);
+    db.pool.close().await;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }

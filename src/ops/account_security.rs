@@ -32,7 +32,7 @@ pub async fn enable_two_factor(
     let now = ctx.clock.unix();
     let codes = totp::recovery_codes();
     let digests = recovery_digests(&codes);
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let sealed = seal_totp_secret(ctx, user_id, totp_secret);
     user_store::enable_totp(&mut *tx, user_id, &sealed, step).await?;
     user_store::replace_recovery_codes(&mut tx, user_id, &digests, now).await?;
@@ -59,7 +59,7 @@ pub async fn disable_two_factor(
     ip: &str,
 ) -> Result<(), sqlx::Error> {
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     user_store::disable_totp(&mut *tx, user_id).await?;
     user_store::replace_recovery_codes(&mut tx, user_id, &[], now).await?;
     session_store::delete_for_user(&mut *tx, user_id, keep).await?;
@@ -85,7 +85,7 @@ pub async fn update_settings(
 ) -> Result<(), sqlx::Error> {
     let now = ctx.clock.unix();
     let on_off = |on: bool| if on { "on" } else { "off" };
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     account_store::update_settings(&mut *tx, &account.id, force_2fa, force_sso).await?;
     let event = NewEvent::new(
         EventType::AccountUpdate,
@@ -116,7 +116,7 @@ pub async fn update_token_policy(
     ip: &str,
 ) -> Result<(), sqlx::Error> {
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let before = token_policy_store::find(&mut *tx, account_id).await?;
     token_policy_store::save(&mut *tx, account_id, policy, now).await?;
     let rules = |p: &TokenPolicy| {
@@ -150,7 +150,7 @@ pub async fn regenerate_recovery_codes(
 ) -> Result<Vec<String>, sqlx::Error> {
     let now = ctx.clock.unix();
     let codes = totp::recovery_codes();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     user_store::replace_recovery_codes(&mut tx, user_id, &recovery_digests(&codes), now).await?;
     let event = NewEvent::new(
         EventType::TwoFactorRecoveryCodes,
@@ -209,7 +209,7 @@ pub async fn change_password(
     }
     let hash = ctx.passwords.hash(new).await?;
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     user_store::set_password(&mut *tx, &user.id, &hash).await?;
     let ended = session_store::delete_for_user(&mut *tx, &user.id, keep).await?;
     let event = NewEvent::new(EventType::UserPasswordUpdate, "Changed their password")
@@ -230,7 +230,7 @@ pub async fn reset_password(ctx: &Context, email: &str, hash: &str) -> Result<bo
         return Ok(false);
     };
     let account = super::authentication::default_account(ctx, &user.id).await?;
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     user_store::set_password(&mut *tx, &user.id, hash).await?;
     let ended = session_store::delete_for_user(&mut *tx, &user.id, None).await?;
     let mut event = NewEvent::new(
@@ -256,7 +256,7 @@ pub async fn end_session(
     id_digest: &str,
     ip: &str,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     if !session_store::delete_one(&mut *tx, user_id, id_digest).await? {
         return Ok(false);
     }
@@ -277,7 +277,7 @@ pub async fn end_other_sessions(
     keep: Option<&str>,
     ip: &str,
 ) -> Result<u64, sqlx::Error> {
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let ended = session_store::delete_for_user(&mut *tx, user_id, keep).await?;
     let event = NewEvent::new(EventType::UserLogout, "Signed out all other sessions")
         .account(account_id)

@@ -25,7 +25,7 @@ pub async fn new_key(
 ) -> Result<String, sqlx::Error> {
     let key = random::base62(KEY_LEN);
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     calendar_store::put(&mut *tx, user_id, &secret::digest(&key), now).await?;
     let event = NewEvent::new(
         EventType::UserUpdate,
@@ -48,7 +48,7 @@ pub async fn revoke_key(
     ip: &str,
 ) -> Result<bool, sqlx::Error> {
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     if !calendar_store::delete(&mut *tx, user_id).await? {
         return Ok(false);
     }

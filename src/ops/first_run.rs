@@ -49,7 +49,7 @@ pub async fn set_up(
 ) -> Result<Option<(AccountId, UserId)>, sqlx::Error> {
     let now = ctx.clock.unix();
     let (account_id, user_id) = (AccountId::generate(), UserId::generate());
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     if !setup_secret_store::consume_all(&mut *tx, &secret::digest(secret_value)).await?
         || user_store::count(&mut *tx).await? > 0
     {

@@ -79,7 +79,7 @@ pub async fn invite(
     } else {
         &[]
     };
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     if member_store::find_by_email(&mut *tx, acting.account_id, new.email)
         .await?
         .is_some()
@@ -143,7 +143,7 @@ pub async fn reissue(
 ) -> Result<Issued, InvitationError> {
     let now = ctx.clock.unix();
     let secret = new_secret();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     if !invitation_store::reissue(
         &mut *tx,
         acting.account_id,
@@ -182,7 +182,7 @@ pub async fn revoke(
     id: &InvitationId,
 ) -> Result<(), InvitationError> {
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let invitation = invitation_store::find(&mut *tx, acting.account_id, id)
         .await?
         .ok_or(InvitationError::Gone)?;
@@ -355,7 +355,7 @@ pub async fn accept_as_new_user(
     ip: &str,
 ) -> Result<(UserId, AccountId), InvitationError> {
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let spent = spend(&mut tx, link, now).await?;
     let user_id = UserId::generate();
     match user_store::create(
@@ -386,7 +386,7 @@ pub async fn accept_as_user(
     ip: &str,
 ) -> Result<AccountId, InvitationError> {
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let spent = spend(&mut tx, link, now).await?;
     if spent.invitation.email != user.email {
         return Err(InvitationError::WrongUser);
@@ -398,7 +398,7 @@ pub async fn accept_as_user(
             // The failed insert aborted the transaction on PostgreSQL: spend the link
             // in a fresh one.
             tx.rollback().await?;
-            let mut tx = ctx.db.pool.begin().await?;
+            let mut tx = ctx.db.begin().await?;
             spend(&mut tx, link, now).await?;
             tx.commit().await?;
             return Ok(account_id);
@@ -419,7 +419,7 @@ pub async fn decline(
     ip: &str,
 ) -> Result<(), InvitationError> {
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let invitation = spend(&mut tx, link, now).await?.invitation;
     let event = NewEvent::new(
         EventType::InvitationDecline,

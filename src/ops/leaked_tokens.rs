@@ -99,7 +99,7 @@ async fn revoke_one(
     }
     let now = ctx.clock.unix();
     let source = source_url.map(|s| format!(" at {s}")).unwrap_or_default();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     exposure_store::record(&mut *tx, token, source_url, now).await?;
     let what = match (token.kind, &token.owner_name) {
         (TokenKind::Automation, _) => {

@@ -70,7 +70,7 @@ pub async fn change_role(
 ) -> Result<(), MembershipError> {
     let account_id = acting.account_id;
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let member = lock_and_find(&mut tx, ctx.db.backend, account_id, user_id).await?;
     let from = member.role;
     let superusers = member_store::count_superusers(&mut *tx, account_id).await?;
@@ -113,7 +113,7 @@ pub async fn set_service_access(
 ) -> Result<(), MembershipError> {
     let account_id = acting.account_id;
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let member = lock_and_find(&mut tx, ctx.db.backend, account_id, user_id).await?;
     if member.role != Role::Engineer {
         return Err(MembershipError::NotFound);
@@ -176,7 +176,7 @@ pub async fn end_membership(
 ) -> Result<(), MembershipError> {
     let account_id = acting.account_id;
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let member = lock_and_find(&mut tx, ctx.db.backend, account_id, user_id).await?;
     let superusers = member_store::count_superusers(&mut *tx, account_id).await?;
     let others = member_store::count_other_memberships(&mut *tx, account_id, user_id).await?;
@@ -236,7 +236,7 @@ pub async fn create_member(
     now: i64,
 ) -> Result<Option<UserId>, sqlx::Error> {
     let user_id = UserId::generate();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     match user_store::create(&mut *tx, &user_id, email, name, password_hash, now).await {
         Err(e) if is_unique_violation(&e) => return Ok(None),
         other => other?,

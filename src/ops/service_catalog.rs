@@ -99,7 +99,7 @@ pub async fn create(
 ) -> Result<ServiceId, CatalogError> {
     let id = ServiceId::generate();
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     if let Err(e) = service_store::create(&mut *tx, account_id, &id, name, now).await {
         return Err(if is_unique_violation(&e) {
             CatalogError::NameTaken
@@ -142,7 +142,7 @@ pub async fn rename(
     ip: &str,
 ) -> Result<(), CatalogError> {
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     match service_store::rename(&mut *tx, &service.account_id, &service.id, name).await {
         Ok(true) => {}
         Ok(false) => return Err(CatalogError::NotFound),
@@ -172,7 +172,7 @@ pub async fn delete(
     ip: &str,
 ) -> Result<(), CatalogError> {
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     if !service_store::lock(&mut tx, ctx.db.backend, &service.account_id, &service.id).await? {
         return Err(CatalogError::NotFound);
     }

@@ -451,7 +451,7 @@ pub async fn commit(
 /// Announces changes made outside a transaction of ours (an operator's edit, a test
 /// setting a scene): every node forgets them.
 pub async fn announce(ctx: &Context, changes: &[Change]) -> sqlx::Result<()> {
-    let tx = ctx.db.pool.begin().await?;
+    let tx = ctx.db.begin().await?;
     commit(ctx, tx, changes).await
 }
 

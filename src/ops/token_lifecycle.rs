@@ -135,7 +135,7 @@ pub async fn issue_with_secret(
         rolled_from: request.rolled.map(|r| r.from),
     };
     let limit = ctx.settings.token_limit;
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     // The handlers checked the services, but one can be deleted in between: its lock
     // (service_store::lock) makes this insert wait, then fail on the foreign key.
     let created = match store::create(&mut tx, ctx.db.backend, &token, limit).await {
@@ -272,7 +272,7 @@ pub async fn delete_own(
     ip: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let Some(name) = store::delete_owned(&mut *tx, account_id, user_id, token_id).await? else {
         return Ok(false);
     };
@@ -309,7 +309,7 @@ pub async fn sweep_unused(ctx: &Context) -> Result<u64, sqlx::Error> {
     // Accounts with a shorter window first, one transaction each.
     for (account_id, days) in token_policy_store::inactivity_windows(&ctx.db.pool).await? {
         let cutoff = now.unix_timestamp() - days * token_policy::DAY;
-        let mut tx = ctx.db.pool.begin().await?;
+        let mut tx = ctx.db.begin().await?;
         let deleted = store::delete_unused_in_account_before(&mut *tx, &account_id, cutoff).await?;
         let reason = format!("unused for {days} days");
         record_swept(&mut tx, &deleted, &reason, now.unix_timestamp()).await?;
@@ -317,7 +317,7 @@ pub async fn sweep_unused(ctx: &Context) -> Result<u64, sqlx::Error> {
         token_cache::commit(ctx, tx, &[Change::Tokens(ids)]).await?;
         swept += deleted.len() as u64;
     }
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let deleted = store::delete_unused_before(&mut *tx, unused_cutoff(now)).await?;
     record_swept(
         &mut tx,
@@ -454,7 +454,7 @@ async fn legacy_user(ctx: &Context, account_id: &AccountId) -> Result<UserId, sq
     }
     let id = UserId::generate();
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     user_store::create_synthetic(&mut *tx, &id, &email, LEGACY_USER_NAME, now).await?;
     // Legacy keys had the whole account's powers.
     member_store::add(&mut *tx, account_id, &id, Role::Superuser, now).await?;
@@ -510,7 +510,7 @@ pub async fn revoke(
         }
     }
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     for id in unique.iter().copied() {
         let Some(deleted) = store::delete_scoped(&mut *tx, &revocation.scope, id).await? else {
             tx.rollback().await?;
@@ -701,7 +701,7 @@ async fn record_throttled(
     event: &NewEvent<'_>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let first_this_minute = match throttle {
         Throttle::AddressRefused(id) => store::note_address_refused(&mut *tx, id, now).await?,
         Throttle::RetiredSecretUsed(digest) => {
@@ -722,7 +722,7 @@ pub const RETIRED_SECRETS_KEPT: i64 = 90 * 86_400;
 /// housekeeping (and `tokenpanel sweep`) runs it; the lists hide such tokens before.
 pub async fn sweep_rolled(ctx: &Context) -> Result<u64, sqlx::Error> {
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let deleted = store::delete_rolled_over(&mut *tx, now).await?;
     for token in &deleted {
         let event = NewEvent::new(
@@ -758,7 +758,7 @@ pub async fn elevate(
     ip: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     let now = ctx.clock.unix();
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     store::set_sudo(&mut *tx, token_id, until).await?;
     let event = NewEvent::new(EventType::TokenSudo, "Put an API token in sudo mode")
         .account(account_id)

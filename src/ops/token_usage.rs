@@ -106,7 +106,7 @@ impl TokenUsage {
             return Ok(0);
         }
         let result = async {
-            let mut tx = db.pool.begin().await?;
+            let mut tx = db.begin().await?;
             for (id, used) in &batch {
                 token_store::record_use(&mut *tx, id, used.at, &used.ip, used.agent.as_deref())
                     .await?;

@@ -96,7 +96,11 @@ pub fn config(database_url: &str, secret_key: Option<String>, trust_forwarded_fo
 /// by one set is never taken for another.
 pub fn migrations_fingerprint() -> String {
     let mut hash = Sha256::new();
-    let sets = [&crate::db::MIGRATOR, &crate::db::POSTGRES_MIGRATOR];
+    let sets = [
+        &crate::db::MIGRATOR,
+        &crate::db::SQLITE_MIGRATOR,
+        &crate::db::POSTGRES_MIGRATOR,
+    ];
     for migration in sets.into_iter().flat_map(|set| set.iter()) {
         hash.update(migration.version.to_be_bytes());
         hash.update(&migration.checksum[..]);

@@ -78,6 +78,62 @@ async fn a_banner_on_every_page_names_tokens_expiring_within_a_week(app: TestApp
         "not another user's token"
     );
 
+    // A superuser's own tokens and the automation tokens are named together, soonest
+    // first, five at most; rolled-over tokens are not named.
+    for (name, hours) in [("own first", 2), ("own fourth", 30), ("own seventh", 100)] {
+        app.issue_token(
+            TokenSpec::user(&root)
+                .named(name)
+                .expires_at(app.now() + hours * 3_600),
+        )
+        .await;
+    }
+    for (name, hours) in [
+        ("robot third", 20),
+        ("robot fifth", 40),
+        ("robot sixth", 50),
+    ] {
+        app.issue_token(
+            TokenSpec::automation(&root, Role::Engineer)
+                .named(name)
+                .expires_at(app.now() + hours * 3_600),
+        )
+        .await;
+    }
+    let rolled = app
+        .issue_token(
+            TokenSpec::automation(&root, Role::Engineer)
+                .named("robot rolled")
+                .expires_at(app.now() + 3_600),
+        )
+        .await;
+    sqlx::query("UPDATE tokens SET replaced_by = id WHERE id = $1")
+        .bind(&rolled.id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let page = su.get("/account/tokens").await;
+    let named: Vec<&str> = page
+        .body
+        .split("<li>")
+        .skip(1)
+        .filter_map(|item| item.split(':').next())
+        .filter(|item| !item.contains('<'))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            "own first",
+            "robot third (automation token)",
+            "robot soon (automation token)",
+            "own fourth",
+            "robot fifth (automation token)",
+        ],
+        "{}",
+        page.body
+    );
+    page.assert(200, "<li>and more</li>");
+
     // Past its expiry a token leaves the banner.
     app.clock.advance(3 * DAY + 120);
     let page = client.get("/account/tokens").await;

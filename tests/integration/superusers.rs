@@ -12,6 +12,7 @@ on_both_databases!(
     a_superuser_cannot_reach_another_account,
     account_tokens_list_filters_sorts_and_pages,
     account_tokens_name_search_finds_the_same_tokens_with_or_without_its_index,
+    concurrent_token_writes_all_succeed_and_the_search_follows_them,
     revoke_one_or_several_all_or_nothing,
     automation_tokens_need_sudo_and_follow_their_role,
     automation_tokens_survive_their_creator,
@@ -541,12 +542,17 @@ fn listed_names(page: &Page) -> Vec<String> {
         .split(marker)
         .skip(1)
         .filter_map(|rest| rest.split('"').next())
-        .map(|name| name.replace("&#x27;", "'").replace("&amp;", "&"))
+        .map(|name| {
+            name.replace("&#x27;", "'")
+                .replace("&quot;", "\"")
+                .replace("&#34;", "\"")
+                .replace("&amp;", "&")
+        })
         .collect()
 }
 
-/// On PostgreSQL a search of three characters or more may go through the trigram index,
-/// shorter ones (and every search on SQLite) test every name; all must list exactly what
+/// A search of three characters or more may go through a trigram index (pg_trgm, or
+/// FTS5 on SQLite), shorter ones test every name; all must list exactly what
 /// `LIKE '%needle%'` (any case, wildcards taken literally) does.
 async fn account_tokens_name_search_finds_the_same_tokens_with_or_without_its_index(app: TestApp) {
     let (client, boss) = app.signed_in(Role::Superuser).await;
@@ -560,6 +566,7 @@ async fn account_tokens_name_search_finds_the_same_tokens_with_or_without_its_in
         "a_b",
         "axb",
         "back\\slash",
+        "say \"hi\" OR *",
         "to be renamed",
         "to be deleted",
     ];
@@ -597,7 +604,7 @@ async fn account_tokens_name_search_finds_the_same_tokens_with_or_without_its_in
     .fetch_all(app.pool())
     .await
     .unwrap();
-    let cases: [(&str, &[&str]); 17] = [
+    let cases: [(&str, &[&str]); 19] = [
         // One and two characters: no trigram.
         ("d", &["Renamed Robot", "deploy staging", "Deploy Prod"]),
         ("P", &["CI pipeline", "deploy staging", "Deploy Prod"]),
@@ -613,6 +620,9 @@ async fn account_tokens_name_search_finds_the_same_tokens_with_or_without_its_in
         ("0_ off", &[]),
         ("a_b", &["a_b"]),
         ("k\\s", &["back\\slash"]),
+        // FTS5 query syntax is taken literally on SQLite.
+        ("\"hi\" OR *", &["say \"hi\" OR *"]),
+        ("i\" O", &["say \"hi\" OR *"]),
         ("renamed", &["Renamed Robot"]),
         ("to be", &[]),
         ("elsewhere", &[]),
@@ -668,6 +678,101 @@ async fn account_tokens_name_search_finds_the_same_tokens_with_or_without_its_in
     assert_eq!(listed_names(&one), ["bulk 0042"]);
     let none = client.get("/account/account-tokens?q=bulk%209").await;
     assert_eq!(listed_names(&none), Vec::<String>::new());
+
+    // A needle that many names of another account contain, and one here.
+    let elsewhere: Vec<_> = (0..1_100)
+        .map(|i| {
+            (
+                TokenSpec::automation(&other, Role::Engineer).named(&format!("common {i:04}")),
+                app.now() + i,
+                None,
+            )
+        })
+        .collect();
+    bench::insert_tokens(&app, elsewhere).await;
+    app.issue_token(TokenSpec::automation(&boss, Role::Engineer).named("Common here"))
+        .await;
+    let common = client.get("/account/account-tokens?q=common").await;
+    assert_eq!(listed_names(&common), ["Common here"]);
+}
+
+/// Token creations, renames and deletions from many tasks at once, each of which also
+/// writes SQLite's names index (triggers on `tokens`), while another transaction holds
+/// the write lock: they wait for it, none fails with "database is locked" (as a
+/// deferred transaction on a connection that has not yet written the index does), and
+/// the search then lists exactly the names stored.
+async fn concurrent_token_writes_all_succeed_and_the_search_follows_them(app: TestApp) {
+    let (client, boss) = app.signed_in(Role::Superuser).await;
+    let mut spares = Vec::new();
+    for i in 0..30 {
+        spares.push(
+            app.issue_token(TokenSpec::user(&boss).named(&format!("spare {i:02}")))
+                .await,
+        );
+    }
+    // Three rounds of writes, each its own task and all of a round started at once: 50
+    // creations, spares deleting themselves through the API, spares renamed (as an
+    // operator would, outside any transaction).
+    for round in 0..3 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in round * 50..(round + 1) * 50 {
+            let issuer = app.issuer();
+            let spec = TokenSpec::automation(&boss, Role::Engineer).named(&format!("raced {i:03}"));
+            tasks.spawn(async move {
+                issuer
+                    .issue(spec)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("create: {e:?}"))
+            });
+        }
+        for spare in spares[..20].iter().skip(round).step_by(3) {
+            let (api, key) = (app.api(), spare.key.clone());
+            tasks.spawn(async move {
+                let reply = api.delete("/tokens/self", &key).await;
+                match reply.status {
+                    204 => Ok(()),
+                    status => Err(format!("delete answered {status}: {}", reply.text)),
+                }
+            });
+        }
+        for spare in spares[20..].iter().skip(round).step_by(3) {
+            let (pool, id) = (app.pool().clone(), spare.id.clone());
+            tasks.spawn(async move {
+                sqlx::query("UPDATE tokens SET name = 'renamed ' || name WHERE id = $1")
+                    .bind(&id)
+                    .execute(&pool)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("rename: {e}"))
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap().unwrap();
+        }
+    }
+    let sorted = |mut names: Vec<String>| {
+        names.sort();
+        names
+    };
+    // Fewer than a page each: "raced 1" is 100 to 149, "aced 07" 070 to 079.
+    for (needle, range) in [("raced%201", 100..150), ("aced%2007", 70..80)] {
+        let page = client
+            .get(&format!("/account/account-tokens?q={needle}"))
+            .await;
+        let expected: Vec<String> = range.map(|i| format!("raced {i:03}")).collect();
+        assert_eq!(sorted(listed_names(&page)), expected, "q={needle}");
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE name LIKE 'raced %'")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 150);
+    let renamed = client.get("/account/account-tokens?q=renamed").await;
+    let expected: Vec<String> = (20..30).map(|i| format!("renamed spare {i}")).collect();
+    assert_eq!(sorted(listed_names(&renamed)), expected);
+    let deleted = client.get("/account/account-tokens?q=spare%200").await;
+    assert_eq!(listed_names(&deleted), Vec::<String>::new());
 }
 
 async fn revoke_one_or_several_all_or_nothing(app: TestApp) {

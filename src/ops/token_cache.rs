@@ -182,6 +182,21 @@ pub struct Cached {
 }
 
 impl Cached {
+    pub fn new(mut presented: Presented, access: ServiceAccess, loaded_at: i64) -> Cached {
+        // The last use lives beside the row (it changes with every request), not twice.
+        let last_use = LastUse {
+            at: presented.token.last_used_at.take(),
+            ip: presented.token.last_used_ip.take(),
+            agent: presented.token.last_used_agent.take(),
+        };
+        Cached {
+            presented,
+            access,
+            loaded_at,
+            last_use: Mutex::new(last_use),
+        }
+    }
+
     /// Notes a use by this node and returns the token as it stood before it: its last
     /// use is the latest this node saw (or the database had when the entry was loaded).
     pub fn used(&self, at: i64, ip: &str, agent: Option<&str>) -> Token {
@@ -295,11 +310,9 @@ impl TokenCache {
     ) -> sqlx::Result<Lookup> {
         let live = self.is_live();
         if live {
-            if let Some(entry) = lock(self.shard(key)).get(key) {
-                if now - entry.loaded_at < TTL_SECONDS && now >= entry.loaded_at {
-                    self.0.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Lookup::Found(entry.clone()));
-                }
+            if let Some(entry) = self.fresh(key, now) {
+                self.0.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(Lookup::Found(entry));
             }
         }
         if let Some(wait) = self.unknown_wait(ip, now) {
@@ -316,13 +329,17 @@ impl TokenCache {
             let mut shard = lock(self.shard(key));
             // A change announced since the load began may not be in what was read.
             if self.is_live() && self.0.generation.load(Ordering::Acquire) == generation {
-                if shard.len() >= PER_SHARD && !shard.contains_key(key) {
-                    evict(&mut shard, now);
-                }
-                shard.insert(*key, entry.clone());
+                keep(&mut shard, key, entry.clone(), now);
             }
         }
         Ok(Lookup::Found(entry))
+    }
+
+    /// The entry under `key` if it was loaded less than [`TTL_SECONDS`] ago.
+    fn fresh(&self, key: &[u8; 32], now: i64) -> Option<Arc<Cached>> {
+        let shard = lock(self.shard(key));
+        let entry = shard.get(key)?;
+        (now - entry.loaded_at < TTL_SECONDS && now >= entry.loaded_at).then(|| entry.clone())
     }
 
     /// Drops every entry a change touches, on this node.
@@ -391,6 +408,35 @@ impl TokenCache {
     }
 }
 
+/// For the memory benchmark: entries stored and hit without a database.
+#[cfg(feature = "testkit")]
+impl TokenCache {
+    /// Stores what a load of `key` would have read.
+    pub fn keep_loaded(
+        &self,
+        key: &[u8; 32],
+        presented: Presented,
+        access: ServiceAccess,
+        now: i64,
+    ) {
+        let entry = Arc::new(Cached::new(presented, access, now));
+        keep(&mut lock(self.shard(key)), key, entry, now);
+    }
+
+    /// What a hit on `key` gives the caller, as `api::caller` takes it.
+    pub fn hit(&self, key: &[u8; 32], now: i64, ip: &str, agent: Option<&str>) -> Option<Token> {
+        Some(self.fresh(key, now)?.used(now, ip, agent))
+    }
+}
+
+/// Stores an entry, making room first when the shard is full.
+fn keep(shard: &mut Shard, key: &[u8; 32], entry: Arc<Cached>, now: i64) {
+    if shard.len() >= PER_SHARD && !shard.contains_key(key) {
+        evict(shard, now);
+    }
+    shard.insert(*key, entry);
+}
+
 /// Makes room in a full shard: entries past their time first, else one at random.
 fn evict(shard: &mut Shard, now: i64) {
     shard.retain(|_, e| now - e.loaded_at < TTL_SECONDS);
@@ -404,14 +450,8 @@ fn evict(shard: &mut Shard, now: i64) {
 /// Reads a token and, for a user token whose owner is a member, the owner's service
 /// access.
 async fn load(db: &Db, key: &[u8; 32], now: i64) -> sqlx::Result<Option<Cached>> {
-    let Some(mut presented) = token_store::authenticate(&db.pool, &secret::hex(key)).await? else {
+    let Some(presented) = token_store::authenticate(&db.pool, &secret::hex(key)).await? else {
         return Ok(None);
-    };
-    // The last use lives beside the row (it changes with every request), not twice.
-    let last_use = LastUse {
-        at: presented.token.last_used_at.take(),
-        ip: presented.token.last_used_ip.take(),
-        agent: presented.token.last_used_agent.take(),
     };
     let token = &presented.token;
     let access = match (token.kind, &token.user_id, presented.member_role) {
@@ -420,12 +460,7 @@ async fn load(db: &Db, key: &[u8; 32], now: i64) -> sqlx::Result<Option<Cached>>
         }
         _ => ServiceAccess::All,
     };
-    Ok(Some(Cached {
-        presented,
-        access,
-        loaded_at: now,
-        last_use: Mutex::new(last_use),
-    }))
+    Ok(Some(Cached::new(presented, access, now)))
 }
 
 /// Records the changes in `tx` (a NOTIFY on PostgreSQL, a log row on SQLite), commits

@@ -17,12 +17,14 @@ use std::time::Instant;
 
 use tokenpanel::testkit::bench::filled_token_cache;
 
-/// Counts live bytes (requested and as glibc lays them out) and allocations.
+/// Counts live bytes (requested and as glibc lays them out) and blocks, and allocations
+/// (a `realloc` counts as one).
 struct Counting;
 
 static REQUESTED: AtomicU64 = AtomicU64::new(0);
 static CHUNKS: AtomicU64 = AtomicU64::new(0);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static BLOCKS: AtomicU64 = AtomicU64::new(0);
 
 /// The size of glibc's chunk for a request of `size` bytes on a 64-bit system.
 fn chunk(size: usize) -> u64 {
@@ -34,12 +36,14 @@ unsafe impl GlobalAlloc for Counting {
         REQUESTED.fetch_add(layout.size() as u64, Relaxed);
         CHUNKS.fetch_add(chunk(layout.size()), Relaxed);
         ALLOCATIONS.fetch_add(1, Relaxed);
+        BLOCKS.fetch_add(1, Relaxed);
         System.alloc(layout)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         REQUESTED.fetch_sub(layout.size() as u64, Relaxed);
         CHUNKS.fetch_sub(chunk(layout.size()), Relaxed);
+        BLOCKS.fetch_sub(1, Relaxed);
         System.dealloc(ptr, layout)
     }
 
@@ -61,6 +65,7 @@ struct Snapshot {
     requested: u64,
     chunks: u64,
     allocations: u64,
+    blocks: u64,
 }
 
 fn snapshot() -> Snapshot {
@@ -68,6 +73,7 @@ fn snapshot() -> Snapshot {
         requested: REQUESTED.load(Relaxed),
         chunks: CHUNKS.load(Relaxed),
         allocations: ALLOCATIONS.load(Relaxed),
+        blocks: BLOCKS.load(Relaxed),
     }
 }
 
@@ -104,10 +110,10 @@ fn main() {
     );
     let per = |a: u64, b: u64| (a - b) as f64 / held as f64;
     println!(
-        "{entries} entries loaded, {held} held: {:.0} bytes each requested, {:.0} with malloc overhead, {:.1} allocations each",
+        "{entries} entries loaded, {held} held: {:.0} bytes each requested, {:.0} with malloc overhead, in {:.1} blocks",
         per(filled.requested, before.requested),
         per(filled.chunks, before.chunks),
-        per(filled.allocations, before.allocations),
+        per(filled.blocks, before.blocks),
     );
 
     // Every token used once, from one address with one agent (as `bench/api.sh` does

@@ -59,15 +59,6 @@ impl Token {
     pub fn is_rolled_over(&self, now: i64) -> bool {
         self.replaced_by.is_some() && self.is_expired(now)
     }
-
-    /// Whether a call from `ip` may use the token.
-    pub fn allows_address(&self, ip: Option<std::net::IpAddr>) -> bool {
-        match (&self.allowed_cidrs, ip) {
-            (None, _) => true,
-            (Some(list), Some(ip)) => list.allows(ip),
-            (Some(_), None) => false,
-        }
-    }
 }
 
 const TOKEN_COLUMNS: &str = "id, account_id, kind, user_id, name, scope, role, tls_access, \

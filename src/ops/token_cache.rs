@@ -36,10 +36,14 @@ use sqlx::{Any, Transaction};
 
 use super::Context;
 use crate::db::token_store::{self, Presented, Token};
+
+mod entry;
 use crate::db::{member_store, Backend, Db};
 use crate::domain::access::ServiceAccess;
 use crate::domain::ids::{AccountId, TokenId, UserId};
 use crate::domain::secret::{self, TokenKind};
+use entry::Agents;
+pub use entry::Cached;
 
 /// The PostgreSQL channel changes are announced on.
 pub const CHANNEL: &str = "tokenpanel_token_cache";
@@ -85,14 +89,14 @@ impl Change {
         Change::Tokens(vec![id.clone()])
     }
 
-    fn matches(&self, token: &Token) -> bool {
+    fn matches(&self, entry: &Cached) -> bool {
         match self {
-            Change::Tokens(ids) => ids.contains(&token.id),
-            Change::User(user) => token.user_id.as_ref() == Some(user),
+            Change::Tokens(ids) => ids.iter().any(|id| id.as_str() == entry.id()),
+            Change::User(user) => entry.user_id() == Some(user.as_str()),
             Change::Member(account, user) => {
-                &token.account_id == account && token.user_id.as_ref() == Some(user)
+                entry.account_id() == account.as_str() && entry.user_id() == Some(user.as_str())
             }
-            Change::Account(account) => &token.account_id == account,
+            Change::Account(account) => entry.account_id() == account.as_str(),
             Change::Everything => true,
         }
     }
@@ -163,61 +167,6 @@ fn payload(changes: &[Change]) -> String {
     out
 }
 
-/// The last use of a token seen by this node, shown as the token's last use.
-#[derive(Debug, Clone, Default)]
-struct LastUse {
-    at: Option<i64>,
-    ip: Option<String>,
-    agent: Option<String>,
-}
-
-/// One verified token: the row `token_store::authenticate` returned, and the owner's
-/// service access when the owner is a member.
-#[derive(Debug)]
-pub struct Cached {
-    pub presented: Presented,
-    pub access: ServiceAccess,
-    loaded_at: i64,
-    last_use: Mutex<LastUse>,
-}
-
-impl Cached {
-    pub fn new(mut presented: Presented, access: ServiceAccess, loaded_at: i64) -> Cached {
-        // The last use lives beside the row (it changes with every request), not twice.
-        let last_use = LastUse {
-            at: presented.token.last_used_at.take(),
-            ip: presented.token.last_used_ip.take(),
-            agent: presented.token.last_used_agent.take(),
-        };
-        Cached {
-            presented,
-            access,
-            loaded_at,
-            last_use: Mutex::new(last_use),
-        }
-    }
-
-    /// Notes a use by this node and returns the token as it stood before it: its last
-    /// use is the latest this node saw (or the database had when the entry was loaded).
-    pub fn used(&self, at: i64, ip: &str, agent: Option<&str>) -> Token {
-        let mut token = self.presented.token.clone();
-        let mut last = self.last_use.lock().unwrap_or_else(|e| e.into_inner());
-        token.last_used_at = last.at;
-        token.last_used_ip.clone_from(&last.ip);
-        token.last_used_agent.clone_from(&last.agent);
-        if last.at.is_none_or(|previous| previous <= at) {
-            last.at = Some(at);
-            if last.ip.as_deref() != Some(ip) {
-                last.ip = Some(ip.to_owned());
-            }
-            if last.agent.as_deref() != agent {
-                last.agent = agent.map(str::to_owned);
-            }
-        }
-        token
-    }
-}
-
 type Shard = HashMap<[u8; 32], Arc<Cached>>;
 
 /// What a lookup found.
@@ -246,6 +195,8 @@ struct Inner {
     /// stored in the cache.
     live: AtomicBool,
     unknown: Mutex<HashMap<String, (i64, u32)>>,
+    /// The user agents the entries' last uses share.
+    agents: Agents,
     hits: AtomicU64,
     loads: AtomicU64,
     flushes: AtomicU64,
@@ -276,6 +227,7 @@ impl TokenCache {
             generation: AtomicU64::new(0),
             live: AtomicBool::new(backend == Backend::Sqlite),
             unknown: Mutex::new(HashMap::new()),
+            agents: Agents::default(),
             hits: AtomicU64::new(0),
             loads: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
@@ -319,12 +271,12 @@ impl TokenCache {
             return Ok(Lookup::Throttled(wait));
         }
         let generation = self.0.generation.load(Ordering::Acquire);
-        let Some(loaded) = load(db, key, now).await? else {
+        let Some((presented, access)) = load(db, key).await? else {
             self.note_unknown(ip, now);
             return Ok(Lookup::Unknown);
         };
         self.0.loads.fetch_add(1, Ordering::Relaxed);
-        let entry = Arc::new(loaded);
+        let entry = Arc::new(self.0.agents.entry(presented, access, now));
         if live {
             let mut shard = lock(self.shard(key));
             // A change announced since the load began may not be in what was read.
@@ -342,6 +294,13 @@ impl TokenCache {
         (now - entry.loaded_at < TTL_SECONDS && now >= entry.loaded_at).then(|| entry.clone())
     }
 
+    /// Notes a use of `entry` by this node and returns its token as it stood before
+    /// the use: its last use is the latest this node saw (or the database had when the
+    /// entry was loaded).
+    pub fn used(&self, entry: &Cached, at: i64, ip: &str, agent: Option<&str>) -> Token {
+        self.0.agents.used(entry, at, ip, agent)
+    }
+
     /// Drops every entry a change touches, on this node.
     pub fn forget(&self, changes: &[Change]) {
         if changes.is_empty() {
@@ -353,11 +312,7 @@ impl TokenCache {
             return;
         }
         for shard in &self.0.shards {
-            lock(shard).retain(|_, entry| {
-                !changes
-                    .iter()
-                    .any(|change| change.matches(&entry.presented.token))
-            });
+            lock(shard).retain(|_, entry| !changes.iter().any(|change| change.matches(entry)));
         }
     }
 
@@ -419,13 +374,14 @@ impl TokenCache {
         access: ServiceAccess,
         now: i64,
     ) {
-        let entry = Arc::new(Cached::new(presented, access, now));
+        let entry = Arc::new(self.0.agents.entry(presented, access, now));
         keep(&mut lock(self.shard(key)), key, entry, now);
     }
 
     /// What a hit on `key` gives the caller, as `api::caller` takes it.
     pub fn hit(&self, key: &[u8; 32], now: i64, ip: &str, agent: Option<&str>) -> Option<Token> {
-        Some(self.fresh(key, now)?.used(now, ip, agent))
+        let entry = self.fresh(key, now)?;
+        Some(self.used(&entry, now, ip, agent))
     }
 }
 
@@ -449,7 +405,7 @@ fn evict(shard: &mut Shard, now: i64) {
 
 /// Reads a token and, for a user token whose owner is a member, the owner's service
 /// access.
-async fn load(db: &Db, key: &[u8; 32], now: i64) -> sqlx::Result<Option<Cached>> {
+async fn load(db: &Db, key: &[u8; 32]) -> sqlx::Result<Option<(Presented, ServiceAccess)>> {
     let Some(presented) = token_store::authenticate(&db.pool, &secret::hex(key)).await? else {
         return Ok(None);
     };
@@ -460,7 +416,7 @@ async fn load(db: &Db, key: &[u8; 32], now: i64) -> sqlx::Result<Option<Cached>>
         }
         _ => ServiceAccess::All,
     };
-    Ok(Some(Cached::new(presented, access, now)))
+    Ok(Some((presented, access)))
 }
 
 /// Records the changes in `tx` (a NOTIFY on PostgreSQL, a log row on SQLite), commits

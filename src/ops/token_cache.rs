@@ -3,6 +3,9 @@
 //! service access, kept in memory under the SHA-256 of the key, so that a token in use
 //! costs no database round trip. It holds the row, never a verdict: expiry (and every
 //! other per-request rule) is checked by the caller against the clock on every hit.
+//! Each entry is a compact copy of the row ([`entry`]: about 360 bytes for a typical
+//! token, map slot included, so a full cache of [`MAX_ENTRIES`] takes about 34 MiB;
+//! `benches/token_cache_memory.rs` measures it).
 //!
 //! Invalidation has one entry point, [`commit`]: every operation that changes what a
 //! token may do (revocation, sudo elevation, the sweep, a role or service-limit change,
@@ -607,6 +610,124 @@ mod tests {
             .map(|i| TokenId::from_raw(format!("t{i}")))
             .collect();
         assert_eq!(payload(&[Change::Tokens(many)]), "*");
+    }
+
+    /// An entry for token `id` of `account`, owned by `user` (None: an automation token).
+    fn entry(agents: &Agents, id: &str, account: &str, user: Option<&str>) -> Cached {
+        use crate::db::types::Flag;
+        use crate::domain::roles::{Role, ScopeSet};
+        let token = Token {
+            id: TokenId::from_raw(id),
+            account_id: AccountId::from_raw(account),
+            kind: if user.is_some() {
+                TokenKind::User
+            } else {
+                TokenKind::Automation
+            },
+            user_id: user.map(UserId::from_raw),
+            name: format!("token {id}"),
+            scope: ScopeSet::default(),
+            role: user.is_none().then_some(Role::Engineer),
+            tls_access: Flag(false),
+            created_at: 0,
+            expires_at: None,
+            last_used_at: None,
+            last_used_ip: None,
+            last_used_agent: None,
+            description: None,
+            allowed_cidrs: None,
+            rolled_from: None,
+            replaced_by: None,
+        };
+        let presented = Presented {
+            token,
+            sudo_until: None,
+            member_role: user.map(|_| Role::User),
+            owner_locked: false,
+            services: Vec::new(),
+        };
+        agents.entry(presented, ServiceAccess::All, 0)
+    }
+
+    #[test]
+    fn changes_touch_the_entries_they_name() {
+        let agents = Agents::default();
+        let entries = [
+            entry(&agents, "t1", "a1", Some("u1")),
+            entry(&agents, "t2", "a1", None),
+            entry(&agents, "t3", "a2", Some("u1")),
+            entry(&agents, "t10", "a2", Some("u2")),
+        ];
+        let tokens =
+            |ids: &[&str]| Change::Tokens(ids.iter().map(|id| TokenId::from_raw(*id)).collect());
+        let account = |a: &str| AccountId::from_raw(a);
+        let user = |u: &str| UserId::from_raw(u);
+        let cases = [
+            (tokens(&["t1"]), [true, false, false, false]),
+            (tokens(&["t2", "t3"]), [false, true, true, false]),
+            // Ids are compared whole: no prefix matches.
+            (tokens(&["t"]), [false, false, false, false]),
+            (Change::User(user("u1")), [true, false, true, false]),
+            (Change::User(user("u")), [false, false, false, false]),
+            (
+                Change::Member(account("a1"), user("u1")),
+                [true, false, false, false],
+            ),
+            (
+                Change::Member(account("a2"), user("u1")),
+                [false, false, true, false],
+            ),
+            (
+                Change::Member(account("a1"), user("u2")),
+                [false, false, false, false],
+            ),
+            (Change::Account(account("a1")), [true, true, false, false]),
+            (Change::Account(account("a2")), [false, false, true, true]),
+            (Change::Everything, [true, true, true, true]),
+        ];
+        for (change, expected) in cases {
+            for (entry, touched) in entries.iter().zip(expected) {
+                assert_eq!(
+                    change.matches(entry),
+                    touched,
+                    "{change:?} on {}",
+                    entry.id()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn forgetting_drops_only_what_a_change_touches() {
+        let cache = TokenCache::new(Backend::Sqlite);
+        let held = [
+            ("t1", "a1", Some("u1")),
+            ("t2", "a1", None),
+            ("t3", "a2", Some("u1")),
+        ];
+        for (i, (id, account, user)) in held.into_iter().enumerate() {
+            let key = [i as u8; 32];
+            let entry = Arc::new(entry(&cache.0.agents, id, account, user));
+            keep(&mut lock(cache.shard(&key)), &key, entry, 0);
+        }
+        let ids = |cache: &TokenCache| -> Vec<String> {
+            (0..3u8)
+                .filter_map(|i| cache.fresh(&[i; 32], 1))
+                .map(|e| e.id().to_owned())
+                .collect()
+        };
+        assert_eq!(ids(&cache), ["t1", "t2", "t3"]);
+        cache.forget(&[Change::Member(
+            AccountId::from_raw("a1"),
+            UserId::from_raw("u1"),
+        )]);
+        assert_eq!(ids(&cache), ["t2", "t3"]);
+        cache.forget(&[Change::User(UserId::from_raw("u1"))]);
+        assert_eq!(ids(&cache), ["t2"]);
+        // Past the time to live, an entry is not served.
+        assert!(cache.fresh(&[1; 32], TTL_SECONDS).is_none());
+        cache.forget(&[Change::Everything]);
+        assert_eq!(cache.stats().entries, 0);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::db::account_store::{self, Account};
 use crate::db::token_store::Token;
 use crate::db::user_store::User;
 use crate::domain::access::{Action, Denied, Principal, ServiceAccess, TokenGrant};
-use crate::domain::ids::{AccountId, TokenId, UserId};
+use crate::domain::ids::{AccountId, UserId};
 use crate::domain::password::Password;
 use crate::domain::roles::Role;
 use crate::domain::secret::{self, TokenKind};
@@ -37,7 +37,7 @@ pub const OTP_HEADER: &str = "fastly-otp";
 pub const ADDRESS_REFUSED: &str = "Token is not allowed from this address.";
 
 /// 401 for a token past its expiry (or a rolled secret past its overlap).
-fn expired(id: &TokenId, at: i64) -> ApiError {
+fn expired(id: &str, at: i64) -> ApiError {
     ApiError::unauthorized().with_msg(format!("Token {id} expired at {}", timestamp(at)))
 }
 
@@ -126,7 +126,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
             return Err(match retired {
                 Some(retired) => {
                     count(TokenOutcome::Expired);
-                    expired(&retired.token_id, retired.retired_at)
+                    expired(retired.token_id.as_str(), retired.retired_at)
                 }
                 None => {
                     count(TokenOutcome::Unknown);
@@ -137,56 +137,56 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         Lookup::Throttled(wait) => return Err(ApiError::throttled(wait)),
     };
     // Checked on every request, never remembered: the clock moves.
-    let found = &cached.presented;
-    if let Some(expired_at) = found.token.expires_at.filter(|at| *at <= now) {
-        if found.token.replaced_by.is_some() {
+    if let Some(expired_at) = cached.expires_at().filter(|at| *at <= now) {
+        if cached.is_replaced() {
             token_lifecycle::rotated_secret_used(state, &secret::hex(&digest), &ip).await?;
         }
         count(TokenOutcome::Expired);
-        return Err(expired(&found.token.id, expired_at));
+        return Err(expired(cached.id(), expired_at));
     }
     // The allowlist is checked on every request, from the row just read.
-    if !found.token.allows_address(ip.parse().ok()) {
-        token_lifecycle::address_refused(state, &found.token, &ip).await?;
+    if !cached.allows_address(ip.parse().ok()) {
+        token_lifecycle::address_refused(state, &cached.token(), &ip).await?;
         count(TokenOutcome::AddressRefused);
         return Err(ApiError::forbidden(ADDRESS_REFUSED));
     }
-    let (role, owner) = match found.token.kind {
+    let (role, owner) = match cached.kind() {
         // The owner left the account or was locked: the token is worth nothing.
-        TokenKind::User if found.owner_locked => (None, None),
-        TokenKind::User => (found.member_role, found.token.user_id.clone()),
-        TokenKind::Automation => (found.token.role, None),
+        TokenKind::User if cached.owner_locked() => (None, None),
+        TokenKind::User => (cached.member_role(), cached.user_id()),
+        TokenKind::Automation => (cached.role(), None),
     };
     let Some(role) = role else {
         count(TokenOutcome::Unknown);
         return Err(ApiError::unauthorized());
     };
-    super::expiry_header::note(parts, found.token.expires_at);
+    super::expiry_header::note(parts, cached.expires_at());
     // Only engineers are ever limited to some services, and only as members: an
     // automation token belongs to no one.
-    let services = match &owner {
-        Some(_) => cached.access.clone(),
+    let services = match owner {
+        Some(_) => cached.access(),
         None => ServiceAccess::All,
     };
+    let owner = owner.map(UserId::from_raw);
     let agent = parts
         .headers
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    state.usage.note(&found.token.id, now, &ip, agent);
+    let token = state.tokens.used(&cached, now, &ip, agent);
+    state.usage.note(&token.id, now, &ip, agent);
     count(TokenOutcome::Ok);
     RequestNotes::update(&parts.extensions, |n| {
         n.user_id.clone_from(&owner);
-        n.token_id = Some(found.token.id.clone());
+        n.token_id = Some(token.id.clone());
     });
-    let token = cached.used(now, &ip, agent);
     let principal = Principal {
         account_id: token.account_id.clone(),
         role,
         user_id: owner,
         token: Some(TokenGrant {
             id: token.id.clone(),
-            scopes: token.scope.clone(),
-            services: found.services.clone(),
+            scopes: token.scope,
+            services: cached.services().to_vec(),
         }),
         services,
     };
@@ -194,7 +194,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
     Ok(Caller {
         principal,
         token,
-        sudo_until: found.sudo_until,
+        sudo_until: cached.sudo_until(),
         ip,
         metrics: state.metrics.clone(),
     })

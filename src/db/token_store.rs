@@ -52,15 +52,6 @@ impl Token {
     pub fn is_expired(&self, now: i64) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
-
-    /// Whether a call from `ip` may use the token.
-    pub fn allows_address(&self, ip: Option<std::net::IpAddr>) -> bool {
-        match (&self.allowed_cidrs, ip) {
-            (None, _) => true,
-            (Some(list), Some(ip)) => list.allows(ip),
-            (Some(_), None) => false,
-        }
-    }
 }
 
 const TOKEN_COLUMNS: &str = "id, account_id, kind, user_id, name, scope, role, tls_access, \

@@ -117,15 +117,19 @@ impl FromStr for Scope {
     }
 }
 
-/// A set of scopes, stored space-separated as Fastly's API writes them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScopeSet(Vec<Scope>);
+/// A set of scopes, stored space-separated as Fastly's API writes them. Held as one bit
+/// per scope (of `Scope::ALL`), so that a token's scopes cost no allocation to copy: every
+/// API request copies them from the verified-token cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScopeSet(u8);
 
 impl ScopeSet {
-    pub fn new(mut scopes: Vec<Scope>) -> Self {
-        scopes.sort();
-        scopes.dedup();
-        ScopeSet(scopes)
+    pub fn new(scopes: Vec<Scope>) -> Self {
+        ScopeSet(scopes.into_iter().fold(0, |bits, s| bits | Self::bit(s)))
+    }
+
+    fn bit(scope: Scope) -> u8 {
+        1 << scope as u8
     }
 
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -136,15 +140,16 @@ impl ScopeSet {
     }
 
     pub fn contains(&self, scope: Scope) -> bool {
-        self.0.contains(&scope)
+        self.0 & Self::bit(scope) != 0
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0 == 0
     }
 
+    /// The scopes in `Scope`'s order.
     pub fn iter(&self) -> impl Iterator<Item = Scope> + '_ {
-        self.0.iter().copied()
+        Scope::ALL.into_iter().filter(|s| self.contains(*s))
     }
 
     /// The first scope the role may not use, if any.
@@ -239,6 +244,26 @@ mod tests {
             for (scope, ok) in Scope::ALL.into_iter().zip(allowed) {
                 assert_eq!(role.may_use(scope), ok, "{role} / {}", scope.as_str());
             }
+        }
+    }
+
+    #[test]
+    fn scope_sets_hold_each_scope_once_in_order() {
+        for bits in 0..16u8 {
+            let scopes: Vec<Scope> = Scope::ALL
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| bits & (1 << i) != 0)
+                .map(|(_, s)| s)
+                .collect();
+            // Given backwards and twice over.
+            let set = ScopeSet::new(scopes.iter().rev().chain(&scopes).copied().collect());
+            assert_eq!(set.iter().collect::<Vec<_>>(), scopes);
+            for scope in Scope::ALL {
+                assert_eq!(set.contains(scope), scopes.contains(&scope));
+            }
+            assert_eq!(set.is_empty(), scopes.is_empty());
+            assert_eq!(ScopeSet::parse(&set.to_string()), Ok(set));
         }
     }
 

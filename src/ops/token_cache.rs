@@ -3,6 +3,9 @@
 //! service access, kept in memory under the SHA-256 of the key, so that a token in use
 //! costs no database round trip. It holds the row, never a verdict: expiry (and every
 //! other per-request rule) is checked by the caller against the clock on every hit.
+//! Each entry is a compact copy of the row ([`entry`]: about 360 bytes for a typical
+//! token, map slot included, so a full cache of [`MAX_ENTRIES`] takes about 34 MiB;
+//! `benches/token_cache_memory.rs` measures it).
 //!
 //! Invalidation has one entry point, [`commit`]: every operation that changes what a
 //! token may do (revocation, sudo elevation, the sweep, a role or service-limit change,
@@ -36,10 +39,14 @@ use sqlx::{Any, Transaction};
 
 use super::Context;
 use crate::db::token_store::{self, Presented, Token};
+
+mod entry;
 use crate::db::{member_store, Backend, Db};
 use crate::domain::access::ServiceAccess;
 use crate::domain::ids::{AccountId, TokenId, UserId};
 use crate::domain::secret::{self, TokenKind};
+use entry::Agents;
+pub use entry::Cached;
 
 /// The PostgreSQL channel changes are announced on.
 pub const CHANNEL: &str = "tokenpanel_token_cache";
@@ -85,14 +92,14 @@ impl Change {
         Change::Tokens(vec![id.clone()])
     }
 
-    fn matches(&self, token: &Token) -> bool {
+    fn matches(&self, entry: &Cached) -> bool {
         match self {
-            Change::Tokens(ids) => ids.contains(&token.id),
-            Change::User(user) => token.user_id.as_ref() == Some(user),
+            Change::Tokens(ids) => ids.iter().any(|id| id.as_str() == entry.id()),
+            Change::User(user) => entry.user_id() == Some(user.as_str()),
             Change::Member(account, user) => {
-                &token.account_id == account && token.user_id.as_ref() == Some(user)
+                entry.account_id() == account.as_str() && entry.user_id() == Some(user.as_str())
             }
-            Change::Account(account) => &token.account_id == account,
+            Change::Account(account) => entry.account_id() == account.as_str(),
             Change::Everything => true,
         }
     }
@@ -163,46 +170,6 @@ fn payload(changes: &[Change]) -> String {
     out
 }
 
-/// The last use of a token seen by this node, shown as the token's last use.
-#[derive(Debug, Clone, Default)]
-struct LastUse {
-    at: Option<i64>,
-    ip: Option<String>,
-    agent: Option<String>,
-}
-
-/// One verified token: the row `token_store::authenticate` returned, and the owner's
-/// service access when the owner is a member.
-#[derive(Debug)]
-pub struct Cached {
-    pub presented: Presented,
-    pub access: ServiceAccess,
-    loaded_at: i64,
-    last_use: Mutex<LastUse>,
-}
-
-impl Cached {
-    /// Notes a use by this node and returns the token as it stood before it: its last
-    /// use is the latest this node saw (or the database had when the entry was loaded).
-    pub fn used(&self, at: i64, ip: &str, agent: Option<&str>) -> Token {
-        let mut token = self.presented.token.clone();
-        let mut last = self.last_use.lock().unwrap_or_else(|e| e.into_inner());
-        token.last_used_at = last.at;
-        token.last_used_ip.clone_from(&last.ip);
-        token.last_used_agent.clone_from(&last.agent);
-        if last.at.is_none_or(|previous| previous <= at) {
-            last.at = Some(at);
-            if last.ip.as_deref() != Some(ip) {
-                last.ip = Some(ip.to_owned());
-            }
-            if last.agent.as_deref() != agent {
-                last.agent = agent.map(str::to_owned);
-            }
-        }
-        token
-    }
-}
-
 type Shard = HashMap<[u8; 32], Arc<Cached>>;
 
 /// What a lookup found.
@@ -231,6 +198,8 @@ struct Inner {
     /// stored in the cache.
     live: AtomicBool,
     unknown: Mutex<HashMap<String, (i64, u32)>>,
+    /// The user agents the entries' last uses share.
+    agents: Agents,
     hits: AtomicU64,
     loads: AtomicU64,
     flushes: AtomicU64,
@@ -261,6 +230,7 @@ impl TokenCache {
             generation: AtomicU64::new(0),
             live: AtomicBool::new(backend == Backend::Sqlite),
             unknown: Mutex::new(HashMap::new()),
+            agents: Agents::default(),
             hits: AtomicU64::new(0),
             loads: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
@@ -295,34 +265,43 @@ impl TokenCache {
     ) -> sqlx::Result<Lookup> {
         let live = self.is_live();
         if live {
-            if let Some(entry) = lock(self.shard(key)).get(key) {
-                if now - entry.loaded_at < TTL_SECONDS && now >= entry.loaded_at {
-                    self.0.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Lookup::Found(entry.clone()));
-                }
+            if let Some(entry) = self.fresh(key, now) {
+                self.0.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(Lookup::Found(entry));
             }
         }
         if let Some(wait) = self.unknown_wait(ip, now) {
             return Ok(Lookup::Throttled(wait));
         }
         let generation = self.0.generation.load(Ordering::Acquire);
-        let Some(loaded) = load(db, key, now).await? else {
+        let Some((presented, access)) = load(db, key).await? else {
             self.note_unknown(ip, now);
             return Ok(Lookup::Unknown);
         };
         self.0.loads.fetch_add(1, Ordering::Relaxed);
-        let entry = Arc::new(loaded);
+        let entry = Arc::new(self.0.agents.entry(presented, access, now));
         if live {
             let mut shard = lock(self.shard(key));
             // A change announced since the load began may not be in what was read.
             if self.is_live() && self.0.generation.load(Ordering::Acquire) == generation {
-                if shard.len() >= PER_SHARD && !shard.contains_key(key) {
-                    evict(&mut shard, now);
-                }
-                shard.insert(*key, entry.clone());
+                keep(&mut shard, key, entry.clone(), now);
             }
         }
         Ok(Lookup::Found(entry))
+    }
+
+    /// The entry under `key` if it was loaded less than [`TTL_SECONDS`] ago.
+    fn fresh(&self, key: &[u8; 32], now: i64) -> Option<Arc<Cached>> {
+        let shard = lock(self.shard(key));
+        let entry = shard.get(key)?;
+        (now - entry.loaded_at < TTL_SECONDS && now >= entry.loaded_at).then(|| entry.clone())
+    }
+
+    /// Notes a use of `entry` by this node and returns its token as it stood before
+    /// the use: its last use is the latest this node saw (or the database had when the
+    /// entry was loaded).
+    pub fn used(&self, entry: &Cached, at: i64, ip: &str, agent: Option<&str>) -> Token {
+        self.0.agents.used(entry, at, ip, agent)
     }
 
     /// Drops every entry a change touches, on this node.
@@ -336,11 +315,7 @@ impl TokenCache {
             return;
         }
         for shard in &self.0.shards {
-            lock(shard).retain(|_, entry| {
-                !changes
-                    .iter()
-                    .any(|change| change.matches(&entry.presented.token))
-            });
+            lock(shard).retain(|_, entry| !changes.iter().any(|change| change.matches(entry)));
         }
     }
 
@@ -391,6 +366,36 @@ impl TokenCache {
     }
 }
 
+/// For the memory benchmark: entries stored and hit without a database.
+#[cfg(feature = "testkit")]
+impl TokenCache {
+    /// Stores what a load of `key` would have read.
+    pub fn keep_loaded(
+        &self,
+        key: &[u8; 32],
+        presented: Presented,
+        access: ServiceAccess,
+        now: i64,
+    ) {
+        let entry = Arc::new(self.0.agents.entry(presented, access, now));
+        keep(&mut lock(self.shard(key)), key, entry, now);
+    }
+
+    /// What a hit on `key` gives the caller, as `api::caller` takes it.
+    pub fn hit(&self, key: &[u8; 32], now: i64, ip: &str, agent: Option<&str>) -> Option<Token> {
+        let entry = self.fresh(key, now)?;
+        Some(self.used(&entry, now, ip, agent))
+    }
+}
+
+/// Stores an entry, making room first when the shard is full.
+fn keep(shard: &mut Shard, key: &[u8; 32], entry: Arc<Cached>, now: i64) {
+    if shard.len() >= PER_SHARD && !shard.contains_key(key) {
+        evict(shard, now);
+    }
+    shard.insert(*key, entry);
+}
+
 /// Makes room in a full shard: entries past their time first, else one at random.
 fn evict(shard: &mut Shard, now: i64) {
     shard.retain(|_, e| now - e.loaded_at < TTL_SECONDS);
@@ -403,15 +408,9 @@ fn evict(shard: &mut Shard, now: i64) {
 
 /// Reads a token and, for a user token whose owner is a member, the owner's service
 /// access.
-async fn load(db: &Db, key: &[u8; 32], now: i64) -> sqlx::Result<Option<Cached>> {
-    let Some(mut presented) = token_store::authenticate(&db.pool, &secret::hex(key)).await? else {
+async fn load(db: &Db, key: &[u8; 32]) -> sqlx::Result<Option<(Presented, ServiceAccess)>> {
+    let Some(presented) = token_store::authenticate(&db.pool, &secret::hex(key)).await? else {
         return Ok(None);
-    };
-    // The last use lives beside the row (it changes with every request), not twice.
-    let last_use = LastUse {
-        at: presented.token.last_used_at.take(),
-        ip: presented.token.last_used_ip.take(),
-        agent: presented.token.last_used_agent.take(),
     };
     let token = &presented.token;
     let access = match (token.kind, &token.user_id, presented.member_role) {
@@ -420,12 +419,7 @@ async fn load(db: &Db, key: &[u8; 32], now: i64) -> sqlx::Result<Option<Cached>>
         }
         _ => ServiceAccess::All,
     };
-    Ok(Some(Cached {
-        presented,
-        access,
-        loaded_at: now,
-        last_use: Mutex::new(last_use),
-    }))
+    Ok(Some((presented, access)))
 }
 
 /// Records the changes in `tx` (a NOTIFY on PostgreSQL, a log row on SQLite), commits
@@ -616,6 +610,124 @@ mod tests {
             .map(|i| TokenId::from_raw(format!("t{i}")))
             .collect();
         assert_eq!(payload(&[Change::Tokens(many)]), "*");
+    }
+
+    /// An entry for token `id` of `account`, owned by `user` (None: an automation token).
+    fn entry(agents: &Agents, id: &str, account: &str, user: Option<&str>) -> Cached {
+        use crate::db::types::Flag;
+        use crate::domain::roles::{Role, ScopeSet};
+        let token = Token {
+            id: TokenId::from_raw(id),
+            account_id: AccountId::from_raw(account),
+            kind: if user.is_some() {
+                TokenKind::User
+            } else {
+                TokenKind::Automation
+            },
+            user_id: user.map(UserId::from_raw),
+            name: format!("token {id}"),
+            scope: ScopeSet::default(),
+            role: user.is_none().then_some(Role::Engineer),
+            tls_access: Flag(false),
+            created_at: 0,
+            expires_at: None,
+            last_used_at: None,
+            last_used_ip: None,
+            last_used_agent: None,
+            description: None,
+            allowed_cidrs: None,
+            rolled_from: None,
+            replaced_by: None,
+        };
+        let presented = Presented {
+            token,
+            sudo_until: None,
+            member_role: user.map(|_| Role::User),
+            owner_locked: false,
+            services: Vec::new(),
+        };
+        agents.entry(presented, ServiceAccess::All, 0)
+    }
+
+    #[test]
+    fn changes_touch_the_entries_they_name() {
+        let agents = Agents::default();
+        let entries = [
+            entry(&agents, "t1", "a1", Some("u1")),
+            entry(&agents, "t2", "a1", None),
+            entry(&agents, "t3", "a2", Some("u1")),
+            entry(&agents, "t10", "a2", Some("u2")),
+        ];
+        let tokens =
+            |ids: &[&str]| Change::Tokens(ids.iter().map(|id| TokenId::from_raw(*id)).collect());
+        let account = |a: &str| AccountId::from_raw(a);
+        let user = |u: &str| UserId::from_raw(u);
+        let cases = [
+            (tokens(&["t1"]), [true, false, false, false]),
+            (tokens(&["t2", "t3"]), [false, true, true, false]),
+            // Ids are compared whole: no prefix matches.
+            (tokens(&["t"]), [false, false, false, false]),
+            (Change::User(user("u1")), [true, false, true, false]),
+            (Change::User(user("u")), [false, false, false, false]),
+            (
+                Change::Member(account("a1"), user("u1")),
+                [true, false, false, false],
+            ),
+            (
+                Change::Member(account("a2"), user("u1")),
+                [false, false, true, false],
+            ),
+            (
+                Change::Member(account("a1"), user("u2")),
+                [false, false, false, false],
+            ),
+            (Change::Account(account("a1")), [true, true, false, false]),
+            (Change::Account(account("a2")), [false, false, true, true]),
+            (Change::Everything, [true, true, true, true]),
+        ];
+        for (change, expected) in cases {
+            for (entry, touched) in entries.iter().zip(expected) {
+                assert_eq!(
+                    change.matches(entry),
+                    touched,
+                    "{change:?} on {}",
+                    entry.id()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn forgetting_drops_only_what_a_change_touches() {
+        let cache = TokenCache::new(Backend::Sqlite);
+        let held = [
+            ("t1", "a1", Some("u1")),
+            ("t2", "a1", None),
+            ("t3", "a2", Some("u1")),
+        ];
+        for (i, (id, account, user)) in held.into_iter().enumerate() {
+            let key = [i as u8; 32];
+            let entry = Arc::new(entry(&cache.0.agents, id, account, user));
+            keep(&mut lock(cache.shard(&key)), &key, entry, 0);
+        }
+        let ids = |cache: &TokenCache| -> Vec<String> {
+            (0..3u8)
+                .filter_map(|i| cache.fresh(&[i; 32], 1))
+                .map(|e| e.id().to_owned())
+                .collect()
+        };
+        assert_eq!(ids(&cache), ["t1", "t2", "t3"]);
+        cache.forget(&[Change::Member(
+            AccountId::from_raw("a1"),
+            UserId::from_raw("u1"),
+        )]);
+        assert_eq!(ids(&cache), ["t2", "t3"]);
+        cache.forget(&[Change::User(UserId::from_raw("u1"))]);
+        assert_eq!(ids(&cache), ["t2"]);
+        // Past the time to live, an entry is not served.
+        assert!(cache.fresh(&[1; 32], TTL_SECONDS).is_none());
+        cache.forget(&[Change::Everything]);
+        assert_eq!(cache.stats().entries, 0);
     }
 
     #[test]

@@ -15,6 +15,14 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// User agents are kept to this many characters.
 const MAX_AGENT_CHARS: usize = 256;
 
+/// A user agent as it is kept: its first `MAX_AGENT_CHARS` characters.
+pub fn clip_agent(agent: &str) -> &str {
+    match agent.char_indices().nth(MAX_AGENT_CHARS) {
+        Some((cut, _)) => &agent[..cut],
+        None => agent,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Use {
     at: i64,
@@ -48,10 +56,7 @@ impl TokenUsage {
 
     /// Notes one use of a token; cheap, never touches the database.
     pub fn note(&self, token_id: &TokenId, at: i64, ip: &str, agent: Option<&str>) {
-        let agent = agent.map(|a| match a.char_indices().nth(MAX_AGENT_CHARS) {
-            Some((cut, _)) => &a[..cut],
-            None => a,
-        });
+        let agent = agent.map(clip_agent);
         let mut pending = self.lock();
         match pending.get_mut(token_id) {
             Some(last) => {

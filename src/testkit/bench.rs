@@ -9,6 +9,7 @@ use sqlx::Arguments;
 use super::app::{TestApp, TokenSpec};
 use super::database::TestDb;
 use super::internals::{digest, random_id, unissued_key, TokenKind};
+pub use super::internals::{filled_token_cache, FilledTokenCache};
 
 /// The database a benchmark runs on: a fresh database on the PostgreSQL server of
 /// BENCH_DATABASE_URL (any database there, e.g. `postgres`) when it is set, else a fresh

@@ -509,3 +509,86 @@ pub async fn set_token_policy(state: &State, account: &str, actor: &str, policy:
     .await
     .expect("save the token policy");
 }
+
+/// A token cache filled with typical tokens, for the memory benchmark
+/// (`benches/token_cache_memory.rs`): user tokens with 22-character ids, a name of about
+/// 20 characters, the `global` scope, an expiry and a last use, no description,
+/// allowlist or services; the owner an engineer with access to every service.
+pub struct FilledTokenCache {
+    cache: token_cache::TokenCache,
+    entries: usize,
+    now: i64,
+}
+
+/// The key of the `i`th synthetic token (made without allocating: the benchmark counts
+/// the allocations of a hit).
+fn synthetic_key(i: usize) -> [u8; 32] {
+    Sha256::digest((i as u64).to_le_bytes()).into()
+}
+
+/// A cache holding `entries` synthetic tokens, loaded at `now`.
+pub fn filled_token_cache(entries: usize, now: i64) -> FilledTokenCache {
+    use crate::db::token_store::{Presented, Token};
+    use crate::db::types::Flag;
+    let cache = token_cache::TokenCache::new(Backend::Sqlite);
+    let accounts: Vec<AccountId> = (0..100).map(|_| AccountId::generate()).collect();
+    for i in 0..entries {
+        let token = Token {
+            id: TokenId::generate(),
+            account_id: accounts[i % accounts.len()].clone(),
+            kind: TokenKind::User,
+            user_id: Some(UserId::generate()),
+            name: format!("deploy token {i:07}"),
+            scope: ScopeSet::new(vec![Scope::Global]),
+            role: None,
+            tls_access: Flag(false),
+            created_at: now - 86_400,
+            expires_at: Some(now + 86_400 * 90),
+            last_used_at: Some(now - 3_600),
+            last_used_ip: Some("192.0.2.10".to_owned()),
+            last_used_agent: Some("curl/8.5.0".to_owned()),
+            description: None,
+            allowed_cidrs: None,
+            rolled_from: None,
+            replaced_by: None,
+        };
+        let presented = Presented {
+            token,
+            sudo_until: None,
+            member_role: Some(Role::Engineer),
+            owner_locked: false,
+            services: Vec::new(),
+        };
+        cache.keep_loaded(
+            &synthetic_key(i),
+            presented,
+            access::ServiceAccess::All,
+            now,
+        );
+    }
+    FilledTokenCache {
+        cache,
+        entries,
+        now,
+    }
+}
+
+impl FilledTokenCache {
+    /// The entries held.
+    pub fn len(&self) -> usize {
+        self.cache.stats().entries
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Uses every token held once, as a request from `ip` with `agent` would (the
+    /// caller's hit path, building the token it hands on); returns the hits.
+    pub fn use_each(&self, ip: &str, agent: Option<&str>) -> usize {
+        (0..self.entries)
+            .filter_map(|i| self.cache.hit(&synthetic_key(i), self.now, ip, agent))
+            .map(std::hint::black_box)
+            .count()
+    }
+}

@@ -1,0 +1,584 @@
+//! One verified token as the cache keeps it, compactly: a full cache holds 100,000 of
+//! them, and the decoded row (`token_store::Presented`: a dozen `String`s and `Vec`s,
+//! each its own allocation) took about 790 bytes an entry. Here an entry is one
+//! allocation of fixed-size fields (kind, roles, flags, scopes as bits, times), one for
+//! all its strings end to end, none for the empty lists (services, service limits, an
+//! allowlist) that most tokens have, and a last use whose address is an `IpAddr` and
+//! whose user agent is shared with the other entries that saw the same one
+//! ([`Agents`]). `benches/token_cache_memory.rs` measures it.
+//!
+//! What the caller needs is read from the entry directly (`id`, `expires_at`,
+//! `allows_address`, …); the `Token` handed on to the endpoints is built from it on
+//! each hit ([`Cached::token`], [`Agents::used`]).
+
+use std::collections::HashSet;
+use std::fmt::{self, Write as _};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use super::lock;
+use crate::db::token_store::{Presented, Token};
+use crate::db::types::Flag;
+use crate::domain::access::ServiceAccess;
+use crate::domain::cidr::Allowlist;
+use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
+use crate::domain::roles::{Role, ScopeSet, ServicePermission};
+use crate::domain::secret::TokenKind;
+use crate::ops::token_usage::clip_agent;
+
+/// Distinct user agents shared at most; past it, sharing starts over.
+const MAX_AGENTS: usize = 1_000;
+
+/// The strings of an entry, in the order they are laid end to end.
+#[derive(Debug, Clone, Copy)]
+enum Text {
+    Id,
+    Account,
+    User,
+    Name,
+    Description,
+    RolledFrom,
+    ReplacedBy,
+}
+
+const TEXTS: usize = 7;
+
+/// A time that may be absent, in 8 bytes rather than `Option<i64>`'s 16. Times are
+/// seconds since 1970 and never `i64::MIN`, which stands for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MaybeTime(i64);
+
+impl MaybeTime {
+    const NONE: MaybeTime = MaybeTime(i64::MIN);
+
+    fn new(at: Option<i64>) -> MaybeTime {
+        at.map_or(MaybeTime::NONE, MaybeTime)
+    }
+
+    fn get(self) -> Option<i64> {
+        (self != MaybeTime::NONE).then_some(self.0)
+    }
+}
+
+/// The address of a last use: parsed when it is an address written the way `IpAddr`
+/// prints it (as the client address always is), else its text (such as "unknown").
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LastIp {
+    None,
+    Addr(IpAddr),
+    Text(Box<str>),
+}
+
+impl LastIp {
+    fn new(text: Option<&str>) -> LastIp {
+        let Some(text) = text else {
+            return LastIp::None;
+        };
+        match text.parse::<IpAddr>() {
+            Ok(addr) if prints_as(addr, text) => LastIp::Addr(addr),
+            _ => LastIp::Text(text.into()),
+        }
+    }
+
+    /// Whether this is `text`, compared without allocating (it runs on every hit).
+    fn is(&self, text: &str) -> bool {
+        match self {
+            LastIp::None => false,
+            LastIp::Addr(addr) => prints_as(*addr, text),
+            LastIp::Text(known) => **known == *text,
+        }
+    }
+
+    fn text(&self) -> Option<String> {
+        match self {
+            LastIp::None => None,
+            LastIp::Addr(addr) => {
+                // Room for the longest IPv6 text, so printing it allocates once.
+                let mut text = String::with_capacity(45);
+                write!(text, "{addr}").ok()?;
+                Some(text)
+            }
+            LastIp::Text(text) => Some(text.to_string()),
+        }
+    }
+}
+
+/// Whether `addr` prints as `text`, checked without allocating.
+fn prints_as(addr: IpAddr, text: &str) -> bool {
+    /// What is left of the text to match.
+    struct Expect<'a>(&'a str);
+    impl fmt::Write for Expect<'_> {
+        fn write_str(&mut self, piece: &str) -> fmt::Result {
+            self.0 = self.0.strip_prefix(piece).ok_or(fmt::Error)?;
+            Ok(())
+        }
+    }
+    let mut rest = Expect(text);
+    write!(rest, "{addr}").is_ok() && rest.0.is_empty()
+}
+
+/// The last use of a token seen by this node, shown as the token's last use.
+#[derive(Debug, Clone)]
+struct LastUse {
+    at: MaybeTime,
+    ip: LastIp,
+    agent: Option<Arc<str>>,
+}
+
+/// User agents shared between entries: the clients of an installation are a handful, so
+/// 100,000 entries hold a few strings between them. Bounded: past [`MAX_AGENTS`]
+/// distinct agents it forgets the ones it shares and starts over (entries keep theirs).
+#[derive(Debug, Default)]
+pub struct Agents(Mutex<HashSet<Arc<str>>>);
+
+impl Agents {
+    /// The shared copy of `agent` (already clipped to the length kept).
+    fn share(&self, agent: &str) -> Arc<str> {
+        let mut known = lock(&self.0);
+        if let Some(shared) = known.get(agent) {
+            return shared.clone();
+        }
+        if known.len() >= MAX_AGENTS {
+            known.clear();
+        }
+        let shared: Arc<str> = Arc::from(agent);
+        known.insert(shared.clone());
+        shared
+    }
+
+    /// The entry for what `token_store::authenticate` read, and the owner's service
+    /// access.
+    pub fn entry(&self, presented: Presented, access: ServiceAccess, loaded_at: i64) -> Cached {
+        let Presented {
+            token,
+            sudo_until,
+            member_role,
+            owner_locked,
+            services,
+        } = presented;
+        let texts: [Option<&str>; TEXTS] = [
+            Some(token.id.as_str()),
+            Some(token.account_id.as_str()),
+            token.user_id.as_ref().map(UserId::as_str),
+            Some(&token.name),
+            token.description.as_deref(),
+            token.rolled_from.as_ref().map(TokenId::as_str),
+            token.replaced_by.as_ref().map(TokenId::as_str),
+        ];
+        let mut all = String::with_capacity(texts.iter().flatten().map(|t| t.len()).sum());
+        let mut ends = [0u32; TEXTS];
+        let mut present = 0u8;
+        for (i, text) in texts.iter().enumerate() {
+            if let Some(text) = text {
+                all.push_str(text);
+                present |= 1 << i;
+            }
+            // A row's strings are far below 4 GiB; were they not, `text` reads "".
+            ends[i] = u32::try_from(all.len()).unwrap_or(u32::MAX);
+        }
+        let last_use = LastUse {
+            at: MaybeTime::new(token.last_used_at),
+            ip: LastIp::new(token.last_used_ip.as_deref()),
+            agent: token
+                .last_used_agent
+                .as_deref()
+                .map(|agent| self.share(clip_agent(agent))),
+        };
+        Cached {
+            texts: all.into_boxed_str(),
+            ends,
+            present,
+            kind: token.kind,
+            role: token.role,
+            member_role,
+            owner_locked,
+            tls_access: token.tls_access.get(),
+            scope: token.scope,
+            created_at: token.created_at,
+            expires_at: MaybeTime::new(token.expires_at),
+            sudo_until: MaybeTime::new(sudo_until),
+            loaded_at,
+            services: services.into_boxed_slice(),
+            allowlist: token.allowed_cidrs.map(Box::new),
+            limits: match access {
+                ServiceAccess::All => None,
+                ServiceAccess::Limited(list) => Some(list.into_boxed_slice()),
+            },
+            last_use: Mutex::new(last_use),
+        }
+    }
+
+    /// Notes a use by this node and returns the token as it stood before it: its last
+    /// use is the latest this node saw (or the database had when the entry was loaded).
+    pub fn used(&self, entry: &Cached, at: i64, ip: &str, agent: Option<&str>) -> Token {
+        let agent = agent.map(clip_agent);
+        let before = {
+            let mut last = lock(&entry.last_use);
+            let before = last.clone();
+            if last.at.get().is_none_or(|previous| previous <= at) {
+                last.at = MaybeTime(at);
+                if !last.ip.is(ip) {
+                    last.ip = LastIp::new(Some(ip));
+                }
+                if last.agent.as_deref() != agent {
+                    last.agent = agent.map(|agent| self.share(agent));
+                }
+            }
+            before
+        };
+        entry.build(&before)
+    }
+}
+
+/// One verified token: the row `token_store::authenticate` returned (less its secret's
+/// digest, which is the key), and the owner's service access when the owner is a member.
+#[derive(Debug)]
+pub struct Cached {
+    /// The strings of [`Text`], end to end; `ends[i]` is where the `i`th ends, and bit
+    /// `i` of `present` says whether an optional one is there at all.
+    texts: Box<str>,
+    ends: [u32; TEXTS],
+    present: u8,
+    kind: TokenKind,
+    role: Option<Role>,
+    member_role: Option<Role>,
+    owner_locked: bool,
+    tls_access: bool,
+    scope: ScopeSet,
+    created_at: i64,
+    expires_at: MaybeTime,
+    sudo_until: MaybeTime,
+    pub(super) loaded_at: i64,
+    /// The token's services; empty: all of them.
+    services: Box<[ServiceId]>,
+    allowlist: Option<Box<Allowlist>>,
+    /// The owner's service limits; None: every service.
+    limits: Option<Box<[(ServiceId, ServicePermission)]>>,
+    last_use: Mutex<LastUse>,
+}
+
+impl Cached {
+    fn text(&self, which: Text) -> &str {
+        let i = which as usize;
+        let start = match i {
+            0 => 0,
+            _ => self.ends[i - 1],
+        };
+        self.texts
+            .get(start as usize..self.ends[i] as usize)
+            .unwrap_or("")
+    }
+
+    fn optional(&self, which: Text) -> Option<&str> {
+        (self.present & (1 << which as usize) != 0).then(|| self.text(which))
+    }
+
+    pub fn id(&self) -> &str {
+        self.text(Text::Id)
+    }
+
+    pub fn account_id(&self) -> &str {
+        self.text(Text::Account)
+    }
+
+    /// The owner of a user token.
+    pub fn user_id(&self) -> Option<&str> {
+        self.optional(Text::User)
+    }
+
+    pub fn kind(&self) -> TokenKind {
+        self.kind
+    }
+
+    /// An automation token's role.
+    pub fn role(&self) -> Option<Role> {
+        self.role
+    }
+
+    /// The owner's role in the account; None when the owner is no longer a member.
+    pub fn member_role(&self) -> Option<Role> {
+        self.member_role
+    }
+
+    pub fn owner_locked(&self) -> bool {
+        self.owner_locked
+    }
+
+    pub fn expires_at(&self) -> Option<i64> {
+        self.expires_at.get()
+    }
+
+    pub fn sudo_until(&self) -> Option<i64> {
+        self.sudo_until.get()
+    }
+
+    /// Whether a roll replaced the token (it then expires when the overlap ends).
+    pub fn is_replaced(&self) -> bool {
+        self.optional(Text::ReplacedBy).is_some()
+    }
+
+    /// Whether a call from `ip` may use the token.
+    pub fn allows_address(&self, ip: Option<IpAddr>) -> bool {
+        match (&self.allowlist, ip) {
+            (None, _) => true,
+            (Some(list), Some(ip)) => list.allows(ip),
+            (Some(_), None) => false,
+        }
+    }
+
+    /// The token's services; empty: every service of the account.
+    pub fn services(&self) -> &[ServiceId] {
+        &self.services
+    }
+
+    /// The owner's service access.
+    pub fn access(&self) -> ServiceAccess {
+        match &self.limits {
+            None => ServiceAccess::All,
+            Some(list) => ServiceAccess::Limited(list.to_vec()),
+        }
+    }
+
+    /// The token with its last use as this node last saw it.
+    pub fn token(&self) -> Token {
+        let last = lock(&self.last_use).clone();
+        self.build(&last)
+    }
+
+    fn build(&self, last: &LastUse) -> Token {
+        Token {
+            id: TokenId::from_raw(self.id()),
+            account_id: AccountId::from_raw(self.account_id()),
+            kind: self.kind,
+            user_id: self.user_id().map(UserId::from_raw),
+            name: self.text(Text::Name).to_owned(),
+            scope: self.scope,
+            role: self.role,
+            tls_access: Flag(self.tls_access),
+            created_at: self.created_at,
+            expires_at: self.expires_at.get(),
+            last_used_at: last.at.get(),
+            last_used_ip: last.ip.text(),
+            last_used_agent: last.agent.as_deref().map(str::to_owned),
+            description: self.optional(Text::Description).map(str::to_owned),
+            allowed_cidrs: self.allowlist.as_deref().cloned(),
+            rolled_from: self.optional(Text::RolledFrom).map(TokenId::from_raw),
+            replaced_by: self.optional(Text::ReplacedBy).map(TokenId::from_raw),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A token with every field set, in strings of one to four bytes a character.
+    fn full() -> Presented {
+        Presented {
+            token: Token {
+                id: TokenId::from_raw("tök-1"),
+                account_id: AccountId::from_raw("äccount-𝔸"),
+                kind: TokenKind::User,
+                user_id: Some(UserId::from_raw("üser-2")),
+                name: "Déploiement — production 🚀".to_owned(),
+                scope: ScopeSet::parse("global purge_select").expect("scopes"),
+                role: None,
+                tls_access: Flag(true),
+                created_at: 1_700_000_000,
+                expires_at: Some(1_800_000_000),
+                last_used_at: Some(1_750_000_000),
+                last_used_ip: Some("2001:db8::7".to_owned()),
+                last_used_agent: Some("curl/8.5.0 (ü)".to_owned()),
+                description: Some("Für die CI — 東京".to_owned()),
+                allowed_cidrs: Allowlist::parse_input(["10.0.0.0/8", "2001:db8::/32"])
+                    .expect("an allowlist"),
+                rolled_from: Some(TokenId::from_raw("ancêtre")),
+                replaced_by: Some(TokenId::from_raw("successeur")),
+            },
+            sudo_until: Some(1_760_000_000),
+            member_role: Some(Role::Engineer),
+            owner_locked: true,
+            services: vec![ServiceId::from_raw("svc-a"), ServiceId::from_raw("svc-ß")],
+        }
+    }
+
+    /// An automation token with every optional field absent.
+    fn bare() -> Presented {
+        Presented {
+            token: Token {
+                id: TokenId::from_raw("t"),
+                account_id: AccountId::from_raw("a"),
+                kind: TokenKind::Automation,
+                user_id: None,
+                name: String::new(),
+                scope: ScopeSet::default(),
+                role: Some(Role::Billing),
+                tls_access: Flag(false),
+                created_at: 0,
+                expires_at: None,
+                last_used_at: None,
+                last_used_ip: None,
+                last_used_agent: None,
+                description: None,
+                allowed_cidrs: None,
+                rolled_from: None,
+                replaced_by: None,
+            },
+            sudo_until: None,
+            member_role: None,
+            owner_locked: false,
+            services: Vec::new(),
+        }
+    }
+
+    fn limited() -> ServiceAccess {
+        ServiceAccess::Limited(vec![
+            (ServiceId::from_raw("svc-a"), ServicePermission::ReadOnly),
+            (ServiceId::from_raw("svc-b"), ServicePermission::PurgeSelect),
+        ])
+    }
+
+    #[test]
+    fn every_field_survives_the_entry() {
+        let agents = Agents::default();
+        for (presented, access) in [(full(), limited()), (bare(), ServiceAccess::All)] {
+            let expected = format!("{:?}", presented.token);
+            let (sudo, role, locked, services) = (
+                presented.sudo_until,
+                presented.member_role,
+                presented.owner_locked,
+                presented.services.clone(),
+            );
+            let entry = agents.entry(presented, access.clone(), 42);
+            assert_eq!(format!("{:?}", entry.token()), expected);
+            assert_eq!(entry.sudo_until(), sudo);
+            assert_eq!(entry.member_role(), role);
+            assert_eq!(entry.owner_locked(), locked);
+            assert_eq!(entry.services(), services.as_slice());
+            assert_eq!(entry.access(), access);
+            assert_eq!(entry.loaded_at, 42);
+        }
+        let entry = agents.entry(full(), ServiceAccess::All, 0);
+        assert_eq!(entry.id(), "tök-1");
+        assert_eq!(entry.account_id(), "äccount-𝔸");
+        assert_eq!(entry.user_id(), Some("üser-2"));
+        assert_eq!(entry.kind(), TokenKind::User);
+        assert_eq!(entry.expires_at(), Some(1_800_000_000));
+        assert!(entry.is_replaced());
+        let entry = agents.entry(bare(), ServiceAccess::All, 0);
+        assert_eq!((entry.user_id(), entry.role()), (None, Some(Role::Billing)));
+        assert_eq!((entry.expires_at(), entry.is_replaced()), (None, false));
+    }
+
+    #[test]
+    fn empty_optional_strings_stay_present() {
+        let mut presented = bare();
+        presented.token.description = Some(String::new());
+        presented.token.user_id = Some(UserId::from_raw(""));
+        let entry = Agents::default().entry(presented, ServiceAccess::All, 0);
+        let token = entry.token();
+        assert_eq!(token.description.as_deref(), Some(""));
+        assert_eq!(token.user_id, Some(UserId::from_raw("")));
+        assert_eq!(token.rolled_from, None);
+    }
+
+    #[test]
+    fn the_allowlist_is_checked_from_the_entry() {
+        let agents = Agents::default();
+        let limited = agents.entry(full(), ServiceAccess::All, 0);
+        assert!(limited.allows_address("10.1.2.3".parse().ok()));
+        assert!(limited.allows_address("2001:db8::1".parse().ok()));
+        assert!(!limited.allows_address("192.0.2.1".parse().ok()));
+        assert!(!limited.allows_address(None));
+        let open = agents.entry(bare(), ServiceAccess::All, 0);
+        assert!(open.allows_address(None));
+        assert!(open.allows_address("192.0.2.1".parse().ok()));
+    }
+
+    #[test]
+    fn a_use_shows_on_the_next_one() {
+        let agents = Agents::default();
+        let entry = agents.entry(full(), ServiceAccess::All, 0);
+        let first = agents.used(&entry, 1_750_000_100, "192.0.2.9", Some("wrk"));
+        // The token as it stood before this use: what the database had.
+        assert_eq!(first.last_used_at, Some(1_750_000_000));
+        assert_eq!(first.last_used_ip.as_deref(), Some("2001:db8::7"));
+        assert_eq!(first.last_used_agent.as_deref(), Some("curl/8.5.0 (ü)"));
+        let second = agents.used(&entry, 1_750_000_200, "unknown", None);
+        assert_eq!(second.last_used_at, Some(1_750_000_100));
+        assert_eq!(second.last_used_ip.as_deref(), Some("192.0.2.9"));
+        assert_eq!(second.last_used_agent.as_deref(), Some("wrk"));
+        // An older use (a request that waited) does not replace a newer one.
+        agents.used(&entry, 1_750_000_150, "198.51.100.1", Some("old"));
+        let now = entry.token();
+        assert_eq!(now.last_used_at, Some(1_750_000_200));
+        assert_eq!(now.last_used_ip.as_deref(), Some("unknown"));
+        assert_eq!(now.last_used_agent, None);
+    }
+
+    #[test]
+    fn addresses_keep_their_text() {
+        for text in [
+            "192.0.2.1",
+            "2001:db8::1",
+            "::ffff:192.0.2.1",
+            "unknown",
+            "",
+        ] {
+            let ip = LastIp::new(Some(text));
+            assert_eq!(ip.text().as_deref(), Some(text));
+            assert!(ip.is(text), "{text}");
+        }
+        // Written another way than `IpAddr` prints it: kept as written, and not the
+        // address as printed.
+        for text in ["2001:DB8::1", "2001:0db8::1"] {
+            let ip = LastIp::new(Some(text));
+            assert_eq!(ip.text().as_deref(), Some(text));
+            assert!(!ip.is("2001:db8::1"));
+            assert!(!LastIp::new(Some("2001:db8::1")).is(text));
+        }
+        assert!(!LastIp::new(Some("10.0.0.1")).is("10.0.0.10"));
+        assert!(!LastIp::new(Some("10.0.0.10")).is("10.0.0.1"));
+        let longest = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+        assert_eq!(LastIp::new(Some(longest)).text().as_deref(), Some(longest));
+        assert!(matches!(LastIp::new(Some("10.0.0.1")), LastIp::Addr(_)));
+        assert!(!LastIp::new(Some("10.0.0.1")).is("10.0.0.2"));
+        assert!(!LastIp::new(Some("unknown")).is("10.0.0.2"));
+        assert!(!LastIp::None.is("10.0.0.2"));
+        assert_eq!(LastIp::new(None).text(), None);
+    }
+
+    #[test]
+    fn agents_are_shared_clipped_and_bounded() {
+        let agents = Agents::default();
+        let one = agents.entry(full(), ServiceAccess::All, 0);
+        let two = agents.entry(full(), ServiceAccess::All, 0);
+        let agent = |entry: &Cached| lock(&entry.last_use).agent.clone().expect("an agent");
+        assert!(Arc::ptr_eq(&agent(&one), &agent(&two)));
+        agents.used(&one, 1_750_000_100, "10.0.0.1", Some("wrk"));
+        agents.used(&two, 1_750_000_100, "10.0.0.1", Some("wrk"));
+        assert!(Arc::ptr_eq(&agent(&one), &agent(&two)));
+        // Kept to the length the usage writer keeps, on a character boundary.
+        let long = "é".repeat(300);
+        agents.used(&one, 1_750_000_200, "10.0.0.1", Some(&long));
+        assert_eq!(agent(&one).chars().count(), 256);
+        for i in 0..MAX_AGENTS * 2 {
+            agents.share(&format!("agent {i}"));
+            assert!(lock(&agents.0).len() <= MAX_AGENTS);
+        }
+    }
+
+    #[test]
+    fn times_keep_none_apart() {
+        for at in [None, Some(0), Some(-1), Some(i64::MAX), Some(1_800_000_000)] {
+            assert_eq!(MaybeTime::new(at).get(), at);
+        }
+    }
+
+    #[test]
+    fn an_entry_stays_small() {
+        // With its strings (about 90 bytes for a typical token) and its map slot, a
+        // typical entry is under 400 bytes: the bench measures it all.
+        assert!(std::mem::size_of::<Cached>() <= 184);
+    }
+}

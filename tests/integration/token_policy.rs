@@ -137,6 +137,8 @@ async fn the_policy_page_is_for_superusers_in_sudo_and_records_an_event(app: Tes
 }
 
 async fn each_rule_on_the_create_form(app: TestApp) {
+    // The exact expiry is compared below: the clock must not tick between.
+    app.clock.freeze();
     let account = app.account("Acme").await;
     let root = app.member(&account, Role::Superuser).await;
     let ada = app.member(&account, Role::User).await;

@@ -71,14 +71,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(event_log::routes())
         // One layer for both (sessions outside, CSRF inside): each `Router::layer` call
         // boxes every route again, and requests clone those boxes.
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(sessions)
-                .layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    csrf::protect,
-                )),
-        );
+        .layer(tower::ServiceBuilder::new().layer(sessions).layer(
+            axum::middleware::from_fn_with_state(state.clone(), csrf::protect),
+        ));
 
     Router::new()
         .merge(pages)

@@ -10,21 +10,11 @@
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use tokenpanel::testkit::bench::{self, int, text, Cell};
+use tokenpanel::testkit::bench::{self, int, rss_mib, text, Cell};
 use tokenpanel::testkit::{random_id, Persona, Role, TestApp};
 
 const EXPORTS: usize = 5;
 const SIGN_INS: usize = 60;
-
-/// This process's resident set size, in MiB.
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
 
 /// Samples RSS every 50 ms until `done` is set; returns the highest.
 fn watch(done: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<f64> {

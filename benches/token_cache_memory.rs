@@ -15,7 +15,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use tokenpanel::testkit::bench::filled_token_cache;
+use tokenpanel::testkit::bench::{filled_token_cache, rss_mib};
 
 /// Counts live bytes (requested and as glibc lays them out) and blocks, and allocations
 /// (a `realloc` counts as one).
@@ -75,16 +75,6 @@ fn snapshot() -> Snapshot {
         allocations: ALLOCATIONS.load(Relaxed),
         blocks: BLOCKS.load(Relaxed),
     }
-}
-
-/// This process's resident set size, in MiB.
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 const GOAL_BYTES: f64 = 400.0;

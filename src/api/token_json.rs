@@ -77,29 +77,15 @@ impl TokenJson {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::types::Flag;
     use crate::domain::roles::ScopeSet;
 
     #[test]
     fn unset_fields_are_left_out() {
         let token = Token {
-            id: TokenId::from_raw("t"),
-            account_id: AccountId::from_raw("a"),
-            kind: TokenKind::User,
-            user_id: Some(UserId::from_raw("u")),
             name: "n".into(),
             scope: ScopeSet::parse("global").unwrap(),
-            role: None,
-            tls_access: Flag(false),
             created_at: 1_800_000_000,
-            expires_at: None,
-            last_used_at: None,
-            last_used_ip: None,
-            last_used_agent: None,
-            description: None,
-            allowed_cidrs: None,
-            rolled_from: None,
-            replaced_by: None,
+            ..Token::fixture("t", "a", Some("u"))
         };
         let value = serde_json::to_value(TokenJson::new(&token, vec![])).unwrap();
         let object = value.as_object().unwrap();

@@ -52,6 +52,37 @@ impl Token {
     pub fn is_expired(&self, now: i64) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
+
+    /// A token for tests that build rows without a database: a user token of `user`
+    /// (an engineer automation token when None) in `account`, named after its id, with
+    /// no scopes, expiry, last use or other optional field; tests override what they
+    /// need with `Token { field, ..Token::fixture(…) }`.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn fixture(id: &str, account: &str, user: Option<&str>) -> Token {
+        Token {
+            id: TokenId::from_raw(id),
+            account_id: AccountId::from_raw(account),
+            kind: if user.is_some() {
+                TokenKind::User
+            } else {
+                TokenKind::Automation
+            },
+            user_id: user.map(UserId::from_raw),
+            name: format!("token {id}"),
+            scope: ScopeSet::default(),
+            role: user.is_none().then_some(Role::Engineer),
+            tls_access: Flag(false),
+            created_at: 0,
+            expires_at: None,
+            last_used_at: None,
+            last_used_ip: None,
+            last_used_agent: None,
+            description: None,
+            allowed_cidrs: None,
+            rolled_from: None,
+            replaced_by: None,
+        }
+    }
 }
 
 const TOKEN_COLUMNS: &str = "id, account_id, kind, user_id, name, scope, role, tls_access, \

@@ -39,14 +39,14 @@ use sqlx::{Any, Transaction};
 
 use super::Context;
 use crate::db::token_store::{self, Presented, Token};
-
-mod entry;
 use crate::db::{member_store, Backend, Db};
 use crate::domain::access::ServiceAccess;
 use crate::domain::ids::{AccountId, TokenId, UserId};
 use crate::domain::secret::{self, TokenKind};
 use entry::Agents;
 pub use entry::Cached;
+
+mod entry;
 
 /// The PostgreSQL channel changes are announced on.
 pub const CHANNEL: &str = "tokenpanel_token_cache";
@@ -614,31 +614,8 @@ mod tests {
 
     /// An entry for token `id` of `account`, owned by `user` (None: an automation token).
     fn entry(agents: &Agents, id: &str, account: &str, user: Option<&str>) -> Cached {
-        use crate::db::types::Flag;
-        use crate::domain::roles::{Role, ScopeSet};
-        let token = Token {
-            id: TokenId::from_raw(id),
-            account_id: AccountId::from_raw(account),
-            kind: if user.is_some() {
-                TokenKind::User
-            } else {
-                TokenKind::Automation
-            },
-            user_id: user.map(UserId::from_raw),
-            name: format!("token {id}"),
-            scope: ScopeSet::default(),
-            role: user.is_none().then_some(Role::Engineer),
-            tls_access: Flag(false),
-            created_at: 0,
-            expires_at: None,
-            last_used_at: None,
-            last_used_ip: None,
-            last_used_agent: None,
-            description: None,
-            allowed_cidrs: None,
-            rolled_from: None,
-            replaced_by: None,
-        };
+        use crate::domain::roles::Role;
+        let token = Token::fixture(id, account, user);
         let presented = Presented {
             token,
             sudo_until: None,

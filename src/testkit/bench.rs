@@ -167,6 +167,16 @@ pub async fn time_requests(
     samples
 }
 
+/// This process's resident set size, in MiB (0 where /proc is not there to tell).
+pub fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
 pub fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
     let index = ((sorted_ms.len() as f64 - 1.0) * p).round() as usize;
     sorted_ms[index]

@@ -529,28 +529,22 @@ fn synthetic_key(i: usize) -> [u8; 32] {
 /// A cache holding `entries` synthetic tokens, loaded at `now`.
 pub fn filled_token_cache(entries: usize, now: i64) -> FilledTokenCache {
     use crate::db::token_store::{Presented, Token};
-    use crate::db::types::Flag;
     let cache = token_cache::TokenCache::new(Backend::Sqlite);
     let accounts: Vec<AccountId> = (0..100).map(|_| AccountId::generate()).collect();
     for i in 0..entries {
         let token = Token {
-            id: TokenId::generate(),
-            account_id: accounts[i % accounts.len()].clone(),
-            kind: TokenKind::User,
-            user_id: Some(UserId::generate()),
             name: format!("deploy token {i:07}"),
             scope: ScopeSet::new(vec![Scope::Global]),
-            role: None,
-            tls_access: Flag(false),
             created_at: now - 86_400,
             expires_at: Some(now + 86_400 * 90),
             last_used_at: Some(now - 3_600),
             last_used_ip: Some("192.0.2.10".to_owned()),
             last_used_agent: Some("curl/8.5.0".to_owned()),
-            description: None,
-            allowed_cidrs: None,
-            rolled_from: None,
-            replaced_by: None,
+            ..Token::fixture(
+                TokenId::generate().as_str(),
+                accounts[i % accounts.len()].as_str(),
+                Some(UserId::generate().as_str()),
+            )
         };
         let presented = Presented {
             token,

@@ -406,23 +406,9 @@ mod tests {
     fn bare() -> Presented {
         Presented {
             token: Token {
-                id: TokenId::from_raw("t"),
-                account_id: AccountId::from_raw("a"),
-                kind: TokenKind::Automation,
-                user_id: None,
                 name: String::new(),
-                scope: ScopeSet::default(),
                 role: Some(Role::Billing),
-                tls_access: Flag(false),
-                created_at: 0,
-                expires_at: None,
-                last_used_at: None,
-                last_used_ip: None,
-                last_used_agent: None,
-                description: None,
-                allowed_cidrs: None,
-                rolled_from: None,
-                replaced_by: None,
+                ..Token::fixture("t", "a", None)
             },
             sudo_until: None,
             member_role: None,

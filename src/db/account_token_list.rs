@@ -19,6 +19,10 @@ use crate::domain::secret::TokenKind;
 /// Stands in for "never expires" in the expiry sort key: 10000-01-01.
 pub const NEVER: i64 = 253_402_300_800;
 
+/// The expiry key of `tokens_account_expires`, written exactly as the index's
+/// expression (with `NEVER`) so that queries on it are answered from the index.
+pub(super) const EXPIRY_KEY: &str = "COALESCE(expires_at, 253402300800)";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sort {
     Created,
@@ -32,7 +36,7 @@ impl Sort {
         match self {
             Sort::Created => "t.created_at",
             Sort::LastUsed => "COALESCE(last_used_at, 0)",
-            Sort::Expires => "COALESCE(expires_at, 253402300800)",
+            Sort::Expires => EXPIRY_KEY,
         }
     }
 

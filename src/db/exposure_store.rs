@@ -3,6 +3,7 @@
 
 use sqlx::FromRow;
 
+use super::account_token_list::EXPIRY_KEY;
 use super::Exec;
 use crate::domain::ids::{AccountId, TokenId, UserId};
 use crate::domain::secret::TokenKind;
@@ -136,8 +137,8 @@ pub struct Alert {
 ///
 /// Own tokens and automation tokens are found apart, each from its index: the owner's
 /// tokens from `tokens_owner` (a member holds a few), the automation tokens by a range
-/// of `tokens_account_expires`, whose key is written exactly as the index's (`kind` is
-/// in the index too). One condition for both, with an OR on the owner, matches neither
+/// of `tokens_account_expires`, whose key is written exactly as the index's
+/// (`EXPIRY_KEY`; `kind` is in the index too). One condition for both, with an OR on the owner, matches neither
 /// index, and walked every token of the account on each page view: 300 ms at 100,000
 /// tokens on SQLite.
 #[allow(clippy::too_many_arguments)]
@@ -151,7 +152,7 @@ pub async fn page_alerts<'e>(
     tokens: i64,
     notices: i64,
 ) -> sqlx::Result<Vec<Alert>> {
-    sqlx::query_as(
+    sqlx::query_as(&format!(
         "SELECT source, text, detail, link, at FROM ( \
            SELECT source, text, detail, link, at, id FROM ( \
              SELECT 'expiring' AS source, name AS text, kind AS detail, \
@@ -164,16 +165,15 @@ pub async fn page_alerts<'e>(
              SELECT 'expiring' AS source, name AS text, kind AS detail, \
                     CAST(NULL AS TEXT) AS link, expires_at AS at, id FROM tokens \
              WHERE $5 = 1 AND account_id = $1 AND kind = 'automation' \
-               AND COALESCE(expires_at, 253402300800) > $3 \
-               AND COALESCE(expires_at, 253402300800) <= $4 AND replaced_by IS NULL \
-             ORDER BY COALESCE(expires_at, 253402300800), id LIMIT $6) automation \
+               AND {EXPIRY_KEY} > $3 AND {EXPIRY_KEY} <= $4 AND replaced_by IS NULL \
+             ORDER BY {EXPIRY_KEY}, id LIMIT $6) automation \
            ORDER BY at, id LIMIT $6) e \
          UNION ALL \
          SELECT source, text, detail, link, at FROM ( \
            SELECT 'notice' AS source, message AS text, id AS detail, link, created_at AS at \
            FROM notices WHERE account_id = $1 AND user_id = $2 \
            ORDER BY created_at, id LIMIT $7) n",
-    )
+    ))
     .bind(account_id)
     .bind(user_id)
     .bind(now)

@@ -3,8 +3,7 @@
 //! formatting machinery (`write!`, `format!` with padding) cost more instructions than
 //! the rest of a line; these are plain digit loops.
 
-/// The last Unix second of year 9999: later times need more than four year digits.
-const LAST_FOUR_DIGIT_YEAR: i64 = 253_402_300_799;
+use crate::domain::validate::LATEST_EXPIRY as LAST_FOUR_DIGIT_YEAR;
 
 /// Appends `n` in decimal, padded with zeros to `width` digits.
 pub fn push_uint(out: &mut Vec<u8>, mut n: u64, width: usize) {

@@ -62,8 +62,11 @@ pub async fn list(
 ) -> Result<Response, WebError> {
     let now = state.clock.unix();
     let (account_id, user_id) = (signed_in.account_id(), signed_in.user_id());
-    let owned = token_store::owned_by(&state.db.pool, account_id, user_id, now).await?;
-    let services = token_store::services_of_owned(&state.db.pool, account_id, user_id).await?;
+    // Independent reads, side by side: one round trip's wait on PostgreSQL.
+    let (owned, services) = tokio::try_join!(
+        token_store::owned_by(&state.db.pool, account_id, user_id, now),
+        token_store::services_of_owned(&state.db.pool, account_id, user_id),
+    )?;
     let rows: Vec<TokenRow> = owned
         .iter()
         .map(|t| TokenRow {

@@ -831,10 +831,19 @@ impl Drop for Browser {
 }
 
 fn is_transient(error: &Error) -> bool {
-    matches!(
-        error.downcast_ref::<CmdError>(),
-        Some(CmdError::Standard(e)) if matches!(e.error, ErrorStatus::StaleElementReference | ErrorStatus::NoSuchElement)
-    )
+    match error.downcast_ref::<CmdError>() {
+        Some(CmdError::Standard(e)) => {
+            matches!(
+                e.error,
+                ErrorStatus::StaleElementReference | ErrorStatus::NoSuchElement
+            )
+            // ChromeDriver's computed label of an element whose page was just replaced
+            // fails in DevTools, which it reports as an unknown error, not a stale one.
+            || (e.error == ErrorStatus::UnknownError
+                && e.message.contains("does not belong to the document"))
+        }
+        _ => false,
+    }
 }
 
 /// axe-core, vendored (see assets/README.md).

@@ -6,6 +6,7 @@
 //! of `db` (every SQL statement), deciding who may do what with `domain::access`.
 //! `domain` holds the rules, free of HTTP and SQL, with their unit tests.
 
+pub mod allocator;
 mod api;
 mod app;
 pub mod cli;

@@ -130,7 +130,8 @@ impl Memory {
         #[cfg(any(test, feature = "testkit"))]
         self.counters.holding.fetch_sub(1, Ordering::Relaxed);
         self.blocks = Vec::new();
-        give_back_free_memory();
+        // glibc may keep the freed block in this thread's arena instead of unmapping it.
+        crate::allocator::give_back_free_memory();
     }
 }
 
@@ -194,21 +195,6 @@ fn verify_with(memory: &mut Memory, password: &str, stored: &str) -> bool {
         .is_ok()
         && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
-
-/// glibc may keep a freed block in this thread's arena instead of unmapping it (once
-/// larger allocations have been freed, it raises its threshold for mapping them apart),
-/// so memory would not come back; `malloc_trim` returns the free pages of every arena.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn give_back_free_memory() {
-    // SAFETY: malloc_trim takes no pointers and only releases memory the allocator holds
-    // free; it is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn give_back_free_memory() {}
 
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 type WaitObserver = Arc<dyn Fn(std::time::Duration) + Send + Sync>;

@@ -407,12 +407,14 @@ impl Server {
         }
         cache_feed.abort();
         // Uses noted since the last flush are written before the server goes away.
-        match self.state.usage.flush(&self.state.db).await {
+        match self
+            .state
+            .usage
+            .flush(&self.state.db, &self.state.metrics)
+            .await
+        {
             Ok(0) => {}
-            Ok(n) => {
-                self.state.metrics.usage_flushed(n);
-                tracing::info!(tokens = n, "recorded the last token uses");
-            }
+            Ok(n) => tracing::info!(tokens = n, "recorded the last token uses"),
             Err(e) => tracing::warn!(error = %e, "could not record token use at shutdown"),
         }
         self.state.db.pool.close().await;

@@ -109,12 +109,13 @@ impl TokenUsage {
 
     /// Writes the uses pending when it starts, [`CHUNK`] at a time, each chunk in a
     /// transaction of its own. On failure the chunk's uses go back into the buffer
-    /// (unless a newer use arrived meanwhile) for the next flush.
+    /// (unless a newer use arrived meanwhile) for the next flush; the chunks written
+    /// before it stay written and are counted in the flush-size metric.
     ///
     /// Chunks, because at full load with many keys a flush on SQLite falls seconds
     /// behind and the buffer holds a use of nearly every token: taken whole, the batch
     /// in flight was a second copy of it (about 14 MB at 100,000 tokens).
-    pub async fn flush(&self, db: &Db) -> sqlx::Result<usize> {
+    pub async fn flush(&self, db: &Db, metrics: &Metrics) -> sqlx::Result<usize> {
         let due = self.pending();
         let mut written = 0;
         while written < due {
@@ -127,12 +128,18 @@ impl TokenUsage {
                 for (id, used) in chunk {
                     pending.entry(id).or_insert(used);
                 }
+                if written > 0 {
+                    metrics.usage_flushed(written);
+                }
                 return Err(e);
             }
             written += chunk.len();
             self.writes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
         *self.written_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        if written > 0 {
+            metrics.usage_flushed(written);
+        }
         if written >= LARGE_FLUSH {
             // What the uses took was spread over the arenas of the threads that noted
             // them; without a trim glibc keeps it after the burst.
@@ -161,9 +168,8 @@ impl TokenUsage {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            match self.flush(&db).await {
-                Ok(0) => {}
-                Ok(n) => metrics.usage_flushed(n),
+            match self.flush(&db, &metrics).await {
+                Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "could not record token use"),
             }
         }

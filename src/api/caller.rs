@@ -13,17 +13,18 @@ use axum::http::HeaderMap;
 
 use super::api_error::{ApiError, ApiResult};
 use super::timestamp;
+use super::token_json::TokenJson;
 use crate::db::account_store::{self, Account};
 use crate::db::token_store::Token;
 use crate::db::user_store::User;
 use crate::domain::access::{Action, Denied, Principal, ServiceAccess, TokenGrant};
-use crate::domain::ids::{AccountId, UserId};
+use crate::domain::ids::{AccountId, TokenId, UserId};
 use crate::domain::password::Password;
 use crate::domain::roles::Role;
 use crate::domain::secret::{self, TokenKind};
 use crate::http::{ClientIp, RequestNotes};
 use crate::ops::authentication::{self, CodeCheck, Outcome};
-use crate::ops::token_cache::Lookup;
+use crate::ops::token_cache::{Cached, LastUse, Lookup};
 use crate::ops::token_lifecycle;
 use crate::ops::Context;
 use crate::state::AppState;
@@ -47,7 +48,11 @@ pub struct Caller {
     /// Who acts: the account, the role (the owner's, or the automation token's), the
     /// owner, the token's scopes and services, the member's service access.
     pub principal: Principal,
-    pub token: Token,
+    pub token_id: TokenId,
+    /// The token as the verified-token cache holds it, and its last use before this
+    /// request: what the token's answers show, read from the entry without copies.
+    entry: Arc<Cached>,
+    last_use: LastUse,
     pub sudo_until: Option<i64>,
     pub ip: String,
     /// Where a refusal for the token's scopes or services is counted.
@@ -86,6 +91,16 @@ impl Caller {
 
     pub fn in_sudo(&self, now: i64) -> bool {
         self.sudo_until.is_some_and(|until| until > now)
+    }
+
+    /// The token as it stood before this request.
+    pub fn token(&self) -> Token {
+        self.entry.token_as_of(&self.last_use)
+    }
+
+    /// The token's JSON, as it stood before this request.
+    pub fn token_json(&self) -> TokenJson<'_> {
+        TokenJson::cached(&self.entry, &self.last_use)
     }
 }
 
@@ -172,20 +187,21 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         .headers
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    let token = state.tokens.used(&cached, now, &ip, agent);
-    state.usage.note(&token.id, now, &ip, agent);
+    let last_use = state.tokens.used(&cached, now, &ip, agent);
+    let token_id = TokenId::from_raw(cached.id());
+    state.usage.note(&token_id, now, &ip, agent);
     count(TokenOutcome::Ok);
     RequestNotes::update(&parts.extensions, |n| {
         n.user_id.clone_from(&owner);
-        n.token_id = Some(token.id.clone());
+        n.token_id = Some(token_id.clone());
     });
     let principal = Principal {
-        account_id: token.account_id.clone(),
+        account_id: AccountId::from_raw(cached.account_id()),
         role,
         user_id: owner,
         token: Some(TokenGrant {
-            id: token.id.clone(),
-            scopes: token.scope,
+            id: token_id.clone(),
+            scopes: cached.scope(),
             services: cached.services().to_vec(),
         }),
         services,
@@ -193,8 +209,10 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
     super::write_limit::charge(state, parts, &principal).await?;
     Ok(Caller {
         principal,
-        token,
+        token_id,
+        last_use,
         sudo_until: cached.sudo_until(),
+        entry: cached,
         ip,
         metrics: state.metrics.clone(),
     })

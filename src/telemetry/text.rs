@@ -36,30 +36,47 @@ fn civil_from_days(days: i64) -> (i64, u64, u64) {
     (year, month, day)
 }
 
-/// Appends `2024-05-01T12:00:00Z` (with `.123456` before the `Z` when `micros` is
-/// given), in UTC. False, and nothing appended, for a time before 1970 or after 9999.
-pub fn push_rfc3339(out: &mut Vec<u8>, unix: i64, micros: Option<u32>) -> bool {
+/// `2024-05-01T12:00:00Z`, in UTC, in an array (an answer writes it into its JSON
+/// without a `String`). None for a time before 1970 or after 9999.
+pub fn rfc3339_seconds(unix: i64) -> Option<[u8; 20]> {
     if !(0..=LAST_FOUR_DIGIT_YEAR).contains(&unix) {
-        return false;
+        return None;
     }
     let (year, month, day) = civil_from_days(unix / 86_400);
     let second = (unix % 86_400) as u64;
-    push_uint(out, year as u64, 4);
-    out.push(b'-');
-    push_uint(out, month, 2);
-    out.push(b'-');
-    push_uint(out, day, 2);
-    out.push(b'T');
-    push_uint(out, second / 3600, 2);
-    out.push(b':');
-    push_uint(out, second / 60 % 60, 2);
-    out.push(b':');
-    push_uint(out, second % 60, 2);
-    if let Some(micros) = micros {
-        out.push(b'.');
-        push_uint(out, u64::from(micros.min(999_999)), 6);
+    let mut out = *b"0000-00-00T00:00:00Z";
+    put_digits(&mut out[0..4], year as u64);
+    put_digits(&mut out[5..7], month);
+    put_digits(&mut out[8..10], day);
+    put_digits(&mut out[11..13], second / 3600);
+    put_digits(&mut out[14..16], second / 60 % 60);
+    put_digits(&mut out[17..19], second % 60);
+    Some(out)
+}
+
+/// Writes the last `slot.len()` decimal digits of `n` into `slot`.
+fn put_digits(slot: &mut [u8], mut n: u64) {
+    for digit in slot.iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
     }
-    out.push(b'Z');
+}
+
+/// Appends `2024-05-01T12:00:00Z` (with `.123456` before the `Z` when `micros` is
+/// given), in UTC. False, and nothing appended, for a time before 1970 or after 9999.
+pub fn push_rfc3339(out: &mut Vec<u8>, unix: i64, micros: Option<u32>) -> bool {
+    let Some(seconds) = rfc3339_seconds(unix) else {
+        return false;
+    };
+    match micros {
+        None => out.extend_from_slice(&seconds),
+        Some(micros) => {
+            out.extend_from_slice(&seconds[..19]);
+            out.push(b'.');
+            push_uint(out, u64::from(micros.min(999_999)), 6);
+            out.push(b'Z');
+        }
+    }
     true
 }
 

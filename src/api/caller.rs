@@ -121,16 +121,25 @@ pub fn otp(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// Authenticates the key; every outcome is counted (`tokenpanel_token_verifications_total`).
-async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResult<Caller> {
-    let count = |outcome| state.metrics.token_check(outcome);
+/// The digest of the key in `Fastly-Key` (what the cache and the database know it by);
+/// None when there is none. A malformed key is refused here, before any other work.
+fn presented_digest(parts: &Parts, state: &AppState) -> ApiResult<Option<[u8; 32]>> {
+    let Some(key) = presented_key(&parts.headers)? else {
+        return Ok(None);
+    };
     if secret::check_shape(key).is_err() {
-        count(TokenOutcome::Unknown);
+        state.metrics.token_check(TokenOutcome::Unknown);
         return Err(ApiError::unauthorized());
     }
+    Ok(Some(secret::digest_bytes(key)))
+}
+
+/// Authenticates the key of `digest`; every outcome is counted
+/// (`tokenpanel_token_verifications_total`).
+async fn authenticate(parts: &mut Parts, state: &AppState, digest: [u8; 32]) -> ApiResult<Caller> {
+    let count = |outcome| state.metrics.token_check(outcome);
     let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
     let now = state.clock.unix();
-    let digest = secret::digest_bytes(key);
     let cached = match state.tokens.lookup(&state.db, &digest, now, &ip).await? {
         Lookup::Found(cached) => cached,
         Lookup::Unknown => {
@@ -222,11 +231,8 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        match presented_key(&parts.headers)? {
-            Some(key) => {
-                let key = key.to_owned();
-                authenticate(parts, state, &key).await
-            }
+        match presented_digest(parts, state)? {
+            Some(digest) => authenticate(parts, state, digest).await,
             None => Err(ApiError::unauthorized()),
         }
     }
@@ -240,11 +246,8 @@ impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        match presented_key(&parts.headers)? {
-            Some(key) => {
-                let key = key.to_owned();
-                Ok(MaybeCaller(Some(authenticate(parts, state, &key).await?)))
-            }
+        match presented_digest(parts, state)? {
+            Some(digest) => Ok(MaybeCaller(Some(authenticate(parts, state, digest).await?))),
             None => Ok(MaybeCaller(None)),
         }
     }

@@ -1,5 +1,5 @@
-//! The outermost per-request layer: the request's notes (`http::RequestNotes`) and
-//! client address for the extractors, a `request` span (request id, method, route
+//! The outermost per-request layer: the request's notes (`http::RequestNotes`, with the
+//! client address) for the extractors, a `request` span (request id, method, route
 //! template) around the handler at debug level, the request metrics, and one
 //! access-log line per request. The line names the route template (`/tokens/{id}`),
 //! never the path or the query, which may carry secrets (`/setup?key=`); it names the
@@ -26,7 +26,7 @@ use tracing::Instrument;
 use super::metrics::{method_label, Metrics, RouteName};
 use super::{logging, text};
 use crate::domain::ids::{TokenId, UserId};
-use crate::http::{take_ready, Answer, ClientIp, ProxyTrust, RequestNotes};
+use crate::http::{take_ready, Answer, ProxyTrust, RequestNotes};
 
 /// What the layer needs, shared by every request.
 #[derive(Clone)]
@@ -95,10 +95,8 @@ where
             .extensions()
             .get::<ConnectInfo<std::net::SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        let client = observe.trust.client_ip(peer, request.headers());
-        let notes = RequestNotes::default();
+        let notes = RequestNotes::new(observe.trust.client_ip(peer, request.headers()));
         request.extensions_mut().insert(notes.clone());
-        request.extensions_mut().insert(ClientIp(client.clone()));
         let request_id_text = request_id
             .as_ref()
             .and_then(|v| v.to_str().ok())
@@ -117,9 +115,14 @@ where
             observe.metrics.request(method, &route, status, elapsed);
             let failed = status >= 500;
             if (failed || observe.access_log) && enabled(failed) {
-                let (user_id, token_id) = {
+                // The handler is done with the notes: the line takes what it shows.
+                let (client, user_id, token_id) = {
                     let mut who = notes.lock();
-                    (who.user_id.take(), who.token_id.take())
+                    (
+                        std::mem::take(&mut who.client),
+                        who.user_id.take(),
+                        who.token_id.take(),
+                    )
                 };
                 logging::access(AccessLine {
                     at: SystemTime::now(),

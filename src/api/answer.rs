@@ -21,14 +21,14 @@ use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
 use super::api_error::ApiError;
-use super::caller::KEY_HEADER;
+use super::caller::KEY_HEADER_NAME;
 use super::{expiry_header, write_limit};
 use crate::http::{take_ready, Answer, RequestNotes};
 
 /// Whether the client is an API client: it sends a token (even an empty one, as
 /// Fastly's Python client does with a password), or ranks JSON above HTML.
 pub fn wants_json(headers: &HeaderMap) -> bool {
-    if headers.contains_key(KEY_HEADER) {
+    if headers.contains_key(KEY_HEADER_NAME) {
         return true;
     }
     let (mut json, mut html) = (0.0_f32, 0.0_f32);
@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn api_clients_are_told_apart_from_browsers() {
         let mut keyed = HeaderMap::new();
-        keyed.insert(KEY_HEADER, HeaderValue::from_static(""));
+        keyed.insert(KEY_HEADER_NAME, HeaderValue::from_static(""));
         assert!(wants_json(&keyed));
         assert!(wants_json(&accept("application/json")));
         assert!(wants_json(&accept("application/vnd.api+json; ext=bulk")));

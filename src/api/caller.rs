@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 
 use super::api_error::{ApiError, ApiResult};
 use super::timestamp;
@@ -32,6 +32,9 @@ use crate::telemetry::metrics::TokenOutcome;
 use crate::telemetry::Metrics;
 
 pub const KEY_HEADER: &str = "fastly-key";
+/// `KEY_HEADER` as a header name: looked up by name, not parsed from text, on every
+/// API request.
+pub const KEY_HEADER_NAME: HeaderName = HeaderName::from_static(KEY_HEADER);
 pub const OTP_HEADER: &str = "fastly-otp";
 
 /// The answer to a token used from outside its allowlist (403).
@@ -106,7 +109,7 @@ impl Caller {
 
 /// The key in `Fastly-Key`; an empty header counts as absent.
 fn presented_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
-    let Some(value) = headers.get(KEY_HEADER) else {
+    let Some(value) = headers.get(KEY_HEADER_NAME) else {
         return Ok(None);
     };
     let key = value.to_str().map_err(|_| ApiError::unauthorized())?.trim();

@@ -83,7 +83,14 @@ pub struct Scopes(pub ScopeSet);
 
 impl Serialize for Scopes {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0)
+        // Joined in an array rather than through `Display` (`core::fmt`).
+        let mut joined = text::ShortText::<256>::new();
+        for (i, scope) in self.0.iter().enumerate() {
+            if (i > 0 && !joined.push_str(" ")) || !joined.push_str(scope.as_str()) {
+                return serializer.collect_str(&self.0);
+            }
+        }
+        serializer.serialize_str(joined.as_str())
     }
 }
 
@@ -94,8 +101,8 @@ pub struct LastAddress<'a>(Address<'a>);
 impl Serialize for LastAddress<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            Address::Text(text) => serializer.serialize_str(text),
-            Address::Ip(_) => serializer.collect_str(&self.0),
+            Address::Text(written) => serializer.serialize_str(written),
+            Address::Ip(addr) => serializer.serialize_str(text::address(addr).as_str()),
         }
     }
 }

@@ -23,7 +23,8 @@ impl ProxyTrust {
     /// peer, or behind trusted proxies the entry `X-Forwarded-For` gives.
     pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> String {
         let ip = self.forwarded_client(peer, headers).or(peer);
-        ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+        let text = ip.map(crate::telemetry::text::address);
+        text.as_ref().map_or("unknown", |t| t.as_str()).to_owned()
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {

@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request};
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 use tower::{Layer, Service};
 use tracing::Instrument;
@@ -36,6 +36,9 @@ pub struct Observe {
     pub trust: ProxyTrust,
     pub metrics: Arc<Metrics>,
 }
+
+/// Set by the request id layer, outside this one (`app.rs`).
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Requests that matched no route share one label: the path itself would let anyone
 /// grow the metrics without bound, and may carry a secret.
@@ -90,7 +93,7 @@ where
                 .map_or(UNMATCHED, |p| p.as_str()),
         );
         let method = method_label(request.method());
-        let request_id = request.headers().get("x-request-id").cloned();
+        let request_id = request.headers().get(REQUEST_ID).cloned();
         let peer = request
             .extensions()
             .get::<ConnectInfo<std::net::SocketAddr>>()

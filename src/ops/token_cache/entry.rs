@@ -13,7 +13,7 @@
 //! which the answer shows; [`Cached::token`] builds a `Token` for the few that need one.
 
 use std::collections::HashSet;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -26,6 +26,7 @@ use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
 use crate::domain::roles::{Role, ScopeSet, ServicePermission};
 use crate::domain::secret::TokenKind;
 use crate::ops::token_usage::clip_agent;
+use crate::telemetry::text;
 
 /// Distinct user agents shared at most; past it, sharing starts over.
 const MAX_AGENTS: usize = 1_000;
@@ -101,12 +102,7 @@ impl LastIp {
     fn text(&self) -> Option<String> {
         match self {
             LastIp::None => None,
-            LastIp::Addr(addr) => {
-                // Room for the longest IPv6 text, so printing it allocates once.
-                let mut text = String::with_capacity(45);
-                write!(text, "{addr}").ok()?;
-                Some(text)
-            }
+            LastIp::Addr(addr) => Some(text::address(*addr).as_str().to_owned()),
             LastIp::Text(text) => Some(text.to_string()),
         }
     }
@@ -129,18 +125,9 @@ impl fmt::Display for Address<'_> {
     }
 }
 
-/// Whether `addr` prints as `text`, checked without allocating.
-fn prints_as(addr: IpAddr, text: &str) -> bool {
-    /// What is left of the text to match.
-    struct Expect<'a>(&'a str);
-    impl fmt::Write for Expect<'_> {
-        fn write_str(&mut self, piece: &str) -> fmt::Result {
-            self.0 = self.0.strip_prefix(piece).ok_or(fmt::Error)?;
-            Ok(())
-        }
-    }
-    let mut rest = Expect(text);
-    write!(rest, "{addr}").is_ok() && rest.0.is_empty()
+/// Whether `addr` prints as `written`, checked without allocating.
+fn prints_as(addr: IpAddr, written: &str) -> bool {
+    text::address(addr).as_str() == written
 }
 
 /// The last use of a token seen by this node, shown as the token's last use. A copy

@@ -12,23 +12,26 @@
 //!   checked the token, and the headers belong on whatever answer follows, errors too.
 
 use std::convert::Infallible;
-use std::task::{Context, Poll};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::api_error::ApiError;
-use super::caller::KEY_HEADER;
+use super::caller::KEY_HEADER_NAME;
 use super::{expiry_header, write_limit};
-use crate::http::{take_ready, Answer, RequestNotes};
+use crate::http::{take_ready, RequestNotes};
 
 /// Whether the client is an API client: it sends a token (even an empty one, as
 /// Fastly's Python client does with a password), or ranks JSON above HTML.
 pub fn wants_json(headers: &HeaderMap) -> bool {
-    if headers.contains_key(KEY_HEADER) {
+    if headers.contains_key(KEY_HEADER_NAME) {
         return true;
     }
     let (mut json, mut html) = (0.0_f32, 0.0_f32);
@@ -120,39 +123,83 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Answer;
+    type Future = Answering<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Answer {
+    fn call(&mut self, request: Request) -> Answering<S::Future> {
         let mut inner = take_ready(&mut self.inner);
         if !wants_json(request.headers()) {
-            return Box::pin(inner.call(request));
+            return Answering::Passed {
+                answered: inner.call(request),
+            };
         }
         // Cheap copies (a standard method is no allocation, a URI shares its bytes), read
         // only when an error needs them.
-        let method = request.method().clone();
-        let uri = request.uri().clone();
-        let notes = RequestNotes::of(request.extensions()).cloned();
-        let answered = inner.call(request);
-        Box::pin(async move {
-            let mut response = answered.await?;
-            if let Some(notes) = notes {
-                let notes = notes.lock();
-                expiry_header::write(&notes, response.headers_mut());
-                write_limit::write(&notes, response.headers_mut());
-            }
-            let status = response.status();
-            if !(status.is_client_error() || status.is_server_error())
-                || is_json_response(&response)
-            {
-                return Ok(response);
-            }
-            Ok(as_json_error(response, method.as_str(), uri.path()))
-        })
+        let asked = Asked {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            notes: RequestNotes::of(request.extensions()).cloned(),
+        };
+        Answering::ForApiClient {
+            answered: inner.call(request),
+            asked: Some(asked),
+        }
     }
+}
+
+/// What an API client's answer needs from its request.
+pub struct Asked {
+    method: Method,
+    uri: Uri,
+    notes: Option<RequestNotes>,
+}
+
+pin_project! {
+    /// The answer on its way out: a browser's as the inner service gave it, an API
+    /// client's finished (`finish`). A named future rather than a boxed one: every
+    /// request passes here.
+    #[project = AnsweringProjection]
+    pub enum Answering<F> {
+        Passed { #[pin] answered: F },
+        ForApiClient { #[pin] answered: F, asked: Option<Asked> },
+    }
+}
+
+impl<F> Future for Answering<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AnsweringProjection::Passed { answered } => answered.poll(cx),
+            AnsweringProjection::ForApiClient { answered, asked } => {
+                let response = ready!(answered.poll(cx))?;
+                Poll::Ready(Ok(match asked.take() {
+                    Some(asked) => finish(response, asked),
+                    None => response,
+                }))
+            }
+        }
+    }
+}
+
+/// The headers from the request's notes, and a JSON body for an error without one.
+fn finish(mut response: Response, asked: Asked) -> Response {
+    if let Some(notes) = asked.notes {
+        let notes = notes.lock();
+        expiry_header::write(&notes, response.headers_mut());
+        write_limit::write(&notes, response.headers_mut());
+    }
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json_response(&response) {
+        return response;
+    }
+    as_json_error(response, asked.method.as_str(), asked.uri.path())
 }
 
 /// An error answer without a JSON body, with one.
@@ -193,7 +240,7 @@ mod tests {
     #[test]
     fn api_clients_are_told_apart_from_browsers() {
         let mut keyed = HeaderMap::new();
-        keyed.insert(KEY_HEADER, HeaderValue::from_static(""));
+        keyed.insert(KEY_HEADER_NAME, HeaderValue::from_static(""));
         assert!(wants_json(&keyed));
         assert!(wants_json(&accept("application/json")));
         assert!(wants_json(&accept("application/vnd.api+json; ext=bulk")));

@@ -133,7 +133,7 @@ pub async fn list(
         state.clock.unix(),
     )
     .await?;
-    let mut list = token_list(&state, caller.account_id(), tokens).await?;
+    let mut list = token_list(&state, caller.account_id(), &tokens).await?;
     let Some(paging) = paging else {
         return Ok(json_no_store(StatusCode::OK, &list));
     };

@@ -9,21 +9,22 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 
 use super::api_error::{ApiError, ApiResult};
 use super::timestamp;
+use super::token_json::TokenJson;
 use crate::db::account_store::{self, Account};
 use crate::db::token_store::Token;
 use crate::db::user_store::User;
 use crate::domain::access::{Action, Denied, Principal, ServiceAccess, TokenGrant};
-use crate::domain::ids::{AccountId, UserId};
+use crate::domain::ids::{AccountId, TokenId, UserId};
 use crate::domain::password::Password;
 use crate::domain::roles::Role;
 use crate::domain::secret::{self, TokenKind};
 use crate::http::{ClientIp, RequestNotes};
 use crate::ops::authentication::{self, CodeCheck, Outcome};
-use crate::ops::token_cache::Lookup;
+use crate::ops::token_cache::{Cached, LastUse, Lookup};
 use crate::ops::token_lifecycle;
 use crate::ops::Context;
 use crate::state::AppState;
@@ -31,6 +32,9 @@ use crate::telemetry::metrics::TokenOutcome;
 use crate::telemetry::Metrics;
 
 pub const KEY_HEADER: &str = "fastly-key";
+/// `KEY_HEADER` as a header name: looked up by name, not parsed from text, on every
+/// API request.
+pub const KEY_HEADER_NAME: HeaderName = HeaderName::from_static(KEY_HEADER);
 pub const OTP_HEADER: &str = "fastly-otp";
 
 /// The answer to a token used from outside its allowlist (403).
@@ -47,7 +51,11 @@ pub struct Caller {
     /// Who acts: the account, the role (the owner's, or the automation token's), the
     /// owner, the token's scopes and services, the member's service access.
     pub principal: Principal,
-    pub token: Token,
+    pub token_id: TokenId,
+    /// The token as the verified-token cache holds it, and its last use before this
+    /// request: what the token's answers show, read from the entry without copies.
+    entry: Arc<Cached>,
+    last_use: LastUse,
     pub sudo_until: Option<i64>,
     pub ip: String,
     /// Where a refusal for the token's scopes or services is counted.
@@ -87,11 +95,21 @@ impl Caller {
     pub fn in_sudo(&self, now: i64) -> bool {
         self.sudo_until.is_some_and(|until| until > now)
     }
+
+    /// The token as it stood before this request.
+    pub fn token(&self) -> Token {
+        self.entry.token_as_of(&self.last_use)
+    }
+
+    /// The token's JSON, as it stood before this request.
+    pub fn token_json(&self) -> TokenJson<'_> {
+        TokenJson::cached(&self.entry, &self.last_use)
+    }
 }
 
 /// The key in `Fastly-Key`; an empty header counts as absent.
 fn presented_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
-    let Some(value) = headers.get(KEY_HEADER) else {
+    let Some(value) = headers.get(KEY_HEADER_NAME) else {
         return Ok(None);
     };
     let key = value.to_str().map_err(|_| ApiError::unauthorized())?.trim();
@@ -106,16 +124,25 @@ pub fn otp(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// Authenticates the key; every outcome is counted (`tokenpanel_token_verifications_total`).
-async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResult<Caller> {
-    let count = |outcome| state.metrics.token_check(outcome);
+/// The digest of the key in `Fastly-Key` (what the cache and the database know it by);
+/// None when there is none. A malformed key is refused here, before any other work.
+fn presented_digest(parts: &Parts, state: &AppState) -> ApiResult<Option<[u8; 32]>> {
+    let Some(key) = presented_key(&parts.headers)? else {
+        return Ok(None);
+    };
     if secret::check_shape(key).is_err() {
-        count(TokenOutcome::Unknown);
+        state.metrics.token_check(TokenOutcome::Unknown);
         return Err(ApiError::unauthorized());
     }
+    Ok(Some(secret::digest_bytes(key)))
+}
+
+/// Authenticates the key of `digest`; every outcome is counted
+/// (`tokenpanel_token_verifications_total`).
+async fn authenticate(parts: &mut Parts, state: &AppState, digest: [u8; 32]) -> ApiResult<Caller> {
+    let count = |outcome| state.metrics.token_check(outcome);
     let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
     let now = state.clock.unix();
-    let digest = secret::digest_bytes(key);
     let cached = match state.tokens.lookup(&state.db, &digest, now, &ip).await? {
         Lookup::Found(cached) => cached,
         Lookup::Unknown => {
@@ -172,20 +199,21 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
         .headers
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    let token = state.tokens.used(&cached, now, &ip, agent);
-    state.usage.note(&token.id, now, &ip, agent);
+    let last_use = state.tokens.used(&cached, now, &ip, agent);
+    let token_id = TokenId::from_raw(cached.id());
+    state.usage.note(&token_id, now, &ip, agent);
     count(TokenOutcome::Ok);
     RequestNotes::update(&parts.extensions, |n| {
         n.user_id.clone_from(&owner);
-        n.token_id = Some(token.id.clone());
+        n.token_id = Some(token_id.clone());
     });
     let principal = Principal {
-        account_id: token.account_id.clone(),
+        account_id: AccountId::from_raw(cached.account_id()),
         role,
         user_id: owner,
         token: Some(TokenGrant {
-            id: token.id.clone(),
-            scopes: token.scope,
+            id: token_id.clone(),
+            scopes: cached.scope(),
             services: cached.services().to_vec(),
         }),
         services,
@@ -193,8 +221,10 @@ async fn authenticate(parts: &mut Parts, state: &AppState, key: &str) -> ApiResu
     super::write_limit::charge(state, parts, &principal).await?;
     Ok(Caller {
         principal,
-        token,
+        token_id,
+        last_use,
         sudo_until: cached.sudo_until(),
+        entry: cached,
         ip,
         metrics: state.metrics.clone(),
     })
@@ -204,11 +234,8 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        match presented_key(&parts.headers)? {
-            Some(key) => {
-                let key = key.to_owned();
-                authenticate(parts, state, &key).await
-            }
+        match presented_digest(parts, state)? {
+            Some(digest) => authenticate(parts, state, digest).await,
             None => Err(ApiError::unauthorized()),
         }
     }
@@ -222,11 +249,8 @@ impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        match presented_key(&parts.headers)? {
-            Some(key) => {
-                let key = key.to_owned();
-                Ok(MaybeCaller(Some(authenticate(parts, state, &key).await?)))
-            }
+        match presented_digest(parts, state)? {
+            Some(digest) => Ok(MaybeCaller(Some(authenticate(parts, state, digest).await?))),
             None => Ok(MaybeCaller(None)),
         }
     }

@@ -5,11 +5,11 @@
 //! answer follows.
 
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::http::{Notes, RequestNotes};
 
-pub const HEADER: &str = "token-expires-at";
+pub const HEADER: HeaderName = HeaderName::from_static("token-expires-at");
 
 /// Called by the `Caller` extractor once the token is accepted.
 pub fn note(parts: &Parts, expires_at: Option<i64>) {

@@ -141,7 +141,7 @@ async fn record(
         description,
         metadata,
         actor: caller.user_id(),
-        token: &caller.token.id,
+        token: &caller.token_id,
         ip: &caller.ip,
     };
     Ok(service_catalog::record_purge(state, service, purge).await?)

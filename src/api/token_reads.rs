@@ -19,11 +19,11 @@ use crate::state::AppState;
 pub const NOT_FOUND: &str = "Token not found";
 
 /// Tokens with their services, as a JSON list.
-pub async fn token_list(
+pub async fn token_list<'a>(
     ctx: &Context,
     account_id: &AccountId,
-    tokens: Vec<Token>,
-) -> ApiResult<Vec<TokenJson>> {
+    tokens: &'a [Token],
+) -> ApiResult<Vec<TokenJson<'a>>> {
     let mut services = token_store::services_in_account(&ctx.db.pool, account_id).await?;
     Ok(tokens
         .iter()
@@ -32,7 +32,7 @@ pub async fn token_list(
 }
 
 /// One token with its services.
-pub async fn one_token(ctx: &Context, token: &Token) -> ApiResult<TokenJson> {
+pub async fn one_token<'a>(ctx: &Context, token: &'a Token) -> ApiResult<TokenJson<'a>> {
     let services = token_store::services_of(&ctx.db.pool, &token.id).await?;
     Ok(TokenJson::new(token, services))
 }
@@ -47,7 +47,7 @@ pub async fn list_own(State(state): State<AppState>, caller: Caller) -> ApiResul
     let list: Vec<TokenJson> = owned
         .iter()
         .map(|t| {
-            let ids = services
+            let ids: Vec<_> = services
                 .get(&t.id)
                 .map(|l| l.iter().map(|(id, _)| id.clone()).collect())
                 .unwrap_or_default();
@@ -59,16 +59,7 @@ pub async fn list_own(State(state): State<AppState>, caller: Caller) -> ApiResul
 
 /// Any valid token may look at itself, whatever its scope.
 pub async fn show_self(caller: Caller) -> ApiResult<Response> {
-    let services = caller
-        .principal
-        .token
-        .as_ref()
-        .map(|t| t.services.clone())
-        .unwrap_or_default();
-    Ok(json_no_store(
-        StatusCode::OK,
-        &TokenJson::new(&caller.token, services),
-    ))
+    Ok(json_no_store(StatusCode::OK, &caller.token_json()))
 }
 
 pub async fn show(

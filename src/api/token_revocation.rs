@@ -55,7 +55,7 @@ async fn revoke(
     let revocation = Revocation {
         scope,
         actor_id: caller.user_id(),
-        via_token: Some(&caller.token.id),
+        via_token: Some(&caller.token_id),
         reason,
         ip: Some(&caller.ip),
     };
@@ -76,7 +76,7 @@ pub async fn delete_self(State(state): State<AppState>, caller: Caller) -> ApiRe
         owner: None,
         kind: None,
     };
-    let ids = [caller.token.id.clone()];
+    let ids = [caller.token_id.clone()];
     revoke(&state, &caller, &ids, scope, "self").await
 }
 

@@ -74,7 +74,7 @@ pub async fn sudo(
         &state,
         caller.account_id(),
         user_id,
-        &caller.token.id,
+        &caller.token_id,
         until,
         Some(&caller.ip),
     )

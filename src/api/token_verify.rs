@@ -75,7 +75,7 @@ pub async fn verify(State(state): State<AppState>, caller: Caller) -> ApiResult<
         .filter(|s| caller.principal.may(Action::ReadService(&s.id)))
         .map(|s| (s.id, s.name))
         .collect();
-    let token = &caller.token;
+    let token = caller.token();
     Ok(json_no_store(
         StatusCode::OK,
         &Verified {

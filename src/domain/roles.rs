@@ -171,8 +171,14 @@ impl FromStr for ScopeSet {
 
 impl fmt::Display for ScopeSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.iter().map(Scope::as_str).collect();
-        f.write_str(&names.join(" "))
+        // Written name by name: every API answer about a token writes its scopes.
+        for (i, scope) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(scope.as_str())?;
+        }
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
+use super::RequestNotes;
 use crate::domain::cidr::Cidr;
 
 /// Whether the deployment sits behind proxies that set `X-Forwarded-For`, and which.
@@ -22,7 +23,8 @@ impl ProxyTrust {
     /// peer, or behind trusted proxies the entry `X-Forwarded-For` gives.
     pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> String {
         let ip = self.forwarded_client(peer, headers).or(peer);
-        ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+        let text = ip.map(crate::telemetry::text::address);
+        text.as_ref().map_or("unknown", |t| t.as_str()).to_owned()
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
@@ -60,7 +62,8 @@ impl ProxyTrust {
 }
 
 /// The client's address as text ("unknown" when the connection has none). The outermost
-/// layer (`telemetry::access_log`) works it out once and leaves it in the request.
+/// layer (`telemetry::access_log`) works it out once and leaves it in the request's
+/// notes (`RequestNotes`).
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub String);
 
@@ -72,8 +75,8 @@ where
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(known) = parts.extensions.get::<ClientIp>() {
-            return Ok(known.clone());
+        if let Some(notes) = RequestNotes::of(&parts.extensions) {
+            return Ok(ClientIp(notes.lock().client.clone()));
         }
         let peer = parts
             .extensions

@@ -13,7 +13,7 @@ mod request_notes;
 pub use client_ip::{ClientIp, ProxyTrust};
 pub use form::Form;
 pub use htmx::{is_htmx, wants_fragment};
-pub use layer::{take_ready, Answer};
+pub use layer::take_ready;
 pub use public_url::{PublicBase, PublicOrigin};
 pub use request_notes::{Notes, RequestNotes, WriteBudget};
 

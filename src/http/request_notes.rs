@@ -1,10 +1,13 @@
 //! What the handlers of one request learn that the layers around them report: who the
 //! request authenticated as (for the access log), and for an API request when its
 //! token expires and what is left of its write budget (for the response headers).
+//! It also carries the client's address, which the outermost layer works out once
+//! (`ClientIp` reads it from here).
 //!
 //! The outermost layer (`telemetry::access_log`) puts one in every request; the
 //! extractors that authenticate fill it in; the layers read it as the answer passes
-//! back out. One small allocation per request, shared by all of them.
+//! back out. One small allocation and one request extension per request, shared by
+//! all of them.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -17,6 +20,8 @@ pub struct RequestNotes(Arc<Mutex<Notes>>);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Notes {
+    /// The client's address as text (`ProxyTrust::client_ip`).
+    pub client: String,
     /// The person the request acted as (a session's user, or a user token's owner).
     pub user_id: Option<UserId>,
     /// The API token the request authenticated with.
@@ -35,6 +40,14 @@ pub struct WriteBudget {
 }
 
 impl RequestNotes {
+    /// The notes of a request from `client`.
+    pub fn new(client: String) -> RequestNotes {
+        RequestNotes(Arc::new(Mutex::new(Notes {
+            client,
+            ..Notes::default()
+        })))
+    }
+
     /// The notes of the request these extensions belong to, when a layer put them there.
     pub fn of(extensions: &Extensions) -> Option<&RequestNotes> {
         extensions.get::<RequestNotes>()
@@ -60,7 +73,7 @@ mod tests {
 
     #[test]
     fn notes_written_through_the_extensions_are_read_by_the_layer_that_put_them() {
-        let notes = RequestNotes::default();
+        let notes = RequestNotes::new("192.0.2.1".to_owned());
         let mut extensions = Extensions::new();
         RequestNotes::update(&extensions, |n| n.token_expires_at = Some(1));
         extensions.insert(notes.clone());
@@ -81,5 +94,6 @@ mod tests {
             })
         );
         assert_eq!(seen.user_id, None);
+        assert_eq!(seen.client, "192.0.2.1");
     }
 }

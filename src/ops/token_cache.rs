@@ -38,13 +38,12 @@ use std::time::Duration;
 use sqlx::{Any, Transaction};
 
 use super::Context;
-use crate::db::token_store::{self, Presented, Token};
+use crate::db::token_store::{self, Presented};
 use crate::db::{member_store, Backend, Db};
 use crate::domain::access::ServiceAccess;
 use crate::domain::ids::{AccountId, TokenId, UserId};
 use crate::domain::secret::{self, TokenKind};
-use entry::Agents;
-pub use entry::Cached;
+pub use entry::{Address, Agents, Cached, LastUse};
 
 mod entry;
 
@@ -297,10 +296,9 @@ impl TokenCache {
         (now - entry.loaded_at < TTL_SECONDS && now >= entry.loaded_at).then(|| entry.clone())
     }
 
-    /// Notes a use of `entry` by this node and returns its token as it stood before
-    /// the use: its last use is the latest this node saw (or the database had when the
-    /// entry was loaded).
-    pub fn used(&self, entry: &Cached, at: i64, ip: &str, agent: Option<&str>) -> Token {
+    /// Notes a use of `entry` by this node and returns the token's last use before it:
+    /// the latest this node saw (or the database had when the entry was loaded).
+    pub fn used(&self, entry: &Cached, at: i64, ip: &str, agent: Option<&str>) -> LastUse {
         self.0.agents.used(entry, at, ip, agent)
     }
 
@@ -381,10 +379,16 @@ impl TokenCache {
         keep(&mut lock(self.shard(key)), key, entry, now);
     }
 
-    /// What a hit on `key` gives the caller, as `api::caller` takes it.
-    pub fn hit(&self, key: &[u8; 32], now: i64, ip: &str, agent: Option<&str>) -> Option<Token> {
+    /// A hit on `key`, as `api::caller` makes one, and the token it shows.
+    pub fn hit(
+        &self,
+        key: &[u8; 32],
+        now: i64,
+        ip: &str,
+        agent: Option<&str>,
+    ) -> Option<token_store::Token> {
         let entry = self.fresh(key, now)?;
-        Some(self.used(&entry, now, ip, agent))
+        Some(entry.token_as_of(&self.used(&entry, now, ip, agent)))
     }
 }
 
@@ -592,6 +596,7 @@ async fn poll_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::token_store::Token;
 
     #[test]
     fn changes_survive_the_payload() {

@@ -1,5 +1,5 @@
-//! The outermost per-request layer: the request's notes (`http::RequestNotes`) and
-//! client address for the extractors, a `request` span (request id, method, route
+//! The outermost per-request layer: the request's notes (`http::RequestNotes`, with the
+//! client address) for the extractors, a `request` span (request id, method, route
 //! template) around the handler at debug level, the request metrics, and one
 //! access-log line per request. The line names the route template (`/tokens/{id}`),
 //! never the path or the query, which may carry secrets (`/setup?key=`); it names the
@@ -13,20 +13,24 @@
 //! (`logging::access`), off the request's path.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request};
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
+use tracing::instrument::Instrumented;
 use tracing::Instrument;
 
 use super::metrics::{method_label, Metrics, RouteName};
 use super::{logging, text};
 use crate::domain::ids::{TokenId, UserId};
-use crate::http::{take_ready, Answer, ClientIp, ProxyTrust, RequestNotes};
+use crate::http::{take_ready, ProxyTrust, RequestNotes};
 
 /// What the layer needs, shared by every request.
 #[derive(Clone)]
@@ -36,6 +40,9 @@ pub struct Observe {
     pub trust: ProxyTrust,
     pub metrics: Arc<Metrics>,
 }
+
+/// Set by the request id layer, outside this one (`app.rs`).
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Requests that matched no route share one label: the path itself would let anyone
 /// grow the metrics without bound, and may carry a secret.
@@ -74,13 +81,13 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Answer;
+    type Future = Observing<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Answer {
+    fn call(&mut self, mut request: Request) -> Observing<S::Future> {
         let started = Instant::now();
         let observe = self.observe.clone();
         let route = observe.metrics.route(
@@ -90,15 +97,13 @@ where
                 .map_or(UNMATCHED, |p| p.as_str()),
         );
         let method = method_label(request.method());
-        let request_id = request.headers().get("x-request-id").cloned();
+        let request_id = request.headers().get(REQUEST_ID).cloned();
         let peer = request
             .extensions()
             .get::<ConnectInfo<std::net::SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        let client = observe.trust.client_ip(peer, request.headers());
-        let notes = RequestNotes::default();
+        let notes = RequestNotes::new(observe.trust.client_ip(peer, request.headers()));
         request.extensions_mut().insert(notes.clone());
-        request.extensions_mut().insert(ClientIp(client.clone()));
         let request_id_text = request_id
             .as_ref()
             .and_then(|v| v.to_str().ok())
@@ -109,33 +114,89 @@ where
             method,
             route = route.as_str()
         );
-        let answered = take_ready(&mut self.inner).call(request).instrument(span);
-        Box::pin(async move {
-            let response = answered.await?;
-            let elapsed = started.elapsed();
-            let status = response.status().as_u16();
-            observe.metrics.request(method, &route, status, elapsed);
-            let failed = status >= 500;
-            if (failed || observe.access_log) && enabled(failed) {
-                let (user_id, token_id) = {
-                    let mut who = notes.lock();
-                    (who.user_id.take(), who.token_id.take())
-                };
-                logging::access(AccessLine {
-                    at: SystemTime::now(),
-                    failed,
-                    request_id,
-                    method,
-                    route,
-                    status,
-                    latency_micros: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-                    client,
-                    user_id,
-                    token_id,
-                });
-            }
-            Ok(response)
-        })
+        Observing {
+            answered: take_ready(&mut self.inner).call(request).instrument(span),
+            request: Some(Observation {
+                started,
+                observe,
+                method,
+                route,
+                request_id,
+                notes,
+            }),
+        }
+    }
+}
+
+pin_project! {
+    /// The answer of an observed request, recorded once it is given. A named future
+    /// rather than a boxed one: every request passes here.
+    pub struct Observing<F> {
+        #[pin]
+        answered: Instrumented<F>,
+        request: Option<Observation>,
+    }
+}
+
+impl<F> Future for Observing<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.answered.poll(cx))?;
+        if let Some(request) = this.request.take() {
+            request.answered(&response);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// What the layer knows of a request until it is answered.
+pub struct Observation {
+    started: Instant,
+    observe: Arc<Observe>,
+    method: &'static str,
+    route: RouteName,
+    request_id: Option<HeaderValue>,
+    notes: RequestNotes,
+}
+
+impl Observation {
+    /// The metrics and the access-log line of the answered request.
+    fn answered(self, response: &Response) {
+        let elapsed = self.started.elapsed();
+        let status = response.status().as_u16();
+        let observe = &self.observe;
+        observe
+            .metrics
+            .request(self.method, &self.route, status, elapsed);
+        let failed = status >= 500;
+        if (failed || observe.access_log) && enabled(failed) {
+            // The handler is done with the notes: the line takes what it shows.
+            let (client, user_id, token_id) = {
+                let mut who = self.notes.lock();
+                (
+                    std::mem::take(&mut who.client),
+                    who.user_id.take(),
+                    who.token_id.take(),
+                )
+            };
+            logging::access(AccessLine {
+                at: SystemTime::now(),
+                failed,
+                request_id: self.request_id,
+                method: self.method,
+                route: self.route,
+                status,
+                latency_micros: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                client,
+                user_id,
+                token_id,
+            });
+        }
     }
 }
 

@@ -11,6 +11,8 @@ const HSTS: &str = "max-age=31536000";
 
 pub fn security_headers(hsts: bool, response: &mut Response) {
     let headers = response.headers_mut();
+    // Room for all of them at once: the map would otherwise grow (and rehash) midway.
+    headers.reserve(8);
     // Secure cookies mean the panel is served over HTTPS (COOKIE_SECURE).
     if hsts {
         headers.insert(

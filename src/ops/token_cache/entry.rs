@@ -8,11 +8,12 @@
 //! ([`Agents`]). `benches/token_cache_memory.rs` measures it.
 //!
 //! What the caller needs is read from the entry directly (`id`, `expires_at`,
-//! `allows_address`, …); the `Token` handed on to the endpoints is built from it on
-//! each hit ([`Cached::token`], [`Agents::used`]).
+//! `allows_address`, …), and so is the token's JSON (`api::token_json`): a hit builds
+//! no `Token`. [`Agents::used`] hands back the last use before the hit ([`LastUse`]),
+//! which the answer shows; [`Cached::token`] builds a `Token` for the few that need one.
 
 use std::collections::HashSet;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +26,7 @@ use crate::domain::ids::{AccountId, ServiceId, TokenId, UserId};
 use crate::domain::roles::{Role, ScopeSet, ServicePermission};
 use crate::domain::secret::TokenKind;
 use crate::ops::token_usage::clip_agent;
+use crate::telemetry::text;
 
 /// Distinct user agents shared at most; past it, sharing starts over.
 const MAX_AGENTS: usize = 1_000;
@@ -89,40 +91,66 @@ impl LastIp {
         }
     }
 
+    fn address(&self) -> Option<Address<'_>> {
+        match self {
+            LastIp::None => None,
+            LastIp::Addr(addr) => Some(Address::Ip(*addr)),
+            LastIp::Text(text) => Some(Address::Text(text)),
+        }
+    }
+
     fn text(&self) -> Option<String> {
         match self {
             LastIp::None => None,
-            LastIp::Addr(addr) => {
-                // Room for the longest IPv6 text, so printing it allocates once.
-                let mut text = String::with_capacity(45);
-                write!(text, "{addr}").ok()?;
-                Some(text)
-            }
+            LastIp::Addr(addr) => Some(text::address(*addr).as_str().to_owned()),
             LastIp::Text(text) => Some(text.to_string()),
         }
     }
 }
 
-/// Whether `addr` prints as `text`, checked without allocating.
-fn prints_as(addr: IpAddr, text: &str) -> bool {
-    /// What is left of the text to match.
-    struct Expect<'a>(&'a str);
-    impl fmt::Write for Expect<'_> {
-        fn write_str(&mut self, piece: &str) -> fmt::Result {
-            self.0 = self.0.strip_prefix(piece).ok_or(fmt::Error)?;
-            Ok(())
-        }
-    }
-    let mut rest = Expect(text);
-    write!(rest, "{addr}").is_ok() && rest.0.is_empty()
+/// The address of a last use, without making a `String` of it: the answer writes it
+/// straight into its JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Address<'a> {
+    Ip(IpAddr),
+    Text(&'a str),
 }
 
-/// The last use of a token seen by this node, shown as the token's last use.
+impl fmt::Display for Address<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Ip(addr) => addr.fmt(f),
+            Address::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+/// Whether `addr` prints as `written`, checked without allocating.
+fn prints_as(addr: IpAddr, written: &str) -> bool {
+    text::address(addr).as_str() == written
+}
+
+/// The last use of a token seen by this node, shown as the token's last use. A copy
+/// costs no allocation unless the address is not one (such as "unknown").
 #[derive(Debug, Clone)]
-struct LastUse {
+pub struct LastUse {
     at: MaybeTime,
     ip: LastIp,
     agent: Option<Arc<str>>,
+}
+
+impl LastUse {
+    pub fn at(&self) -> Option<i64> {
+        self.at.get()
+    }
+
+    pub fn address(&self) -> Option<Address<'_>> {
+        self.ip.address()
+    }
+
+    pub fn agent(&self) -> Option<&str> {
+        self.agent.as_deref()
+    }
 }
 
 /// User agents shared between entries: the clients of an installation are a handful, so
@@ -208,9 +236,9 @@ impl Agents {
         }
     }
 
-    /// Notes a use by this node and returns the token as it stood before it: its last
-    /// use is the latest this node saw (or the database had when the entry was loaded).
-    pub fn used(&self, entry: &Cached, at: i64, ip: &str, agent: Option<&str>) -> Token {
+    /// Notes a use by this node and returns the last use before it: the latest this
+    /// node saw (or the database had when the entry was loaded).
+    pub fn used(&self, entry: &Cached, at: i64, ip: &str, agent: Option<&str>) -> LastUse {
         let agent = agent.map(clip_agent);
         let before = {
             let mut last = lock(&entry.last_use);
@@ -226,7 +254,7 @@ impl Agents {
             }
             before
         };
-        entry.build(&before)
+        before
     }
 }
 
@@ -290,6 +318,41 @@ impl Cached {
         self.kind
     }
 
+    pub fn name(&self) -> &str {
+        self.text(Text::Name)
+    }
+
+    pub fn description(&self) -> Option<&str> {
+        self.optional(Text::Description)
+    }
+
+    /// The token this one was rolled from.
+    pub fn rolled_from(&self) -> Option<&str> {
+        self.optional(Text::RolledFrom)
+    }
+
+    /// The token that replaced this one by a roll.
+    pub fn replaced_by(&self) -> Option<&str> {
+        self.optional(Text::ReplacedBy)
+    }
+
+    pub fn scope(&self) -> ScopeSet {
+        self.scope
+    }
+
+    pub fn created_at(&self) -> i64 {
+        self.created_at
+    }
+
+    pub fn tls_access(&self) -> bool {
+        self.tls_access
+    }
+
+    /// The addresses the token may be used from; None: any.
+    pub fn allowlist(&self) -> Option<&Allowlist> {
+        self.allowlist.as_deref()
+    }
+
     /// An automation token's role.
     pub fn role(&self) -> Option<Role> {
         self.role
@@ -342,16 +405,17 @@ impl Cached {
     /// The token with its last use as this node last saw it.
     pub fn token(&self) -> Token {
         let last = lock(&self.last_use).clone();
-        self.build(&last)
+        self.token_as_of(&last)
     }
 
-    fn build(&self, last: &LastUse) -> Token {
+    /// The token with `last` as its last use.
+    pub fn token_as_of(&self, last: &LastUse) -> Token {
         Token {
             id: TokenId::from_raw(self.id()),
             account_id: AccountId::from_raw(self.account_id()),
             kind: self.kind,
             user_id: self.user_id().map(UserId::from_raw),
-            name: self.text(Text::Name).to_owned(),
+            name: self.name().to_owned(),
             scope: self.scope,
             role: self.role,
             tls_access: Flag(self.tls_access),
@@ -360,10 +424,10 @@ impl Cached {
             last_used_at: last.at.get(),
             last_used_ip: last.ip.text(),
             last_used_agent: last.agent.as_deref().map(str::to_owned),
-            description: self.optional(Text::Description).map(str::to_owned),
-            allowed_cidrs: self.allowlist.as_deref().cloned(),
-            rolled_from: self.optional(Text::RolledFrom).map(TokenId::from_raw),
-            replaced_by: self.optional(Text::ReplacedBy).map(TokenId::from_raw),
+            description: self.description().map(str::to_owned),
+            allowed_cidrs: self.allowlist().cloned(),
+            rolled_from: self.rolled_from().map(TokenId::from_raw),
+            replaced_by: self.replaced_by().map(TokenId::from_raw),
         }
     }
 }
@@ -485,20 +549,27 @@ mod tests {
     fn a_use_shows_on_the_next_one() {
         let agents = Agents::default();
         let entry = agents.entry(full(), ServiceAccess::All, 0);
-        let first = agents.used(&entry, 1_750_000_100, "192.0.2.9", Some("wrk"));
+        let first =
+            entry.token_as_of(&agents.used(&entry, 1_750_000_100, "192.0.2.9", Some("wrk")));
         // The token as it stood before this use: what the database had.
         assert_eq!(first.last_used_at, Some(1_750_000_000));
         assert_eq!(first.last_used_ip.as_deref(), Some("2001:db8::7"));
         assert_eq!(first.last_used_agent.as_deref(), Some("curl/8.5.0 (ü)"));
         let second = agents.used(&entry, 1_750_000_200, "unknown", None);
-        assert_eq!(second.last_used_at, Some(1_750_000_100));
-        assert_eq!(second.last_used_ip.as_deref(), Some("192.0.2.9"));
-        assert_eq!(second.last_used_agent.as_deref(), Some("wrk"));
+        assert_eq!(second.at(), Some(1_750_000_100));
+        assert_eq!(
+            second.address(),
+            Some(Address::Ip("192.0.2.9".parse().unwrap()))
+        );
+        assert_eq!(second.agent(), Some("wrk"));
+        let third = agents.used(&entry, 1_750_000_300, "10.0.0.1", None);
+        assert_eq!(third.address(), Some(Address::Text("unknown")));
+        assert_eq!(third.agent(), None);
         // An older use (a request that waited) does not replace a newer one.
         agents.used(&entry, 1_750_000_150, "198.51.100.1", Some("old"));
         let now = entry.token();
-        assert_eq!(now.last_used_at, Some(1_750_000_200));
-        assert_eq!(now.last_used_ip.as_deref(), Some("unknown"));
+        assert_eq!(now.last_used_at, Some(1_750_000_300));
+        assert_eq!(now.last_used_ip.as_deref(), Some("10.0.0.1"));
         assert_eq!(now.last_used_agent, None);
     }
 
@@ -513,6 +584,7 @@ mod tests {
         ] {
             let ip = LastIp::new(Some(text));
             assert_eq!(ip.text().as_deref(), Some(text));
+            assert_eq!(ip.address().map(|a| a.to_string()).as_deref(), Some(text));
             assert!(ip.is(text), "{text}");
         }
         // Written another way than `IpAddr` prints it: kept as written, and not the

@@ -28,7 +28,8 @@
 //! [`announce`] lets an operator's tool send a change without a transaction). The cache
 //! holds at most [`MAX_ENTRIES`]. Unknown keys are never cached; the database is asked
 //! about them at most [`UNKNOWN_PER_WINDOW`] times per client address per
-//! [`UNKNOWN_WINDOW_SECONDS`].
+//! [`UNKNOWN_WINDOW_SECONDS`] (a key held past its time is not unknown: its reload is
+//! never refused).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -180,6 +181,14 @@ pub enum Lookup {
     Throttled(i64),
 }
 
+/// What the cache holds under a key.
+enum Held {
+    Fresh(Arc<Cached>),
+    /// Past [`TTL_SECONDS`]: to be read again.
+    Stale,
+    Absent,
+}
+
 /// Counters, for tests and the benchmark.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -263,17 +272,33 @@ impl TokenCache {
         ip: &str,
     ) -> sqlx::Result<Lookup> {
         let live = self.is_live();
-        if live {
-            if let Some(entry) = self.fresh(key, now) {
+        let held = if live {
+            self.held(key, now)
+        } else {
+            Held::Absent
+        };
+        let stale = match held {
+            Held::Fresh(entry) => {
                 self.0.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(Lookup::Found(entry));
             }
-        }
-        if let Some(wait) = self.unknown_wait(ip, now) {
-            return Ok(Lookup::Throttled(wait));
+            Held::Stale => true,
+            Held::Absent => false,
+        };
+        // A key held past its time was a token's a moment ago (a change to it would have
+        // dropped it): its reload is no unknown key's lookup, so the gate, which another
+        // client behind the same address (a NAT) may have tripped, does not stop it.
+        if !stale {
+            if let Some(wait) = self.unknown_wait(ip, now) {
+                return Ok(Lookup::Throttled(wait));
+            }
         }
         let generation = self.0.generation.load(Ordering::Acquire);
         let Some((presented, access)) = load(db, key).await? else {
+            if stale {
+                // Gone by other means than the panel: its next lookup is gated.
+                lock(self.shard(key)).remove(key);
+            }
             self.note_unknown(ip, now);
             return Ok(Lookup::Unknown);
         };
@@ -289,11 +314,24 @@ impl TokenCache {
         Ok(Lookup::Found(entry))
     }
 
-    /// The entry under `key` if it was loaded less than [`TTL_SECONDS`] ago.
-    fn fresh(&self, key: &[u8; 32], now: i64) -> Option<Arc<Cached>> {
+    /// What is held under `key`: an entry loaded less than [`TTL_SECONDS`] ago is fresh.
+    fn held(&self, key: &[u8; 32], now: i64) -> Held {
         let shard = lock(self.shard(key));
-        let entry = shard.get(key)?;
-        (now - entry.loaded_at < TTL_SECONDS && now >= entry.loaded_at).then(|| entry.clone())
+        match shard.get(key) {
+            None => Held::Absent,
+            Some(entry) if now - entry.loaded_at < TTL_SECONDS && now >= entry.loaded_at => {
+                Held::Fresh(entry.clone())
+            }
+            Some(_) => Held::Stale,
+        }
+    }
+
+    /// The entry under `key` if it is fresh.
+    fn fresh(&self, key: &[u8; 32], now: i64) -> Option<Arc<Cached>> {
+        match self.held(key, now) {
+            Held::Fresh(entry) => Some(entry),
+            Held::Stale | Held::Absent => None,
+        }
     }
 
     /// Notes a use of `entry` by this node and returns the token's last use before it:

@@ -326,7 +326,8 @@ impl TokenCache {
         }
     }
 
-    /// The entry under `key` if it is fresh.
+    /// The entry under `key` if it is fresh (tests and the memory benchmark).
+    #[cfg(any(test, feature = "testkit"))]
     fn fresh(&self, key: &[u8; 32], now: i64) -> Option<Arc<Cached>> {
         match self.held(key, now) {
             Held::Fresh(entry) => Some(entry),

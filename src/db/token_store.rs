@@ -583,26 +583,73 @@ pub async fn set_sudo<'e>(ex: impl Exec<'e>, id: &TokenId, until: i64) -> sqlx::
         .map(|_| ())
 }
 
-/// Records when, from where and by what a token was last used. Never moves the time
-/// backwards (another node may have written a later use).
-pub async fn record_use<'e>(
-    ex: impl Exec<'e>,
-    id: &TokenId,
-    at: i64,
-    ip: &str,
-    agent: Option<&str>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE tokens SET last_used_at = $1, last_used_ip = $2, last_used_agent = $3 \
-         WHERE id = $4 AND (last_used_at IS NULL OR last_used_at <= $1)",
-    )
-    .bind(at)
-    .bind(ip)
-    .bind(agent)
-    .bind(id)
-    .execute(ex)
-    .await
-    .map(|_| ())
+/// A token's latest use, as [`record_uses`] writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenUse<'a> {
+    pub id: &'a str,
+    pub at: i64,
+    pub ip: &'a str,
+    pub agent: Option<&'a str>,
+}
+
+/// Rows an UPDATE of [`record_uses`] carries, largest first: a batch is written in
+/// statements of these sizes, so a connection prepares three statements at most (its
+/// statement cache keeps them) however many uses a flush holds. A hundred rows a
+/// statement take PostgreSQL's round trips out of the cost (`benches/token_uses.rs`);
+/// SQLite's cost is its index pages, whatever the statement.
+const USES_PER_STATEMENT: [usize; 3] = [100, 10, 1];
+
+/// Records when, from where and by what tokens were last used, up to a hundred to a
+/// statement. Never moves a time backwards (another node may have written a
+/// later use). `uses` must name each token once: a statement that names one twice
+/// writes either of the two.
+pub async fn record_uses(conn: &mut AnyConnection, uses: &[TokenUse<'_>]) -> sqlx::Result<()> {
+    let statements = uses_statements();
+    let mut rest = uses;
+    while let Some(size) = USES_PER_STATEMENT
+        .iter()
+        .position(|&rows| rows <= rest.len())
+    {
+        let (batch, after) = rest.split_at(USES_PER_STATEMENT[size]);
+        let mut query = sqlx::query(&statements[size]);
+        for used in batch {
+            query = query
+                .bind(used.id)
+                .bind(used.at)
+                .bind(used.ip)
+                .bind(used.agent);
+        }
+        query.execute(&mut *conn).await?;
+        rest = after;
+    }
+    Ok(())
+}
+
+/// The UPDATE of each size of [`USES_PER_STATEMENT`]: `VALUES` rows joined to the
+/// tokens they name (both databases call a `VALUES` list's columns column1, column2, …).
+fn uses_statements() -> &'static [String] {
+    static STATEMENTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    STATEMENTS.get_or_init(|| {
+        USES_PER_STATEMENT
+            .into_iter()
+            .map(|rows| {
+                let values: Vec<String> = (0..rows)
+                    .map(|row| {
+                        let n = row * 4;
+                        format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
+                    })
+                    .collect();
+                format!(
+                    "UPDATE tokens SET last_used_at = used.column2, last_used_ip = used.column3, \
+                     last_used_agent = used.column4 \
+                     FROM (VALUES {}) AS used \
+                     WHERE tokens.id = used.column1 \
+                     AND (tokens.last_used_at IS NULL OR tokens.last_used_at <= used.column2)",
+                    values.join(", ")
+                )
+            })
+            .collect()
+    })
 }
 
 pub async fn find_by_id<'e>(ex: impl Exec<'e>, id: &TokenId) -> sqlx::Result<Option<Token>> {

@@ -15,6 +15,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::lock;
@@ -151,6 +152,16 @@ impl LastUse {
     pub fn agent(&self) -> Option<&str> {
         self.agent.as_deref()
     }
+
+    /// The user agent, shared.
+    pub fn agent_shared(&self) -> Option<Arc<str>> {
+        self.agent.clone()
+    }
+
+    /// The address as the database keeps it.
+    pub fn ip_text(&self) -> Option<String> {
+        self.ip.text()
+    }
 }
 
 /// User agents shared between entries: the clients of an installation are a handful, so
@@ -233,6 +244,7 @@ impl Agents {
                 ServiceAccess::Limited(list) => Some(list.into_boxed_slice()),
             },
             last_use: Mutex::new(last_use),
+            unwritten: AtomicBool::new(false),
         }
     }
 
@@ -283,6 +295,8 @@ pub struct Cached {
     /// The owner's service limits; None: every service.
     limits: Option<Box<[(ServiceId, ServicePermission)]>>,
     last_use: Mutex<LastUse>,
+    /// Whether `last_use` holds a use by this node not yet written to the database.
+    unwritten: AtomicBool,
 }
 
 impl Cached {
@@ -400,6 +414,19 @@ impl Cached {
             None => ServiceAccess::All,
             Some(list) => ServiceAccess::Limited(list.to_vec()),
         }
+    }
+
+    /// Marks the last use as not yet written; true when it was written until now, so
+    /// the caller queues the entry for the next write (once, however many uses follow).
+    pub fn mark_unwritten(&self) -> bool {
+        !self.unwritten.swap(true, Ordering::AcqRel)
+    }
+
+    /// The last use, to be written now. The mark is cleared before the use is read, so
+    /// a use that comes after the read marks the entry again and is written next time.
+    pub fn use_to_write(&self) -> LastUse {
+        self.unwritten.store(false, Ordering::Release);
+        lock(&self.last_use).clone()
     }
 
     /// The token with its last use as this node last saw it.

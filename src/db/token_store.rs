@@ -225,6 +225,57 @@ pub async fn owned_by<'e>(
     .await
 }
 
+/// A user's own token as the Personal tokens list prints it: the columns it shows, and
+/// the names of the token's services read with it.
+#[derive(Debug, Clone, FromRow)]
+pub struct ListedToken {
+    pub id: TokenId,
+    pub name: String,
+    pub scope: ScopeSet,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub description: Option<String>,
+    pub allowed_cidrs: Option<Allowlist>,
+    pub rolled_from: Option<TokenId>,
+    pub replaced_by: Option<TokenId>,
+    /// The token's services by name, in name order, joined by ", "; None when it has
+    /// none (every service of the account).
+    pub services: Option<String>,
+}
+
+impl ListedToken {
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// What `owned_by` and `services_of_owned` give, as the Personal tokens list prints it,
+/// in one statement: the page's tokens and their services cost one round trip, and
+/// only the columns it shows are read. (`string_agg` with `ORDER BY`: SQLite 3.44 and
+/// later, which sqlx bundles, and PostgreSQL.)
+pub async fn listed_owned<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    user_id: &UserId,
+    now: i64,
+) -> sqlx::Result<Vec<ListedToken>> {
+    sqlx::query_as(&format!(
+        "SELECT t.id, t.name, t.scope, t.created_at, t.expires_at, t.last_used_at, \
+                t.description, t.allowed_cidrs, t.rolled_from, t.replaced_by, \
+                (SELECT string_agg(s.name, ', ' ORDER BY s.name) FROM token_services ts \
+                 JOIN services s ON s.id = ts.service_id WHERE ts.token_id = t.id) AS services \
+         FROM tokens t WHERE t.account_id = $1 AND t.user_id = $2 AND t.kind = 'user' \
+         AND {} ORDER BY t.created_at DESC, t.id",
+        still_listed("$3")
+    ))
+    .bind(account_id)
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(ex)
+    .await
+}
+
 /// One of a user's own user tokens, unless it is a rolled token past its overlap.
 pub async fn find_owned<'e>(
     ex: impl Exec<'e>,

@@ -2,10 +2,11 @@
 //! them, and the decoded row (`token_store::Presented`: a dozen `String`s and `Vec`s,
 //! each its own allocation) took about 790 bytes an entry. Here an entry is one
 //! allocation of fixed-size fields (kind, roles, flags, scopes as bits, times), one for
-//! all its strings end to end, none for the empty lists (services, service limits, an
-//! allowlist) that most tokens have, and a last use whose address is an `IpAddr` and
-//! whose user agent is shared with the other entries that saw the same one
-//! ([`Agents`]). `benches/token_cache_memory.rs` measures it.
+//! all its strings end to end, one for what most tokens lack (services, service limits,
+//! an allowlist, a sudo elevation: [`Rare`]) only when a token has any of it, and a last
+//! use whose address is an `IpAddr` and whose user agent is shared with the other
+//! entries that saw the same one ([`Agents`]). `benches/token_cache_memory.rs` measures
+//! it.
 //!
 //! What the caller needs is read from the entry directly (`id`, `expires_at`,
 //! `allows_address`, …), and so is the token's JSON (`api::token_json`): a hit builds
@@ -31,7 +32,8 @@ use crate::telemetry::text;
 /// Distinct user agents shared at most; past it, sharing starts over.
 const MAX_AGENTS: usize = 1_000;
 
-/// The strings of an entry, in the order they are laid end to end.
+/// The strings of an entry, in the order they are laid end to end. The last ends where
+/// they all do, so its end is not kept.
 #[derive(Debug, Clone, Copy)]
 enum Text {
     Id,
@@ -194,15 +196,17 @@ impl Agents {
             token.replaced_by.as_ref().map(TokenId::as_str),
         ];
         let mut all = String::with_capacity(texts.iter().flatten().map(|t| t.len()).sum());
-        let mut ends = [0u32; TEXTS];
+        let mut ends = [0u32; TEXTS - 1];
         let mut present = 0u8;
         for (i, text) in texts.iter().enumerate() {
             if let Some(text) = text {
                 all.push_str(text);
                 present |= 1 << i;
             }
-            // A row's strings are far below 4 GiB; were they not, `text` reads "".
-            ends[i] = u32::try_from(all.len()).unwrap_or(u32::MAX);
+            if let Some(end) = ends.get_mut(i) {
+                // A row's strings are far below 4 GiB; were they not, `text` reads "".
+                *end = u32::try_from(all.len()).unwrap_or(u32::MAX);
+            }
         }
         let last_use = LastUse {
             at: MaybeTime::new(token.last_used_at),
@@ -224,14 +228,17 @@ impl Agents {
             scope: token.scope,
             created_at: token.created_at,
             expires_at: MaybeTime::new(token.expires_at),
-            sudo_until: MaybeTime::new(sudo_until),
             loaded_at,
-            services: services.into_boxed_slice(),
-            allowlist: token.allowed_cidrs.map(Box::new),
-            limits: match access {
-                ServiceAccess::All => None,
-                ServiceAccess::Limited(list) => Some(list.into_boxed_slice()),
-            },
+            rare: Rare {
+                services: services.into_boxed_slice(),
+                allowlist: token.allowed_cidrs,
+                limits: match access {
+                    ServiceAccess::All => None,
+                    ServiceAccess::Limited(list) => Some(list.into_boxed_slice()),
+                },
+                sudo_until,
+            }
+            .boxed(),
             last_use: Mutex::new(last_use),
         }
     }
@@ -258,14 +265,38 @@ impl Agents {
     }
 }
 
+/// What most tokens lack, kept apart: every entry spends 8 bytes on all four (fields of
+/// their own took 48), and only a token with any of them an allocation.
+#[derive(Debug)]
+struct Rare {
+    /// The token's services; empty: all of them.
+    services: Box<[ServiceId]>,
+    allowlist: Option<Allowlist>,
+    /// The owner's service limits; None: every service.
+    limits: Option<Box<[(ServiceId, ServicePermission)]>>,
+    sudo_until: Option<i64>,
+}
+
+impl Rare {
+    /// None when there is nothing to keep.
+    fn boxed(self) -> Option<Box<Rare>> {
+        let none = self.services.is_empty()
+            && self.allowlist.is_none()
+            && self.limits.is_none()
+            && self.sudo_until.is_none();
+        (!none).then(|| Box::new(self))
+    }
+}
+
 /// One verified token: the row `token_store::authenticate` returned (less its secret's
 /// digest, which is the key), and the owner's service access when the owner is a member.
 #[derive(Debug)]
 pub struct Cached {
-    /// The strings of [`Text`], end to end; `ends[i]` is where the `i`th ends, and bit
-    /// `i` of `present` says whether an optional one is there at all.
+    /// The strings of [`Text`], end to end; `ends[i]` is where the `i`th ends (the last
+    /// ends with `texts`), and bit `i` of `present` says whether an optional one is there
+    /// at all.
     texts: Box<str>,
-    ends: [u32; TEXTS],
+    ends: [u32; TEXTS - 1],
     present: u8,
     kind: TokenKind,
     role: Option<Role>,
@@ -275,13 +306,8 @@ pub struct Cached {
     scope: ScopeSet,
     created_at: i64,
     expires_at: MaybeTime,
-    sudo_until: MaybeTime,
     pub(super) loaded_at: i64,
-    /// The token's services; empty: all of them.
-    services: Box<[ServiceId]>,
-    allowlist: Option<Box<Allowlist>>,
-    /// The owner's service limits; None: every service.
-    limits: Option<Box<[(ServiceId, ServicePermission)]>>,
+    rare: Option<Box<Rare>>,
     last_use: Mutex<LastUse>,
 }
 
@@ -290,11 +316,13 @@ impl Cached {
         let i = which as usize;
         let start = match i {
             0 => 0,
-            _ => self.ends[i - 1],
+            _ => self.ends[i - 1] as usize,
         };
-        self.texts
-            .get(start as usize..self.ends[i] as usize)
-            .unwrap_or("")
+        let end = self
+            .ends
+            .get(i)
+            .map_or(self.texts.len(), |&end| end as usize);
+        self.texts.get(start..end).unwrap_or("")
     }
 
     fn optional(&self, which: Text) -> Option<&str> {
@@ -350,7 +378,7 @@ impl Cached {
 
     /// The addresses the token may be used from; None: any.
     pub fn allowlist(&self) -> Option<&Allowlist> {
-        self.allowlist.as_deref()
+        self.rare.as_ref()?.allowlist.as_ref()
     }
 
     /// An automation token's role.
@@ -372,7 +400,7 @@ impl Cached {
     }
 
     pub fn sudo_until(&self) -> Option<i64> {
-        self.sudo_until.get()
+        self.rare.as_ref()?.sudo_until
     }
 
     /// Whether a roll replaced the token (it then expires when the overlap ends).
@@ -382,7 +410,7 @@ impl Cached {
 
     /// Whether a call from `ip` may use the token.
     pub fn allows_address(&self, ip: Option<IpAddr>) -> bool {
-        match (&self.allowlist, ip) {
+        match (self.allowlist(), ip) {
             (None, _) => true,
             (Some(list), Some(ip)) => list.allows(ip),
             (Some(_), None) => false,
@@ -391,12 +419,12 @@ impl Cached {
 
     /// The token's services; empty: every service of the account.
     pub fn services(&self) -> &[ServiceId] {
-        &self.services
+        self.rare.as_ref().map_or(&[], |rare| &rare.services)
     }
 
     /// The owner's service access.
     pub fn access(&self) -> ServiceAccess {
-        match &self.limits {
+        match self.rare.as_ref().and_then(|rare| rare.limits.as_ref()) {
             None => ServiceAccess::All,
             Some(list) => ServiceAccess::Limited(list.to_vec()),
         }
@@ -533,6 +561,46 @@ mod tests {
     }
 
     #[test]
+    fn what_is_rare_is_kept_apart_and_only_when_there() {
+        let agents = Agents::default();
+        let bare_entry = agents.entry(bare(), ServiceAccess::All, 0);
+        assert!(
+            bare_entry.rare.is_none(),
+            "a token with none of it allocates nothing"
+        );
+        assert_eq!(bare_entry.services(), &[] as &[ServiceId]);
+        assert_eq!(
+            (bare_entry.allowlist(), bare_entry.sudo_until()),
+            (None, None)
+        );
+        assert_eq!(bare_entry.access(), ServiceAccess::All);
+        // Each part alone: kept, and the others still read as absent.
+        let mut sudo = bare();
+        sudo.sudo_until = Some(1_760_000_000);
+        let entry = agents.entry(sudo, ServiceAccess::All, 0);
+        assert_eq!(entry.sudo_until(), Some(1_760_000_000));
+        assert_eq!((entry.allowlist(), entry.services().len()), (None, 0));
+        assert_eq!(entry.access(), ServiceAccess::All);
+        let mut services = bare();
+        services.services = vec![ServiceId::from_raw("svc-a")];
+        let entry = agents.entry(services, ServiceAccess::All, 0);
+        assert_eq!(entry.services(), &[ServiceId::from_raw("svc-a")]);
+        assert_eq!((entry.allowlist(), entry.sudo_until()), (None, None));
+        let mut allowlist = bare();
+        allowlist.token.allowed_cidrs = full().token.allowed_cidrs;
+        let entry = agents.entry(allowlist, ServiceAccess::All, 0);
+        assert_eq!(entry.allowlist(), full().token.allowed_cidrs.as_ref());
+        assert!(!entry.allows_address(None));
+        assert_eq!((entry.services().len(), entry.sudo_until()), (0, None));
+        // Limits with no service at all are limits still, not every service.
+        for access in [limited(), ServiceAccess::Limited(Vec::new())] {
+            let entry = agents.entry(bare(), access.clone(), 0);
+            assert_eq!(entry.access(), access);
+            assert_eq!((entry.allowlist(), entry.sudo_until()), (None, None));
+        }
+    }
+
+    #[test]
     fn the_allowlist_is_checked_from_the_entry() {
         let agents = Agents::default();
         let limited = agents.entry(full(), ServiceAccess::All, 0);
@@ -635,8 +703,9 @@ mod tests {
 
     #[test]
     fn an_entry_stays_small() {
-        // With its strings (about 90 bytes for a typical token) and its map slot, a
-        // typical entry is under 400 bytes: the bench measures it all.
-        assert!(std::mem::size_of::<Cached>() <= 184);
+        // In its `Arc` (16 bytes of counts) with malloc's 8-byte header, an entry of at
+        // most 136 bytes takes one of glibc's 160-byte chunks; 8 bytes more would take a
+        // 176-byte one. The bench measures it all, strings and map slot included.
+        assert!(std::mem::size_of::<Cached>() <= 136);
     }
 }

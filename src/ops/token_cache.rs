@@ -3,8 +3,8 @@
 //! service access, kept in memory under the SHA-256 of the key, so that a token in use
 //! costs no database round trip. It holds the row, never a verdict: expiry (and every
 //! other per-request rule) is checked by the caller against the clock on every hit.
-//! Each entry is a compact copy of the row ([`entry`]: about 360 bytes for a typical
-//! token, map slot included, so a full cache of [`MAX_ENTRIES`] takes about 34 MiB;
+//! Each entry is a compact copy of the row ([`entry`]: about 275 bytes for a typical
+//! token, map slot included, so a full cache of [`MAX_ENTRIES`] takes about 26 MiB;
 //! `benches/token_cache_memory.rs` measures it).
 //!
 //! Invalidation has one entry point, [`commit`]: every operation that changes what a

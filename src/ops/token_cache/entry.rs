@@ -3,16 +3,17 @@
 //! each its own allocation) took about 790 bytes an entry. Here an entry is one
 //! allocation of fixed-size fields (kind, roles, flags, scopes as bits, times), one for
 //! all its strings end to end, one for what most tokens lack (services, service limits,
-//! an allowlist, a sudo elevation: [`Rare`]) only when a token has any of it, and a last
-//! use whose address is an `IpAddr` and whose user agent is shared with the other
-//! entries that saw the same one ([`Agents`]). `benches/token_cache_memory.rs` measures
-//! it.
+//! an allowlist, a sudo elevation: [`Rare`]) only when a token has any of it, its
+//! account's id shared with the account's other tokens, and a last use whose address is
+//! an `IpAddr` and whose user agent is shared with the other entries that saw the same
+//! one ([`Agents`]). `benches/token_cache_memory.rs` measures it.
 //!
 //! What the caller needs is read from the entry directly (`id`, `expires_at`,
 //! `allows_address`, …), and so is the token's JSON (`api::token_json`): a hit builds
 //! no `Token`. [`Agents::used`] hands back the last use before the hit ([`LastUse`]),
 //! which the answer shows; [`Cached::token`] builds a `Token` for the few that need one.
 
+use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
@@ -31,13 +32,14 @@ use crate::telemetry::text;
 
 /// Distinct user agents shared at most; past it, sharing starts over.
 const MAX_AGENTS: usize = 1_000;
+/// Distinct account ids shared at most; past it, sharing starts over.
+const MAX_ACCOUNTS: usize = 10_000;
 
 /// The strings of an entry, in the order they are laid end to end. The last ends where
 /// they all do, so its end is not kept.
 #[derive(Debug, Clone, Copy)]
 enum Text {
     Id,
-    Account,
     User,
     Name,
     Description,
@@ -45,7 +47,7 @@ enum Text {
     ReplacedBy,
 }
 
-const TEXTS: usize = 7;
+const TEXTS: usize = 6;
 
 /// A time that may be absent, in 8 bytes rather than `Option<i64>`'s 16. Times are
 /// seconds since 1970 and never `i64::MIN`, which stands for none.
@@ -132,13 +134,61 @@ fn prints_as(addr: IpAddr, written: &str) -> bool {
     text::address(addr).as_str() == written
 }
 
+/// A string entries share, one copy for all, behind 8 bytes (an `Arc<str>` takes 16: its
+/// length is in the pointer).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Shared(Arc<Box<str>>);
+
+impl Shared {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Shared {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// Strings many entries have in common, one shared copy each. Bounded: past `max`
+/// distinct strings it forgets the ones it shares and starts over (entries keep theirs).
+#[derive(Debug)]
+struct Interner {
+    known: Mutex<HashSet<Shared>>,
+    max: usize,
+}
+
+impl Interner {
+    fn new(max: usize) -> Interner {
+        Interner {
+            known: Mutex::new(HashSet::new()),
+            max,
+        }
+    }
+
+    /// The shared copy of `text`.
+    fn share(&self, text: &str) -> Shared {
+        let mut known = lock(&self.known);
+        if let Some(shared) = known.get(text) {
+            return shared.clone();
+        }
+        if known.len() >= self.max {
+            known.clear();
+        }
+        let shared = Shared(Arc::new(text.into()));
+        known.insert(shared.clone());
+        shared
+    }
+}
+
 /// The last use of a token seen by this node, shown as the token's last use. A copy
 /// costs no allocation unless the address is not one (such as "unknown").
 #[derive(Debug, Clone)]
 pub struct LastUse {
     at: MaybeTime,
     ip: LastIp,
-    agent: Option<Arc<str>>,
+    agent: Option<Shared>,
 }
 
 impl LastUse {
@@ -151,29 +201,33 @@ impl LastUse {
     }
 
     pub fn agent(&self) -> Option<&str> {
-        self.agent.as_deref()
+        self.agent.as_ref().map(Shared::as_str)
     }
 }
 
-/// User agents shared between entries: the clients of an installation are a handful, so
-/// 100,000 entries hold a few strings between them. Bounded: past [`MAX_AGENTS`]
-/// distinct agents it forgets the ones it shares and starts over (entries keep theirs).
-#[derive(Debug, Default)]
-pub struct Agents(Mutex<HashSet<Arc<str>>>);
+/// User agents shared between entries, and account ids: the clients of an installation
+/// are a handful and the tokens of an account have its id in common, so 100,000 entries
+/// hold few of these strings between them (at most [`MAX_AGENTS`] agents and
+/// [`MAX_ACCOUNTS`] ids shared at a time).
+#[derive(Debug)]
+pub struct Agents {
+    agents: Interner,
+    accounts: Interner,
+}
+
+impl Default for Agents {
+    fn default() -> Agents {
+        Agents {
+            agents: Interner::new(MAX_AGENTS),
+            accounts: Interner::new(MAX_ACCOUNTS),
+        }
+    }
+}
 
 impl Agents {
     /// The shared copy of `agent` (already clipped to the length kept).
-    fn share(&self, agent: &str) -> Arc<str> {
-        let mut known = lock(&self.0);
-        if let Some(shared) = known.get(agent) {
-            return shared.clone();
-        }
-        if known.len() >= MAX_AGENTS {
-            known.clear();
-        }
-        let shared: Arc<str> = Arc::from(agent);
-        known.insert(shared.clone());
-        shared
+    fn share(&self, agent: &str) -> Shared {
+        self.agents.share(agent)
     }
 
     /// The entry for what `token_store::authenticate` read, and the owner's service
@@ -188,7 +242,6 @@ impl Agents {
         } = presented;
         let texts: [Option<&str>; TEXTS] = [
             Some(token.id.as_str()),
-            Some(token.account_id.as_str()),
             token.user_id.as_ref().map(UserId::as_str),
             Some(&token.name),
             token.description.as_deref(),
@@ -218,6 +271,7 @@ impl Agents {
         };
         Cached {
             texts: all.into_boxed_str(),
+            account: self.accounts.share(token.account_id.as_str()),
             ends,
             present,
             kind: token.kind,
@@ -255,7 +309,7 @@ impl Agents {
                 if !last.ip.is(ip) {
                     last.ip = LastIp::new(Some(ip));
                 }
-                if last.agent.as_deref() != agent {
+                if last.agent.as_ref().map(Shared::as_str) != agent {
                     last.agent = agent.map(|agent| self.share(agent));
                 }
             }
@@ -296,6 +350,8 @@ pub struct Cached {
     /// ends with `texts`), and bit `i` of `present` says whether an optional one is there
     /// at all.
     texts: Box<str>,
+    /// The account's id, shared with its other tokens.
+    account: Shared,
     ends: [u32; TEXTS - 1],
     present: u8,
     kind: TokenKind,
@@ -334,7 +390,7 @@ impl Cached {
     }
 
     pub fn account_id(&self) -> &str {
-        self.text(Text::Account)
+        self.account.as_str()
     }
 
     /// The owner of a user token.
@@ -451,7 +507,7 @@ impl Cached {
             expires_at: self.expires_at.get(),
             last_used_at: last.at.get(),
             last_used_ip: last.ip.text(),
-            last_used_agent: last.agent.as_deref().map(str::to_owned),
+            last_used_agent: last.agent().map(str::to_owned),
             description: self.description().map(str::to_owned),
             allowed_cidrs: self.allowlist().cloned(),
             rolled_from: self.rolled_from().map(TokenId::from_raw),
@@ -680,18 +736,34 @@ mod tests {
         let one = agents.entry(full(), ServiceAccess::All, 0);
         let two = agents.entry(full(), ServiceAccess::All, 0);
         let agent = |entry: &Cached| lock(&entry.last_use).agent.clone().expect("an agent");
-        assert!(Arc::ptr_eq(&agent(&one), &agent(&two)));
+        assert!(Arc::ptr_eq(&agent(&one).0, &agent(&two).0));
         agents.used(&one, 1_750_000_100, "10.0.0.1", Some("wrk"));
         agents.used(&two, 1_750_000_100, "10.0.0.1", Some("wrk"));
-        assert!(Arc::ptr_eq(&agent(&one), &agent(&two)));
+        assert!(Arc::ptr_eq(&agent(&one).0, &agent(&two).0));
         // Kept to the length the usage writer keeps, on a character boundary.
         let long = "é".repeat(300);
         agents.used(&one, 1_750_000_200, "10.0.0.1", Some(&long));
-        assert_eq!(agent(&one).chars().count(), 256);
+        assert_eq!(agent(&one).as_str().chars().count(), 256);
         for i in 0..MAX_AGENTS * 2 {
             agents.share(&format!("agent {i}"));
-            assert!(lock(&agents.0).len() <= MAX_AGENTS);
+            assert!(lock(&agents.agents.known).len() <= MAX_AGENTS);
         }
+    }
+
+    #[test]
+    fn account_ids_are_shared_and_bounded() {
+        let agents = Agents::default();
+        let one = agents.entry(full(), ServiceAccess::All, 0);
+        let two = agents.entry(full(), limited(), 0);
+        assert!(Arc::ptr_eq(&one.account.0, &two.account.0));
+        let other = agents.entry(bare(), ServiceAccess::All, 0);
+        assert_eq!((one.account_id(), other.account_id()), ("äccount-𝔸", "a"));
+        for i in 0..MAX_ACCOUNTS * 2 {
+            agents.accounts.share(&format!("account {i}"));
+            assert!(lock(&agents.accounts.known).len() <= MAX_ACCOUNTS);
+        }
+        // Entries keep theirs when sharing starts over.
+        assert_eq!(one.account_id(), "äccount-𝔸");
     }
 
     #[test]

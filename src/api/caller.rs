@@ -200,8 +200,8 @@ async fn authenticate(parts: &mut Parts, state: &AppState, digest: [u8; 32]) -> 
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
     let last_use = state.tokens.used(&cached, now, &ip, agent);
+    state.usage.note(&cached);
     let token_id = TokenId::from_raw(cached.id());
-    state.usage.note(&token_id, now, &ip, agent);
     count(TokenOutcome::Ok);
     RequestNotes::update(&parts.extensions, |n| {
         n.user_id.clone_from(&owner);

@@ -35,6 +35,28 @@ struct MemberRow {
     role: Role,
 }
 
+/// The columns of `MemberRow` after the user's, and the tables they come from.
+const MEMBER_COLUMNS: &str = "a.id AS account_id, a.name AS account_name, a.force_2fa, \
+     a.force_sso, a.created_at AS account_created_at, m.role";
+const MEMBER_TABLES: &str =
+    "memberships m JOIN users u ON u.id = m.user_id JOIN accounts a ON a.id = m.account_id";
+
+impl MemberRow {
+    fn member(self) -> Member {
+        Member {
+            user: self.user,
+            account: Account {
+                id: self.account_id,
+                name: self.account_name,
+                force_2fa: self.force_2fa,
+                force_sso: self.force_sso,
+                created_at: self.account_created_at,
+            },
+            role: self.role,
+        }
+    }
+}
+
 /// The member `user_id` of `account_id`, with their user and account.
 pub async fn find<'e>(
     ex: impl Exec<'e>,
@@ -42,26 +64,55 @@ pub async fn find<'e>(
     user_id: &UserId,
 ) -> sqlx::Result<Option<Member>> {
     let row: Option<MemberRow> = sqlx::query_as(&format!(
-        "SELECT {USER_COLUMNS}, \
-                a.id AS account_id, a.name AS account_name, a.force_2fa, a.force_sso, a.created_at AS account_created_at, \
-                m.role \
-         FROM memberships m JOIN users u ON u.id = m.user_id JOIN accounts a ON a.id = m.account_id \
+        "SELECT {USER_COLUMNS}, {MEMBER_COLUMNS} FROM {MEMBER_TABLES} \
          WHERE m.account_id = $1 AND m.user_id = $2"
     ))
     .bind(account_id)
     .bind(user_id)
     .fetch_optional(ex)
     .await?;
-    Ok(row.map(|r| Member {
-        user: r.user,
-        account: Account {
-            id: r.account_id,
-            name: r.account_name,
-            force_2fa: r.force_2fa,
-            force_sso: r.force_sso,
-            created_at: r.account_created_at,
-        },
-        role: r.role,
+    Ok(row.map(MemberRow::member))
+}
+
+#[derive(FromRow)]
+struct MemberAccessRow {
+    #[sqlx(flatten)]
+    member: MemberRow,
+    service_id: Option<ServiceId>,
+    permission: Option<ServicePermission>,
+}
+
+/// `find` and `service_access` in one statement, for the signed-in check of every page:
+/// one row per service an engineer is limited to (one with no service otherwise).
+pub async fn find_with_access<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    user_id: &UserId,
+) -> sqlx::Result<Option<(Member, ServiceAccess)>> {
+    // Only engineers are ever limited, so only their rows are joined (as `service_access`
+    // reads only theirs).
+    let rows: Vec<MemberAccessRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS}, {MEMBER_COLUMNS}, sp.service_id, sp.permission \
+         FROM {MEMBER_TABLES} LEFT JOIN service_permissions sp \
+           ON sp.account_id = m.account_id AND sp.user_id = m.user_id AND m.role = $3 \
+         WHERE m.account_id = $1 AND m.user_id = $2 ORDER BY sp.service_id"
+    ))
+    .bind(account_id)
+    .bind(user_id)
+    .bind(Role::Engineer)
+    .fetch_all(ex)
+    .await?;
+    let mut limits = Vec::new();
+    let mut member = None;
+    for row in rows {
+        if let (Some(service), Some(permission)) = (row.service_id, row.permission) {
+            limits.push((service, permission));
+        }
+        member.get_or_insert(row.member);
+    }
+    Ok(member.map(|m| {
+        let access = ServiceAccess::of(m.role, limits);
+        (m.member(), access)
     }))
 }
 

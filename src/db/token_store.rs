@@ -225,6 +225,61 @@ pub async fn owned_by<'e>(
     .await
 }
 
+/// A user's own token as the Personal tokens list prints it: the columns it shows, and
+/// the names of the token's services read with it.
+#[derive(Debug, Clone, FromRow)]
+pub struct ListedToken {
+    pub id: TokenId,
+    pub name: String,
+    pub scope: ScopeSet,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub description: Option<String>,
+    pub allowed_cidrs: Option<Allowlist>,
+    pub rolled_from: Option<TokenId>,
+    pub replaced_by: Option<TokenId>,
+    /// The token's services by name, in name order, joined by ", "; None when it has
+    /// none (every service of the account).
+    pub services: Option<String>,
+}
+
+impl ListedToken {
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// What `owned_by` and `services_of_owned` give, as the Personal tokens list prints it,
+/// in one statement: the page's tokens and their services cost one round trip, and only
+/// the columns it shows are read. The services are joined and grouped rather than read
+/// by a subquery per token, which PostgreSQL ran at twice the cost. (`string_agg` with
+/// `ORDER BY`: PostgreSQL, and SQLite from 3.44, which sqlx bundles. Grouping by the
+/// primary key lets PostgreSQL take the token's other columns as they are.)
+pub async fn listed_owned<'e>(
+    ex: impl Exec<'e>,
+    account_id: &AccountId,
+    user_id: &UserId,
+    now: i64,
+) -> sqlx::Result<Vec<ListedToken>> {
+    // `still_listed`'s columns are the token's: the joined tables have none so named.
+    sqlx::query_as(&format!(
+        "SELECT t.id, t.name, t.scope, t.created_at, t.expires_at, t.last_used_at, \
+                t.description, t.allowed_cidrs, t.rolled_from, t.replaced_by, \
+                string_agg(s.name, ', ' ORDER BY s.name) AS services \
+         FROM tokens t LEFT JOIN token_services ts ON ts.token_id = t.id \
+         LEFT JOIN services s ON s.id = ts.service_id \
+         WHERE t.account_id = $1 AND t.user_id = $2 AND t.kind = 'user' AND {} \
+         GROUP BY t.id ORDER BY t.created_at DESC, t.id",
+        still_listed("$3")
+    ))
+    .bind(account_id)
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(ex)
+    .await
+}
+
 /// One of a user's own user tokens, unless it is a rolled token past its overlap.
 pub async fn find_owned<'e>(
     ex: impl Exec<'e>,
@@ -583,26 +638,73 @@ pub async fn set_sudo<'e>(ex: impl Exec<'e>, id: &TokenId, until: i64) -> sqlx::
         .map(|_| ())
 }
 
-/// Records when, from where and by what a token was last used. Never moves the time
-/// backwards (another node may have written a later use).
-pub async fn record_use<'e>(
-    ex: impl Exec<'e>,
-    id: &TokenId,
-    at: i64,
-    ip: &str,
-    agent: Option<&str>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE tokens SET last_used_at = $1, last_used_ip = $2, last_used_agent = $3 \
-         WHERE id = $4 AND (last_used_at IS NULL OR last_used_at <= $1)",
-    )
-    .bind(at)
-    .bind(ip)
-    .bind(agent)
-    .bind(id)
-    .execute(ex)
-    .await
-    .map(|_| ())
+/// A token's latest use, as [`record_uses`] writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenUse<'a> {
+    pub id: &'a str,
+    pub at: i64,
+    pub ip: &'a str,
+    pub agent: Option<&'a str>,
+}
+
+/// Rows an UPDATE of [`record_uses`] carries, largest first: a batch is written in
+/// statements of these sizes, so a connection prepares three statements at most (its
+/// statement cache keeps them) however many uses a flush holds. A hundred rows a
+/// statement take PostgreSQL's round trips out of the cost (`benches/token_uses.rs`);
+/// SQLite's cost is its index pages, whatever the statement.
+const USES_PER_STATEMENT: [usize; 3] = [100, 10, 1];
+
+/// Records when, from where and by what tokens were last used, up to a hundred to a
+/// statement. Never moves a time backwards (another node may have written a
+/// later use). `uses` must name each token once: a statement that names one twice
+/// writes either of the two.
+pub async fn record_uses(conn: &mut AnyConnection, uses: &[TokenUse<'_>]) -> sqlx::Result<()> {
+    let statements = uses_statements();
+    let mut rest = uses;
+    while let Some(size) = USES_PER_STATEMENT
+        .iter()
+        .position(|&rows| rows <= rest.len())
+    {
+        let (batch, after) = rest.split_at(USES_PER_STATEMENT[size]);
+        let mut query = sqlx::query(&statements[size]);
+        for used in batch {
+            query = query
+                .bind(used.id)
+                .bind(used.at)
+                .bind(used.ip)
+                .bind(used.agent);
+        }
+        query.execute(&mut *conn).await?;
+        rest = after;
+    }
+    Ok(())
+}
+
+/// The UPDATE of each size of [`USES_PER_STATEMENT`]: `VALUES` rows joined to the
+/// tokens they name (both databases call a `VALUES` list's columns column1, column2, …).
+fn uses_statements() -> &'static [String] {
+    static STATEMENTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    STATEMENTS.get_or_init(|| {
+        USES_PER_STATEMENT
+            .into_iter()
+            .map(|rows| {
+                let values: Vec<String> = (0..rows)
+                    .map(|row| {
+                        let n = row * 4;
+                        format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
+                    })
+                    .collect();
+                format!(
+                    "UPDATE tokens SET last_used_at = used.column2, last_used_ip = used.column3, \
+                     last_used_agent = used.column4 \
+                     FROM (VALUES {}) AS used \
+                     WHERE tokens.id = used.column1 \
+                     AND (tokens.last_used_at IS NULL OR tokens.last_used_at <= used.column2)",
+                    values.join(", ")
+                )
+            })
+            .collect()
+    })
 }
 
 pub async fn find_by_id<'e>(ex: impl Exec<'e>, id: &TokenId) -> sqlx::Result<Option<Token>> {

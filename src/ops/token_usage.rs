@@ -1,20 +1,25 @@
-//! Last-used time, address and user agent of tokens, coalesced in memory and written
-//! about once a second, so a busy token costs one UPDATE per flush, not one per request.
+//! Last-used time, address and user agent of tokens, written about once a second, so a
+//! busy token costs one row of one UPDATE per flush, not a write per request.
+//!
+//! The use itself is kept where the answer reads it, in the token's cache entry
+//! ([`Cached`]); this buffer only queues the entries with a use not yet written, once
+//! each. So a flush that falls behind (SQLite at full load with every key) holds a
+//! pointer per token, not a second copy of each use.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::db::{token_store, Db};
-use crate::domain::ids::TokenId;
+use crate::db::token_store::{self, TokenUse};
+use crate::db::Db;
+use crate::ops::token_cache::Cached;
 use crate::telemetry::Metrics;
 
 /// How often the buffer is written out.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
-/// Uses written per transaction.
+/// Uses written per transaction: SQLite's one writer is let go between chunks.
 const CHUNK: usize = 2_000;
-/// A flush of at least this many uses gives the memory it freed back to the system
+/// A flush of at least this many uses gives the memory freed since back to the system
 /// (a trim walks the allocator's arenas: not worth it after a small flush).
 const LARGE_FLUSH: usize = 10_000;
 /// User agents are kept to this many characters.
@@ -28,16 +33,10 @@ pub fn clip_agent(agent: &str) -> &str {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Use {
-    at: i64,
-    ip: String,
-    agent: Option<String>,
-}
-
 #[derive(Debug, Clone)]
 pub struct TokenUsage {
-    pending: Arc<Mutex<HashMap<TokenId, Use>>>,
+    /// Entries whose last use is not yet written, each once.
+    pending: Arc<Mutex<Vec<Arc<Cached>>>>,
     writes: Arc<AtomicU64>,
     /// When the buffer was last written (or the server started), for the metrics.
     written_at: Arc<Mutex<Instant>>,
@@ -53,38 +52,26 @@ impl Default for TokenUsage {
     }
 }
 
+/// A use read out of its entry, to be written.
+struct Due {
+    entry: Arc<Cached>,
+    at: i64,
+    ip: String,
+    agent: Option<Arc<str>>,
+}
+
 impl TokenUsage {
-    fn lock(&self) -> MutexGuard<'_, HashMap<TokenId, Use>> {
-        // A panic while holding the lock leaves a map that is still usable.
+    fn lock(&self) -> MutexGuard<'_, Vec<Arc<Cached>>> {
+        // A panic while holding the lock leaves a list that is still usable.
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Notes one use of a token; cheap, never touches the database.
-    pub fn note(&self, token_id: &TokenId, at: i64, ip: &str, agent: Option<&str>) {
-        let agent = agent.map(clip_agent);
-        let mut pending = self.lock();
-        match pending.get_mut(token_id) {
-            Some(last) => {
-                if at >= last.at {
-                    last.at = at;
-                    if last.ip != ip {
-                        ip.clone_into(&mut last.ip);
-                    }
-                    if last.agent.as_deref() != agent {
-                        last.agent = agent.map(str::to_owned);
-                    }
-                }
-            }
-            None => {
-                pending.insert(
-                    token_id.clone(),
-                    Use {
-                        at,
-                        ip: ip.to_owned(),
-                        agent: agent.map(str::to_owned),
-                    },
-                );
-            }
+    /// Queues the use just noted in `entry` (`TokenCache::used`) for the next flush;
+    /// cheap (an atomic flag, the lock only for the first use since the last write),
+    /// never touches the database.
+    pub fn note(&self, entry: &Arc<Cached>) {
+        if entry.mark_unwritten() {
+            self.lock().push(entry.clone());
         }
     }
 
@@ -101,65 +88,58 @@ impl TokenUsage {
             .elapsed()
     }
 
-    /// UPDATE statements written so far (for tests).
+    /// Uses written so far (for tests).
     #[cfg(any(test, feature = "testkit"))]
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
     }
 
     /// Writes the uses pending when it starts, [`CHUNK`] at a time, each chunk in a
-    /// transaction of its own. On failure the chunk's uses go back into the buffer
-    /// (unless a newer use arrived meanwhile) for the next flush; the chunks written
-    /// before it stay written and are counted in the flush-size metric.
-    ///
-    /// Chunks, because at full load with many keys a flush on SQLite falls seconds
-    /// behind and the buffer holds a use of nearly every token: taken whole, the batch
-    /// in flight was a second copy of it (about 14 MB at 100,000 tokens).
+    /// transaction of its own. On failure the entries of that chunk and of the chunks
+    /// not yet written go back into the buffer (those a newer use has not already put
+    /// back) for the next flush; the chunks written before it stay written and are
+    /// counted in the flush-size metric.
     pub async fn flush(&self, db: &Db, metrics: &Metrics) -> sqlx::Result<usize> {
-        let due = self.pending();
+        let due = std::mem::take(&mut *self.lock());
         let mut written = 0;
-        while written < due {
-            let chunk = self.take(CHUNK.min(due - written));
-            if chunk.is_empty() {
-                break;
-            }
-            if let Err(e) = write(db, &chunk).await {
-                let mut pending = self.lock();
-                for (id, used) in chunk {
-                    pending.entry(id).or_insert(used);
+        let mut chunks = due.chunks(CHUNK);
+        while let Some(chunk) = chunks.next() {
+            let uses = match write(db, chunk).await {
+                Ok(uses) => uses,
+                Err(e) => {
+                    self.put_back(chunk, chunks.flatten());
+                    if written > 0 {
+                        metrics.usage_flushed(written);
+                    }
+                    return Err(e);
                 }
-                if written > 0 {
-                    metrics.usage_flushed(written);
-                }
-                return Err(e);
-            }
-            written += chunk.len();
-            self.writes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            };
+            written += uses;
+            self.writes.fetch_add(uses as u64, Ordering::Relaxed);
         }
         *self.written_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         if written > 0 {
             metrics.usage_flushed(written);
         }
         if written >= LARGE_FLUSH {
-            // What the uses took was spread over the arenas of the threads that noted
-            // them; without a trim glibc keeps it after the burst.
+            // After a burst of that many tokens (the entries it reloaded, the rows it
+            // read) glibc would keep what it freed.
             crate::allocator::give_back_free_memory();
         }
         Ok(written)
     }
 
-    /// Takes up to `most` pending uses out of the buffer. The last ones out take the
-    /// map itself: a drained map would keep its table, which after a burst holds a slot
-    /// for every token used.
-    fn take(&self, most: usize) -> Vec<(TokenId, Use)> {
+    /// Queues again what a failed flush did not write: the chunk that failed (its uses
+    /// were read out, so each goes back unless a newer use already queued it) and the
+    /// chunks after it (never read out: still marked).
+    fn put_back<'a>(&self, failed: &[Arc<Cached>], unread: impl Iterator<Item = &'a Arc<Cached>>) {
         let mut pending = self.lock();
-        if pending.len() <= most {
-            return std::mem::take(&mut *pending).into_iter().collect();
+        for entry in failed {
+            if entry.mark_unwritten() {
+                pending.push(entry.clone());
+            }
         }
-        let ids: Vec<TokenId> = pending.keys().take(most).cloned().collect();
-        ids.iter()
-            .filter_map(|id| pending.remove_entry(id))
-            .collect()
+        pending.extend(unread.cloned());
     }
 
     /// Flushes every `FLUSH_EVERY` until the task is aborted.
@@ -176,69 +156,162 @@ impl TokenUsage {
     }
 }
 
-/// Writes `uses` in one transaction.
-async fn write(db: &Db, uses: &[(TokenId, Use)]) -> sqlx::Result<()> {
+/// The uses of `entries` to write: their latest, one a token (after a token's entry is
+/// dropped and loaded again, both may be queued).
+fn latest_uses(entries: &[Arc<Cached>]) -> Vec<Due> {
+    let mut due: Vec<Due> = entries
+        .iter()
+        .filter_map(|entry| {
+            let used = entry.use_to_write();
+            Some(Due {
+                at: used.at()?,
+                ip: used.ip_text().unwrap_or_default(),
+                agent: used.agent_shared(),
+                entry: entry.clone(),
+            })
+        })
+        .collect();
+    due.sort_unstable_by(|a, b| a.entry.id().cmp(b.entry.id()).then(b.at.cmp(&a.at)));
+    due.dedup_by(|later, kept| later.entry.id() == kept.entry.id());
+    due
+}
+
+/// Writes the latest uses of `entries` in one transaction; how many it wrote.
+async fn write(db: &Db, entries: &[Arc<Cached>]) -> sqlx::Result<usize> {
+    let due = latest_uses(entries);
+    let uses: Vec<TokenUse<'_>> = due
+        .iter()
+        .map(|due| TokenUse {
+            id: due.entry.id(),
+            at: due.at,
+            ip: &due.ip,
+            agent: due.agent.as_deref(),
+        })
+        .collect();
     let mut tx = db.begin().await?;
-    for (id, used) in uses {
-        token_store::record_use(&mut *tx, id, used.at, &used.ip, used.agent.as_deref()).await?;
-    }
-    tx.commit().await
+    token_store::record_uses(&mut tx, &uses).await?;
+    tx.commit().await?;
+    Ok(uses.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::token_store::{Presented, Token};
+    use crate::domain::access::ServiceAccess;
+    use crate::domain::roles::Role;
+    use crate::ops::token_cache::Agents;
+
+    fn entry(agents: &Agents, id: &str) -> Arc<Cached> {
+        let presented = Presented {
+            token: Token::fixture(id, "a1", Some("u1")),
+            sudo_until: None,
+            member_role: Some(Role::User),
+            owner_locked: false,
+            services: Vec::new(),
+        };
+        Arc::new(agents.entry(presented, ServiceAccess::All, 0))
+    }
+
+    /// What the caller does on each hit.
+    fn hit(
+        agents: &Agents,
+        usage: &TokenUsage,
+        entry: &Arc<Cached>,
+        at: i64,
+        ip: &str,
+        agent: Option<&str>,
+    ) {
+        agents.used(entry, at, ip, agent);
+        usage.note(entry);
+    }
 
     #[test]
-    fn uses_of_one_token_coalesce_into_the_latest() {
-        let log = TokenUsage::default();
-        log.note(&TokenId::from_raw("t1"), 100, "10.0.0.1", Some("curl/8"));
-        log.note(&TokenId::from_raw("t1"), 101, "10.0.0.2", None);
-        log.note(&TokenId::from_raw("t1"), 99, "10.0.0.3", Some("late"));
-        log.note(
-            &TokenId::from_raw("t2"),
+    fn a_token_is_queued_once_until_its_use_is_read_out() {
+        let (agents, usage) = (Agents::default(), TokenUsage::default());
+        let (t1, t2) = (entry(&agents, "t1"), entry(&agents, "t2"));
+        hit(&agents, &usage, &t1, 100, "10.0.0.1", Some("curl/8"));
+        hit(&agents, &usage, &t1, 101, "10.0.0.2", None);
+        hit(
+            &agents,
+            &usage,
+            &t2,
             100,
             "10.0.0.1",
             Some(&"x".repeat(1000)),
         );
-        assert_eq!(log.pending(), 2);
-        let pending = log.lock();
-        assert_eq!(
-            pending.get(&TokenId::from_raw("t1")),
-            Some(&Use {
-                at: 101,
-                ip: "10.0.0.2".into(),
-                agent: None
+        assert_eq!(usage.pending(), 2);
+        let due = latest_uses(&std::mem::take(&mut *usage.lock()));
+        let shown: Vec<(&str, i64, &str, Option<usize>)> = due
+            .iter()
+            .map(|d| {
+                (
+                    d.entry.id(),
+                    d.at,
+                    d.ip.as_str(),
+                    d.agent.as_deref().map(str::len),
+                )
             })
-        );
+            .collect();
         assert_eq!(
-            pending
-                .get(&TokenId::from_raw("t2"))
-                .and_then(|u| u.agent.as_ref())
-                .map(String::len),
-            Some(MAX_AGENT_CHARS)
+            shown,
+            [
+                ("t1", 101, "10.0.0.2", None),
+                ("t2", 100, "10.0.0.1", Some(MAX_AGENT_CHARS))
+            ]
         );
+        // Read out: the next use queues the entry again.
+        hit(&agents, &usage, &t1, 102, "10.0.0.2", None);
+        assert_eq!(usage.pending(), 1);
     }
 
     #[test]
-    fn uses_are_taken_in_chunks_and_the_last_take_releases_the_table() {
-        let log = TokenUsage::default();
-        for i in 0..5 {
-            log.note(&TokenId::from_raw(format!("t{i}")), 100, "10.0.0.1", None);
+    fn a_token_queued_by_two_entries_is_written_once_with_its_latest_use() {
+        let agents = Agents::default();
+        // Its entry was dropped (a change) and loaded again while a use was queued.
+        let (old, new) = (entry(&agents, "t1"), entry(&agents, "t1"));
+        agents.used(&new, 105, "10.0.0.5", Some("new"));
+        agents.used(&old, 100, "10.0.0.1", Some("old"));
+        for entries in [[old.clone(), new.clone()], [new.clone(), old.clone()]] {
+            old.mark_unwritten();
+            new.mark_unwritten();
+            let due = latest_uses(&entries);
+            assert_eq!(due.len(), 1);
+            assert_eq!((due[0].at, due[0].ip.as_str()), (105, "10.0.0.5"));
         }
-        let first = log.take(2);
-        assert_eq!(first.len(), 2);
-        assert_eq!(log.pending(), 3);
-        let rest = log.take(5);
-        assert_eq!(rest.len(), 3);
-        assert_eq!(log.pending(), 0);
-        assert_eq!(log.lock().capacity(), 0);
-        let mut ids: Vec<String> = first
-            .iter()
-            .chain(&rest)
-            .map(|(id, _)| id.as_str().to_owned())
+    }
+
+    #[tokio::test]
+    async fn a_failed_flush_keeps_every_use_for_the_next() {
+        let (agents, usage) = (Agents::default(), TokenUsage::default());
+        // A database without the tokens table: every write fails.
+        let path = std::env::temp_dir().join(format!(
+            "tokenpanel-usage-{}-{}.db",
+            std::process::id(),
+            crate::domain::ids::TokenId::generate()
+        ));
+        let db = crate::db::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("a database");
+        let entries: Vec<Arc<Cached>> = (0..CHUNK + 5)
+            .map(|i| entry(&agents, &format!("t{i}")))
             .collect();
-        ids.sort();
-        assert_eq!(ids, ["t0", "t1", "t2", "t3", "t4"]);
+        for (i, e) in entries.iter().enumerate() {
+            hit(&agents, &usage, e, 100 + i as i64, "10.0.0.1", None);
+        }
+        let metrics = Metrics::new();
+        assert!(usage.flush(&db, &metrics).await.is_err());
+        assert_eq!(
+            usage.pending(),
+            CHUNK + 5,
+            "the failed chunk and the one after it"
+        );
+        assert_eq!(usage.writes(), 0);
+        // A use while the entries wait queues none twice.
+        hit(&agents, &usage, &entries[0], 200, "10.0.0.1", None);
+        hit(&agents, &usage, &entries[CHUNK], 200, "10.0.0.1", None);
+        assert_eq!(usage.pending(), CHUNK + 5);
+        db.pool.close().await;
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -524,9 +524,22 @@ impl TestApp {
         internals::import_legacy_key(&self.state, account, key).await
     }
 
-    /// UPDATE statements the last-use recorder has written so far.
+    /// Token uses the last-use recorder has written so far (one a token a flush).
     pub fn usage_writes(&self) -> u64 {
         internals::usage_writes(&self.state)
+    }
+
+    /// Writes a use at `at` of every token in the database, in transactions of
+    /// `per_transaction`, as a flush writes them or (`one_a_statement`) one UPDATE a
+    /// use; returns how many. For the token-use benchmark.
+    pub async fn write_a_use_of_every_token(
+        &self,
+        at: i64,
+        per_transaction: usize,
+        one_a_statement: bool,
+    ) -> usize {
+        internals::write_a_use_of_every_token(&self.state, at, per_transaction, one_a_statement)
+            .await
     }
 
     /// This node's verified-token cache: how many lookups it answered from memory, how

@@ -421,6 +421,44 @@ pub fn usage_writes(state: &State) -> u64 {
     state.usage.writes()
 }
 
+/// Writes a use at `at` of every token in the database through
+/// `token_store::record_uses`, in transactions of `per_transaction` uses, as a flush
+/// writes them, or with `one_a_statement` one UPDATE a use (how uses were written
+/// before). For the token-use benchmark; returns the uses written.
+pub async fn write_a_use_of_every_token(
+    state: &State,
+    at: i64,
+    per_transaction: usize,
+    one_a_statement: bool,
+) -> usize {
+    use crate::db::token_store::{record_uses, TokenUse};
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM tokens ORDER BY id")
+        .fetch_all(&state.db.pool)
+        .await
+        .expect("token ids");
+    for chunk in ids.chunks(per_transaction.max(1)) {
+        let uses: Vec<TokenUse<'_>> = chunk
+            .iter()
+            .map(|id| TokenUse {
+                id,
+                at,
+                ip: "192.0.2.10",
+                agent: Some("bench/1"),
+            })
+            .collect();
+        let mut tx = state.db.begin().await.expect("a transaction");
+        if one_a_statement {
+            for one in uses.chunks(1) {
+                record_uses(&mut tx, one).await.expect("uses written");
+            }
+        } else {
+            record_uses(&mut tx, &uses).await.expect("uses written");
+        }
+        tx.commit().await.expect("uses committed");
+    }
+    ids.len()
+}
+
 pub fn password_checks(state: &State) -> u64 {
     state.passwords.computed()
 }

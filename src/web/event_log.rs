@@ -421,8 +421,9 @@ impl Export {
         let now = self.state.clock.unix();
         for event in found {
             let row = self.names.row(event, now);
+            let exact = row.when.exact().to_string();
             let cells = [
-                &row.when.exact,
+                &exact,
                 &row.event_type,
                 &row.actor,
                 &row.token_id,

@@ -1,5 +1,7 @@
 //! What every page shares: the navigation context, rendering, and safe redirects.
 
+use std::fmt;
+
 use askama::Template;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -88,47 +90,148 @@ pub struct ExpiringToken {
 }
 
 /// A moment as the pages print it: relative words ("in 3 days", "2 hours ago") in a
-/// `<time datetime>` with the exact time as its title.
-#[derive(Debug, Clone)]
+/// `<time datetime>` with the exact time as its title. It keeps the two instants and
+/// its parts are written straight into the page when it renders: a list of a hundred
+/// tokens prints some three hundred of these, and a `String` for each part was most of
+/// the list's time.
+#[derive(Debug, Clone, Copy)]
 pub struct When {
-    pub relative: String,
-    pub datetime: String,
-    pub exact: String,
+    at: i64,
+    now: i64,
 }
 
 impl When {
     pub fn new(unix: i64, now: i64) -> When {
-        When {
-            relative: relative(unix, now),
-            datetime: crate::api::timestamp(unix),
-            exact: date_time(unix),
+        When { at: unix, now }
+    }
+
+    /// "in 3 days": see `relative`.
+    pub fn relative(&self) -> Relative {
+        Relative {
+            at: self.at,
+            now: self.now,
+        }
+    }
+
+    /// `2027-01-15T08:00:00Z`, for the `datetime` attribute.
+    pub fn datetime(&self) -> Timestamp {
+        Timestamp(self.at)
+    }
+
+    /// `2027-01-15 08:00 UTC`, as `date_time` writes it.
+    pub fn exact(&self) -> DateTime {
+        DateTime(self.at)
+    }
+}
+
+/// The distance from `now` to `at` in words, the largest whole unit of it: "in 3 days",
+/// "2 hours ago", "just now". Written where it is displayed.
+#[derive(Debug, Clone, Copy)]
+pub struct Relative {
+    at: i64,
+    now: i64,
+}
+
+impl fmt::Display for Relative {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let delta = self.at - self.now;
+        let span = delta.abs();
+        if span < 60 {
+            return f.write_str("just now");
+        }
+        let (n, unit) = if span < 3_600 {
+            (span / 60, "minute")
+        } else if span < 86_400 {
+            (span / 3_600, "hour")
+        } else if span < 30 * 86_400 {
+            (span / 86_400, "day")
+        } else if span < 365 * 86_400 {
+            (span / (30 * 86_400), "month")
+        } else {
+            (span / (365 * 86_400), "year")
+        };
+        let plural = if n == 1 { "" } else { "s" };
+        if delta > 0 {
+            write!(f, "in {n} {unit}{plural}")
+        } else {
+            write!(f, "{n} {unit}{plural} ago")
         }
     }
 }
 
-/// "in 3 days", "2 hours ago", "just now": the largest whole unit of the distance.
-pub fn relative(unix: i64, now: i64) -> String {
-    let delta = unix - now;
-    let span = delta.abs();
-    if span < 60 {
-        return "just now".to_owned();
+/// Letters, digits, spaces: nothing to escape.
+impl askama::filters::HtmlSafe for Relative {}
+
+/// An instant as RFC 3339 in UTC (`2027-01-15T08:00:00Z`), written where it is displayed.
+#[derive(Debug, Clone, Copy)]
+pub struct Timestamp(i64);
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match rfc3339_seconds(self.0) {
+            Some(text) => f.write_str(&text),
+            // Before 1970 or after 9999: rare enough for the general formatter.
+            None => f.write_str(&crate::api::timestamp(self.0)),
+        }
     }
-    let (n, unit) = if span < 3_600 {
-        (span / 60, "minute")
-    } else if span < 86_400 {
-        (span / 3_600, "hour")
-    } else if span < 30 * 86_400 {
-        (span / 86_400, "day")
-    } else if span < 365 * 86_400 {
-        (span / (30 * 86_400), "month")
-    } else {
-        (span / (365 * 86_400), "year")
-    };
-    let plural = if n == 1 { "" } else { "s" };
-    if delta > 0 {
-        format!("in {n} {unit}{plural}")
-    } else {
-        format!("{n} {unit}{plural} ago")
+}
+
+/// Digits and separators: nothing to escape.
+impl askama::filters::HtmlSafe for Timestamp {}
+
+/// A day, `2026-11-28`, written where it is displayed.
+#[derive(Debug, Clone, Copy)]
+pub struct Date(pub i64);
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = rfc3339_seconds(self.0) {
+            return f.write_str(&text[..10]);
+        }
+        match time::OffsetDateTime::from_unix_timestamp(self.0) {
+            Ok(t) => write!(f, "{:04}-{:02}-{:02}", t.year(), t.month() as u8, t.day()),
+            Err(_) => f.write_str("—"),
+        }
+    }
+}
+
+impl askama::filters::HtmlSafe for Date {}
+
+/// A minute, `2026-11-28 14:05 UTC`, written where it is displayed.
+#[derive(Debug, Clone, Copy)]
+pub struct DateTime(pub i64);
+
+impl fmt::Display for DateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = rfc3339_seconds(self.0) {
+            f.write_str(&text[..10])?;
+            f.write_str(" ")?;
+            f.write_str(&text[11..16])?;
+            return f.write_str(" UTC");
+        }
+        match time::OffsetDateTime::from_unix_timestamp(self.0) {
+            Ok(t) => write!(f, "{} {:02}:{:02} UTC", Date(self.0), t.hour(), t.minute()),
+            Err(_) => f.write_str("—"),
+        }
+    }
+}
+
+impl askama::filters::HtmlSafe for DateTime {}
+
+/// `telemetry::text::rfc3339_seconds` as text; None before 1970 or after 9999.
+fn rfc3339_seconds(unix: i64) -> Option<ShortStamp> {
+    crate::telemetry::text::rfc3339_seconds(unix).map(ShortStamp)
+}
+
+/// The 20 ASCII bytes of an RFC 3339 time, readable as a `str`.
+struct ShortStamp([u8; 20]);
+
+impl std::ops::Deref for ShortStamp {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Digits and ASCII separators only (`rfc3339_seconds`).
+        std::str::from_utf8(&self.0).unwrap_or("")
     }
 }
 
@@ -288,18 +391,12 @@ pub fn parse_date(s: &str) -> Option<time::Date> {
 
 /// `2026-11-28`
 pub fn date(unix: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), t.month() as u8, t.day()),
-        Err(_) => "—".to_owned(),
-    }
+    Date(unix).to_string()
 }
 
 /// `2026-11-28 14:05 UTC`
 pub fn date_time(unix: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!("{} {:02}:{:02} UTC", date(unix), t.hour(), t.minute()),
-        Err(_) => "—".to_owned(),
-    }
+    DateTime(unix).to_string()
 }
 
 #[cfg(test)]
@@ -309,6 +406,7 @@ mod format_tests {
     #[test]
     fn relative_times() {
         let now = 1_800_000_000;
+        let relative = |at, now| When::new(at, now).relative().to_string();
         assert_eq!(relative(now + 3 * 86_400 + 5, now), "in 3 days");
         assert_eq!(relative(now - 2 * 3_600 - 59, now), "2 hours ago");
         assert_eq!(relative(now + 61, now), "in 1 minute");
@@ -316,14 +414,71 @@ mod format_tests {
         assert_eq!(relative(now - 400 * 86_400, now), "1 year ago");
         assert_eq!(relative(now + 60 * 86_400, now), "in 2 months");
         let when = When::new(now, now);
-        assert_eq!(when.datetime, "2027-01-15T08:00:00Z");
-        assert_eq!(when.exact, "2027-01-15 08:00 UTC");
+        assert_eq!(when.datetime().to_string(), "2027-01-15T08:00:00Z");
+        assert_eq!(when.exact().to_string(), "2027-01-15 08:00 UTC");
+        assert_eq!(when.relative().to_string(), "just now");
     }
 
     #[test]
     fn dates_are_iso_like() {
         assert_eq!(date(0), "1970-01-01");
         assert_eq!(date_time(1_800_000_000), "2027-01-15 08:00 UTC");
+        assert_eq!(date(-1), "1969-12-31");
+        assert_eq!(date_time(-61), "1969-12-31 23:58 UTC");
+        assert_eq!(date(i64::MAX), "—");
+        assert_eq!(date_time(253_402_300_800), "—", "after 9999");
+    }
+
+    /// The fast path (`rfc3339_seconds`) writes what the general formatter writes, at
+    /// the edges of its range and in between.
+    #[test]
+    fn written_times_agree_with_the_general_formatter() {
+        let general = |unix: i64| {
+            let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
+            (
+                format!("{:04}-{:02}-{:02}", t.year(), t.month() as u8, t.day()),
+                format!(
+                    "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+                    t.year(),
+                    t.month() as u8,
+                    t.day(),
+                    t.hour(),
+                    t.minute()
+                ),
+                format!(
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                    t.year(),
+                    t.month() as u8,
+                    t.day(),
+                    t.hour(),
+                    t.minute(),
+                    t.second()
+                ),
+            )
+        };
+        let last_four_digit_second = 253_402_300_799;
+        let mut moments = vec![
+            -86_401,
+            -1,
+            0,
+            59,
+            951_782_400, // 2000-02-29
+            4_107_542_399,
+            last_four_digit_second,
+        ];
+        let mut x: i64 = 88_172_645_463_325_252;
+        for _ in 0..5_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            moments.push(x.rem_euclid(last_four_digit_second + 1));
+        }
+        for unix in moments {
+            let (day, minute, second) = general(unix);
+            assert_eq!(Date(unix).to_string(), day, "{unix}");
+            assert_eq!(DateTime(unix).to_string(), minute, "{unix}");
+            assert_eq!(When::new(unix, 0).datetime().to_string(), second, "{unix}");
+        }
     }
 
     #[test]

@@ -296,8 +296,8 @@ impl FromRequestParts<AppState> for SignedIn {
             session.flush().await?;
             return Err(WebError::SignInRequired { next });
         }
-        let member = member_store::find(&state.db.pool, &account_id, &user_id).await?;
-        let Some(member) = member.filter(|m| !m.user.is_locked()) else {
+        let found = member_store::find_with_access(&state.db.pool, &account_id, &user_id).await?;
+        let Some((member, services)) = found.filter(|(m, _)| !m.user.is_locked()) else {
             // The user or the membership is gone, or the user was locked: end the session.
             session.flush().await?;
             return Err(WebError::SignInRequired { next });
@@ -320,40 +320,35 @@ impl FromRequestParts<AppState> for SignedIn {
         crate::http::RequestNotes::update(&parts.extensions, |n| n.user_id = Some(user_id.clone()));
         let page_view =
             parts.method == axum::http::Method::GET && !crate::http::is_htmx(&parts.headers);
-        // The account switcher's list and the principal with what the page shows above
-        // its content are independent reads: side by side, so that on PostgreSQL a page
-        // waits for one round trip fewer.
-        let accounts = member_store::accounts_of(&state.db.pool, &user_id);
-        let principal_and_alerts = async {
-            let services =
-                member_store::service_access(&state.db.pool, &account_id, &user_id, member.role)
-                    .await?;
-            let principal = Principal {
-                account_id: account_id.clone(),
-                role: member.role,
-                user_id: Some(user_id.clone()),
-                token: None,
-                services,
-            };
-            // One query, for page views only.
-            let alerts = if page_view {
-                exposure_store::page_alerts(
-                    &state.db.pool,
-                    &principal.account_id,
-                    &member.user.id,
-                    principal.may(Action::ViewAccountTokens),
-                    now,
-                    now + EXPIRY_BANNER_DAYS * 86_400,
-                    EXPIRY_BANNER_TOKENS as i64 + 1,
-                    NOTICES_SHOWN,
-                )
-                .await?
-            } else {
-                Vec::new()
-            };
-            Ok::<_, sqlx::Error>((principal, alerts))
+        let principal = Principal {
+            account_id: account_id.clone(),
+            role: member.role,
+            user_id: Some(user_id.clone()),
+            token: None,
+            services,
         };
-        let (accounts, (principal, alerts)) = tokio::try_join!(accounts, principal_and_alerts)?;
+        // The account switcher's list and what the page shows above its content are
+        // independent reads: side by side, so that on PostgreSQL a page waits for one
+        // round trip fewer.
+        let accounts = member_store::accounts_of(&state.db.pool, &user_id);
+        let alerts = async {
+            // One query, for page views only.
+            if !page_view {
+                return Ok(Vec::new());
+            }
+            exposure_store::page_alerts(
+                &state.db.pool,
+                &principal.account_id,
+                &member.user.id,
+                principal.may(Action::ViewAccountTokens),
+                now,
+                now + EXPIRY_BANNER_DAYS * 86_400,
+                EXPIRY_BANNER_TOKENS as i64 + 1,
+                NOTICES_SHOWN,
+            )
+            .await
+        };
+        let (accounts, alerts) = tokio::try_join!(accounts, alerts)?;
         let mut expiring = Vec::new();
         let mut notices = Vec::new();
         for alert in alerts {

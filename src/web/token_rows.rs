@@ -1,7 +1,7 @@
 //! A token as the lists (Personal tokens, Account tokens, confirmations) print it.
 
-use super::page::{date, date_time, When};
-use crate::db::token_store::Token;
+use super::page::{date_time, Date, When};
+use crate::db::token_store::{ListedToken, Token};
 use crate::domain::ids::{ServiceId, TokenId};
 
 /// Tokens expiring within this many days say so.
@@ -13,7 +13,7 @@ pub struct TokenRow {
     pub name: String,
     pub scope: String,
     pub access: String,
-    pub expires: String,
+    pub expires_at: Option<i64>,
     pub expired: bool,
     /// "Expires in 3 days" when the token expires within a week.
     pub expires_soon: Option<String>,
@@ -35,21 +35,45 @@ pub struct TokenRow {
 impl TokenRow {
     /// `services`: the token's services by name; none means all of them.
     pub fn new(token: &Token, services: Option<&Vec<(ServiceId, String)>>, now: i64) -> TokenRow {
+        let services = services.filter(|list| !list.is_empty()).map(|list| {
+            list.iter()
+                .map(|(_, name)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        TokenRow::listed(
+            ListedToken {
+                id: token.id.clone(),
+                name: token.name.clone(),
+                scope: token.scope,
+                created_at: token.created_at,
+                expires_at: token.expires_at,
+                last_used_at: token.last_used_at,
+                description: token.description.clone(),
+                allowed_cidrs: token.allowed_cidrs.clone(),
+                rolled_from: token.rolled_from.clone(),
+                replaced_by: token.replaced_by.clone(),
+                services,
+            },
+            now,
+        )
+    }
+
+    /// The row of a token as the lists read it (its services' names already joined).
+    pub fn listed(token: ListedToken, now: i64) -> TokenRow {
+        let expired = token.is_expired(now);
         TokenRow {
-            id: token.id.clone(),
-            name: token.name.clone(),
+            id: token.id,
+            name: token.name,
             scope: token.scope.labels(),
-            access: access_label(services),
-            expires: token
-                .expires_at
-                .map(date)
-                .unwrap_or_else(|| "Never".to_owned()),
-            expired: token.is_expired(now),
+            access: token.services.unwrap_or_else(|| "All services".to_owned()),
+            expires_at: token.expires_at,
+            expired,
             expires_soon: expires_soon(token.expires_at, now),
             created_when: When::new(token.created_at, now),
             last_used_when: token.last_used_at.map(|at| When::new(at, now)),
             expires_when: token.expires_at.map(|at| When::new(at, now)),
-            description: token.description.clone(),
+            description: token.description,
             allowed_cidrs: token.allowed_cidrs.as_ref().map(|l| l.strings().join(", ")),
             rolled_from: token.rolled_from.as_ref().map(ToString::to_string),
             overlap_ends: token
@@ -60,17 +84,11 @@ impl TokenRow {
             rollable: false,
         }
     }
-}
 
-/// What a token's Access column says: its services by name, or all of them.
-fn access_label(services: Option<&Vec<(ServiceId, String)>>) -> String {
-    match services {
-        Some(list) if !list.is_empty() => list
-            .iter()
-            .map(|(_, name)| name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        _ => "All services".to_owned(),
+    /// The expiry day (`2026-11-28`), or "Never".
+    pub fn expires(&self) -> String {
+        self.expires_at
+            .map_or_else(|| "Never".to_owned(), |at| Date(at).to_string())
     }
 }
 

@@ -31,6 +31,7 @@ on_both_databases!(
     purges_answer_like_fastly_and_record_events,
     events_filter_page_and_follow_visibility,
     last_use_is_recorded_coalesced,
+    uses_of_many_tokens_are_each_written,
     revocation_is_seen_by_another_node_at_once,
     the_api_ignores_session_cookies,
 );
@@ -1504,6 +1505,85 @@ async fn last_use_is_recorded_coalesced(app: TestApp) {
     assert_eq!(shown.json["user_agent"], "probe/39");
     assert_eq!(shown.json["ip"], "127.0.0.1");
     assert!(shown.json["last_used_at"].as_str().unwrap().ends_with('Z'));
+}
+
+/// A token's name and last use: time, address, user agent.
+type UseRow = (String, Option<i64>, Option<String>, Option<String>);
+
+/// A flush writes many uses a statement: each token gets its own use, and a later use
+/// another node already wrote is kept.
+async fn uses_of_many_tokens_are_each_written(app: TestApp) {
+    let api = app.api();
+    let (ada, bob) = (app.persona(Role::User).await, app.persona(Role::User).await);
+    let now = app.now();
+    // 137 tokens: statements of 100, 10 and 1 uses.
+    let seeds = (0..137).map(|i| {
+        let owner = if i % 2 == 0 { &ada } else { &bob };
+        (TokenSpec::user(owner).named(&format!("t{i}")), now, None)
+    });
+    let keys = tokenpanel::testkit::bench::insert_tokens(&app, seeds).await;
+    let later = now + 1_000;
+    sqlx::query(
+        "UPDATE tokens SET last_used_at = $1, last_used_agent = 'other node' WHERE name = 't7'",
+    )
+    .bind(later)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    for (i, key) in keys.iter().enumerate() {
+        api.send(
+            api.request(Method::GET, "/tokens/self", Some(key))
+                .header("User-Agent", format!("probe/{i}")),
+        )
+        .await
+        .expect(200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let rows = loop {
+        let rows: Vec<UseRow> = sqlx::query_as(
+            "SELECT name, last_used_at, last_used_ip, last_used_agent FROM tokens \
+             WHERE name LIKE 't%'",
+        )
+        .fetch_all(app.pool())
+        .await
+        .unwrap();
+        let rows: Vec<_> = rows
+            .into_iter()
+            .filter(|r| r.0[1..].parse::<usize>().is_ok())
+            .collect();
+        let written = rows
+            .iter()
+            .filter(|r| r.3.as_deref().is_some_and(|a| a.starts_with("probe/")))
+            .count();
+        if written == 136 || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(rows.len(), 137);
+    // Another node's flush of older uses moves no time back.
+    let times = || async {
+        let times: Vec<(String, Option<i64>)> =
+            sqlx::query_as("SELECT id, last_used_at FROM tokens ORDER BY id")
+                .fetch_all(app.pool())
+                .await
+                .unwrap();
+        times
+    };
+    let before = times().await;
+    let written = app.write_a_use_of_every_token(now - 60, 50, false).await;
+    assert_eq!(written, before.len());
+    assert_eq!(times().await, before);
+    for (name, at, ip, agent) in rows {
+        let i: usize = name[1..].parse().expect("a seeded name");
+        if i == 7 {
+            assert_eq!((at, agent.as_deref()), (Some(later), Some("other node")));
+            continue;
+        }
+        assert_eq!(agent, Some(format!("probe/{i}")), "{name}");
+        assert_eq!(ip.as_deref(), Some("127.0.0.1"), "{name}");
+        assert!((at.unwrap() - app.now()).abs() <= 6, "{name}");
+    }
 }
 
 async fn revocation_is_seen_by_another_node_at_once(app: TestApp) {

@@ -14,6 +14,7 @@ on_both_databases!(
     engineer_limited_to_some_services,
     secret_is_shown_exactly_once,
     list_shows_columns_expiry_and_access,
+    list_names_each_tokens_services_by_name,
     limit_of_100_holds_under_concurrency,
     a_removed_member_gets_no_token_even_mid_request,
     a_service_deleted_mid_request_refuses_the_token,
@@ -477,6 +478,52 @@ async fn list_shows_columns_expiry_and_access(app: TestApp) {
     later
         .assert(200, "Expired")
         .assert(200, "1 of 100 active tokens");
+}
+
+/// The Access column reads each token's services with the token (one statement): every
+/// token gets its own services, by name, and a token without any gets all of them.
+async fn list_names_each_tokens_services_by_name(app: TestApp) {
+    let (client, ada) = app.signed_in(Role::User).await;
+    let www = app.service(&ada.account_id, "www.example.com").await;
+    let api = app.service(&ada.account_id, "api.example.com").await;
+    app.service(&ada.account_id, "unused.example.com").await;
+    client.enter_sudo(&ada).await;
+    for (name, services) in [
+        ("both", vec![&www, &api]),
+        ("web only", vec![&www]),
+        ("everything", vec![]),
+    ] {
+        let mut form = vec![
+            ("name", name),
+            ("scope", "global:read"),
+            ("expiration", "never"),
+        ];
+        form.push((
+            "access",
+            if services.is_empty() {
+                "all"
+            } else {
+                "selected"
+            },
+        ));
+        form.extend(services.iter().map(|id| ("services", id.as_str())));
+        client
+            .create_token(&form)
+            .await
+            .assert(200, "Token created");
+    }
+    let list = client.get("/account/tokens").await;
+    list.assert(200, "api.example.com, www.example.com")
+        .assert(200, "All services");
+    assert_eq!(
+        list.body.matches("www.example.com").count(),
+        2,
+        "{}",
+        list.body
+    );
+    assert_eq!(list.body.matches("api.example.com").count(), 1);
+    assert!(!list.body.contains("unused.example.com"));
+    assert_eq!(list.body.matches("All services").count(), 1);
 }
 
 async fn limit_of_100_holds_under_concurrency(app: TestApp) {

@@ -17,6 +17,7 @@ use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::lock;
@@ -203,6 +204,17 @@ impl LastUse {
     pub fn agent(&self) -> Option<&str> {
         self.agent.as_ref().map(Shared::as_str)
     }
+
+    /// The user agent, for a write that outlives this last use (a copy: the entry's is
+    /// behind an 8-byte pointer, which an `Arc<str>` is not).
+    pub fn agent_shared(&self) -> Option<Arc<str>> {
+        self.agent().map(Arc::from)
+    }
+
+    /// The address as the database keeps it.
+    pub fn ip_text(&self) -> Option<String> {
+        self.ip.text()
+    }
 }
 
 /// User agents shared between entries, and account ids: the clients of an installation
@@ -294,6 +306,7 @@ impl Agents {
             }
             .boxed(),
             last_use: Mutex::new(last_use),
+            unwritten: AtomicBool::new(false),
         }
     }
 
@@ -365,6 +378,8 @@ pub struct Cached {
     pub(super) loaded_at: i64,
     rare: Option<Box<Rare>>,
     last_use: Mutex<LastUse>,
+    /// Whether `last_use` holds a use by this node not yet written to the database.
+    unwritten: AtomicBool,
 }
 
 impl Cached {
@@ -484,6 +499,19 @@ impl Cached {
             None => ServiceAccess::All,
             Some(list) => ServiceAccess::Limited(list.to_vec()),
         }
+    }
+
+    /// Marks the last use as not yet written; true when it was written until now, so
+    /// the caller queues the entry for the next write (once, however many uses follow).
+    pub fn mark_unwritten(&self) -> bool {
+        !self.unwritten.swap(true, Ordering::AcqRel)
+    }
+
+    /// The last use, to be written now. The mark is cleared before the use is read, so
+    /// a use that comes after the read marks the entry again and is written next time.
+    pub fn use_to_write(&self) -> LastUse {
+        self.unwritten.store(false, Ordering::Release);
+        lock(&self.last_use).clone()
     }
 
     /// The token with its last use as this node last saw it.

@@ -61,17 +61,18 @@ pub async fn list(
     signed_in: SignedIn,
 ) -> Result<Response, WebError> {
     let now = state.clock.unix();
-    let (account_id, user_id) = (signed_in.account_id(), signed_in.user_id());
-    // Independent reads, side by side: one round trip's wait on PostgreSQL.
-    let (owned, services) = tokio::try_join!(
-        token_store::owned_by(&state.db.pool, account_id, user_id, now),
-        token_store::services_of_owned(&state.db.pool, account_id, user_id),
-    )?;
+    let owned = token_store::listed_owned(
+        &state.db.pool,
+        signed_in.account_id(),
+        signed_in.user_id(),
+        now,
+    )
+    .await?;
     let rows: Vec<TokenRow> = owned
-        .iter()
+        .into_iter()
         .map(|t| TokenRow {
             rollable: t.replaced_by.is_none() && !t.is_expired(now),
-            ..TokenRow::new(t, services.get(&t.id), now)
+            ..TokenRow::listed(t, now)
         })
         .collect();
     let active = rows.iter().filter(|r| !r.expired).count() as i64;

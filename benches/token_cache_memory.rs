@@ -8,8 +8,10 @@
 //! glibc's malloc spends per block (an 8-byte header, 16-byte rounding, 32 bytes at
 //! least), which is what the process's RSS pays. Both include the hash map's slots. No
 //! database and no server: the cache is filled as loads would fill it.
-//! Goal (issue 14's memory goal): at most 400 bytes per entry with malloc overhead; the
-//! run fails past it.
+//! Goal (issue 14's memory goal): at most 280 bytes per entry with malloc overhead for a
+//! full cache (273 measured); the run fails past it. A smaller cache spends more per
+//! entry (its maps' room to grow, the shared strings' tables: about 300 bytes at 1,000
+//! entries), so the smoke run does not check it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -77,7 +79,9 @@ fn snapshot() -> Snapshot {
     }
 }
 
-const GOAL_BYTES: f64 = 400.0;
+const GOAL_BYTES: f64 = 280.0;
+/// The entries of a full cache (`token_cache::MAX_ENTRIES`), which the goal is for.
+const FULL: usize = 100_000;
 
 fn main() {
     // `cargo test --benches` runs a smoke version.
@@ -85,7 +89,7 @@ fn main() {
     let entries: usize = std::env::var("ENTRIES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if smoke { 1_000 } else { 100_000 });
+        .unwrap_or(if smoke { 1_000 } else { FULL });
     let now = 1_800_000_000;
     let rss_before = rss_mib();
     let before = snapshot();
@@ -139,7 +143,7 @@ fn main() {
         bytes * held as f64 / 1_048_576.0
     );
     assert!(
-        bytes <= GOAL_BYTES,
+        entries < FULL || bytes <= GOAL_BYTES,
         "{bytes:.0} bytes per entry is over the goal of {GOAL_BYTES:.0}"
     );
 }

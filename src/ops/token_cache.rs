@@ -3,8 +3,8 @@
 //! service access, kept in memory under the SHA-256 of the key, so that a token in use
 //! costs no database round trip. It holds the row, never a verdict: expiry (and every
 //! other per-request rule) is checked by the caller against the clock on every hit.
-//! Each entry is a compact copy of the row ([`entry`]: about 360 bytes for a typical
-//! token, map slot included, so a full cache of [`MAX_ENTRIES`] takes about 34 MiB;
+//! Each entry is a compact copy of the row ([`entry`]: about 275 bytes for a typical
+//! token, map slot included, so a full cache of [`MAX_ENTRIES`] takes about 26 MiB;
 //! `benches/token_cache_memory.rs` measures it).
 //!
 //! Invalidation has one entry point, [`commit`]: every operation that changes what a
@@ -170,7 +170,22 @@ fn payload(changes: &[Change]) -> String {
     out
 }
 
-type Shard = HashMap<[u8; 32], Arc<Cached>>;
+/// What an entry is kept under: the first 16 bytes of the SHA-256 of its key. Half the
+/// digest is as good as all of it here: finding another key whose digest starts with the
+/// same 128 bits as one of the tokens held (a second preimage, against up to
+/// [`MAX_ENTRIES`] targets at once) takes about 2^128 / 2^17 = 2^111 hashes, out of
+/// anyone's reach. Each of the map's slots is 16 bytes smaller for it (slots are made
+/// for about 1.3 entries each), and a lookup hashes half the bytes.
+type Key = [u8; 16];
+
+/// The key an entry is kept under for a key whose SHA-256 is `digest`.
+fn key_of(digest: &[u8; 32]) -> Key {
+    let mut key = [0; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
+type Shard = HashMap<Key, Arc<Cached>>;
 
 /// What a lookup found.
 pub enum Lookup {
@@ -245,7 +260,7 @@ impl TokenCache {
         }))
     }
 
-    fn shard(&self, key: &[u8; 32]) -> &Mutex<Shard> {
+    fn shard(&self, key: &Key) -> &Mutex<Shard> {
         &self.0.shards[usize::from(key[0]) % SHARDS]
     }
 
@@ -267,10 +282,11 @@ impl TokenCache {
     pub async fn lookup(
         &self,
         db: &Db,
-        key: &[u8; 32],
+        digest: &[u8; 32],
         now: i64,
         ip: &str,
     ) -> sqlx::Result<Lookup> {
+        let key = &key_of(digest);
         let live = self.is_live();
         let held = if live {
             self.held(key, now)
@@ -294,7 +310,7 @@ impl TokenCache {
             }
         }
         let generation = self.0.generation.load(Ordering::Acquire);
-        let Some((presented, access)) = load(db, key).await? else {
+        let Some((presented, access)) = load(db, digest).await? else {
             if stale {
                 // Gone by other means than the panel: its next lookup is gated.
                 lock(self.shard(key)).remove(key);
@@ -315,7 +331,7 @@ impl TokenCache {
     }
 
     /// What is held under `key`: an entry loaded less than [`TTL_SECONDS`] ago is fresh.
-    fn held(&self, key: &[u8; 32], now: i64) -> Held {
+    fn held(&self, key: &Key, now: i64) -> Held {
         let shard = lock(self.shard(key));
         match shard.get(key) {
             None => Held::Absent,
@@ -328,8 +344,8 @@ impl TokenCache {
 
     /// The entry under `key` if it is fresh (tests and the memory benchmark).
     #[cfg(any(test, feature = "testkit"))]
-    fn fresh(&self, key: &[u8; 32], now: i64) -> Option<Arc<Cached>> {
-        match self.held(key, now) {
+    fn fresh(&self, digest: &[u8; 32], now: i64) -> Option<Arc<Cached>> {
+        match self.held(&key_of(digest), now) {
             Held::Fresh(entry) => Some(entry),
             Held::Stale | Held::Absent => None,
         }
@@ -409,30 +425,31 @@ impl TokenCache {
     /// Stores what a load of `key` would have read.
     pub fn keep_loaded(
         &self,
-        key: &[u8; 32],
+        digest: &[u8; 32],
         presented: Presented,
         access: ServiceAccess,
         now: i64,
     ) {
         let entry = Arc::new(self.0.agents.entry(presented, access, now));
+        let key = &key_of(digest);
         keep(&mut lock(self.shard(key)), key, entry, now);
     }
 
     /// A hit on `key`, as `api::caller` makes one, and the token it shows.
     pub fn hit(
         &self,
-        key: &[u8; 32],
+        digest: &[u8; 32],
         now: i64,
         ip: &str,
         agent: Option<&str>,
     ) -> Option<token_store::Token> {
-        let entry = self.fresh(key, now)?;
+        let entry = self.fresh(digest, now)?;
         Some(entry.token_as_of(&self.used(&entry, now, ip, agent)))
     }
 }
 
 /// Stores an entry, making room first when the shard is full.
-fn keep(shard: &mut Shard, key: &[u8; 32], entry: Arc<Cached>, now: i64) {
+fn keep(shard: &mut Shard, key: &Key, entry: Arc<Cached>, now: i64) {
     if shard.len() >= PER_SHARD && !shard.contains_key(key) {
         evict(shard, now);
     }
@@ -451,8 +468,8 @@ fn evict(shard: &mut Shard, now: i64) {
 
 /// Reads a token and, for a user token whose owner is a member, the owner's service
 /// access.
-async fn load(db: &Db, key: &[u8; 32]) -> sqlx::Result<Option<(Presented, ServiceAccess)>> {
-    let Some(presented) = token_store::authenticate(&db.pool, &secret::hex(key)).await? else {
+async fn load(db: &Db, digest: &[u8; 32]) -> sqlx::Result<Option<(Presented, ServiceAccess)>> {
+    let Some(presented) = token_store::authenticate(&db.pool, &secret::hex(digest)).await? else {
         return Ok(None);
     };
     let token = &presented.token;
@@ -727,7 +744,7 @@ mod tests {
             ("t3", "a2", Some("u1")),
         ];
         for (i, (id, account, user)) in held.into_iter().enumerate() {
-            let key = [i as u8; 32];
+            let key = [i as u8; 16];
             let entry = Arc::new(entry(&cache.0.agents, id, account, user));
             keep(&mut lock(cache.shard(&key)), &key, entry, 0);
         }

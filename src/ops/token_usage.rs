@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::db::token_store::{self, TokenUse};
 use crate::db::Db;
-use crate::ops::token_cache::Cached;
+use crate::ops::token_cache::{Cached, LastUse};
 use crate::telemetry::Metrics;
 
 /// How often the buffer is written out.
@@ -57,7 +57,8 @@ struct Due {
     entry: Arc<Cached>,
     at: i64,
     ip: String,
-    agent: Option<Arc<str>>,
+    /// The use as the entry had it, for its user agent (shared, not copied).
+    used: LastUse,
 }
 
 impl TokenUsage {
@@ -166,7 +167,7 @@ fn latest_uses(entries: &[Arc<Cached>]) -> Vec<Due> {
             Some(Due {
                 at: used.at()?,
                 ip: used.ip_text().unwrap_or_default(),
-                agent: used.agent_shared(),
+                used,
                 entry: entry.clone(),
             })
         })
@@ -185,7 +186,7 @@ async fn write(db: &Db, entries: &[Arc<Cached>]) -> sqlx::Result<usize> {
             id: due.entry.id(),
             at: due.at,
             ip: &due.ip,
-            agent: due.agent.as_deref(),
+            agent: due.used.agent(),
         })
         .collect();
     let mut tx = db.begin().await?;
@@ -249,7 +250,7 @@ mod tests {
                     d.entry.id(),
                     d.at,
                     d.ip.as_str(),
-                    d.agent.as_deref().map(str::len),
+                    d.used.agent().map(str::len),
                 )
             })
             .collect();

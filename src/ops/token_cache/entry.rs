@@ -205,12 +205,6 @@ impl LastUse {
         self.agent.as_ref().map(Shared::as_str)
     }
 
-    /// The user agent, for a write that outlives this last use (a copy: the entry's is
-    /// behind an 8-byte pointer, which an `Arc<str>` is not).
-    pub fn agent_shared(&self) -> Option<Arc<str>> {
-        self.agent().map(Arc::from)
-    }
-
     /// The address as the database keeps it.
     pub fn ip_text(&self) -> Option<String> {
         self.ip.text()

@@ -400,6 +400,22 @@ pub struct Presented {
     pub services: Vec<ServiceId>,
 }
 
+impl Presented {
+    /// `token` as authentication would present it, for tests that build it without a
+    /// database: a user token's owner a member with the user role and not locked, no
+    /// sudo, every service; tests override what they need.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn fixture(token: Token) -> Presented {
+        Presented {
+            member_role: token.user_id.as_ref().map(|_| Role::User),
+            token,
+            sudo_until: None,
+            owner_locked: false,
+            services: Vec::new(),
+        }
+    }
+}
+
 #[derive(FromRow)]
 struct PresentedRow {
     #[sqlx(flatten)]

@@ -675,15 +675,7 @@ mod tests {
 
     /// An entry for token `id` of `account`, owned by `user` (None: an automation token).
     fn entry(agents: &Agents, id: &str, account: &str, user: Option<&str>) -> Cached {
-        use crate::domain::roles::Role;
-        let token = Token::fixture(id, account, user);
-        let presented = Presented {
-            token,
-            sudo_until: None,
-            member_role: user.map(|_| Role::User),
-            owner_locked: false,
-            services: Vec::new(),
-        };
+        let presented = Presented::fixture(Token::fixture(id, account, user));
         agents.entry(presented, ServiceAccess::All, 0)
     }
 

@@ -200,17 +200,10 @@ mod tests {
     use super::*;
     use crate::db::token_store::{Presented, Token};
     use crate::domain::access::ServiceAccess;
-    use crate::domain::roles::Role;
     use crate::ops::token_cache::Agents;
 
     fn entry(agents: &Agents, id: &str) -> Arc<Cached> {
-        let presented = Presented {
-            token: Token::fixture(id, "a1", Some("u1")),
-            sudo_until: None,
-            member_role: Some(Role::User),
-            owner_locked: false,
-            services: Vec::new(),
-        };
+        let presented = Presented::fixture(Token::fixture(id, "a1", Some("u1")));
         Arc::new(agents.entry(presented, ServiceAccess::All, 0))
     }
 

@@ -585,11 +585,8 @@ pub fn filled_token_cache(entries: usize, now: i64) -> FilledTokenCache {
             )
         };
         let presented = Presented {
-            token,
-            sudo_until: None,
             member_role: Some(Role::Engineer),
-            owner_locked: false,
-            services: Vec::new(),
+            ..Presented::fixture(token)
         };
         cache.keep_loaded(
             &synthetic_key(i),
